@@ -1,0 +1,79 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from malipo.api.deps import DatabaseDep
+from malipo.core.logging import get_logger
+
+router = APIRouter(tags=["health"])
+log = get_logger("malipo.health")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    database: Literal["ok", "unreachable"]
+    migrations: Literal["current", "behind", "unknown"]
+    revision: str | None
+    head: str | None
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={
+        503: {"model": Readiness, "description": "Not ready: database unreachable or migrations behind"}
+    },
+    summary="Readiness: database reachable and migrations current",
+)
+async def readyz(request: Request, db: DatabaseDep) -> JSONResponse:
+    head: str | None = request.app.state.migration_head
+    revision: str | None = None
+    database: Literal["ok", "unreachable"] = "ok"
+    migrations: Literal["current", "behind", "unknown"] = "unknown"
+    try:
+        async with db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            try:
+                revision = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            except Exception:
+                revision = None  # never migrated: no alembic_version table yet
+            migrations = "current" if revision is not None and revision == head else "behind"
+    except Exception as exc:
+        database = "unreachable"
+        log.warning("readyz.database_unreachable", error=type(exc).__name__)
+    ready = database == "ok" and migrations == "current"
+    body = Readiness(
+        status="ready" if ready else "not_ready",
+        database=database,
+        migrations=migrations,
+        revision=revision,
+        head=head,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    summary="Prometheus metrics",
+)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

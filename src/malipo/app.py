@@ -1,0 +1,91 @@
+"""Builds the FastAPI application: routers, middleware, error handlers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from malipo import __version__
+from malipo.api.errors import install_error_handlers
+from malipo.api.health import router as health_router
+from malipo.api.middleware import RequestContextMiddleware
+from malipo.api.openapi import build_openapi
+from malipo.api.v1 import router as v1_router
+from malipo.config import Settings, load_settings
+from malipo.core.clock import Clock, SystemClock
+from malipo.core.logging import get_logger
+from malipo.db import Database
+from malipo.migrate import head_revision
+from malipo.worker.registry import load_job_modules
+from malipo.worker.runner import Worker
+
+log = get_logger("malipo.app")
+
+DESCRIPTION = """\
+A self-hosted payment gateway for mobile money, bank and card rails.
+
+* **Native API** under `/api/v1`: camelCase JSON, errors as RFC 9457 `application/problem+json`.
+* **Pay Hero-compatible API** under `/api/v2` and `/mailer`: snake_case JSON, errors as
+  `{error_code, error_message, status_code}`; point an existing Pay Hero client at malipo's base URL.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+) -> FastAPI:
+    """The application. ``database`` and ``clock`` are injectable for tests."""
+    settings = settings or load_settings()
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = database or Database.from_url(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            echo=settings.db_echo,
+            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
+        app.state.db = db
+        worker: Worker | None = None
+        if settings.inprocess_worker:
+            load_job_modules(settings.job_modules)
+            worker = Worker(db, settings, clock=clock)
+            db.on_jobs_committed(worker.wake)
+            await worker.start()
+        log.info("app.started", database=db.dialect, inprocess_worker=worker is not None)
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            if database is None:
+                await db.dispose()
+
+    app = FastAPI(
+        title="malipo",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.migration_head = head_revision()
+
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    app.include_router(health_router)
+    app.include_router(v1_router)
+
+    def openapi() -> dict[str, Any]:
+        return build_openapi(app)
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

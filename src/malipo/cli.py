@@ -1,0 +1,191 @@
+"""The ``malipo`` command: serve, worker, db, seed-demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from malipo.config import ConfigurationError, Settings, load_settings
+from malipo.core.clock import SystemClock
+from malipo.core.logging import configure_logging
+from malipo.db import Database
+
+app = typer.Typer(help="malipo: a self-hosted payment gateway.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        console.print(f"[red]malipo cannot start:[/red] {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    return settings
+
+
+def _database(settings: Settings) -> Database:
+    return Database.from_url(
+        settings.resolved_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [default: MALIPO_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: MALIPO_PORT]")] = None,
+) -> None:
+    """Serve the API, pages and (unless MALIPO_INPROCESS_WORKER=false) the outbox worker."""
+    from malipo.app import create_app
+
+    settings = _settings()
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        access_log=False,  # the request middleware logs each request, with its id
+        log_config=None,  # keep the JSON logging configured above
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once [default: MALIPO_WORKER_CONCURRENCY]")
+    ] = None,
+) -> None:
+    """Run an outbox worker alone (start any number of them; SIGTERM stops one gracefully)."""
+    from malipo.worker.registry import load_job_modules
+    from malipo.worker.runner import Worker
+
+    settings = _settings()
+    load_job_modules(settings.job_modules)
+
+    async def main() -> None:
+        db = _database(settings)
+        runner = Worker(db, settings, concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runner.request_stop)
+        try:
+            await runner.run()
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Migrate the database to the latest schema (creates a SQLite file if needed)."""
+    from malipo.migrate import current_revision, upgrade
+
+    settings = _settings()
+
+    async def main() -> str | None:
+        db = _database(settings)
+        try:
+            await upgrade(db.engine, revision)
+            return await current_revision(db.engine)
+        finally:
+            await db.dispose()
+
+    console.print(f"database at revision [bold]{asyncio.run(main())}[/bold]")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and the code's head."""
+    from malipo.migrate import current_revision, head_revision
+
+    settings = _settings()
+
+    async def main() -> str | None:
+        db = _database(settings)
+        try:
+            return await current_revision(db.engine)
+        finally:
+            await db.dispose()
+
+    current, head = asyncio.run(main()), head_revision()
+    typer.echo(f"current: {current}\nhead:    {head}")
+    if current != head:
+        raise typer.Exit(1)
+
+
+@db_app.command("revision")
+def db_revision(message: Annotated[str, typer.Option("-m", "--message")]) -> None:
+    """(Developers) Autogenerate a migration from the models against an up-to-date database."""
+    from malipo.migrate import autogenerate
+
+    settings = _settings()
+
+    async def main() -> None:
+        db = _database(settings)
+        try:
+            await autogenerate(db.engine, message)
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+@app.command("seed-demo")
+def seed_demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, for scripts")] = False,
+    if_new: Annotated[
+        bool, typer.Option("--if-new", help="Do nothing if the demo data exists (what `make run` uses)")
+    ] = False,
+) -> None:
+    """Create a demo operator and a sandbox merchant and print their credentials.
+
+    On a second run the demo objects are kept and their secrets, stored hashed,
+    are rotated and printed again.
+    """
+    from malipo.seed import demo_exists
+    from malipo.seed import seed_demo as run_seed
+
+    settings = _settings()
+
+    async def main() -> dict[str, object] | None:
+        db = _database(settings)
+        try:
+            if if_new and await demo_exists(db):
+                return None
+            return (await run_seed(db, SystemClock())).as_dict()
+        finally:
+            await db.dispose()
+
+    result = asyncio.run(main())
+    if result is None:
+        console.print(
+            "Demo data already exists. [bold]malipo seed-demo[/bold] rotates its secrets"
+            " and prints them again."
+        )
+        return
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    table = Table(title="malipo demo credentials (shown once: secrets are stored hashed)", show_header=False)
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

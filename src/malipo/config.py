@@ -1,0 +1,125 @@
+"""One Settings class, read from ``MALIPO_*`` environment variables.
+
+Secrets absent from the environment are generated on first run and kept in
+``<var_dir>/secrets.json`` (mode 0600). In production (``MALIPO_ENV=production``)
+malipo refuses to start unless every secret comes from the environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Each secret: how to generate one. Keys are the Settings field names.
+_SECRET_GENERATORS = {
+    "secret_key": lambda: secrets.token_urlsafe(48),
+    # AES-256-GCM key, base64: encrypts SMTP passwords, card data, channel credentials.
+    "encryption_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+}
+
+
+class ConfigurationError(RuntimeError):
+    """Settings that cannot work; malipo refuses to start with these."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MALIPO_", extra="ignore", frozen=False)
+
+    env: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str | None = None
+    # Where malipo is reached from outside: links in emails, provider callback URLs.
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    secret_key: SecretStr | None = None
+    encryption_key: SecretStr | None = None
+
+    log_json: bool = True
+    log_level: str = "INFO"
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+    db_echo: bool = False
+    sqlite_busy_timeout_ms: int = 10_000
+
+    inprocess_worker: bool = True
+    worker_concurrency: int = 16
+    worker_poll_seconds: float = 0.5
+    worker_lease_seconds: float = 60.0
+    worker_shutdown_grace_seconds: float = 10.0
+    # Extra modules that register job handlers (comma separated), imported by the worker.
+    job_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    max_body_bytes: int = 1_048_576
+
+    @field_validator("job_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.var_dir / 'malipo.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def require_secrets(self) -> Settings:
+        """Fill absent secrets from ``var/secrets.json``, generating it on first run.
+
+        Production never generates: a missing secret there is a configuration error.
+        """
+        missing = [name for name in _SECRET_GENERATORS if getattr(self, name) is None]
+        if not missing:
+            return self
+        if self.env == "production":
+            names = ", ".join(f"MALIPO_{n.upper()}" for n in missing)
+            raise ConfigurationError(f"production needs these secrets in the environment: {names}")
+        stored = _load_or_create_secrets(self.var_dir / "secrets.json")
+        for name in missing:
+            setattr(self, name, SecretStr(stored[name]))
+        return self
+
+
+def _load_or_create_secrets(path: Path) -> dict[str, str]:
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    if all(name in stored for name in _SECRET_GENERATORS):
+        return stored
+    for name, generate in _SECRET_GENERATORS.items():
+        stored.setdefault(name, generate())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Create with 0600 from the first byte: never a window where others can read it.
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(stored, fh, indent=2)
+    os.replace(tmp, path)
+    return stored
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with secrets resolved."""
+    return Settings(**overrides).require_secrets()  # type: ignore[arg-type]

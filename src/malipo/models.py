@@ -1,0 +1,11 @@
+"""Imports every module that declares tables, so ``Base.metadata`` is complete.
+
+Alembic and the schema test read the metadata from here; a new domain's
+``models`` module is added to this list.
+"""
+
+from malipo.db import Base
+from malipo.identity import models as identity_models
+from malipo.worker import models as worker_models
+
+__all__ = ["Base", "identity_models", "worker_models"]

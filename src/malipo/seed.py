@@ -1,0 +1,126 @@
+"""The demo operator and sandbox merchant that ``make run`` creates on a fresh database."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import select
+
+from malipo.core import crypto
+from malipo.core.clock import Clock
+from malipo.db import Database
+from malipo.identity import service as identity
+from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
+
+OPERATOR_EMAIL = "admin@malipo.local"
+MERCHANT_ADMIN_EMAIL = "owner@demo-merchant.local"
+DEVELOPER_EMAIL = "dev@demo-merchant.local"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoCredentials:
+    created: bool
+    operator_email: str
+    operator_password: str
+    merchant_id: str
+    merchant_name: str
+    merchant_admin_email: str
+    merchant_admin_password: str
+    api_user_id: str
+    sandbox_api_key: str
+    payhero_api_username: str
+    payhero_api_password: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+async def demo_exists(db: Database) -> bool:
+    async with db.transaction() as session:
+        return (await session.scalar(select(Client.id).where(Client.is_demo.is_(True)).limit(1))) is not None
+
+
+async def seed_demo(db: Database, clock: Clock) -> DemoCredentials:
+    """Create the demo objects, or, if they exist, rotate their secrets and return them anew.
+
+    The secrets are stored hashed, so a second run cannot show the old ones:
+    it issues new ones and revokes the old API keys.
+    """
+    now = clock.now()
+    operator_password = crypto.generate_password()
+    merchant_password = crypto.generate_password()
+    async with db.transaction() as session:
+        roles = await identity.ensure_system_roles(session, now)
+        client = await session.scalar(select(Client).where(Client.is_demo.is_(True)).limit(1))
+        created = client is None
+        if client is None:
+            client = await identity.create_client(
+                session,
+                name="Demo Merchant",
+                client_type=ClientType.COMPANY,
+                email=MERCHANT_ADMIN_EMAIL,
+                status=ClientStatus.ACTIVE,
+                is_demo=True,
+                now=now,
+            )
+            await identity.create_portal_user(
+                session,
+                email=OPERATOR_EMAIL,
+                user_name="Demo Operator",
+                password=operator_password,
+                roles=[roles["SuperAdmin"]],
+                now=now,
+            )
+            await identity.create_portal_user(
+                session,
+                email=MERCHANT_ADMIN_EMAIL,
+                user_name="Demo Merchant Owner",
+                password=merchant_password,
+                roles=[roles["ClientAdmin"]],
+                client_id=client.id,
+                now=now,
+            )
+            issued = await identity.create_api_user(
+                session,
+                client=client,
+                role=roles["Developer"],
+                developer_name="Demo Developer",
+                developer_email=DEVELOPER_EMAIL,
+                developer_phone_number="+254700000000",
+                now=now,
+            )
+            api_user, api_password = issued.api_user, issued.api_password
+        else:
+            for email, password in (
+                (OPERATOR_EMAIL, operator_password),
+                (MERCHANT_ADMIN_EMAIL, merchant_password),
+            ):
+                user = await session.scalar(select(PortalUser).where(PortalUser.email == email))
+                if user is not None:
+                    identity.set_portal_password(user, password)
+            api_user = (
+                await session.scalars(
+                    select(ApiUser)
+                    .where(ApiUser.client_id == client.id)
+                    .order_by(ApiUser.created_at)
+                    .limit(1)
+                )
+            ).one()
+            api_password = identity.rotate_api_password(api_user)
+            await identity.revoke_api_keys(session, api_user, now)
+        key = await identity.issue_api_key(
+            session, api_user=api_user, mode=KeyMode.TEST, description="demo sandbox key", now=now
+        )
+        return DemoCredentials(
+            created=created,
+            operator_email=OPERATOR_EMAIL,
+            operator_password=operator_password,
+            merchant_id=str(client.id),
+            merchant_name=client.name,
+            merchant_admin_email=MERCHANT_ADMIN_EMAIL,
+            merchant_admin_password=merchant_password,
+            api_user_id=str(api_user.id),
+            sandbox_api_key=key.raw,
+            payhero_api_username=api_user.api_username,
+            payhero_api_password=api_password,
+        )

@@ -1,0 +1,119 @@
+"""Job kinds and their handlers, and ``enqueue``: how a service asks for a side effect.
+
+A domain's ``tasks.py`` declares its handlers with ``@job_handler("kind")``. A
+handler takes ids from its payload, loads fresh state, opens its own
+transactions through ``ctx.db`` and must be safe to run twice: a job runs at
+least once, and again if its worker dies before recording the outcome.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.core.ids import new_id
+from malipo.db import OUTBOX_FLAG
+from malipo.worker.models import Job, JobStatus
+
+if TYPE_CHECKING:
+    import httpx
+
+    from malipo.config import Settings
+    from malipo.core.clock import Clock
+    from malipo.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    job_id: uuid.UUID
+    kind: str
+    attempt: int
+    db: Database
+    clock: Clock
+    settings: Settings
+    http: httpx.AsyncClient
+
+
+Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class JobKind:
+    name: str
+    handler: Handler
+    max_attempts: int
+    base_delay: float
+    max_delay: float
+
+
+class PermanentJobError(Exception):
+    """Raised by a handler when retrying cannot help: the job is marked dead at once."""
+
+
+class UnknownJobKind(LookupError):
+    pass
+
+
+_KINDS: dict[str, JobKind] = {}
+
+# Modules whose import registers the built-in handlers (domains add theirs here).
+BUILTIN_JOB_MODULES: tuple[str, ...] = ()
+
+
+def job_handler(
+    name: str, *, max_attempts: int = 10, base_delay: float = 2.0, max_delay: float = 3600.0
+) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the handler of jobs of kind ``name``."""
+
+    def register(fn: Handler) -> Handler:
+        existing = _KINDS.get(name)
+        if existing is not None and existing.handler is not fn:
+            raise ValueError(f"job kind {name!r} is already registered")
+        _KINDS[name] = JobKind(name, fn, max_attempts, base_delay, max_delay)
+        return fn
+
+    return register
+
+
+def get_kind(name: str) -> JobKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise UnknownJobKind(name) from None
+
+
+def load_job_modules(extra: Iterable[str] = ()) -> None:
+    for module in (*BUILTIN_JOB_MODULES, *extra):
+        importlib.import_module(module)
+
+
+def enqueue(
+    session: AsyncSession,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
+    delay: timedelta | None = None,
+) -> Job:
+    """Add a job to ``session``'s transaction: it exists only if that transaction commits."""
+    spec = get_kind(kind)
+    job = Job(
+        id=new_id(),
+        kind=kind,
+        payload=payload,
+        status=JobStatus.PENDING,
+        attempts=0,
+        max_attempts=spec.max_attempts,
+        run_at=now + delay if delay else now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    session.info[OUTBOX_FLAG] = True
+    return job
