@@ -525,3 +525,23 @@ def test_redact_value_survives_deep_and_circular_structures() -> None:
         scrubbed_deep = scrubbed_deep["inner"]
     assert scrubbed_deep == {"card": VISA_MASKED}
     assert scrubbed_loop == [VISA_MASKED, "[CIRCULAR]"]
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("connect failed: password=hunter2 host=db", "hunter2"),
+        ('{"secret": "s3cr3t-value", "amount": 1}', "s3cr3t-value"),
+        ("{'api_key': 'k9k9k9'}", "k9k9k9"),
+        ("mpesa_pin=1234 sent", "1234"),
+    ],
+)
+def test_secret_assignments_in_free_text_are_masked(text: str, secret: str) -> None:
+    masked = redact_text(text)
+    assert secret not in masked
+    assert REDACTED in masked
+
+
+def test_harmless_assignments_survive() -> None:
+    for text in ("time: 12:30 ok", "spinner=3", "amount=100 phone=254712345678"):
+        assert redact_text(text) == text

@@ -184,8 +184,17 @@ def _mask_basic(match: re.Match[str]) -> str:
     return f"{match.group(1)} {REDACTED}"
 
 
+# "password=hunter2", "api_key: abc", "secret='x'" in free text (exception messages, URLs' queries).
+_ASSIGNED_SECRET = re.compile(
+    r"(?i)\b((?:[a-z]+[_-])?(?:password|passwd|pwd|secret|token|api[_-]?key|passkey|credential|cvv|pin))"
+    r"(['\"]?\s*[=:]\s*)(['\"]?)[^\s'\",;&}]+"
+)
+_ASSIGNED_HINTS = ("=", ":")
+
+
 def redact_text(text: str) -> str:
-    """``text`` with card numbers, API keys, HTTP credentials and URL passwords masked."""
+    """``text`` with card numbers, API keys, HTTP credentials, URL passwords and
+    ``password=…``-style assignments masked."""
     if len(text) < _MIN_INTERESTING_LEN:
         return text
     # Plain substring tests are far cheaper than one regex with alternatives.
@@ -195,7 +204,8 @@ def redact_text(text: str) -> str:
     has_basic = "basic" in lowered
     has_url = "://" in text
     has_digits = _DIGITS_HINT.search(text) is not None
-    if not (has_api_key or has_bearer or has_basic or has_url or has_digits):
+    has_assignment = any(hint in text for hint in _ASSIGNED_HINTS)
+    if not (has_api_key or has_bearer or has_basic or has_url or has_digits or has_assignment):
         return text
     # API keys first: a key made of digits must not be half-masked as a card.
     if has_api_key:
@@ -206,6 +216,8 @@ def redact_text(text: str) -> str:
         text = _BASIC.sub(_mask_basic, text)
     if has_url:
         text = _URL_PASSWORD.sub(r"\1" + REDACTED + "@", text)
+    if has_assignment:
+        text = _ASSIGNED_SECRET.sub(r"\1\2\3" + REDACTED, text)
     if has_digits and _CARD_HINT.search(text):
         text = _DIGIT_CHAIN.sub(_mask_chain, text)
     return text
