@@ -110,9 +110,9 @@ def start_server(
     last_error = "no answer"
     while True:
         if proc.poll() is not None:
-            message = f"{argv!r} exited with {proc.returncode} before it was ready"
+            message = f"{argv!r} exited with {proc.returncode} before it was ready" + _log_tail(log_path)
             _cleanup_log(proc)
-            raise ServerError(message + _log_tail(log_path))
+            raise ServerError(message)
         try:
             status = _get_status(host, port, ready_path)
         except (OSError, http.client.HTTPException) as exc:
@@ -170,7 +170,7 @@ def _log_tail(path: Path, lines: int = 30) -> str:
     except OSError:
         return ""
     tail = "\n".join(text.splitlines()[-lines:])
-    return f"\n--- server log ({path}) ---\n{tail}" if tail else ""
+    return f"\n--- server output (last {lines} lines) ---\n{tail}" if tail else ""
 
 
 def _cleanup_log(proc: subprocess.Popen[Any]) -> None:

@@ -80,6 +80,7 @@ class LoadResult:
     client: str  # "raw/uvloop", "raw/asyncio", "httpx/asyncio" …
     client_cpu: float | None  # load generator CPU seconds per wall second in the window (1.0 = one core)
     server_cpu: float | None  # the same for --server-pid (Linux only), None if not measured
+    other_cpu: float | None = None  # cores busy with anything else on the machine (Linux only)
 
     @property
     def error_count(self) -> int:
@@ -88,6 +89,13 @@ class LoadResult:
     @property
     def ok(self) -> int:
         return self.requests - sum(n for key, n in self.errors.items() if key != "unfinished")
+
+    @property
+    def server_us_per_request(self) -> float | None:
+        """Server CPU microseconds per 2xx response: steadier than req/s on a busy machine."""
+        if self.server_cpu is None or not self.rps:
+            return None
+        return self.server_cpu / self.rps * 1e6
 
     def as_row(self, label: str) -> dict[str, Any]:
         """A row for :func:`bench.lib.print_table`."""
@@ -102,6 +110,8 @@ class LoadResult:
             "errors": self.errors,
             "client cpu": self.client_cpu,
             "server cpu": self.server_cpu,
+            "other cpu": self.other_cpu,
+            "server us/req": self.server_us_per_request,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -484,6 +494,18 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all cores spent not idle since boot (Linux /proc/stat); None elsewhere."""
+    try:
+        with open("/proc/stat") as fh:
+            first = fh.readline().split()
+    except OSError:
+        return None
+    # cpu user nice system idle iowait irq softirq steal guest guest_nice; guest is inside user.
+    ticks = [int(v) for v in first[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _percentile(ordered: list[float], q: float) -> float:
     if not ordered:
         return math.nan
@@ -511,21 +533,44 @@ async def _run(
     else:
         tasks, closer = await _httpx_run(source, rec, connections)
 
-    await asyncio.sleep(max(0.0, rec.warm_end - time.perf_counter()))
-    cpu0, server0, wall0 = time.process_time(), _server_cpu(server_pid), time.perf_counter()
-    await asyncio.sleep(max(0.0, rec.end - time.perf_counter()))
-    cpu1, server1, wall1 = time.process_time(), _server_cpu(server_pid), time.perf_counter()
+    # A connection task that raises is a bug in the generator (or a body factory), not a
+    # server error: stop at once and show it, rather than measure with fewer connections.
+    failure: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    def watch(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and not failure.done():
+            failure.set_result(task.exception())  # type: ignore[arg-type]
+
+    for task in tasks:
+        task.add_done_callback(watch)
+
+    async def wait_until(deadline: float) -> None:
+        await asyncio.wait([failure], timeout=max(0.0, deadline - time.perf_counter()))
+        if failure.done():
+            rec.stopping = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # retrieves every exception
+            if closer is not None:
+                await closer
+            raise failure.result()
+
+    await wait_until(rec.warm_end)
+    cpu0, server0, busy0 = time.process_time(), _server_cpu(server_pid), machine_busy_seconds()
+    wall0 = time.perf_counter()
+    await wait_until(rec.end)
+    cpu1, server1, busy1 = time.process_time(), _server_cpu(server_pid), machine_busy_seconds()
+    wall1 = time.perf_counter()
     rec.stopping = True
 
-    done, pending = await asyncio.wait(tasks, timeout=_GRACE_SECONDS)
+    _, pending = await asyncio.wait(tasks, timeout=_GRACE_SECONDS)
     for task in pending:
         task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
     if closer is not None:
         await closer
-    for task in done:
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]  # a bug in the generator, not a server error
+    if failure.done():
+        raise failure.result()
 
     latencies = sorted(rec.latencies)
     errors: dict[str, int] = {str(s): n for s, n in sorted(rec.statuses.items()) if not 200 <= s < 300}
@@ -534,6 +579,11 @@ async def _run(
         errors["unfinished"] = len(pending)
     ok = sum(n for s, n in rec.statuses.items() if 200 <= s < 300)
     wall = wall1 - wall0
+    client_cpu = (cpu1 - cpu0) / wall if wall > 0 else None
+    server_cpu = (server1 - server0) / wall if server0 is not None and server1 is not None else None
+    other_cpu = None
+    if busy0 is not None and busy1 is not None and client_cpu is not None and wall > 0:
+        other_cpu = max(0.0, (busy1 - busy0) / wall - client_cpu - (server_cpu or 0.0))
     ms = 1000.0
     return LoadResult(
         requests=len(latencies) + sum(rec.exceptions.values()),
@@ -547,8 +597,9 @@ async def _run(
         duration_s=duration,
         connections=connections,
         client=f"{client}/{loop_name}",
-        client_cpu=(cpu1 - cpu0) / wall if wall > 0 else None,
-        server_cpu=(server1 - server0) / wall if server0 is not None and server1 is not None else None,
+        client_cpu=client_cpu,
+        server_cpu=server_cpu,
+        other_cpu=other_cpu,
     )
 
 
@@ -618,4 +669,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run bench.load's main, not this __main__ copy of the module, so that a body factory
+    # returning bench.load.Request and this code share one Request class.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.load import main as _main
+
+    sys.exit(_main())

@@ -35,7 +35,8 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
+async def db(db_url: str, settings: Settings) -> AsyncIterator[Database]:
+    """The test's database, with its settings loaded (the encryption key among them), as the app has."""
     database = Database.from_url(db_url)
     yield database
     await database.dispose()

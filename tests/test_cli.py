@@ -50,7 +50,7 @@ def test_make_run_path_migrates_seeds_once_and_serves(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     demo = json.loads(first.stdout)
     assert demo["created"] is True
-    assert demo["operator_email"] == "admin@malipo.local"
+    assert demo["operator_email"] == "admin@malipo.example"
     assert demo["sandbox_api_key"].startswith("mk_test_")
     assert demo["payhero_api_username"]
     assert demo["payhero_api_password"]

@@ -14,11 +14,13 @@ from malipo.api.health import router as health_router
 from malipo.api.middleware import RequestContextMiddleware
 from malipo.api.openapi import build_openapi
 from malipo.api.v1 import router as v1_router
+from malipo.auth.permissions import sync_permissions
 from malipo.config import Settings, load_settings
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import get_logger
 from malipo.db import Database
-from malipo.migrate import head_revision
+from malipo.identity.sessions import LoginRateLimiter
+from malipo.migrate import current_revision, head_revision
 from malipo.worker.registry import load_job_modules
 from malipo.worker.runner import Worker
 
@@ -53,6 +55,14 @@ def create_app(
             sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         )
         app.state.db = db
+        revision = await current_revision(db.engine)
+        if revision == app.state.migration_head:
+            created = await sync_permissions(db, app.routes, clock.now())
+            if created:
+                log.info("permissions.created", count=created)
+        else:
+            # Serve anyway, so /readyz can say why this instance is not ready.
+            log.error("database.not_migrated", revision=revision, head=app.state.migration_head)
         worker: Worker | None = None
         if settings.inprocess_worker:
             load_job_modules(settings.job_modules)
@@ -77,6 +87,7 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.migration_head = head_revision()
+    app.state.login_limiter = LoginRateLimiter.from_settings(settings)
 
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

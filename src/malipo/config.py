@@ -63,6 +63,13 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = 1_048_576
 
+    # Operator mail (credentials, resets, keys). Unset: mail is kept for the dev mailbox
+    # (`malipo mail list`, /portal/dev/mailbox) instead of sent.
+    # smtp://user:pass@host:587 (STARTTLS), smtps://user:pass@host:465 (implicit TLS),
+    # smtp://host:1025?tls=none for a local test server.
+    smtp_url: SecretStr | None = None
+    mail_from: str = "malipo <no-reply@malipo.local>"
+
     @field_validator("job_modules", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
@@ -92,13 +99,20 @@ class Settings(BaseSettings):
         """
         missing = [name for name in _SECRET_GENERATORS if getattr(self, name) is None]
         if not missing:
-            return self
+            return self._configure_encryption()
         if self.env == "production":
             names = ", ".join(f"MALIPO_{n.upper()}" for n in missing)
             raise ConfigurationError(f"production needs these secrets in the environment: {names}")
         stored = _load_or_create_secrets(self.var_dir / "secrets.json")
         for name in missing:
             setattr(self, name, SecretStr(stored[name]))
+        return self._configure_encryption()
+
+    def _configure_encryption(self) -> Settings:
+        from malipo.core.crypto import configure_encryption
+
+        assert self.encryption_key is not None
+        configure_encryption(self.encryption_key.get_secret_value())
         return self
 
 

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, MetaData, TypeDecorator, Uuid, event
+from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Text, TypeDecorator, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
+
+from malipo.core import crypto
 
 # Stable constraint names, identical on both backends, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -54,6 +56,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class EncryptedText(TypeDecorator[str]):
+    """Text kept encrypted at rest (AES-GCM, the settings' key); plain text in Python."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else crypto.encryptor().encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else crypto.encryptor().decrypt(value)
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")

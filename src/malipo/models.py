@@ -6,6 +6,7 @@ Alembic and the schema test read the metadata from here; a new domain's
 
 from malipo.db import Base
 from malipo.identity import models as identity_models
+from malipo.messaging import models as messaging_models
 from malipo.worker import models as worker_models
 
-__all__ = ["Base", "identity_models", "worker_models"]
+__all__ = ["Base", "identity_models", "messaging_models", "worker_models"]

@@ -12,9 +12,9 @@ from malipo.db import Database
 from malipo.identity import service as identity
 from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
 
-OPERATOR_EMAIL = "admin@malipo.local"
-MERCHANT_ADMIN_EMAIL = "owner@demo-merchant.local"
-DEVELOPER_EMAIL = "dev@demo-merchant.local"
+OPERATOR_EMAIL = "admin@malipo.example"
+MERCHANT_ADMIN_EMAIL = "owner@demo-merchant.example"
+DEVELOPER_EMAIL = "dev@demo-merchant.example"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from malipo.app import create_app
 from malipo.config import Settings
@@ -51,4 +52,6 @@ def test_fuzzed_document_is_the_served_document(server_url: str) -> None:
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_route_honours_its_openapi_contract(case: Any, server_url: str) -> None:
-    case.call_and_validate(base_url=server_url)
+    # A schema-valid request may still be refused for business reasons (wrong password,
+    # unknown id): that is not a contract breach, so "valid data is accepted" is not checked.
+    case.call_and_validate(base_url=server_url, excluded_checks=[positive_data_acceptance])

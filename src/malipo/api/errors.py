@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from malipo.api.routes import allowed_methods
 from malipo.core.errors import (
     FieldError,
     HTTPStatusError,
@@ -143,7 +144,12 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
             f"no route {request.method} {request.url.path}" if exc.detail == "Not Found" else exc.detail
         )
     elif exc.status_code == 405:
-        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+        allowed = allowed_methods(request.app, request.url.path)
+        error = MethodNotAllowed(
+            f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
+        )
+        exc.headers = None  # Starlette's Allow names one router's methods only
     else:
         error = HTTPStatusError(exc.status_code, str(exc.detail))
     if exc.headers:

@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from malipo.api.errors import internal_error_response, render_error
+from malipo.api.routes import route_template
 from malipo.core.errors import PayloadTooLarge
 from malipo.core.logging import get_logger
 
@@ -94,8 +95,7 @@ class RequestContextMiddleware:
     @staticmethod
     def _record(scope: Scope, path: str, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "<unmatched>"
+        template = route_template(scope) or "<unmatched>"
         method = scope["method"]
         HTTP_REQUESTS.labels(method, template, str(status)).inc()
         HTTP_SECONDS.labels(method, template).observe(elapsed)

@@ -1,5 +1,16 @@
-"""Gathers the domain routers under ``/api/v1`` (each domain adds its ``endpoints.router``)."""
+"""Gathers the domain routers under ``/api/v1``.
 
-from fastapi import APIRouter
+Every route included with ``protected`` passes ``authorize``: authentication,
+the route's audience, CSRF for cookie sessions, and its permission.
+"""
+
+from fastapi import APIRouter, Depends
+
+from malipo.auth.permissions import authorize
+from malipo.identity import endpoints as identity
 
 router = APIRouter(prefix="/api/v1")
+protected = [Depends(authorize)]
+
+router.include_router(identity.public_router)
+router.include_router(identity.router, dependencies=protected)

@@ -72,3 +72,18 @@ class Encryptor:
         key_id, _, body = token.partition(":")
         raw = base64.b64decode(body)
         return self._keys[key_id].decrypt(raw[:12], raw[12:], context.encode()).decode()
+
+
+_encryptor: Encryptor | None = None
+
+
+def configure_encryption(key_b64: str) -> None:
+    """Set the process's encryption key (done when settings are loaded)."""
+    global _encryptor
+    _encryptor = Encryptor(key_b64)
+
+
+def encryptor() -> Encryptor:
+    if _encryptor is None:
+        raise RuntimeError("no encryption key configured: load settings (Settings.require_secrets) first")
+    return _encryptor

@@ -43,15 +43,16 @@ class MalipoError(Exception):
         self.extensions = extensions
         super().__init__(self.detail)
 
+    @classmethod
+    def for_field(cls, field: str, message: str) -> MalipoError:
+        """This error about one input field, named in the reply."""
+        return cls(f"{field}: {message}", errors=[FieldError(field, message)])
+
 
 class ValidationFailed(MalipoError):
     status = 422
     code = "validation_failed"
     title = "The request is not valid"
-
-    @classmethod
-    def for_field(cls, field: str, message: str) -> ValidationFailed:
-        return cls(f"{field}: {message}", errors=[FieldError(field, message)])
 
 
 class InvalidAmount(ValidationFailed):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from malipo.core.ids import new_id
@@ -70,6 +70,10 @@ class Client(Base):
     status: Mapped[str] = mapped_column(String(20), default=ClientStatus.PENDING)
     email: Mapped[str] = mapped_column(String(320))
     phone_number: Mapped[str | None] = mapped_column(String(32))
+    contact_person: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300))
+    city: Mapped[str | None] = mapped_column(String(100))
+    state_or_province: Mapped[str | None] = mapped_column(String(100))
     # ISO 3166 alpha-2: how local phone numbers are read, and the default currency.
     country: Mapped[str] = mapped_column(String(2), default="KE")
     currency: Mapped[str] = mapped_column(String(3), default="KES")
@@ -133,3 +137,66 @@ class ApiKey(Base):
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class ApiUserPermission(Base):
+    """A per-API-user override of its role's grants: allow (True) or deny (False)."""
+
+    __tablename__ = "api_user_permissions"
+
+    api_user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("api_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    permission_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("permissions.id", ondelete="CASCADE"), primary_key=True
+    )
+    is_allowed: Mapped[bool] = mapped_column(Boolean)
+
+
+class PortalSession(Base):
+    """A signed-in portal user. The cookie holds the raw token; only its hash is kept."""
+
+    __tablename__ = "portal_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("portal_users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Double-submit CSRF: the same value is in a readable cookie and must come back in a header.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class PasswordResetToken(Base):
+    __tablename__ = "password_reset_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("portal_users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class AuditLog(Base):
+    """One API call: who, for which client, what, how it ended, how long it took."""
+
+    __tablename__ = "audit_logs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    at: Mapped[datetime]
+    request_id: Mapped[str] = mapped_column(String(128))
+    principal_type: Mapped[str | None] = mapped_column(String(20))
+    principal_id: Mapped[uuid.UUID | None]
+    api_user_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    client_id: Mapped[uuid.UUID | None]
+    mode: Mapped[str | None] = mapped_column(String(4))
+    method: Mapped[str] = mapped_column(String(10))
+    route: Mapped[str] = mapped_column(String(300))
+    path: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[int]
+    latency_ms: Mapped[float] = mapped_column(Float)
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_logs_client_id_at", "client_id", "at"),)

@@ -34,6 +34,7 @@ class JobContext:
     job_id: uuid.UUID
     kind: str
     attempt: int
+    max_attempts: int
     db: Database
     clock: Clock
     settings: Settings
@@ -63,7 +64,7 @@ class UnknownJobKind(LookupError):
 _KINDS: dict[str, JobKind] = {}
 
 # Modules whose import registers the built-in handlers (domains add theirs here).
-BUILTIN_JOB_MODULES: tuple[str, ...] = ()
+BUILTIN_JOB_MODULES: tuple[str, ...] = ("malipo.messaging.tasks",)
 
 
 def job_handler(

@@ -275,7 +275,16 @@ class Worker:
         try:
             spec = get_kind(job.kind)
             assert self._http is not None
-            ctx = JobContext(job.id, job.kind, job.attempts, self.db, self.clock, self.settings, self._http)
+            ctx = JobContext(
+                job.id,
+                job.kind,
+                job.attempts,
+                job.max_attempts,
+                self.db,
+                self.clock,
+                self.settings,
+                self._http,
+            )
             await spec.handler(ctx, job.payload)
         except asyncio.CancelledError:
             await asyncio.shield(self._release(job, token))

@@ -1,0 +1,213 @@
+"""Turning a request's credentials into a Principal, or a clear 401/403.
+
+Accepted, in this order:
+- ``Authorization: Bearer mk_live_…|mk_test_…`` — an API key;
+- ``Authorization: Basic`` — an API user's Pay Hero pair ``api_username:api_password``,
+  or an API key as the username with an empty password (Stripe's convention);
+- the portal session cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections import OrderedDict
+from datetime import datetime
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.auth.principals import Principal, PrincipalKind
+from malipo.core.crypto import API_KEY_PREFIXES, sha256_hex, verify_password
+from malipo.core.errors import Forbidden, Unauthorized
+from malipo.identity.models import (
+    ApiKey,
+    ApiUser,
+    Client,
+    ClientStatus,
+    KeyMode,
+    PortalSession,
+    PortalUser,
+    PortalUserRole,
+    Role,
+)
+
+SESSION_COOKIE = "malipo_session"
+CSRF_COOKIE = "malipo_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="malipo", Basic realm="malipo"'}
+
+
+class ClientNotActive(Forbidden):
+    code = "client_not_active"
+    title = "The client is not active"
+
+
+def _unauthorized(detail: str) -> Unauthorized:
+    return Unauthorized(detail, headers=dict(_CHALLENGE))
+
+
+def require_active_client(client: Client) -> None:
+    """Refuse every credential of a client that is not Active, saying why."""
+    if client.status == ClientStatus.ACTIVE:
+        return
+    reasons = {
+        ClientStatus.PENDING: "this client is awaiting approval by the operator",
+        ClientStatus.REJECTED: "this client's registration was rejected: "
+        + (client.rejection_reason or "no reason given"),
+        ClientStatus.DEACTIVATED: "this client has been deactivated by the operator",
+    }
+    raise ClientNotActive(
+        reasons.get(ClientStatus(client.status), "this client is not active"), clientStatus=client.status
+    )
+
+
+class _VerifiedSecrets:
+    """Remembers recent successful Argon2 checks, so Basic auth costs a hash once, not per request.
+
+    Keyed by the stored hash too: a rotated password misses the cache at once.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    async def verify(self, stored_hash: str, password: str) -> bool:
+        key = (stored_hash, sha256_hex(password))
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return True
+        # Argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+        if not await asyncio.to_thread(verify_password, stored_hash, password):
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return True
+
+
+verified_secrets = _VerifiedSecrets()
+
+
+async def authenticate(request: Request, session: AsyncSession, now: datetime) -> Principal:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, credentials = header.partition(" ")
+        scheme, credentials = scheme.lower(), credentials.strip()
+        if scheme == "bearer":
+            return await by_api_key(session, credentials)
+        if scheme == "basic":
+            username, password = _decode_basic(credentials)
+            if password == "" and username.startswith(tuple(API_KEY_PREFIXES.values())):
+                return await by_api_key(session, username)
+            return await by_payhero_credentials(session, username, password)
+        raise _unauthorized(f"unsupported Authorization scheme {scheme!r}: use Bearer or Basic")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return await by_session(session, cookie, now)
+    raise _unauthorized(
+        "authentication required: send Authorization: Bearer <API key>, HTTP Basic credentials, or sign in"
+    )
+
+
+def _decode_basic(credentials: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise _unauthorized("malformed Basic credentials") from None
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        raise _unauthorized("malformed Basic credentials: expected username:password")
+    return username, password
+
+
+async def by_api_key(session: AsyncSession, raw_key: str) -> Principal:
+    if not raw_key.startswith(tuple(API_KEY_PREFIXES.values())):
+        raise _unauthorized("not a malipo API key: keys start with mk_live_ or mk_test_")
+    row = (
+        await session.execute(
+            select(ApiKey, ApiUser, Client, Role.name)
+            .join(ApiUser, ApiKey.api_user_id == ApiUser.id)
+            .join(Client, ApiUser.client_id == Client.id)
+            .join(Role, ApiUser.role_id == Role.id)
+            .where(ApiKey.key_hash == sha256_hex(raw_key))
+        )
+    ).first()
+    if row is None or row.ApiKey.revoked_at is not None:
+        raise _unauthorized("API key not recognised or revoked")
+    key, api_user, client, role_name = row
+    if not api_user.is_active:
+        raise _unauthorized("this API user has been disabled")
+    require_active_client(client)
+    return Principal(
+        kind=PrincipalKind.API_KEY,
+        id=api_user.id,
+        client_id=client.id,
+        role_ids=(api_user.role_id,),
+        role_names=frozenset({role_name}),
+        mode=KeyMode(key.mode),
+        api_key_id=key.id,
+    )
+
+
+async def by_payhero_credentials(session: AsyncSession, username: str, password: str) -> Principal:
+    row = (
+        await session.execute(
+            select(ApiUser, Client, Role.name)
+            .join(Client, ApiUser.client_id == Client.id)
+            .join(Role, ApiUser.role_id == Role.id)
+            .where(ApiUser.api_username == username)
+        )
+    ).first()
+    # Same reply whether the username or the password is wrong.
+    if row is None or not await verified_secrets.verify(row.ApiUser.api_password_hash, password):
+        raise _unauthorized("invalid API username or password")
+    api_user, client, role_name = row
+    if not api_user.is_active:
+        raise _unauthorized("this API user has been disabled")
+    require_active_client(client)
+    return Principal(
+        kind=PrincipalKind.PAYHERO,
+        id=api_user.id,
+        client_id=client.id,
+        role_ids=(api_user.role_id,),
+        role_names=frozenset({role_name}),
+        mode=KeyMode.LIVE,
+    )
+
+
+async def by_session(session: AsyncSession, raw_token: str, now: datetime) -> Principal:
+    row = (
+        await session.execute(
+            select(PortalSession, PortalUser)
+            .join(PortalUser, PortalSession.user_id == PortalUser.id)
+            .where(PortalSession.token_hash == sha256_hex(raw_token))
+        )
+    ).first()
+    if row is None or row.PortalSession.expires_at <= now:
+        raise _unauthorized("your session has expired or was signed out: sign in again")
+    portal_session, user = row
+    if not user.is_active:
+        raise _unauthorized("this portal user has been disabled")
+    if user.client_id is not None:
+        client = await session.get(Client, user.client_id)
+        if client is not None:
+            require_active_client(client)
+    roles = (
+        await session.execute(
+            select(Role.id, Role.name)
+            .join(PortalUserRole, PortalUserRole.role_id == Role.id)
+            .where(PortalUserRole.user_id == user.id)
+        )
+    ).all()
+    return Principal(
+        kind=PrincipalKind.PORTAL,
+        id=user.id,
+        client_id=user.client_id,
+        role_ids=tuple(r.id for r in roles),
+        role_names=frozenset(r.name for r in roles),
+        session_id=portal_session.id,
+        csrf_token=portal_session.csrf_token,
+    )

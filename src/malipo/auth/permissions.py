@@ -1,0 +1,203 @@
+"""Permissions ``(name, httpMethod, routePattern)`` and the check every /api/v1 request passes.
+
+Each route under /api/v1 declares its permission name (the route's ``name``)
+and its audience (``callers(...)``). At start the gateway makes sure a
+permission exists for every such route and grants a new permission to the
+system roles whose default patterns match it; an operator's later changes to
+a role are never undone.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from sqlalchemy import and_, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.api.deps import ClockDep, Session
+from malipo.api.routes import EffectiveRoute, effective_routes, route_template
+from malipo.auth.authenticate import CSRF_COOKIE, CSRF_HEADER, authenticate
+from malipo.auth.principals import Audience, Principal
+from malipo.core.crypto import constant_time_equal
+from malipo.core.errors import Forbidden
+from malipo.db import Database
+from malipo.identity.models import ApiUserPermission, Permission, RolePermission
+from malipo.identity.service import ensure_system_roles
+
+CALLERS_KEY = "x-callers"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+OP, CA, KEY = Audience.OPERATOR, Audience.CLIENT_ADMIN, Audience.KEY
+
+# Merchant-facing API capabilities, granted to the roles that use the API.
+_MERCHANT_API = (
+    "Customers.*",
+    "Wallet.*",
+    "Payments.*",
+    "Banks.*",
+    "Disbursements.*",
+    "Cards.*",
+    "Checkout.*",
+    "Kyc.Documents*",
+    "Sms.*",
+    "Channels.*",
+    "Webhooks.*",
+    "SandboxKeys.*",
+)
+
+DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
+    "SuperAdmin": ("*",),
+    "CompanyAdmin": (
+        "Account.*",
+        "Clients.*",
+        "ApiUsers.Read*",
+        "PortalUsers.*",
+        "Roles.Read",
+        "Permissions.Read*",
+        "Kyc.Admin*",
+        "Reports.*",
+        "Metrics.*",
+    ),
+    "ClientAdmin": (
+        "Account.*",
+        "Clients.Read",
+        "Clients.ReadApiUserCount",
+        "ApiUsers.*",
+        "PortalUsers.*",
+        "Roles.Read",
+        "Reports.*",
+        *_MERCHANT_API,
+    ),
+    "Developer": _MERCHANT_API,
+    "ReadOnly": ("*.Read*", "*.List*", "Account.Logout"),
+}
+
+
+def callers(*who: Audience) -> dict[str, Any]:
+    """``openapi_extra`` for a route: who may call it (shown in the API reference too)."""
+    return {CALLERS_KEY: [w.value for w in who]}
+
+
+def route_callers(route: APIRoute | EffectiveRoute) -> frozenset[Audience]:
+    declared = (route.openapi_extra or {}).get(CALLERS_KEY)
+    if declared is None:
+        return frozenset(Audience)
+    return frozenset(Audience(w) for w in declared)
+
+
+def protected_routes(routes: list[Any]) -> list[tuple[str, str, str]]:
+    """``(name, method, path)`` of every /api/v1 route that needs a permission."""
+    found = []
+    for route in effective_routes(routes):
+        if route.path.startswith("/api/v1") and any(
+            getattr(dep, "dependency", None) is authorize for dep in route.dependencies
+        ):
+            found.extend((route.name, method, route.path) for method in sorted(route.methods))
+    return found
+
+
+def default_roles_for(name: str) -> list[str]:
+    return [
+        role
+        for role, patterns in DEFAULT_GRANTS.items()
+        if any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    ]
+
+
+async def sync_permissions(db: Database, routes: list[Any], now: datetime) -> int:
+    """Create the missing permissions of ``routes`` and their default grants; return how many were new."""
+    wanted = protected_routes(routes)
+    for _attempt in range(3):
+        try:
+            async with db.transaction() as session:
+                return await _sync(session, wanted, now)
+        except IntegrityError:  # another process created the same ones at the same moment
+            continue
+    return 0
+
+
+async def _sync(session: AsyncSession, wanted: list[tuple[str, str, str]], now: datetime) -> int:
+    roles = await ensure_system_roles(session, now)
+    existing = {(p.http_method, p.route_pattern) for p in (await session.scalars(select(Permission))).all()}
+    created = 0
+    for name, method, path in wanted:
+        if (method, path) in existing:
+            continue
+        permission = Permission(name=name, http_method=method, route_pattern=path, created_at=now)
+        session.add(permission)
+        await session.flush()
+        session.add_all(
+            RolePermission(role_id=roles[role].id, permission_id=permission.id)
+            for role in default_roles_for(name)
+        )
+        existing.add((method, path))
+        created += 1
+    return created
+
+
+async def check_permission(
+    session: AsyncSession, principal: Principal, method: str, route_pattern: str
+) -> None:
+    """Raise Forbidden unless the principal holds the permission of ``method route_pattern``.
+
+    Effective permissions are the principal's roles' grants, with an API user's
+    own overrides (allow or deny) taking precedence.
+    """
+    by_role = exists().where(
+        RolePermission.permission_id == Permission.id, RolePermission.role_id.in_(principal.role_ids)
+    )
+    override = (
+        select(ApiUserPermission.is_allowed)
+        .where(
+            and_(
+                ApiUserPermission.permission_id == Permission.id,
+                ApiUserPermission.api_user_id == principal.api_user_id,
+            )
+        )
+        .scalar_subquery()
+    )
+    row = (
+        await session.execute(
+            select(Permission.name, by_role.label("by_role"), override.label("override")).where(
+                Permission.http_method == method, Permission.route_pattern == route_pattern
+            )
+        )
+    ).first()
+    if row is None:
+        raise Forbidden(f"no permission is defined for {method} {route_pattern}")
+    allowed = row.override if row.override is not None else row.by_role
+    if not allowed:
+        raise Forbidden(
+            f"missing permission {row.name} ({method} {route_pattern})",
+            permission=row.name,
+        )
+
+
+async def authorize(request: Request, session: Session, clock: ClockDep) -> Principal:
+    """Authenticate, then check audience, CSRF (cookie sessions) and the route's permission."""
+    principal = await authenticate(request, session, clock.now())
+    request.state.principal = principal
+    route: APIRoute = request.scope["route"]
+    template = route_template(request.scope) or route.path
+    allowed = route_callers(route)
+    if principal.audience not in allowed:
+        who = ", ".join(sorted(a.name.lower().replace("_", " ") for a in allowed))
+        raise Forbidden(f"{route.name} is only for: {who}", permission=route.name)
+    if principal.uses_cookie and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER) or ""
+        cookie = request.cookies.get(CSRF_COOKIE) or ""
+        expected = principal.csrf_token or ""
+        if not (sent and constant_time_equal(sent, expected) and constant_time_equal(cookie, expected)):
+            raise Forbidden(
+                f"missing or wrong CSRF token: send the {CSRF_COOKIE} cookie's value in {CSRF_HEADER}"
+            )
+    await check_permission(session, principal, request.method, template)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authorize)]

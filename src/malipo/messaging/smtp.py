@@ -1,0 +1,209 @@
+"""The SMTP connector: sends one email through an SMTP server with aiosmtplib.
+
+It knows nothing of the database. The server comes from a URL
+(``MALIPO_SMTP_URL``)::
+
+    smtp://user:pass@host:587           STARTTLS (the default for smtp://)
+    smtps://user:pass@host:465          implicit TLS (also smtp:// on port 465)
+    smtp://host:1025?tls=none           plain text, for local test servers only
+
+``?tls=implicit|starttls|none`` overrides the mode picked from the scheme and
+port. User names and passwords are percent-decoded (``p%40ss`` is ``p@ss``).
+
+Every failure is an :class:`SmtpError`; the password never appears in an
+exception message, a ``repr`` or a log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+from malipo.core.logging import get_logger
+
+__all__ = ["SmtpError", "SmtpTarget", "SmtpUrlError", "TlsMode", "parse_smtp_url", "send_message"]
+
+log = get_logger("malipo.messaging.smtp")
+
+TlsMode = Literal["implicit", "starttls", "none"]
+_TLS_MODES: frozenset[str] = frozenset({"implicit", "starttls", "none"})
+_DEFAULT_PORTS: dict[str, int] = {"implicit": 465, "starttls": 587, "none": 25}
+# Replies about credentials: the operator's configuration, fixable, so not a verdict on the message.
+_AUTH_CODES = frozenset({530, 534, 535, 538})
+
+
+class SmtpError(Exception):
+    """Sending failed. ``code``/``reply`` hold the server's answer when there was one.
+
+    ``permanent`` is True when the server refused this message for good (a 5xx
+    reply to the sender, a recipient or the data, e.g. ``550 mailbox
+    unavailable``): sending it again cannot succeed. Connection failures,
+    timeouts, 4xx replies and authentication failures are not permanent.
+    """
+
+    def __init__(
+        self, message: str, *, code: int | None = None, reply: str | None = None, permanent: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reply = reply
+        self.permanent = permanent
+
+
+class SmtpUrlError(SmtpError, ValueError):
+    """The SMTP URL cannot be used. Its message never repeats the URL (it may hold a password)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    """Where and how to send: the parsed ``MALIPO_SMTP_URL``."""
+
+    host: str
+    port: int
+    username: str | None = None
+    # Kept out of repr: a target may end up in a log line or a traceback's locals.
+    password: str | None = field(default=None, repr=False)
+    tls: TlsMode = "starttls"
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """Parse an ``smtp://`` or ``smtps://`` URL (see the module docstring for the forms).
+
+    Raises :class:`SmtpUrlError` for another scheme, no host, a bad port or an
+    unknown ``tls`` value; the error message never contains the URL.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise SmtpUrlError("the SMTP URL is malformed (bad port or address)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in {"smtp", "smtps"}:
+        raise SmtpUrlError(f"the SMTP URL must start with smtp:// or smtps://, not {scheme or '(none)'}://")
+    if not parts.hostname:
+        raise SmtpUrlError("the SMTP URL has no host")
+    requested = parse_qs(parts.query).get("tls", [None])[-1]
+    tls: str
+    if requested is not None:
+        if requested.lower() not in _TLS_MODES:
+            raise SmtpUrlError("the SMTP URL's tls= must be implicit, starttls or none")
+        tls = requested.lower()
+    elif scheme == "smtps" or port == 465:
+        tls = "implicit"
+    else:
+        tls = "starttls"
+    return SmtpTarget(
+        host=parts.hostname,
+        port=port or _DEFAULT_PORTS[tls],
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        tls=tls,  # type: ignore[arg-type]  # checked against _TLS_MODES above
+    )
+
+
+def build_message(
+    *,
+    mail_from: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    reply_to: str | None = None,
+    message_id: str | None = None,
+) -> EmailMessage:
+    """The RFC 5322 message: text/plain, or multipart/alternative (text, then html) with ``html``."""
+    message = EmailMessage()
+    message["From"] = mail_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = email.utils.formatdate(usegmt=True)
+    domain = email.utils.parseaddr(mail_from)[1].rpartition("@")[2] or None
+    message["Message-ID"] = message_id or email.utils.make_msgid(domain=domain)
+    if reply_to:
+        message["Reply-To"] = reply_to
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+async def send_message(
+    target: SmtpTarget,
+    *,
+    mail_from: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    reply_to: str | None = None,
+    timeout: float = 30,  # noqa: ASYNC109  (aiosmtplib's per-operation timeout, not one for the call)
+    message_id: str | None = None,
+) -> str:
+    """Send one email to ``to`` and return its Message-ID once the server accepted it.
+
+    Logs in when ``target.username`` is set; uses implicit TLS, STARTTLS or
+    plain text per ``target.tls``. Raises :class:`SmtpError` on any failure
+    (see its ``permanent`` flag); the password is never in its message.
+    """
+    message = build_message(
+        mail_from=mail_from,
+        to=to,
+        subject=subject,
+        text=text,
+        html=html,
+        reply_to=reply_to,
+        message_id=message_id,
+    )
+    # Errors are re-raised "from None": aiosmtplib's frames hold the password in their locals, and
+    # a traceback renderer that shows locals would print it. The reply code and text are kept.
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=target.host,
+            port=target.port,
+            username=target.username,
+            password=target.password if target.username else None,
+            use_tls=target.tls == "implicit",
+            start_tls=target.tls == "starttls",
+            timeout=timeout,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        # One recipient per message, so its refusal is the whole answer.
+        first = exc.recipients[0] if exc.recipients else None
+        code = first.code if first else None
+        raise _reply_error(
+            "recipient refused", code, first.message if first else "", permanent_ok=True
+        ) from None
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        raise _reply_error("login refused", exc.code, exc.message, permanent_ok=False) from None
+    except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
+        what = "sender refused" if isinstance(exc, aiosmtplib.SMTPSenderRefused) else "message refused"
+        raise _reply_error(what, exc.code, exc.message, permanent_ok=True) from None
+    except aiosmtplib.SMTPResponseException as exc:
+        raise _reply_error("server error", exc.code, exc.message, permanent_ok=False) from None
+    except aiosmtplib.SMTPTimeoutError as exc:
+        raise SmtpError(f"timed out talking to {target.host}:{target.port}: {exc.message}") from None
+    except aiosmtplib.SMTPConnectError as exc:
+        raise SmtpError(f"cannot reach {target.host}:{target.port}: {exc.message}") from None
+    except aiosmtplib.SMTPException as exc:
+        raise SmtpError(f"SMTP failure with {target.host}:{target.port}: {exc.message}") from None
+    except ssl.SSLError as exc:
+        raise SmtpError(f"TLS failure with {target.host}:{target.port}: {exc.reason or exc}") from None
+    except OSError as exc:
+        raise SmtpError(f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}") from None
+    log.info("smtp.sent", host=target.host, port=target.port, message_id=message["Message-ID"])
+    return str(message["Message-ID"])
+
+
+def _reply_error(what: str, code: int | None, reply: str, *, permanent_ok: bool) -> SmtpError:
+    reply = " ".join(reply.split())
+    # 5xx means "do not try again" unless it is about our own credentials.
+    permanent = permanent_ok and code is not None and 500 <= code < 600 and code not in _AUTH_CODES
+    shown = f"{what}: {code} {reply}" if code is not None else f"{what}: {reply}"
+    return SmtpError(shown, code=code, reply=reply, permanent=permanent)
