@@ -19,8 +19,10 @@ from malipo.config import Settings, load_settings
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import get_logger
 from malipo.db import Database
+from malipo.identity.audit import AuditRecorder
 from malipo.identity.sessions import LoginRateLimiter
 from malipo.migrate import current_revision, head_revision
+from malipo.web.portal import router as portal_router
 from malipo.worker.registry import load_job_modules
 from malipo.worker.runner import Worker
 
@@ -63,6 +65,11 @@ def create_app(
         else:
             # Serve anyway, so /readyz can say why this instance is not ready.
             log.error("database.not_migrated", revision=revision, head=app.state.migration_head)
+        audit: AuditRecorder | None = None
+        if settings.audit_enabled:
+            audit = AuditRecorder(db, flush_seconds=settings.audit_flush_seconds)
+            app.state.audit = audit
+            await audit.start()
         worker: Worker | None = None
         if settings.inprocess_worker:
             load_job_modules(settings.job_modules)
@@ -75,6 +82,8 @@ def create_app(
         finally:
             if worker is not None:
                 await worker.stop()
+            if audit is not None:
+                await audit.stop()
             if database is None:
                 await db.dispose()
 
@@ -94,6 +103,7 @@ def create_app(
 
     app.include_router(health_router)
     app.include_router(v1_router)
+    app.include_router(portal_router)
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app)

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = 1_048_576
 
+    # Every API call is recorded; entries are written in batches this often.
+    audit_enabled: bool = True
+    audit_flush_seconds: float = 1.0
+
     # Operator mail (credentials, resets, keys). Unset: mail is kept for the dev mailbox
     # (`malipo mail list`, /portal/dev/mailbox) instead of sent.
     # smtp://user:pass@host:587 (STARTTLS), smtps://user:pass@host:465 (implicit TLS),

@@ -16,10 +16,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from malipo.api.routes import allowed_methods
 from malipo.core.errors import (
+    Conflict,
     FieldError,
     HTTPStatusError,
     InternalError,
@@ -28,7 +30,9 @@ from malipo.core.errors import (
     NotFound,
     ValidationFailed,
 )
-from malipo.core.logging import redact_text
+from malipo.core.logging import get_logger, redact_text
+
+log = get_logger("malipo.http")
 
 PAYHERO_PREFIXES = ("/api/v2", "/mailer")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -162,7 +166,17 @@ def internal_error_response(path: str, request_id: str | None) -> JSONResponse:
     return render_error(path, request_id, InternalError(detail))
 
 
+async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # A unique or foreign-key rule the service did not foresee: the client's request
+    # conflicts with stored data. Never a 500, and never the constraint's text.
+    log.warning("http.integrity_conflict", path=request.url.path, error=type(exc.__cause__ or exc).__name__)
+    return render_error(
+        request.url.path, _request_id(request), Conflict("the request conflicts with existing data")
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(IntegrityError, _on_integrity_error)
     app.add_exception_handler(MalipoError, _on_malipo_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)

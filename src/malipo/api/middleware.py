@@ -16,8 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from malipo.api.errors import internal_error_response, render_error
 from malipo.api.routes import route_template
+from malipo.auth.principals import Principal
 from malipo.core.errors import PayloadTooLarge
 from malipo.core.logging import get_logger
+from malipo.identity.audit import AUDITED_PREFIXES, AuditEntry, AuditRecorder
 
 log = get_logger("malipo.http")
 
@@ -99,6 +101,8 @@ class RequestContextMiddleware:
         method = scope["method"]
         HTTP_REQUESTS.labels(method, template, str(status)).inc()
         HTTP_SECONDS.labels(method, template).observe(elapsed)
+        if path.startswith(AUDITED_PREFIXES):
+            _audit(scope, path, template, status, elapsed)
         if path not in _QUIET_PATHS:
             log.info(
                 "http.request",
@@ -108,6 +112,33 @@ class RequestContextMiddleware:
                 status=status,
                 ms=round(elapsed * 1000, 2),
             )
+
+
+def _audit(scope: Scope, path: str, template: str, status: int, elapsed: float) -> None:
+    app = scope.get("app")
+    recorder: AuditRecorder | None = getattr(getattr(app, "state", None), "audit", None)
+    if recorder is None:
+        return
+    state = scope.get("state", {})
+    principal: Principal | None = state.get("principal")
+    client = scope.get("client")
+    recorder.record(
+        AuditEntry(
+            at=app.state.clock.now(),  # type: ignore[union-attr]
+            request_id=state.get("request_id", ""),
+            method=scope["method"],
+            route=template,
+            path=path[:2000],
+            status=status,
+            latency_ms=round(elapsed * 1000, 3),
+            ip=client[0] if client else None,
+            principal_type=principal.kind.value if principal else None,
+            principal_id=principal.id if principal else None,
+            api_user_id=principal.api_user_id if principal else None,
+            client_id=principal.client_id if principal else None,
+            mode=principal.mode.value if principal else None,
+        )
+    )
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

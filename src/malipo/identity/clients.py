@@ -105,8 +105,6 @@ async def register_client(
 ) -> Client:
     """A Pending client and its portal admin; the admin's initial credentials go out by email."""
     email = body.email_address.lower()
-    if await session.scalar(select(PortalUser.id).where(PortalUser.email == email)) is not None:
-        raise Conflict.for_field("emailAddress", "a portal user with this email already exists")
     country = country_code(body.country)
     roles = await service.ensure_system_roles(session, now)
     client = await service.create_client(
@@ -132,6 +130,7 @@ async def register_client(
         roles=[roles["ClientAdmin"]],
         client_id=client.id,
         now=now,
+        email_field="emailAddress",
     )
     await notify(
         session,

@@ -6,15 +6,18 @@ only as hashes.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core import crypto
+from malipo.core.errors import Conflict
 from malipo.identity.models import (
     ApiKey,
     ApiUser,
@@ -97,16 +100,23 @@ async def create_portal_user(
     roles: list[Role],
     now: datetime,
     client_id: uuid.UUID | None = None,
+    email_field: str = "email",
 ) -> PortalUser:
+    """A portal user with ``roles``. An email already taken is a 409 naming ``email_field``,
+    also when two requests race for it (the database's unique index decides)."""
     user = PortalUser(
         email=email.lower(),
         user_name=user_name,
-        password_hash=crypto.hash_password(password),
+        password_hash=await asyncio.to_thread(crypto.hash_password, password),
         client_id=client_id,
         created_at=now,
     )
-    session.add(user)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(user)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict.for_field(email_field, "a portal user with this email already exists") from None
     session.add_all(PortalUserRole(user_id=user.id, role_id=role.id) for role in roles)
     await session.flush()
     return user
@@ -136,7 +146,7 @@ async def create_api_user(
         developer_email=developer_email.lower(),
         developer_phone_number=developer_phone_number,
         api_username=secrets.token_hex(10),
-        api_password_hash=crypto.hash_password(password),
+        api_password_hash=await asyncio.to_thread(crypto.hash_password, password),
         created_at=now,
     )
     session.add(api_user)

@@ -107,8 +107,6 @@ async def create_portal_user(
     if client_id is None and not wants_operator_roles:
         raise ValidationFailed.for_field("roles", "operator staff need the SuperAdmin or CompanyAdmin role")
     email = body.email.lower()
-    if await session.scalar(select(PortalUser.id).where(PortalUser.email == email)) is not None:
-        raise Conflict.for_field("email", "a portal user with this email already exists")
     password = crypto.generate_password()
     user = await service.create_portal_user(
         session,
