@@ -40,12 +40,12 @@ def test_operator_reads_stored_mail_others_cannot(settings: Settings, live_serve
     assert registered.status_code == 201, registered.text
 
     assert httpx.get(f"{url}/portal/dev/mailbox").status_code == 401
-    as_key = httpx.get(f"{url}/portal/dev/mailbox", headers={"Authorization": f"Bearer {demo.sandbox_api_key}"})
+    key = {"Authorization": f"Bearer {demo.sandbox_api_key}"}
+    as_key = httpx.get(f"{url}/portal/dev/mailbox", headers=key)
     assert as_key.status_code == 403
 
-    login = httpx.post(
-        f"{url}/api/v1/account/login", json={"username": demo.operator_email, "password": demo.operator_password}
-    )
+    credentials = {"username": demo.operator_email, "password": demo.operator_password}
+    login = httpx.post(f"{url}/api/v1/account/login", json=credentials)
     page = httpx.get(f"{url}/portal/dev/mailbox", cookies=login.cookies)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
