@@ -16,12 +16,14 @@ from malipo.config import ConfigurationError, Settings, load_settings
 from malipo.core.clock import SystemClock
 from malipo.core.logging import configure_logging
 from malipo.db import Database
+from malipo.ledger.cli import ledger_app
 from malipo.messaging.cli import mail_app
 
 app = typer.Typer(help="malipo: a self-hosted payment gateway.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(mail_app, name="mail")
+app.add_typer(ledger_app, name="ledger")
 
 console = Console(stderr=True)
 

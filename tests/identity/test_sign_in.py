@@ -40,6 +40,7 @@ SANDBOX_KEYS = "/api/v1/sandbox/api-keys"
 
 THIRTY_DAYS = 30 * 24 * 3600
 NEW_PASSWORD = "Fresh-Correct-Horse-9137"
+NINE_CHARACTERS = "Nine-ch4r"
 UNKNOWN_EMAIL = "nobody-here@malipo.example"
 
 
@@ -143,7 +144,7 @@ def _session_token(reply: httpx.Response) -> str:
 
 
 def _with_cookie(gateway: Gateway, token: str) -> httpx.Response:
-    """GET a page-worthy route with nothing but the given session cookie."""
+    """GET an operator route with nothing but the given session cookie (no jar, no CSRF token)."""
     return httpx.get(f"{gateway.url}{CLIENTS}", headers={"Cookie": f"malipo_session={token}"}, timeout=30)
 
 
@@ -422,8 +423,8 @@ def test_reset_refuses_a_short_password_or_the_email_and_keeps_the_token(gateway
     email = demo.operator_email
     reset_token = _emailed_reset_token(gateway, email)
     with gateway.client() as http:
-        short = _reset(http, email, reset_token, "nine-char")
-        assert len("nine-char") == 9
+        assert len(NINE_CHARACTERS) == 9
+        short = _reset(http, email, reset_token, NINE_CHARACTERS)
         assert short.status_code == 422, short.text
         assert [e["field"] for e in short.json()["errors"]] == ["newPassword"]
 

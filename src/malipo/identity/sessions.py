@@ -11,12 +11,13 @@ import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.config import Settings
@@ -177,7 +178,8 @@ async def request_password_reset(
         client_id=user.client_id,
         name=user.user_name,
         token=token,
-        reset_url=f"{settings.public_url}/portal/reset-password?email={user.email}&token={token}",
+        reset_url=f"{settings.public_url}/portal/reset-password?"
+        + urlencode({"email": user.email, "token": token}),
     )
 
 
@@ -202,6 +204,13 @@ async def reset_password(
         raise InvalidResetToken("the reset token is invalid, already used or expired: ask for a new one")
     reset, user = row
     check_password_policy(new_password, user.email)
+    # Every outstanding token of this user is spent, not only the one used.
+    await session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
     reset.used_at = now
     user.password_hash = await asyncio.to_thread(crypto.hash_password, new_password)
     user.failed_logins = 0
