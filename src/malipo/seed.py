@@ -11,6 +11,7 @@ from malipo.core.clock import Clock
 from malipo.db import Database
 from malipo.identity import service as identity
 from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
+from malipo.ledger import service as ledger
 
 OPERATOR_EMAIL = "admin@malipo.example"
 MERCHANT_ADMIN_EMAIL = "owner@demo-merchant.example"
@@ -90,6 +91,7 @@ async def seed_demo(db: Database, clock: Clock) -> DemoCredentials:
                 now=now,
             )
             api_user, api_password = issued.api_user, issued.api_password
+            await ledger.open_merchant_wallets(session, client.id, client.currency, now)
         else:
             for email, password in (
                 (OPERATOR_EMAIL, operator_password),

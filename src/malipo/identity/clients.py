@@ -22,6 +22,7 @@ from malipo.core.errors import Conflict, NotFound, ValidationFailed
 from malipo.identity import service
 from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
 from malipo.identity.schemas import ClientIn
+from malipo.ledger import service as ledger
 from malipo.messaging.mail import queue_email, render
 
 # Country names merchants type, to ISO 3166 codes (local phone numbers are read in this country).
@@ -208,6 +209,7 @@ async def approve_client(
     session: AsyncSession, client: Client, *, now: datetime, settings: Settings
 ) -> Client:
     await _transition(session, client, expected=ClientStatus.PENDING, to=ClientStatus.ACTIVE, now=now)
+    await ledger.open_merchant_wallets(session, client.id, client.currency, now)
     portal_url = f"{settings.public_url}/portal"
     await notify(
         session, "client_approved", to=client.email, now=now, client_id=client.id,

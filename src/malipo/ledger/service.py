@@ -136,6 +136,26 @@ async def ensure_chart(
     return {kind: await system_account(session, kind, currency, mode, now) for kind in SYSTEM_KINDS}
 
 
+async def open_merchant_wallets(
+    session: AsyncSession, client_id: uuid.UUID, currency: str, now: datetime
+) -> dict[tuple[str, AccountKind], LedgerAccount]:
+    """A merchant's payments and service wallets, live and sandbox, and the chart they trade with."""
+    opened = {}
+    for mode in ("live", "test"):
+        await ensure_chart(session, currency, mode, now)
+        for kind in (AccountKind.PAYMENTS_WALLET, AccountKind.SERVICE_WALLET):
+            opened[(mode, kind)] = await open_account(
+                session,
+                owner=owner_key(client_id=client_id),
+                kind=kind,
+                currency=currency,
+                mode=mode,
+                client_id=client_id,
+                now=now,
+            )
+    return opened
+
+
 async def post_journal(
     session: AsyncSession,
     legs: list[Leg],
