@@ -13,7 +13,8 @@ from malipo.core.clock import Clock
 from malipo.db import Database
 
 
-def get_database(request: Request) -> Database:
+# Plain values off app.state: async, so FastAPI does not send them to a thread pool.
+async def get_database(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
@@ -28,11 +29,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     return request.app.state.clock  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 

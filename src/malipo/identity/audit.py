@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import insert
@@ -42,6 +42,10 @@ class AuditEntry:
     api_user_id: uuid.UUID | None = None
     client_id: uuid.UUID | None = None
     mode: str | None = None
+
+
+# dataclasses.asdict deep-copies every value; the entries hold only immutable scalars.
+_FIELDS = tuple(f.name for f in fields(AuditEntry))
 
 
 class AuditRecorder:
@@ -83,7 +87,9 @@ class AuditRecorder:
         batch, self._buffer = self._buffer, []
         try:
             async with self.db.transaction() as session:
-                await session.execute(insert(AuditLog), [{"id": new_id(), **asdict(e)} for e in batch])
+                await session.execute(
+                    insert(AuditLog), [{"id": new_id(), **{f: getattr(e, f) for f in _FIELDS}} for e in batch]
+                )
         except Exception:
             # The log keeps the loss visible; requests are never failed for their audit entry.
             log.exception("audit.flush_failed", entries=len(batch))
