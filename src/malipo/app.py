@@ -49,13 +49,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = database or Database.from_url(
-            settings.resolved_database_url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            echo=settings.db_echo,
-            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-        )
+        db = database or Database.from_settings(settings)
         app.state.db = db
         revision = await current_revision(db.engine)
         if revision == app.state.migration_head:

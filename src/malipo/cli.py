@@ -12,9 +12,8 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from malipo.config import ConfigurationError, Settings, load_settings
+from malipo.cli_common import console, settings_or_exit
 from malipo.core.clock import SystemClock
-from malipo.core.logging import configure_logging
 from malipo.db import Database
 from malipo.ledger.cli import ledger_app
 from malipo.messaging.cli import mail_app
@@ -25,27 +24,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(mail_app, name="mail")
 app.add_typer(ledger_app, name="ledger")
 
-console = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        console.print(f"[red]malipo cannot start:[/red] {exc}")
-        raise typer.Exit(2) from None
-    configure_logging(json=settings.log_json, level=settings.log_level)
-    return settings
-
-
-def _database(settings: Settings) -> Database:
-    return Database.from_url(
-        settings.resolved_database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
-
 
 @app.command()
 def serve(
@@ -55,7 +33,7 @@ def serve(
     """Serve the API, pages and (unless MALIPO_INPROCESS_WORKER=false) the outbox worker."""
     from malipo.app import create_app
 
-    settings = _settings()
+    settings = settings_or_exit()
     config = uvicorn.Config(
         create_app(settings),
         host=host or settings.host,
@@ -77,11 +55,11 @@ def worker(
     from malipo.worker.registry import load_job_modules
     from malipo.worker.runner import Worker
 
-    settings = _settings()
+    settings = settings_or_exit()
     load_job_modules(settings.job_modules)
 
     async def main() -> None:
-        db = _database(settings)
+        db = Database.from_settings(settings)
         runner = Worker(db, settings, concurrency=concurrency)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -99,10 +77,10 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] 
     """Migrate the database to the latest schema (creates a SQLite file if needed)."""
     from malipo.migrate import current_revision, upgrade
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> str | None:
-        db = _database(settings)
+        db = Database.from_settings(settings)
         try:
             await upgrade(db.engine, revision)
             return await current_revision(db.engine)
@@ -117,10 +95,10 @@ def db_current() -> None:
     """Print the database's schema revision and the code's head."""
     from malipo.migrate import current_revision, head_revision
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> str | None:
-        db = _database(settings)
+        db = Database.from_settings(settings)
         try:
             return await current_revision(db.engine)
         finally:
@@ -137,10 +115,10 @@ def db_revision(message: Annotated[str, typer.Option("-m", "--message")]) -> Non
     """(Developers) Autogenerate a migration from the models against an up-to-date database."""
     from malipo.migrate import autogenerate
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> None:
-        db = _database(settings)
+        db = Database.from_settings(settings)
         try:
             await autogenerate(db.engine, message)
         finally:
@@ -164,10 +142,10 @@ def seed_demo(
     from malipo.seed import demo_exists
     from malipo.seed import seed_demo as run_seed
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> dict[str, object] | None:
-        db = _database(settings)
+        db = Database.from_settings(settings)
         try:
             if if_new and await demo_exists(db):
                 return None

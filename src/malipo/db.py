@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Text, TypeDecorator, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -23,6 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from malipo.core import crypto
+
+if TYPE_CHECKING:
+    from malipo.config import Settings
 
 # Stable constraint names, identical on both backends, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -138,6 +141,16 @@ class Database:
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
         return cls(create_engine(url, **kwargs))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls.from_url(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            echo=settings.db_echo,
+            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
 
     @property
     def dialect(self) -> str:

@@ -468,7 +468,7 @@ def test_mail_list_command_shows_stored_messages(
     monkeypatch.setenv("MALIPO_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("COLUMNS", "200")
     # The command would point the process's logging at the runner's soon-closed stream.
-    monkeypatch.setattr(mail_cli, "configure_logging", lambda **_kwargs: None)
+    monkeypatch.setattr("malipo.cli_common.configure_logging", lambda **_kwargs: None)
     runner = CliRunner()
 
     listed = runner.invoke(mail_cli.mail_app, ["list", "--limit", "5"])

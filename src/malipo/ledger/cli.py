@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from malipo.config import load_settings
+from malipo.cli_common import settings_or_exit
 from malipo.db import Database
 from malipo.ledger.service import verify_ledger
 
@@ -19,10 +19,10 @@ def verify() -> None:
 
     Prints the first discrepancy (and how many there are) and exits 1 if the books do not add up.
     """
-    settings = load_settings()
+    settings = settings_or_exit()
 
     async def main() -> list[str]:
-        db = Database.from_url(settings.resolved_database_url)
+        db = Database.from_settings(settings)
         try:
             async with db.transaction() as session:
                 return await verify_ledger(session)

@@ -79,41 +79,25 @@ async def open_account(
     allow_negative: bool = False,
 ) -> LedgerAccount:
     """The account of ``owner`` for ``kind``/``currency``/``mode``, created if missing (safe to race)."""
-    found = await session.scalar(
-        select(LedgerAccount).where(
-            LedgerAccount.owner_key == owner,
-            LedgerAccount.kind == kind,
-            LedgerAccount.currency == currency,
-            LedgerAccount.mode == mode,
-        )
+    wanted = select(LedgerAccount).where(
+        LedgerAccount.owner_key == owner,
+        LedgerAccount.kind == kind,
+        LedgerAccount.currency == currency,
+        LedgerAccount.mode == mode,
     )
+    found = await session.scalar(wanted)
     if found is not None:
         return found
     account = LedgerAccount(
-        id=new_id(),
-        owner_key=owner,
-        client_id=client_id,
-        mode=mode,
-        kind=kind,
-        currency=currency,
-        allow_negative=allow_negative,
-        balance=0,
-        held=0,
-        created_at=now,
-    )
+        id=new_id(), owner_key=owner, client_id=client_id, mode=mode, kind=kind, currency=currency,
+        allow_negative=allow_negative, balance=0, held=0, created_at=now,
+    )  # fmt: skip
     try:
         async with session.begin_nested():
             session.add(account)
             await session.flush()
     except IntegrityError:  # opened by a concurrent request: use that one
-        found = await session.scalar(
-            select(LedgerAccount).where(
-                LedgerAccount.owner_key == owner,
-                LedgerAccount.kind == kind,
-                LedgerAccount.currency == currency,
-                LedgerAccount.mode == mode,
-            )
-        )
+        found = await session.scalar(wanted)
         assert found is not None
         return found
     return account

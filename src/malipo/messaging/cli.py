@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from malipo.config import ConfigurationError, Settings, load_settings
-from malipo.core.logging import configure_logging
+from malipo.cli_common import settings_or_exit
 from malipo.db import Database
 from malipo.messaging.mail import get_mail, list_mail
 from malipo.messaging.models import MailMessage
@@ -22,35 +21,16 @@ mail_app = typer.Typer(help="Operator mail", no_args_is_help=True)
 console = Console(stderr=True)
 
 
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        console.print(f"[red]malipo cannot start:[/red] {exc}")
-        raise typer.Exit(2) from None
-    configure_logging(json=settings.log_json, level=settings.log_level)
-    return settings
-
-
-def _database(settings: Settings) -> Database:
-    return Database.from_url(
-        settings.resolved_database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
-
-
 @mail_app.command("list")
 def list_command(
     limit: Annotated[int, typer.Option(min=1, help="How many messages to show, newest first")] = 50,
     to: Annotated[str | None, typer.Option(help="Only messages to this address")] = None,
 ) -> None:
     """List queued, sent, stored (no SMTP server) and failed messages, newest first."""
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> list[MailMessage]:
-        db = _database(settings)
+        db = Database.from_settings(settings)
         try:
             async with db.transaction() as session:
                 return await list_mail(session, limit=limit, to=to)
@@ -85,10 +65,10 @@ def show_command(mail_id: Annotated[str, typer.Argument(metavar="ID", help="The 
     except ValueError:
         console.print(f"[red]not a message id:[/red] {mail_id}")
         raise typer.Exit(2) from None
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def main() -> MailMessage | None:
-        db = _database(settings)
+        db = Database.from_settings(settings)
         try:
             async with db.transaction() as session:
                 return await get_mail(session, wanted)
