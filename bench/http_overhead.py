@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -66,13 +65,7 @@ def measure_baseline(args: argparse.Namespace, app: str = "bench.baseline_app:ap
 def measure_malipo(args: argparse.Namespace) -> lib.LoadResult:
     with tempfile.TemporaryDirectory(prefix="malipo-bench-") as var_dir:
         env = {"MALIPO_VAR_DIR": var_dir, "MALIPO_LOG_LEVEL": "WARNING"}
-        subprocess.run(
-            [sys.executable, "-m", "malipo.cli", "db", "upgrade"],
-            cwd=lib.ROOT,
-            env=lib.child_env(env),
-            check=True,
-            capture_output=True,
-        )
+        lib.run_command([sys.executable, "-m", "malipo.cli", "db", "upgrade"], env)
         port = lib.free_port()
         argv = [sys.executable, "-m", "malipo.cli", "serve", "--port", str(port)]
         return _measure(argv, env, port, args)

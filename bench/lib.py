@@ -45,6 +45,7 @@ __all__ = [
     "free_port",
     "print_table",
     "process_cpu_seconds",
+    "run_command",
     "run_load",
     "serving",
     "start_server",
@@ -68,6 +69,20 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("MALIPO_")}
     base.update(env or {})
     return base
+
+
+def run_command(argv: list[str], env: Mapping[str, str] | None = None, timeout: float = 300.0) -> str:
+    """Run a setup command (a migration, a seed) like the servers are run; return its stdout.
+
+    Raises :class:`RuntimeError` with the end of its output if it fails.
+    """
+    done = subprocess.run(
+        argv, cwd=ROOT, env=child_env(env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        output = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
+        raise RuntimeError(f"{argv!r} failed with exit code {done.returncode}:\n{output}")
+    return done.stdout
 
 
 def free_port(host: str = "127.0.0.1") -> int:

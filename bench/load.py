@@ -290,10 +290,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         if self.waiter is not None:
-            try:
-                self._advance()
-            except (ValueError, IndexError, ProtocolError) as exc:
-                self._fail(ProtocolError(f"unparseable response: {exc}"))
+            self._advance_or_fail()
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost settles the waiter
@@ -317,7 +314,7 @@ class _Connection(asyncio.Protocol):
         self.head_only = head_only
         self.transport.write(data)
         if self.buffer:  # bytes that arrived unasked (or a pipelining server)
-            self._advance()
+            self._advance_or_fail()
         return waiter
 
     def close(self) -> None:
@@ -330,6 +327,12 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
         self.close()
+
+    def _advance_or_fail(self) -> None:
+        try:
+            self._advance()
+        except (ValueError, IndexError, ProtocolError) as exc:
+            self._fail(ProtocolError(f"unparseable response: {exc}"))
 
     def _advance(self) -> None:
         buf = self.buffer

@@ -4,6 +4,10 @@ For every protected /api/v1 route: no credentials is 401; a caller without the
 route's permission is 403 naming it; and a route with an object id in its path
 answers 404 for another client's object. A route added later without a check,
 or with a tenant id the matrix does not know, fails here.
+
+Wallet customers (JWTs) all share the Customer role, so a customer without a
+route's permission exists only once that role has lost its permissions: the
+customer routes' 403s are checked last, after emptying the role.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from malipo.api.routes import effective_routes
 from malipo.app import create_app
@@ -24,6 +28,7 @@ from malipo.auth.permissions import authorize, protected_routes, route_callers
 from malipo.auth.principals import Audience
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
+from malipo.customers import service as customers
 from malipo.db import Database
 from malipo.identity import service
 from malipo.identity.models import (
@@ -46,6 +51,7 @@ TENANT_OBJECTS = {
     "/api/v1/api-users/{apiUserId}/permissions": {"apiUserId": "api_user"},
     "/api/v1/portal-users/{id}": {"id": "portal_user"},
     "/api/v1/sandbox/api-keys/{id}": {"id": "sandbox_key"},
+    "/api/v1/customers/{id}": {"id": "customer"},
 }
 # A body that passes validation, so the request reaches the tenancy check.
 VALID_BODIES: dict[tuple[str, str], Any] = {
@@ -67,9 +73,12 @@ class World:
     # Client A's callers holding every permission.
     mighty: dict[Audience, Caller]
     client_b: dict[str, uuid.UUID]
+    db_url: str
 
 
-async def _build(db: Database, clock: FrozenClock, app: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _build(
+    db: Database, clock: FrozenClock, app: Any, secret: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Two active clients; in client A, callers with no permission and with all of them."""
     from malipo.auth.permissions import sync_permissions
 
@@ -112,6 +121,15 @@ async def _build(db: Database, clock: FrozenClock, app: Any) -> tuple[dict[str, 
                 made[f"key_{label}_{tag}"] = key.raw
                 made[f"api_user_{label}_{tag}"] = issued.api_user.id
                 made[f"sandbox_key_{label}_{tag}"] = key.key.id
+                # Sandbox customers, like the keys: tenancy, not mode, is what hides B's from A.
+                customer = await customers.create_customer(
+                    session, client=client, mode=KeyMode.TEST, email=f"cust-{label}-{tag}@example.com",
+                    password="correct horse battery", full_name=label, now=now,
+                )  # fmt: skip
+                made[f"customer_{label}_{tag}"] = customer.id
+                made[f"customer_token_{label}_{tag}"] = customers.issue_customer_token(
+                    customer, secret=secret, now=now
+                ).token
         for label, role in (("powerless", nothing), ("mighty", everything)):
             await service.create_portal_user(
                 session, email=f"op-{label}@example.com", user_name=label, password="correct horse battery",
@@ -122,6 +140,7 @@ async def _build(db: Database, clock: FrozenClock, app: Any) -> tuple[dict[str, 
         "api_user": made["api_user_mighty_b"],
         "portal_user": made["portal_mighty_b"],
         "sandbox_key": made["sandbox_key_mighty_b"],
+        "customer": made["customer_mighty_b"],
     }
     return made, tenant_b
 
@@ -145,7 +164,8 @@ def world(settings: Settings, live_server: Any) -> World:
 
     async def build() -> tuple[dict[str, Any], dict[str, Any]]:
         try:
-            return await _build(db, clock, app)
+            assert settings.secret_key is not None
+            return await _build(db, clock, app, settings.secret_key.get_secret_value())
         finally:
             await db.dispose()
 
@@ -161,12 +181,16 @@ def world(settings: Settings, live_server: Any) -> World:
             Audience.KEY: key(made["key_powerless_a"]),
             Audience.CLIENT_ADMIN: _sign_in(url, "powerless-a@example.com"),
             Audience.OPERATOR: _sign_in(url, "op-powerless@example.com"),
+            # Powerless only once the Customer role is emptied: test_matrix does that last.
+            Audience.CUSTOMER: key(made["customer_token_powerless_a"]),
         },
         mighty={
             Audience.KEY: key(made["key_mighty_a"]),
             Audience.CLIENT_ADMIN: _sign_in(url, "mighty-a@example.com"),
+            Audience.CUSTOMER: key(made["customer_token_mighty_a"]),
         },
         client_b=tenant_b,
+        db_url=settings.resolved_database_url,
     )
 
 
@@ -218,8 +242,20 @@ def test_every_api_v1_route_is_protected_except_the_public_ones() -> None:
     assert len(_routes()) >= 30
 
 
+async def _empty_customer_role(db_url: str) -> None:
+    db = Database.from_url(db_url)
+    try:
+        async with db.transaction() as session:
+            role_id = await session.scalar(select(Role.id).where(Role.name == "Customer"))
+            assert role_id is not None
+            await session.execute(delete(RolePermission).where(RolePermission.role_id == role_id))
+    finally:
+        await db.dispose()
+
+
 def test_matrix(world: World) -> None:
     problems: list[str] = []
+    customer_routes: list[tuple[str, str, str]] = []
     for name, method, path in _routes():
         label = f"{method} {path}"
         anonymous = _call(world, method, path, None)
@@ -228,6 +264,9 @@ def test_matrix(world: World) -> None:
 
         audiences = _callers_of(path, method)
         for audience in audiences:
+            if audience == Audience.CUSTOMER:  # checked last: see the module's docstring
+                customer_routes.append((name, method, path))
+                continue
             reply = _call(world, method, path, world.powerless[audience])
             if reply.status_code != 403 or reply.json().get("permission") != name:
                 problems.append(
@@ -249,6 +288,15 @@ def test_matrix(world: World) -> None:
                 problems.append(
                     f"{label}: {audience.value} of client A reached client B's object: {reply.status_code}"
                 )
+
+    assert customer_routes, "no route is for wallet customers"
+    asyncio.run(_empty_customer_role(world.db_url))
+    for name, method, path in customer_routes:
+        reply = _call(world, method, path, world.powerless[Audience.CUSTOMER])
+        if reply.status_code != 403 or reply.json().get("permission") != name:
+            problems.append(
+                f"{method} {path}: cust without {name} got {reply.status_code} {reply.text[:100]}"
+            )
     assert problems == []
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,6 +30,7 @@ from malipo.core.errors import (
     NotFound,
     ValidationFailed,
 )
+from malipo.core.idempotency import REPLAYED_HEADER, IdempotentReplay
 from malipo.core.logging import get_logger, redact_text
 
 log = get_logger("malipo.http")
@@ -175,8 +176,22 @@ async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# -- idempotent replays: not an error, the stored first reply sent again -------------
+
+
+async def _on_idempotent_replay(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IdempotentReplay)
+    return Response(
+        exc.body.encode(),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers={REPLAYED_HEADER: "true"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _on_integrity_error)
     app.add_exception_handler(MalipoError, _on_malipo_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(IdempotentReplay, _on_idempotent_replay)

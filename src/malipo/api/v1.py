@@ -7,10 +7,14 @@ the route's audience, CSRF for cookie sessions, and its permission.
 from fastapi import APIRouter, Depends
 
 from malipo.auth.permissions import authorize
+from malipo.customers import endpoints as customers
 from malipo.identity import endpoints as identity
+from malipo.wallets import endpoints as wallets
 
 router = APIRouter(prefix="/api/v1")
 protected = [Depends(authorize)]
 
 router.include_router(identity.public_router)
 router.include_router(identity.router, dependencies=protected)
+router.include_router(customers.router, dependencies=protected)
+router.include_router(wallets.router, dependencies=protected)

@@ -2,6 +2,7 @@
 
 Accepted, in this order:
 - ``Authorization: Bearer mk_live_…|mk_test_…`` — an API key;
+- ``Authorization: Bearer <JWT>`` — a wallet customer's token (from ``/customers/login``);
 - ``Authorization: Basic`` — an API user's Pay Hero pair ``api_username:api_password``,
   or an API key as the username with an empty password (Stripe's convention);
 - the portal session cookie.
@@ -12,16 +13,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
+import uuid
 from collections import OrderedDict
 from datetime import datetime
 
+import jwt
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.auth.principals import Principal, PrincipalKind
 from malipo.core.crypto import API_KEY_PREFIXES, sha256_hex, verify_password
 from malipo.core.errors import Forbidden, Unauthorized
+from malipo.customers.models import Customer
 from malipo.identity.models import (
     ApiKey,
     ApiUser,
@@ -97,6 +102,8 @@ async def authenticate(request: Request, session: AsyncSession, now: datetime) -
         scheme, _, credentials = header.partition(" ")
         scheme, credentials = scheme.lower(), credentials.strip()
         if scheme == "bearer":
+            if not credentials.startswith("mk_") and _JWT_SHAPE.fullmatch(credentials):
+                return await by_customer_token(request, session, credentials, now)
             return await by_api_key(session, credentials)
         if scheme == "basic":
             username, password = _decode_basic(credentials)
@@ -123,32 +130,44 @@ def _decode_basic(credentials: str) -> tuple[str, str]:
     return username, password
 
 
+# Built once: this runs on every API call, and building the expression costs more than running it.
+_KEY_LOOKUP = (
+    select(
+        ApiKey.id.label("key_id"),
+        ApiKey.mode,
+        ApiKey.revoked_at,
+        ApiUser.id.label("api_user_id"),
+        ApiUser.role_id,
+        ApiUser.is_active,
+        Role.name.label("role_name"),
+        Client.id.label("client_id"),
+        Client.status.label("client_status"),
+        Client.rejection_reason,
+    )
+    .join(ApiUser, ApiKey.api_user_id == ApiUser.id)
+    .join(Client, ApiUser.client_id == Client.id)
+    .join(Role, ApiUser.role_id == Role.id)
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
+
+
 async def by_api_key(session: AsyncSession, raw_key: str) -> Principal:
     if not raw_key.startswith(tuple(API_KEY_PREFIXES.values())):
         raise _unauthorized("not a malipo API key: keys start with mk_live_ or mk_test_")
-    row = (
-        await session.execute(
-            select(ApiKey, ApiUser, Client, Role.name)
-            .join(ApiUser, ApiKey.api_user_id == ApiUser.id)
-            .join(Client, ApiUser.client_id == Client.id)
-            .join(Role, ApiUser.role_id == Role.id)
-            .where(ApiKey.key_hash == sha256_hex(raw_key))
-        )
-    ).first()
-    if row is None or row.ApiKey.revoked_at is not None:
+    row = (await session.execute(_KEY_LOOKUP, {"key_hash": sha256_hex(raw_key)})).first()
+    if row is None or row.revoked_at is not None:
         raise _unauthorized("API key not recognised or revoked")
-    key, api_user, client, role_name = row
-    if not api_user.is_active:
+    if not row.is_active:
         raise _unauthorized("this API user has been disabled")
-    require_active_client(client)
+    require_active_client(Client(status=row.client_status, rejection_reason=row.rejection_reason))
     return Principal(
         kind=PrincipalKind.API_KEY,
-        id=api_user.id,
-        client_id=client.id,
-        role_ids=(api_user.role_id,),
-        role_names=frozenset({role_name}),
-        mode=KeyMode(key.mode),
-        api_key_id=key.id,
+        id=row.api_user_id,
+        client_id=row.client_id,
+        role_ids=(row.role_id,),
+        role_names=frozenset({row.role_name}),
+        mode=KeyMode(row.mode),
+        api_key_id=row.key_id,
     )
 
 
@@ -175,6 +194,66 @@ async def by_payhero_credentials(session: AsyncSession, username: str, password:
         role_ids=(api_user.role_id,),
         role_names=frozenset({role_name}),
         mode=KeyMode.LIVE,
+    )
+
+
+# -- wallet customers (JWT) ------------------------------------------------------------
+
+CUSTOMER_JWT_ISSUER = "malipo"
+CUSTOMER_JWT_TYPE = "customer"
+CUSTOMER_JWT_ALGORITHM = "HS256"
+CUSTOMER_ROLE = "Customer"
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+async def _customer_role_id(request: Request, session: AsyncSession) -> uuid.UUID | None:
+    # Role ids never change: looked up once per app (one app, one database).
+    cached: uuid.UUID | None = getattr(request.app.state, "customer_role_id", None)
+    if cached is None:
+        cached = await session.scalar(select(Role.id).where(Role.name == CUSTOMER_ROLE))
+        if cached is not None:
+            request.app.state.customer_role_id = cached
+    return cached
+
+
+async def by_customer_token(request: Request, session: AsyncSession, token: str, now: datetime) -> Principal:
+    secret = request.app.state.settings.secret_key.get_secret_value()
+    try:
+        # Expiry is checked below against the injectable clock, not the system's.
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[CUSTOMER_JWT_ALGORITHM],
+            issuer=CUSTOMER_JWT_ISSUER,
+            options={"verify_exp": False, "verify_iat": False, "require": ["exp", "iss", "sub", "typ"]},
+        )
+        customer_id = uuid.UUID(str(claims["sub"]))
+        expires = float(claims["exp"])
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        raise _unauthorized("invalid customer token: log in again") from None
+    if claims["typ"] != CUSTOMER_JWT_TYPE:
+        raise _unauthorized("invalid customer token: log in again")
+    if now.timestamp() >= expires:
+        raise _unauthorized("your customer token has expired: log in again")
+    row = (
+        await session.execute(
+            select(Customer, Client)
+            .join(Client, Customer.client_id == Client.id)
+            .where(Customer.id == customer_id)
+        )
+    ).first()
+    if row is None or str(row.Customer.client_id) != str(claims.get("client_id")):
+        raise _unauthorized("this customer no longer exists: log in again")
+    customer, client = row
+    require_active_client(client)
+    role_id = await _customer_role_id(request, session)
+    return Principal(
+        kind=PrincipalKind.CUSTOMER,
+        id=customer.id,
+        client_id=customer.client_id,
+        role_ids=(role_id,) if role_id is not None else (),
+        role_names=frozenset({CUSTOMER_ROLE}),
+        mode=KeyMode(customer.mode),
     )
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
-from sqlalchemy import and_, exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,6 +75,8 @@ DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
     ),
     "Developer": _MERCHANT_API,
     "ReadOnly": ("*.Read*", "*.List*", "Account.Logout"),
+    # A wallet customer (JWT): its own wallet and details; audiences keep it off everything else.
+    "Customer": ("Wallet.*", "Customers.Read"),
 }
 
 
@@ -140,6 +142,26 @@ async def _sync(session: AsyncSession, wanted: list[tuple[str, str, str]], now: 
     return created
 
 
+# Built once (it runs on every /api/v1 call): the permission of (method, route), whether one of
+# the caller's roles grants it, and the API user's own override if it has one.
+_PERMISSION_CHECK = select(
+    Permission.name,
+    exists()
+    .where(
+        RolePermission.permission_id == Permission.id,
+        RolePermission.role_id.in_(bindparam("role_ids", expanding=True)),
+    )
+    .label("by_role"),
+    select(ApiUserPermission.is_allowed)
+    .where(
+        ApiUserPermission.permission_id == Permission.id,
+        ApiUserPermission.api_user_id == bindparam("api_user_id"),
+    )
+    .scalar_subquery()
+    .label("override"),
+).where(Permission.http_method == bindparam("method"), Permission.route_pattern == bindparam("route"))
+
+
 async def check_permission(
     session: AsyncSession, principal: Principal, method: str, route_pattern: str
 ) -> None:
@@ -148,24 +170,15 @@ async def check_permission(
     Effective permissions are the principal's roles' grants, with an API user's
     own overrides (allow or deny) taking precedence.
     """
-    by_role = exists().where(
-        RolePermission.permission_id == Permission.id, RolePermission.role_id.in_(principal.role_ids)
-    )
-    override = (
-        select(ApiUserPermission.is_allowed)
-        .where(
-            and_(
-                ApiUserPermission.permission_id == Permission.id,
-                ApiUserPermission.api_user_id == principal.api_user_id,
-            )
-        )
-        .scalar_subquery()
-    )
     row = (
         await session.execute(
-            select(Permission.name, by_role.label("by_role"), override.label("override")).where(
-                Permission.http_method == method, Permission.route_pattern == route_pattern
-            )
+            _PERMISSION_CHECK,
+            {
+                "method": method,
+                "route": route_pattern,
+                "role_ids": list(principal.role_ids),
+                "api_user_id": principal.api_user_id,
+            },
         )
     ).first()
     if row is None:

@@ -13,6 +13,7 @@ class PrincipalKind(StrEnum):
     PORTAL = "portal"  # a portal user with a cookie session
     API_KEY = "api_key"  # an API user with a Bearer key (or Basic with the key as username)
     PAYHERO = "payhero"  # an API user with its Pay Hero Basic credentials
+    CUSTOMER = "customer"  # a merchant's wallet customer with a Bearer JWT
 
 
 class Audience(StrEnum):
@@ -21,12 +22,13 @@ class Audience(StrEnum):
     OPERATOR = "op"  # operator staff: SuperAdmin, CompanyAdmin
     CLIENT_ADMIN = "ca"  # a merchant's portal user
     KEY = "key"  # an API user
+    CUSTOMER = "cust"  # a merchant's wallet customer
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     kind: PrincipalKind
-    # The portal user's id, or the API user's id.
+    # The portal user's id, the API user's id, or the customer's id.
     id: uuid.UUID
     # None for operator staff, who belong to no client.
     client_id: uuid.UUID | None
@@ -39,6 +41,8 @@ class Principal:
 
     @property
     def audience(self) -> Audience:
+        if self.kind == PrincipalKind.CUSTOMER:
+            return Audience.CUSTOMER
         if self.kind != PrincipalKind.PORTAL:
             return Audience.KEY
         return Audience.OPERATOR if self.client_id is None else Audience.CLIENT_ADMIN
@@ -53,7 +57,7 @@ class Principal:
 
     @property
     def api_user_id(self) -> uuid.UUID | None:
-        return self.id if self.kind != PrincipalKind.PORTAL else None
+        return self.id if self.kind in (PrincipalKind.API_KEY, PrincipalKind.PAYHERO) else None
 
     @property
     def uses_cookie(self) -> bool:

@@ -36,6 +36,7 @@ SYSTEM_ROLES: dict[str, str] = {
     "ClientAdmin": "A merchant's administrator",
     "Developer": "A merchant's developer: the API, no user management",
     "ReadOnly": "Reads only",
+    "Customer": "A merchant's wallet customer",
 }
 
 

@@ -1,0 +1,1 @@
+"""A wallet customer's money: balance, sandbox top-ups, transfers, payments, statements."""

@@ -1,0 +1,221 @@
+"""/api/v1 routes of a customer's wallet (customer token only): balance, top-up, transfer,
+pay, statement.
+
+Each route's ``name`` is its permission name; ``callers(...)`` says who may call it.
+Money routes take an ``Idempotency-Key`` and answer 201 with the journal reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import StreamingResponse
+
+from malipo.api.deps import ClockDep, DatabaseDep, Session
+from malipo.auth.permissions import CurrentPrincipal, callers
+from malipo.auth.principals import Audience
+from malipo.core.idempotency import IdempotencyKey
+from malipo.wallets import service as wallets
+from malipo.wallets.schemas import (
+    BalanceOut,
+    EntryType,
+    PaymentIn,
+    PaymentOut,
+    StatementEntry,
+    StatementOut,
+    TopUpIn,
+    TopUpOut,
+    TransferIn,
+    TransferOut,
+)
+
+CUST = Audience.CUSTOMER
+
+router = APIRouter(tags=["wallet"])
+
+# Bytes gathered before a chunk is sent: few writes, little memory.
+_FLUSH_BYTES = 64 * 1024
+_CSV_COLUMNS = ("date", "reference", "kind", "type", "description", "amount", "balance", "currency")
+# A cell starting with one of these is a formula to spreadsheet programs (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _movement(movement: wallets.Movement) -> dict[str, object]:
+    return {
+        "reference": movement.journal.reference,
+        "status": "completed",
+        "amount": movement.amount.format(),
+        "currency": movement.amount.currency,
+        "description": movement.journal.description,
+        "balance": movement.wallet.balance.format(),
+        "available": movement.wallet.available.format(),
+        "created_at": movement.journal.created_at,
+    }
+
+
+@router.get(
+    "/wallet/balance", response_model=BalanceOut, name="Wallet.ReadBalance", openapi_extra=callers(CUST)
+)
+async def read_balance(who: CurrentPrincipal, session: Session) -> BalanceOut:
+    found = await wallets.wallet_balance(session, who)
+    return BalanceOut(
+        customer_id=found.customer_id,
+        balance=found.balance.format(),
+        available=found.available.format(),
+        currency=found.balance.currency,
+    )
+
+
+@router.post(
+    "/wallet/top-up",
+    response_model=TopUpOut,
+    status_code=status.HTTP_201_CREATED,
+    name="Wallet.TopUp",
+    openapi_extra=callers(CUST),
+)
+async def top_up(
+    body: TopUpIn, who: CurrentPrincipal, idem: IdempotencyKey, session: Session, clock: ClockDep
+) -> TopUpOut:
+    """Add funds: sandbox wallets at once; live wallets through collections (501 until available)."""
+    reply = TopUpOut(**_movement(await wallets.top_up(session, who, body, now=clock.now())))  # type: ignore[arg-type]
+    await idem.complete(session, status.HTTP_201_CREATED, reply)
+    return reply
+
+
+@router.post(
+    "/wallet/transfer",
+    response_model=TransferOut,
+    status_code=status.HTTP_201_CREATED,
+    name="Wallet.Transfer",
+    openapi_extra=callers(CUST),
+)
+async def transfer(
+    body: TransferIn, who: CurrentPrincipal, idem: IdempotencyKey, session: Session, clock: ClockDep
+) -> TransferOut:
+    """Send money to another customer of the same merchant."""
+    movement = await wallets.transfer(session, who, body, now=clock.now())
+    reply = TransferOut(**_movement(movement), recipient_customer_id=body.recipient_customer_id)  # type: ignore[arg-type]
+    await idem.complete(session, status.HTTP_201_CREATED, reply)
+    return reply
+
+
+@router.post(
+    "/wallet/pay",
+    response_model=PaymentOut,
+    status_code=status.HTTP_201_CREATED,
+    name="Wallet.Pay",
+    openapi_extra=callers(CUST),
+)
+async def pay(
+    body: PaymentIn, who: CurrentPrincipal, idem: IdempotencyKey, session: Session, clock: ClockDep
+) -> PaymentOut:
+    """Pay the merchant; ``externalReference`` is unique per merchant (a repeat is a 409)."""
+    movement = await wallets.pay(session, who, body, now=clock.now())
+    reply = PaymentOut(**_movement(movement), external_reference=body.external_reference)  # type: ignore[arg-type]
+    await idem.complete(session, status.HTTP_201_CREATED, reply)
+    return reply
+
+
+# -- statement --------------------------------------------------------------------------
+
+
+def _entry(line: wallets.StatementLine) -> StatementEntry:
+    return StatementEntry(
+        date=line.created_at,
+        reference=line.reference,
+        kind=line.kind,
+        type=line.type,  # type: ignore[arg-type]
+        description=line.description,
+        amount=line.amount.format(),
+        balance=line.balance.format(),
+        currency=line.amount.currency,
+    )
+
+
+async def _json_body(head: StatementOut, lines: AsyncIterator[wallets.StatementLine]) -> AsyncIterator[bytes]:
+    opening = head.model_dump_json(by_alias=True)
+    assert opening.endswith('"entries":[]}')
+    buffer = opening[:-2]
+    separator = ""
+    async for line in lines:
+        buffer += separator + _entry(line).model_dump_json(by_alias=True)
+        separator = ","
+        if len(buffer) >= _FLUSH_BYTES:
+            yield buffer.encode()
+            buffer = ""
+    yield (buffer + "]}").encode()
+
+
+def _csv_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+async def _csv_body(lines: AsyncIterator[wallets.StatementLine]) -> AsyncIterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(_CSV_COLUMNS)
+    async for line in lines:
+        entry = _entry(line).model_dump(mode="json", by_alias=True)
+        writer.writerow(_csv_cell(entry[column]) for column in _CSV_COLUMNS)
+        if buffer.tell() >= _FLUSH_BYTES:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+@router.get(
+    "/wallet/statement",
+    name="Wallet.ReadStatement",
+    openapi_extra=callers(CUST),
+    response_model=None,
+    responses={
+        200: {
+            "model": StatementOut,
+            "description": "The statement, streamed: JSON (``format=json``) or CSV (``format=csv``)",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def read_statement(
+    who: CurrentPrincipal,
+    session: Session,
+    db: DatabaseDep,
+    start_date: Annotated[
+        date | None, Query(alias="startDate", description="First day (UTC), inclusive")
+    ] = None,
+    end_date: Annotated[date | None, Query(alias="endDate", description="Last day (UTC), inclusive")] = None,
+    entry_type: Annotated[EntryType | None, Query(alias="type", description="Only credits or debits")] = None,
+    output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> StreamingResponse:
+    """The wallet's entries in the date range, oldest first, each with the running balance.
+
+    Streamed as it is read, so a long range never loads into memory.
+    """
+    window = await wallets.statement_window(session, who, start_date=start_date, end_date=end_date)
+    lines = wallets.statement_lines(db, window, entry_type=entry_type)
+    if output == "csv":
+        name = f"statement-{start_date or 'start'}-{end_date or 'now'}.csv"
+        return StreamingResponse(
+            _csv_body(lines),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    head = StatementOut(
+        customer_id=window.customer_id,
+        currency=window.currency,
+        start_date=start_date,
+        end_date=end_date,
+        type=entry_type,
+        opening_balance=window.opening_balance.format(),
+        closing_balance=window.closing_balance.format(),
+        entries=[],
+    )
+    return StreamingResponse(_json_body(head, lines), media_type="application/json")

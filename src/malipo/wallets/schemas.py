@@ -1,0 +1,112 @@
+"""Requests and replies of the wallet routes (/api/v1/wallet).
+
+Amounts arrive as JSON numbers or decimal strings in the wallet's currency and are
+read by ``Money.parse`` in the service (which knows the currency); they leave as
+decimal strings next to their currency: ``{"amount": "10.50", "currency": "KES"}``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, StringConstraints
+
+from malipo.api.schemas import CamelModel
+
+
+def _amount_input(value: Any) -> Any:
+    # A boolean is a JSON type of its own, not 1 or 0.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("must be a number or a decimal string")
+    return value
+
+
+Amount = Annotated[
+    int | float | str,
+    BeforeValidator(_amount_input),
+    Field(
+        description="In the wallet's currency: a number or a decimal string, > 0, no more decimals "
+        "than the currency has",
+        examples=["10.50"],
+    ),
+]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ExternalReference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+EntryType = Literal["credit", "debit"]
+
+
+class TopUpIn(CamelModel):
+    amount: Amount
+    description: Description
+
+
+class TransferIn(CamelModel):
+    recipient_customer_id: uuid.UUID
+    amount: Amount
+    description: Description
+
+
+class PaymentIn(CamelModel):
+    amount: Amount
+    description: Description
+    external_reference: ExternalReference = Field(
+        description="Your reference (an invoice id); unique per client"
+    )
+
+
+class BalanceOut(CamelModel):
+    customer_id: uuid.UUID
+    balance: str
+    available: str = Field(description="The balance less funds on hold")
+    currency: str
+
+
+class MovementOut(CamelModel):
+    """A completed movement of the wallet: its journal ``reference`` and the balance after it."""
+
+    reference: str
+    status: Literal["completed"]
+    amount: str
+    currency: str
+    description: str
+    balance: str
+    available: str
+    created_at: datetime
+
+
+class TopUpOut(MovementOut):
+    pass
+
+
+class TransferOut(MovementOut):
+    recipient_customer_id: uuid.UUID
+
+
+class PaymentOut(MovementOut):
+    external_reference: str
+
+
+class StatementEntry(CamelModel):
+    date: datetime
+    reference: str
+    kind: Literal["top_up", "transfer", "payment", "other"]
+    type: EntryType
+    description: str
+    amount: str = Field(description="The entry's amount, always positive: ``type`` says which way")
+    balance: str = Field(description="The wallet's balance right after this entry")
+    currency: str
+
+
+class StatementOut(CamelModel):
+    """What ``format=json`` streams; ``format=csv`` streams the same entries as CSV rows."""
+
+    customer_id: uuid.UUID
+    currency: str
+    start_date: date | None
+    end_date: date | None
+    type: EntryType | None
+    opening_balance: str = Field(description="The balance before the first day of the range")
+    closing_balance: str = Field(description="The balance at the end of the last day of the range")
+    entries: list[StatementEntry]
