@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import lib  # noqa: E402
+from bench import lib
 
 PATH = "/api/v1/sandbox/api-keys"
 
@@ -64,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"{label}: {result.errors} failed requests: {result.statuses}")
                 runs[label].append(result)
                 rows.append(result.as_row(f"{label} #{round_no}"))
-                print(f"  {label} #{round_no}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.2f} ms", flush=True)
+                line = f"  {label} #{round_no}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.2f} ms"
+                print(line, flush=True)
 
-    lib.print_table(rows, title=f"GET {PATH} (Bearer key), {args.connections} connections, {args.duration:g} s")
+    title = f"GET {PATH} (Bearer key), {args.connections} connections, {args.duration:g} s"
+    lib.print_table(rows, title=title)
     summary = {
         label: {
             "rps": statistics.median(r.rps for r in results),
