@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email
-import email.policy
 import re
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from email.message import EmailMessage
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 
 from malipo.app import create_app
@@ -32,11 +25,8 @@ from malipo.config import Settings
 from malipo.core.clock import SystemClock
 from malipo.db import Database
 from malipo.seed import DemoCredentials, seed_demo
-from tests.fixtures.servers import free_port
+from tests.fixtures.smtp import SmtpServer
 
-SMTP_USER = "mailer"
-SMTP_PASSWORD = "s3cr3t-p@ss:word"  # '@' and ':' must survive the URL's percent-encoding
-MAIL_TIMEOUT = 15.0
 CSRF_COOKIE = "malipo_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -53,83 +43,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 # -- a real SMTP server that requires AUTH ---------------------------------------------------------
 
 
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-
-    @property
-    def subject(self) -> str:
-        return str(self.message["Subject"])
-
-    @property
-    def text(self) -> str:
-        part = self.message.get_body(preferencelist=("plain",))
-        assert part is not None, f"mail {self.subject!r} has no text/plain part"
-        return str(part.get_content()).replace("\r\n", "\n")
-
-
-@dataclass
-class RecordingHandler:
-    received: list[Received] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
-        return "250 Message accepted for delivery"
-
-
-def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-    ok = (
-        isinstance(auth_data, LoginPassword)
-        and auth_data.login == SMTP_USER.encode()
-        and auth_data.password == SMTP_PASSWORD.encode()
-    )
-    return AuthResult(success=ok, handled=False)
-
-
-@dataclass
-class Mailbox:
-    handler: RecordingHandler
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{self.port}?tls=none"
-
-    def to(self, address: str) -> list[Received]:
-        return [got for got in list(self.handler.received) if got.rcpt_tos == [address]]
-
-    def wait_for(self, address: str, subject: str, timeout: float = MAIL_TIMEOUT) -> Received:
-        """The first mail to ``address`` whose subject contains ``subject``; polls until ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for got in self.to(address):
-                if subject in got.subject:
-                    return got
-            if time.monotonic() > deadline:
-                seen = [(g.rcpt_tos, g.subject) for g in list(self.handler.received)]
-                raise AssertionError(f"no mail {subject!r} to {address} within {timeout} s; received {seen}")
-            time.sleep(0.02)
-
-
 @pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    handler = RecordingHandler()
-    port = free_port()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=_authenticator,
-        auth_required=True,
-        auth_require_tls=False,  # no certificate in tests; the gateway uses ?tls=none
-    )
-    controller.start()
-    yield Mailbox(handler, port)
-    controller.stop()
+def mailbox(smtp_server: Callable[..., SmtpServer]) -> SmtpServer:
+    return smtp_server()
 
 
 # -- the gateway --------------------------------------------------------------------------------
@@ -150,7 +66,7 @@ def _seed(db_url: str) -> DemoCredentials:
 @dataclass
 class Gateway:
     url: str
-    mail: Mailbox
+    mail: SmtpServer
     demo: DemoCredentials
     stack: ExitStack
 
@@ -174,11 +90,11 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway(mailbox: Mailbox, settings: Settings, db_url: str, live_server: Any) -> Iterator[Gateway]:
+def gateway(mailbox: SmtpServer, settings: Settings, db_url: str, live_server: Any) -> Iterator[Gateway]:
     demo = _seed(db_url)
     settings.inprocess_worker = True
     settings.worker_poll_seconds = 0.05
-    settings.smtp_url = SecretStr(mailbox.url)
+    settings.smtp_url = SecretStr(mailbox.url())
     server = live_server(create_app(settings))
     with ExitStack() as stack:
         yield Gateway(server.url, mailbox, demo, stack)

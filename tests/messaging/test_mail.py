@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,8 +12,6 @@ from urllib.parse import quote
 import jinja2
 import pytest
 import structlog
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -34,9 +28,8 @@ from malipo.worker.models import AttemptOutcome, Job, JobAttempt, JobStatus
 from malipo.worker.registry import enqueue
 from malipo.worker.runner import Worker
 from tests.fixtures.servers import free_port
+from tests.fixtures.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
-SMTP_USER = "mailer"
-SMTP_PASSWORD = "s3cr3t-p@ss:word"  # '@' and ':' must survive the URL's percent-encoding
 WRONG_PASSWORD = "Wr0ng-Pa55-4471"
 
 # The test server takes AUTH over plain text on loopback, which aiosmtpd rightly warns about.
@@ -63,78 +56,6 @@ def production_log_format() -> Iterator[None]:
 
 
 # -- a real SMTP server ------------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-
-
-@dataclass
-class RecordingHandler:
-    """aiosmtpd handler: keeps every message it accepts; refuses recipients when told to."""
-
-    refuse_rcpt: str | None = None
-    received: list[Received] = field(default_factory=list)
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
-        if self.refuse_rcpt:
-            return self.refuse_rcpt
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
-        return "250 Message accepted for delivery"
-
-
-def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-    ok = (
-        isinstance(auth_data, LoginPassword)
-        and auth_data.login == SMTP_USER.encode()
-        and auth_data.password == SMTP_PASSWORD.encode()
-    )
-    return AuthResult(success=ok, handled=False)
-
-
-@dataclass
-class SmtpServer:
-    handler: RecordingHandler
-    port: int
-
-    def url(self, password: str = SMTP_PASSWORD) -> str:
-        return f"smtp://{SMTP_USER}:{quote(password, safe='')}@127.0.0.1:{self.port}?tls=none"
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[Callable[..., SmtpServer]]:
-    """Start an aiosmtpd server on loopback that requires AUTH: ``server = smtp_server()``."""
-    controllers: list[Controller] = []
-
-    def start(refuse_rcpt: str | None = None) -> SmtpServer:
-        handler = RecordingHandler(refuse_rcpt=refuse_rcpt)
-        port = free_port()
-        controller = Controller(
-            handler,
-            hostname="127.0.0.1",
-            port=port,
-            authenticator=_authenticator,
-            auth_required=True,
-            auth_require_tls=False,  # no certificate in tests; the client uses ?tls=none
-        )
-        controller.start()
-        controllers.append(controller)
-        return SmtpServer(handler, port)
-
-    yield start
-    for controller in controllers:
-        controller.stop()
 
 
 # -- helpers -----------------------------------------------------------------------------------
