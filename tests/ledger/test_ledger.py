@@ -298,3 +298,37 @@ async def test_concurrent_debits_of_one_wallet_never_overdraw(pg_url: str) -> No
         assert await _verify(db) == []
     finally:
         await db.dispose()
+
+
+async def test_a_refused_journal_leaves_nothing_even_if_the_caller_carries_on(
+    db: Database, clock: FrozenClock
+) -> None:
+    """The credit leg applied before the refused debit is undone by post_journal itself.
+
+    Balances move in account-id order: alice (opened first) is credited before bob's debit is refused.
+    """
+    funding, (alice, bob) = await _wallets(db, clock)
+    assert alice.id < bob.id
+    await _fund(db, clock, funding, alice, 1_000)
+    async with db.transaction() as session:
+        with pytest.raises(ledger.InsufficientFunds):
+            await ledger.post_journal(
+                session,
+                [ledger.Leg(bob.id, -5_000, "KES"), ledger.Leg(alice.id, 5_000, "KES")],
+                kind="transfer",
+                description="bob has nothing",
+                mode="test",
+                now=clock.now(),
+            )
+        # the caller goes on and commits what else it did
+        await ledger.post_journal(
+            session,
+            [ledger.Leg(alice.id, -100, "KES"), ledger.Leg(bob.id, 100, "KES")],
+            kind="transfer",
+            description="fits",
+            mode="test",
+            now=clock.now(),
+        )
+    assert await _balance(db, alice) == (900, 900)
+    assert await _balance(db, bob) == (100, 100)
+    assert await _verify(db) == []

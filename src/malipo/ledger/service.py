@@ -168,12 +168,22 @@ async def post_journal(
         "details": details or {},
         "created_at": now,
     }
-    # The journal row first: a duplicate key is refused before any balance moves.
+    # One savepoint around the whole journal: a duplicate key or a refused debit leaves nothing
+    # behind, even in a caller that catches the error and carries on in the same transaction.
     try:
         async with session.begin_nested():
             await session.execute(insert(Journal), [journal])
+            await _apply_postings(session, journal_id, legs, now)
     except IntegrityError:
+        if idempotency_key is None:
+            raise
         raise DuplicateJournal(f"a journal with key {idempotency_key!r} already exists") from None
+    return Journal(**journal)
+
+
+async def _apply_postings(
+    session: AsyncSession, journal_id: uuid.UUID, legs: list[Leg], now: datetime
+) -> None:
     balances: dict[uuid.UUID, int] = {}
     # A fixed order, so two movements over the same accounts never deadlock.
     for account_id, amount in sorted(_net_by_account(legs).items()):
@@ -196,7 +206,6 @@ async def post_journal(
         running[leg.account_id] -= leg.amount
     rows.reverse()
     await session.execute(insert(Posting), rows)
-    return Journal(**journal)
 
 
 def _check_balanced(legs: list[Leg]) -> None:

@@ -133,12 +133,6 @@ async def wallet_balance(session: AsyncSession, who: Principal) -> WalletBalance
 # -- moving -----------------------------------------------------------------------------
 
 
-async def _post(session: AsyncSession, legs: list[ledger.Leg], **journal: object) -> Journal:
-    # A savepoint: a refused debit (or a duplicate key) undoes the legs already applied.
-    async with session.begin_nested():
-        return await ledger.post_journal(session, legs, **journal)  # type: ignore[arg-type]
-
-
 async def top_up(session: AsyncSession, who: Principal, body: TopUpIn, *, now: datetime) -> Movement:
     """Credit the calling customer's wallet.
 
@@ -153,7 +147,7 @@ async def top_up(session: AsyncSession, who: Principal, body: TopUpIn, *, now: d
     funding = await ledger.system_account(
         session, AccountKind.SANDBOX_FUNDING, wallet.currency, customer.mode, now
     )
-    journal = await _post(
+    journal = await ledger.post_journal(
         session,
         [
             ledger.Leg(funding.id, -amount.amount, amount.currency),
@@ -212,7 +206,7 @@ async def transfer(session: AsyncSession, who: Principal, body: TransferIn, *, n
             "wallets in different currencies cannot transfer",
             errors=[FieldError("recipientCustomerId", f"the recipient's wallet is in {target.currency}")],
         )
-    journal = await _post(
+    journal = await ledger.post_journal(
         session,
         [
             ledger.Leg(source.id, -amount.amount, amount.currency),
@@ -266,7 +260,7 @@ async def pay(session: AsyncSession, who: Principal, body: PaymentIn, *, now: da
         client_id=customer.client_id,
     )
     try:
-        journal = await _post(
+        journal = await ledger.post_journal(
             session,
             [
                 ledger.Leg(wallet.id, -amount.amount, amount.currency),
