@@ -23,7 +23,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -365,16 +365,3 @@ class Worker:
             "attempts": Job.attempts - 1,
         }
         await self._finish(job, token, values, AttemptOutcome.RELEASED, "worker shut down")
-
-
-async def due_jobs(db: Database, now: datetime) -> int:
-    """How many jobs are due now (for /metrics and tools)."""
-    from sqlalchemy import func
-
-    async with db.transaction() as session:
-        return int(
-            await session.scalar(
-                select(func.count()).where(Job.status == JobStatus.PENDING, Job.run_at <= now)
-            )
-            or 0
-        )
