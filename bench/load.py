@@ -81,6 +81,8 @@ class LoadResult:
     client_cpu: float | None  # load generator CPU seconds per wall second in the window (1.0 = one core)
     server_cpu: float | None  # the same for --server-pid (Linux only), None if not measured
     other_cpu: float | None = None  # cores busy with anything else on the machine (Linux only)
+    # 2xx responses over the whole run, warmup included: what the server did, to check its effects.
+    ok_all: int = 0
 
     @property
     def error_count(self) -> int:
@@ -244,9 +246,12 @@ class Recorder:
         self.latencies: list[float] = []
         self.statuses: Counter[int] = Counter()
         self.exceptions: Counter[str] = Counter()
+        self.ok_all = 0  # 2xx responses at any time, warmup and grace included
         self.stopping = False
 
     def response(self, status: int, started: float, finished: float) -> None:
+        if 200 <= status < 300:
+            self.ok_all += 1
         if self.warm_end <= finished <= self.end:
             self.latencies.append(finished - started)
             self.statuses[status] += 1
@@ -603,6 +608,7 @@ async def _run(
         client_cpu=client_cpu,
         server_cpu=server_cpu,
         other_cpu=other_cpu,
+        ok_all=rec.ok_all,
     )
 
 

@@ -136,6 +136,8 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._commit_listeners: list[Callable[[], None]] = []
+        # Per-database caches of derived facts (e.g. permission decisions), by name.
+        self.caches: dict[str, Any] = {}
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False, info={"database": self})
 
     @classmethod

@@ -94,14 +94,16 @@ def _routes() -> APIRouter:
         if x_test_delay:
             await asyncio.sleep(x_test_delay)  # so that concurrent duplicates overlap
         source, target = request.app.state.test_accounts
-        journal = await post_journal(
-            session,
-            [Leg(source, -body.amount, "KES"), Leg(target, body.amount, "KES")],
-            kind="test_move",
-            description=f"test move for {caller}",
-            mode="test",
-            now=clock.now(),
-        )
+        journal = (
+            await post_journal(
+                session,
+                [Leg(source, -body.amount, "KES"), Leg(target, body.amount, "KES")],
+                kind="test_move",
+                description=f"test move for {caller}",
+                mode="test",
+                now=clock.now(),
+            )
+        ).journal
         if x_test_fail == "before-complete":
             raise MoveRefused("refused before the reply was stored")
         reply = MoveOut(

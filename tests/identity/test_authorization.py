@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from sqlalchemy import delete, select
 
 from malipo.api.routes import effective_routes
 from malipo.app import create_app
-from malipo.auth.permissions import authorize, protected_routes, route_callers
+from malipo.auth.permissions import DECISION_TTL, authorize, protected_routes, route_callers
 from malipo.auth.principals import Audience
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
@@ -291,6 +292,9 @@ def test_matrix(world: World) -> None:
 
     assert customer_routes, "no route is for wallet customers"
     asyncio.run(_empty_customer_role(world.db_url))
+    # Changed behind the server's back, as another process would: its cached decisions
+    # may stand for up to their lifetime (permissions.DECISION_TTL), no longer.
+    time.sleep(DECISION_TTL + 0.1)
     for name, method, path in customer_routes:
         reply = _call(world, method, path, world.powerless[Audience.CUSTOMER])
         if reply.status_code != 403 or reply.json().get("permission") != name:

@@ -71,7 +71,7 @@ async def test_balanced_journal_moves_money_and_records_running_balances(
     funding, (alice, bob) = await _wallets(db, clock)
     await _fund(db, clock, funding, alice, 10_000)
     async with db.transaction() as session:
-        journal = await ledger.post_journal(
+        posted = await ledger.post_journal(
             session,
             [ledger.Leg(alice.id, -2_500, "KES"), ledger.Leg(bob.id, 2_500, "KES")],
             kind="transfer",
@@ -82,6 +82,11 @@ async def test_balanced_journal_moves_money_and_records_running_balances(
     assert await _balance(db, alice) == (7_500, 7_500)
     assert await _balance(db, bob) == (2_500, 2_500)
     assert await _balance(db, funding) == (-10_000, -10_000), "system accounts mirror money held outside"
+    assert posted.balances == {
+        alice.id: ledger.AccountBalance(7_500, 7_500),
+        bob.id: ledger.AccountBalance(2_500, 2_500),
+    }
+    journal = posted.journal
     async with db.transaction() as session:
         postings = (await session.scalars(select(Posting).where(Posting.journal_id == journal.id))).all()
     assert sorted((p.amount, p.balance_after) for p in postings) == [(-2_500, 7_500), (2_500, 2_500)]
@@ -303,10 +308,7 @@ async def test_concurrent_debits_of_one_wallet_never_overdraw(pg_url: str) -> No
 async def test_a_refused_journal_leaves_nothing_even_if_the_caller_carries_on(
     db: Database, clock: FrozenClock
 ) -> None:
-    """The credit leg applied before the refused debit is undone by post_journal itself.
-
-    Balances move in account-id order: alice (opened first) is credited before bob's debit is refused.
-    """
+    """A refused journal writes nothing, even when the credited account sorts before the debited one."""
     funding, (alice, bob) = await _wallets(db, clock)
     assert alice.id < bob.id
     await _fund(db, clock, funding, alice, 1_000)

@@ -10,14 +10,16 @@ a role are never undone.
 from __future__ import annotations
 
 import fnmatch
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, event, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session as OrmSession
 
 from malipo.api.deps import ClockDep, Session
 from malipo.api.routes import EffectiveRoute, effective_routes, route_template
@@ -162,6 +164,70 @@ _PERMISSION_CHECK = select(
 ).where(Permission.http_method == bindparam("method"), Permission.route_pattern == bindparam("route"))
 
 
+DECISION_TTL = 2.0  # seconds a cached permission decision stands
+
+
+class _Decisions:
+    """Recent permission decisions of one database in this process: most requests need no query.
+
+    An entry lives ``ttl`` seconds. A change to a role's grants or an API user's overrides
+    clears the cache when its transaction commits (``permissions_changed``); another
+    process sees the change within ``ttl``.
+    """
+
+    def __init__(self, ttl: float = DECISION_TTL, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[tuple[Any, ...], tuple[float, str | None, bool]] = {}
+
+    def get(self, key: tuple[Any, ...]) -> tuple[str | None, bool] | None:
+        found = self._entries.get(key)
+        if found is None or found[0] <= time.monotonic():
+            return None
+        return found[1], found[2]
+
+    def put(self, key: tuple[Any, ...], name: str | None, allowed: bool) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.ttl, name, allowed)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_PERMISSIONS_CHANGED = "permissions_changed"
+_CACHE_NAME = "permission_decisions"
+
+
+def _decisions(session: AsyncSession | OrmSession) -> _Decisions | None:
+    database = session.info.get("database")
+    if database is None:  # a session made outside Database: no cache
+        return None
+    found: _Decisions = database.caches.setdefault(_CACHE_NAME, _Decisions())
+    return found
+
+
+def permissions_changed(session: AsyncSession) -> None:
+    """Call after changing grants or overrides: cached decisions go when the change commits."""
+    session.info[_PERMISSIONS_CHANGED] = True
+    decisions = _decisions(session)
+    if decisions is not None:
+        decisions.clear()
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _clear_decisions_after_commit(session: OrmSession) -> None:
+    if session.info.pop(_PERMISSIONS_CHANGED, False):
+        decisions = _decisions(session)
+        if decisions is not None:
+            decisions.clear()
+
+
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _forget_change_after_rollback(session: OrmSession, _previous: Any) -> None:
+    session.info.pop(_PERMISSIONS_CHANGED, None)
+
+
 async def check_permission(
     session: AsyncSession, principal: Principal, method: str, route_pattern: str
 ) -> None:
@@ -170,25 +236,32 @@ async def check_permission(
     Effective permissions are the principal's roles' grants, with an API user's
     own overrides (allow or deny) taking precedence.
     """
-    row = (
-        await session.execute(
-            _PERMISSION_CHECK,
-            {
-                "method": method,
-                "route": route_pattern,
-                "role_ids": list(principal.role_ids),
-                "api_user_id": principal.api_user_id,
-            },
-        )
-    ).first()
-    if row is None:
+    key = (method, route_pattern, principal.role_ids, principal.api_user_id)
+    decisions = _decisions(session)
+    decision = decisions.get(key) if decisions is not None else None
+    if decision is None:
+        row = (
+            await session.execute(
+                _PERMISSION_CHECK,
+                {
+                    "method": method,
+                    "route": route_pattern,
+                    "role_ids": list(principal.role_ids),
+                    "api_user_id": principal.api_user_id,
+                },
+            )
+        ).first()
+        if row is None:
+            decision = (None, False)
+        else:
+            decision = (row.name, bool(row.override if row.override is not None else row.by_role))
+        if decisions is not None:
+            decisions.put(key, *decision)
+    name, allowed = decision
+    if name is None:
         raise Forbidden(f"no permission is defined for {method} {route_pattern}")
-    allowed = row.override if row.override is not None else row.by_role
     if not allowed:
-        raise Forbidden(
-            f"missing permission {row.name} ({method} {route_pattern})",
-            permission=row.name,
-        )
+        raise Forbidden(f"missing permission {name} ({method} {route_pattern})", permission=name)
 
 
 async def authorize(request: Request, session: Session, clock: ClockDep) -> Principal:

@@ -37,8 +37,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import BigInteger, Boolean, Uuid, bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.api.deps import ClockDep, Session
@@ -61,7 +60,6 @@ IN_FLIGHT = "in_flight"
 DONE = "done"
 
 _MAX_SCOPE_LENGTH = 100  # IdempotencyRecord.scope
-_CLAIM_ATTEMPTS = 3
 
 
 class IdempotencyKeyReused(MalipoError):
@@ -114,11 +112,11 @@ class Idempotency:
             return
         if self.completed:
             raise RuntimeError("Idempotency.complete() called twice")
+        records = _RECORDS.c
         result = await session.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.id == self.record_id, IdempotencyRecord.status == IN_FLIGHT)
+            update(_RECORDS)
+            .where(records.id == self.record_id, records.status == IN_FLIGHT)
             .values(status=DONE, response_status=status_code, response_body=reply_text(body))
-            .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise RuntimeError("Idempotency.complete() needs the request's Session, where the key is claimed")
@@ -205,36 +203,64 @@ def _advisory_lock_id(scope: str, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+_RECORDS = IdempotencyRecord.__table__
+_CLAIM_COLUMNS = ("id", "scope", "key", "request_hash", "status", "locked_until", "created_at", "expires_at")
+# The columns' own types, so ids and times are bound as the ORM binds them on either backend.
+_CLAIM_BINDS = [bindparam(name, type_=IdempotencyRecord.__table__.c[name].type) for name in _CLAIM_COLUMNS]
+
+# One round trip on PostgreSQL: take the (scope, key) advisory lock, held until the
+# request's transaction ends, and insert the claim if no record exists. ``got`` false:
+# another request with this key is still running. ``claimed`` NULL: a committed record
+# exists (the lock proves nobody is writing it) and decides the answer.
+_PG_CLAIM = text(
+    "WITH lock AS (SELECT pg_try_advisory_xact_lock(:lock_id) AS got),"
+    " ins AS (INSERT INTO idempotency_keys"
+    " (id, scope, key, request_hash, status, locked_until, created_at, expires_at)"
+    " SELECT :id, :scope, :key, :request_hash, :status, :locked_until, :created_at, :expires_at"
+    " FROM lock WHERE lock.got ON CONFLICT (scope, key) DO NOTHING RETURNING id)"
+    " SELECT lock.got, (SELECT id FROM ins) AS claimed FROM lock"
+)
+_PG_CLAIM = _PG_CLAIM.bindparams(*_CLAIM_BINDS, bindparam("lock_id", type_=BigInteger)).columns(
+    got=Boolean, claimed=Uuid
+)
+# SQLite has one writer at a time (BEGIN IMMEDIATE): a conflict means a committed record.
+_SQLITE_CLAIM = (
+    text(
+        "INSERT INTO idempotency_keys"
+        " (id, scope, key, request_hash, status, locked_until, created_at, expires_at)"
+        " VALUES (:id, :scope, :key, :request_hash, :status, :locked_until, :created_at, :expires_at)"
+        " ON CONFLICT (scope, key) DO NOTHING RETURNING id"
+    )
+    .bindparams(*_CLAIM_BINDS)
+    .columns(id=Uuid)
+)
+
+
 async def _claim(session: AsyncSession, scope: str, key: str, fingerprint: str, now: datetime) -> uuid.UUID:
     """Claim ``(scope, key)`` in the request's transaction, or answer for the record already there."""
+    record_id = new_id()
+    params = {
+        "id": record_id, "scope": scope, "key": key, "request_hash": fingerprint, "status": IN_FLIGHT,
+        "locked_until": now + CLAIM_LEASE, "created_at": now, "expires_at": now + KEY_LIFETIME,
+    }  # fmt: skip
     if session.get_bind().dialect.name == "postgresql":
-        # Held until the request's transaction ends: a duplicate arriving meanwhile is told to retry.
-        locked = await session.scalar(select(func.pg_try_advisory_xact_lock(_advisory_lock_id(scope, key))))
-        if not locked:
+        row = (await session.execute(_PG_CLAIM, {**params, "lock_id": _advisory_lock_id(scope, key)})).one()
+        if not row.got:
             raise IdempotencyKeyInFlight()
-    for _attempt in range(_CLAIM_ATTEMPTS):
-        existing = await session.scalar(
-            select(IdempotencyRecord)
-            .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        if existing is not None:
-            return await _decide(session, existing, fingerprint, now)
-        record_id = new_id()
-        try:
-            async with session.begin_nested():
-                await session.execute(
-                    insert(IdempotencyRecord).values(
-                        id=record_id, scope=scope, key=key, request_hash=fingerprint, status=IN_FLIGHT,
-                        response_status=None, response_body=None, locked_until=now + CLAIM_LEASE,
-                        created_at=now, expires_at=now + KEY_LIFETIME,
-                    )
-                )  # fmt: skip
-        except IntegrityError:  # stored meanwhile by a request that did not take the lock: look again
-            continue
+        claimed = row.claimed
+    else:
+        claimed = await session.scalar(_SQLITE_CLAIM, params)
+    if claimed is not None:
         return record_id
-    raise IdempotencyKeyInFlight()
+    existing = await session.scalar(
+        select(IdempotencyRecord)
+        .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if existing is None:  # deleted (purged, or its request gave the key back) since the insert looked
+        raise IdempotencyKeyInFlight()
+    return await _decide(session, existing, fingerprint, now)
 
 
 async def _decide(

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from malipo.auth.permissions import permissions_changed
 from malipo.auth.principals import Principal
 from malipo.core.errors import Conflict, NotFound, ValidationFailed
 from malipo.identity.models import ApiUser, ApiUserPermission, Permission, Role, RolePermission
@@ -135,6 +136,7 @@ async def replace_role_permissions(
     permissions = await _existing_permissions(session, permission_ids, "permissionIds")
     await session.execute(delete(RolePermission).where(RolePermission.role_id == role.id))
     session.add_all(RolePermission(role_id=role.id, permission_id=p.id) for p in permissions)
+    permissions_changed(session)
     await session.flush()
     return role
 
@@ -144,7 +146,8 @@ async def add_role_permission(session: AsyncSession, role_id: uuid.UUID, permiss
     await _existing_permissions(session, [permission_id], "permissionID")
     if await session.get(RolePermission, (role.id, permission_id)) is None:
         session.add(RolePermission(role_id=role.id, permission_id=permission_id))
-        await session.flush()
+        permissions_changed(session)
+    await session.flush()
     return role
 
 
@@ -154,6 +157,7 @@ async def remove_role_permission(session: AsyncSession, role_id: uuid.UUID, perm
     if link is None:
         raise NotFound(f"role {role.name} does not have permission {permission_id}")
     await session.delete(link)
+    permissions_changed(session)
     await session.flush()
     return role
 
@@ -188,5 +192,6 @@ async def set_overrides(
         ApiUserPermission(api_user_id=api_user.id, permission_id=pid, is_allowed=allowed)
         for pid, allowed in overrides.items()
     )
+    permissions_changed(session)
     await session.flush()
     return api_user

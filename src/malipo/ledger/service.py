@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import BigInteger, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -140,6 +140,40 @@ async def open_merchant_wallets(
     return opened
 
 
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    balance: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A written journal and each touched account's balance and available funds right after it."""
+
+    journal: Journal
+    balances: dict[uuid.UUID, AccountBalance]
+
+
+_JOURNALS = Journal.__table__
+_POSTINGS = Posting.__table__
+_ACCOUNTS = LedgerAccount.__table__
+
+# The accounts a journal touches, locked in id order: two journals over the same accounts
+# queue for them in the same order and never deadlock. (SQLite has one writer: no FOR UPDATE.)
+_LOCK_ACCOUNTS = (
+    select(
+        LedgerAccount.id,
+        LedgerAccount.currency,
+        LedgerAccount.balance,
+        LedgerAccount.held,
+        LedgerAccount.allow_negative,
+    )
+    .where(LedgerAccount.id.in_(bindparam("ids", expanding=True)))
+    .order_by(LedgerAccount.id)
+    .with_for_update()
+)
+
+
 async def post_journal(
     session: AsyncSession,
     legs: list[Leg],
@@ -152,12 +186,16 @@ async def post_journal(
     idempotency_key: str | None = None,
     details: dict[str, Any] | None = None,
     reverses_id: uuid.UUID | None = None,
-) -> Journal:
-    """Write one balanced journal and apply its postings to the balances."""
+) -> Posted:
+    """Write one balanced journal and apply its postings to the balances.
+
+    A refusal (an unknown account, a currency that is not the account's, too little
+    available, a duplicate key) raises and leaves the caller's transaction as it was: the
+    accounts are locked (in id order) and checked before anything is written.
+    """
     _check_balanced(legs)
-    journal_id = new_id()
     journal = {
-        "id": journal_id,
+        "id": new_id(),
         "client_id": client_id,
         "mode": mode,
         "reference": new_reference(),
@@ -168,29 +206,82 @@ async def post_journal(
         "details": details or {},
         "created_at": now,
     }
-    # One savepoint around the whole journal: a duplicate key or a refused debit leaves nothing
-    # behind, even in a caller that catches the error and carries on in the same transaction.
+    if idempotency_key is None:
+        return await _post(session, journal, legs, now)
+    # A keyed journal: the key is checked first (a repeat is a duplicate, whatever the funds
+    # say now), so the journal row goes in before the checks, and a savepoint takes it back out.
     try:
         async with session.begin_nested():
-            await session.execute(insert(Journal), [journal])
-            await _apply_postings(session, journal_id, legs, now)
+            return await _post(session, journal, legs, now, journal_first=True)
     except IntegrityError:
-        if idempotency_key is None:
-            raise
         raise DuplicateJournal(f"a journal with key {idempotency_key!r} already exists") from None
-    return Journal(**journal)
 
 
-async def _apply_postings(
-    session: AsyncSession, journal_id: uuid.UUID, legs: list[Leg], now: datetime
-) -> None:
-    balances: dict[uuid.UUID, int] = {}
-    # A fixed order, so two movements over the same accounts never deadlock.
-    for account_id, amount in sorted(_net_by_account(legs).items()):
-        balances[account_id] = await _apply(session, account_id, amount)
-    running = dict(balances)
+async def _post(
+    session: AsyncSession,
+    journal: dict[str, Any],
+    legs: list[Leg],
+    now: datetime,
+    *,
+    journal_first: bool = False,
+) -> Posted:
+    if journal_first:
+        await session.execute(insert(_JOURNALS).values(journal))
+    net = _net_by_account(legs)
+    accounts = {row.id: row for row in await session.execute(_LOCK_ACCOUNTS, {"ids": sorted(net)})}
+    balances: dict[uuid.UUID, AccountBalance] = {}
+    for account_id, amount in net.items():
+        account = accounts.get(account_id)
+        if account is None:
+            raise NotFound(f"no ledger account {account_id}")
+        balance = account.balance + amount
+        if amount < 0 and not account.allow_negative and balance - account.held < 0:
+            available = Money(account.balance - account.held, account.currency)
+            raise InsufficientFunds(
+                f"insufficient funds: {available} available, {Money(-amount, account.currency)} needed",
+                available=available.format(),
+            )
+        balances[account_id] = AccountBalance(balance, balance - account.held)
+    for leg in legs:
+        if leg.currency != accounts[leg.account_id].currency:
+            raise UnbalancedJournal(
+                f"a {leg.currency} posting to account {leg.account_id}, which holds "
+                f"{accounts[leg.account_id].currency}"
+            )
+    if not journal_first:
+        await session.execute(insert(_JOURNALS).values(journal))
+    await _apply_balances(session, net)
+    # One multi-row INSERT (Core, not the ORM's bulk path): one round trip, no executemany.
+    await session.execute(insert(_POSTINGS).values(_posting_rows(journal["id"], legs, balances, now)))
+    return Posted(Journal(**journal), balances)
+
+
+async def _apply_balances(session: AsyncSession, net: dict[uuid.UUID, int]) -> None:
+    """One guarded UPDATE for every account (already locked and checked)."""
+    # BIGINT: amounts in minor units pass 2**31 (21 million shillings).
+    accounts = _ACCOUNTS.c
+    delta = case(
+        *[(accounts.id == account_id, literal(amount, BigInteger)) for account_id, amount in net.items()]
+    )
+    guard = accounts.allow_negative | (delta >= 0) | (accounts.balance + delta - accounts.held >= 0)
+    updated = (
+        await session.execute(
+            update(_ACCOUNTS)
+            .where(accounts.id.in_(list(net)), guard)
+            .values(balance=accounts.balance + delta)
+            .returning(accounts.id)
+        )
+    ).all()
+    if len(updated) != len(net):  # the lock makes this impossible; never write a partial journal
+        raise RuntimeError(f"ledger: {len(net) - len(updated)} locked account(s) refused the update")
+
+
+def _posting_rows(
+    journal_id: uuid.UUID, legs: list[Leg], balances: dict[uuid.UUID, AccountBalance], now: datetime
+) -> list[dict[str, Any]]:
+    """Posting rows with ``balance_after``: each account's balance after its own postings, in order."""
+    running = {account_id: found.balance for account_id, found in balances.items()}
     rows = []
-    # balance_after: each account's balance after its own postings in this journal, in order.
     for leg in reversed(legs):
         rows.append(
             {
@@ -205,7 +296,7 @@ async def _apply_postings(
         )
         running[leg.account_id] -= leg.amount
     rows.reverse()
-    await session.execute(insert(Posting), rows)
+    return rows
 
 
 def _check_balanced(legs: list[Leg]) -> None:
@@ -225,38 +316,12 @@ def _net_by_account(legs: list[Leg]) -> dict[uuid.UUID, int]:
     net: dict[uuid.UUID, int] = defaultdict(int)
     for leg in legs:
         net[leg.account_id] += leg.amount
-    return net
-
-
-async def _apply(session: AsyncSession, account_id: uuid.UUID, amount: int) -> int:
-    """Add ``amount`` to the balance; a debit never takes a guarded account's available below zero."""
-    conditions = [LedgerAccount.id == account_id]
-    if amount < 0:
-        conditions.append(
-            LedgerAccount.allow_negative | (LedgerAccount.balance + amount - LedgerAccount.held >= 0)
-        )
-    new_balance = await session.scalar(
-        update(LedgerAccount)
-        .where(*conditions)
-        .values(balance=LedgerAccount.balance + amount)
-        .returning(LedgerAccount.balance)
-        .execution_options(synchronize_session=False)
-    )
-    if new_balance is None:
-        account = await session.get(LedgerAccount, account_id)
-        if account is None:
-            raise NotFound(f"no ledger account {account_id}")
-        available = Money(account.balance - account.held, account.currency)
-        raise InsufficientFunds(
-            f"insufficient funds: {available} available, {Money(-amount, account.currency)} needed",
-            available=available.format(),
-        )
-    return int(new_balance)
+    return dict(net)
 
 
 async def reverse_journal(
     session: AsyncSession, journal_id: uuid.UUID, *, description: str, now: datetime
-) -> Journal:
+) -> Posted:
     """A journal undoing ``journal_id`` (journals are never edited or deleted)."""
     original = await session.get(Journal, journal_id)
     if original is None:
@@ -351,7 +416,7 @@ async def settle_hold(
     now: datetime,
     client_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
-) -> Journal:
+) -> Posted:
     """Spend the hold: debit its account by the held amount, balanced by ``counter_legs``."""
     hold = await _finish_hold(session, hold_id, HoldStatus.SETTLED, now)
     return await post_journal(

@@ -21,10 +21,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.principals import Principal
+from malipo.auth.principals import Principal, PrincipalKind
 from malipo.core.errors import Conflict, CurrencyMismatch, FieldError, MalipoError, NotFound, ValidationFailed
 from malipo.core.money import Money
 from malipo.customers import service as customers
@@ -147,7 +147,7 @@ async def top_up(session: AsyncSession, who: Principal, body: TopUpIn, *, now: d
     funding = await ledger.system_account(
         session, AccountKind.SANDBOX_FUNDING, wallet.currency, customer.mode, now
     )
-    journal = await ledger.post_journal(
+    posted = await ledger.post_journal(
         session,
         [
             ledger.Leg(funding.id, -amount.amount, amount.currency),
@@ -160,7 +160,7 @@ async def top_up(session: AsyncSession, who: Principal, body: TopUpIn, *, now: d
         client_id=customer.client_id,
         details={"customer_id": str(customer.id)},
     )
-    return Movement(journal, amount, await _balance(session, customer, wallet.currency))
+    return _movement(posted, customer.id, wallet.id, amount)
 
 
 async def top_up_live(
@@ -175,6 +175,20 @@ async def top_up_live(
     )
 
 
+# Both parties of a transfer and their wallets, in one round trip.
+_PARTIES = (
+    select(
+        Customer.id,
+        Customer.client_id,
+        Customer.mode,
+        LedgerAccount.id.label("wallet_id"),
+        LedgerAccount.currency,
+    )
+    .join(LedgerAccount, LedgerAccount.id == Customer.wallet_account_id)
+    .where(Customer.id.in_(bindparam("ids", expanding=True)))
+)
+
+
 async def transfer(session: AsyncSession, who: Principal, body: TransferIn, *, now: datetime) -> Movement:
     """Move money from the calling customer's wallet to another customer of the same
     client and mode: debit the sender, credit the recipient, one journal.
@@ -183,34 +197,37 @@ async def transfer(session: AsyncSession, who: Principal, body: TransferIn, *, n
     the sender itself 422, a recipient wallet in another currency 422, too little
     available 422.
     """
-    sender = await customers.current_customer(session, who)
-    if body.recipient_customer_id == sender.id:
+    if who.kind != PrincipalKind.CUSTOMER:
+        raise customers.CustomerNotFound("this route is for a customer's own token")
+    if body.recipient_customer_id == who.id:
         raise SelfTransfer(
             "recipientCustomerId: you cannot transfer to your own wallet",
             errors=[FieldError("recipientCustomerId", "is your own customer id")],
         )
-    recipient = await customers.find_customer(
-        session, client_id=sender.client_id, mode=sender.mode, customer_id=body.recipient_customer_id
-    )
-    if recipient is None:
+    parties = {
+        row.id: row for row in await session.execute(_PARTIES, {"ids": [who.id, body.recipient_customer_id]})
+    }
+    sender = parties.get(who.id)
+    if sender is None:
+        raise customers.CustomerNotFound(f"no customer {who.id}")
+    recipient = parties.get(body.recipient_customer_id)
+    if recipient is None or recipient.client_id != sender.client_id or recipient.mode != sender.mode:
         raise UnknownRecipient(
             f"recipientCustomerId: no customer {body.recipient_customer_id} among this client's customers",
             errors=[FieldError("recipientCustomerId", "no such customer")],
         )
-    source = await _wallet(session, sender)
-    target = await _wallet(session, recipient)
-    amount = Money.parse(body.amount, source.currency, field="amount")
-    if target.currency != source.currency:
+    amount = Money.parse(body.amount, sender.currency, field="amount")
+    if recipient.currency != sender.currency:
         raise CurrencyMismatch(
-            f"your wallet holds {source.currency} but the recipient's holds {target.currency}: "
+            f"your wallet holds {sender.currency} but the recipient's holds {recipient.currency}: "
             "wallets in different currencies cannot transfer",
-            errors=[FieldError("recipientCustomerId", f"the recipient's wallet is in {target.currency}")],
+            errors=[FieldError("recipientCustomerId", f"the recipient's wallet is in {recipient.currency}")],
         )
-    journal = await ledger.post_journal(
+    posted = await ledger.post_journal(
         session,
         [
-            ledger.Leg(source.id, -amount.amount, amount.currency),
-            ledger.Leg(target.id, amount.amount, amount.currency),
+            ledger.Leg(sender.wallet_id, -amount.amount, amount.currency),
+            ledger.Leg(recipient.wallet_id, amount.amount, amount.currency),
         ],
         kind=JOURNAL_TRANSFER,
         description=body.description,
@@ -219,7 +236,18 @@ async def transfer(session: AsyncSession, who: Principal, body: TransferIn, *, n
         client_id=sender.client_id,
         details={"customer_id": str(sender.id), "recipient_customer_id": str(recipient.id)},
     )
-    return Movement(journal, amount, await _balance(session, sender, source.currency))
+    return _movement(posted, sender.id, sender.wallet_id, amount)
+
+
+def _movement(posted: ledger.Posted, customer_id: uuid.UUID, wallet_id: uuid.UUID, amount: Money) -> Movement:
+    after = posted.balances[wallet_id]
+    return Movement(
+        posted.journal,
+        amount,
+        WalletBalance(
+            customer_id, Money(after.balance, amount.currency), Money(after.available, amount.currency)
+        ),
+    )
 
 
 def payment_idempotency_key(client_id: uuid.UUID, mode: str, external_reference: str) -> str:
@@ -260,7 +288,7 @@ async def pay(session: AsyncSession, who: Principal, body: PaymentIn, *, now: da
         client_id=customer.client_id,
     )
     try:
-        journal = await ledger.post_journal(
+        posted = await ledger.post_journal(
             session,
             [
                 ledger.Leg(wallet.id, -amount.amount, amount.currency),
@@ -276,7 +304,7 @@ async def pay(session: AsyncSession, who: Principal, body: PaymentIn, *, now: da
         )
     except ledger.DuplicateJournal:  # a concurrent payment with the same reference won
         raise await _duplicate_payment(session, key, body.external_reference) from None
-    return Movement(journal, amount, await _balance(session, customer, wallet.currency))
+    return _movement(posted, customer.id, wallet.id, amount)
 
 
 # -- statements -------------------------------------------------------------------------
