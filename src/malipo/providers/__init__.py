@@ -1,0 +1,1 @@
+"""Upstream providers: one package per rail (its client, simulator and wire shapes)."""

@@ -1,0 +1,456 @@
+"""An async HTTP client for Safaricom's Daraja API (M-Pesa Express, B2C v3, transaction status).
+
+One :class:`DarajaClient` per Daraja app (consumer key and secret). It fetches the OAuth token
+once, shares it between concurrent callers, refreshes it shortly before it expires and, when
+Daraja still rejects it (``404.001.03`` or HTTP 401), drops it and retries the call once.
+
+Every failure is a :class:`DarajaError` whose ``retryable`` says whether sending the same
+request again may succeed: network errors, timeouts, HTTP 408/429 and 5xx are retryable,
+validation and credential errors are not. Daraja reports some business refusals as HTTP 500
+``500.001.1001`` ("Wrong credentials", a duplicate ``OriginatorConversationID``); those are not
+retryable, except "The transaction is being processed", which :meth:`DarajaClient.stk_query`
+raises as :class:`DarajaPending`.
+
+A retryable error after a timeout does not mean Daraja did nothing: an STK push sent again
+prompts the customer again, while a B2C request sent again with the same
+``OriginatorConversationID`` is refused as a duplicate rather than paid twice.
+
+Secrets (consumer secret, passkey, security credential, access token) are never logged and
+never appear in an error's text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from malipo.core.clock import Clock, SystemClock
+from malipo.core.logging import get_logger
+from malipo.providers.daraja.schemas import (
+    BUY_GOODS,
+    INVALID_ACCESS_TOKEN,
+    PAYBILL,
+    PROCESSING_ERROR,
+    AccessTokenReply,
+    B2CReply,
+    B2CRequest,
+    DarajaErrorBody,
+    StkPushReply,
+    StkPushRequest,
+    StkQueryReply,
+    StkQueryRequest,
+    TransactionStatusReply,
+    TransactionStatusRequest,
+    daraja_timestamp,
+    stk_password,
+)
+
+__all__ = ["DarajaClient", "DarajaError", "DarajaPending"]
+
+log = get_logger(__name__)
+
+_Reply = TypeVar("_Reply", bound=BaseModel)
+
+OAUTH_PATH = "/oauth/v1/generate"
+STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
+STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
+B2C_PATH = "/mpesa/b2c/v3/paymentrequest"
+TRANSACTION_STATUS_PATH = "/mpesa/transactionstatus/v1/query"
+
+_RETRYABLE_STATUSES = frozenset({408, 429})
+# STK query answers these while the customer has not yet answered the prompt.
+_PENDING_MESSAGES = ("being processed", "under processing")
+_PENDING_RESULT_CODE = "4999"
+_DEFAULT_TOKEN_LIFETIME = 3599
+
+
+class DarajaError(Exception):
+    """A Daraja call that failed.
+
+    ``status`` is the HTTP status (``None`` when no reply came back); ``error_code``,
+    ``error_message`` and ``request_id`` are Daraja's ``errorCode``, ``errorMessage`` and
+    ``requestId`` when its reply carried them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.error_code = error_code
+        self.error_message = error_message
+        self.request_id = request_id
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self)!r}, retryable={self.retryable}, status={self.status}, "
+            f"error_code={self.error_code!r})"
+        )
+
+
+class DarajaPending(DarajaError):
+    """The STK push has no result yet: the customer has not answered. Ask again later."""
+
+
+class DarajaClient:
+    """Calls Daraja on behalf of one app and one Lipa Na M-Pesa shortcode.
+
+    ``shortcode`` and ``passkey`` sign STK requests. With ``till_number`` set, STK pushes are
+    Buy Goods (``CustomerBuyGoodsOnline``) to that till, with ``shortcode`` as the store
+    number; otherwise Pay Bill to ``shortcode``. ``b2c_shortcode`` (default ``shortcode``)
+    pays out; ``b2c_initiator`` and ``b2c_security_credential`` (the initiator password
+    encrypted with Safaricom's certificate) authorise B2C and transaction status.
+
+    Pass ``http`` to share a connection pool (it is then not closed by :meth:`aclose`) and
+    ``clock`` to control token expiry in tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        consumer_key: str,
+        consumer_secret: str,
+        shortcode: str,
+        passkey: str,
+        till_number: str | None = None,
+        b2c_shortcode: str | None = None,
+        b2c_initiator: str = "",
+        b2c_security_credential: str = "",
+        http: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        timeout: float = 30.0,
+        token_refresh_margin: float = 60.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._consumer_key = consumer_key
+        self._consumer_secret = consumer_secret
+        self._shortcode = shortcode
+        self._passkey = passkey
+        self._till_number = till_number
+        self._b2c_shortcode = b2c_shortcode or shortcode
+        self._b2c_initiator = b2c_initiator
+        self._b2c_security_credential = b2c_security_credential
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        self._clock: Clock = clock or SystemClock()
+        self._token_refresh_margin = token_refresh_margin
+        self._token: str | None = None
+        self._token_expires_at: datetime | None = None
+        self._token_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"DarajaClient(base_url={self._base_url!r}, shortcode={self._shortcode!r})"
+
+    async def aclose(self) -> None:
+        """Close the connection pool, unless it was passed in."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> DarajaClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ OAuth
+
+    async def access_token(self) -> str:
+        """A valid access token: the cached one, or a new one fetched once for all concurrent callers."""
+        token = self._cached_token()
+        if token is not None:
+            return token
+        async with self._token_lock:
+            token = self._cached_token()
+            if token is not None:  # another caller fetched it while we waited
+                return token
+            return await self._fetch_token()
+
+    def forget_token(self) -> None:
+        """Drop the cached token; the next call fetches a new one."""
+        self._token = None
+        self._token_expires_at = None
+
+    def _cached_token(self) -> str | None:
+        if self._token is None or self._token_expires_at is None:
+            return None
+        if self._clock.now() >= self._token_expires_at:
+            return None
+        return self._token
+
+    async def _fetch_token(self) -> str:
+        response = await self._send(
+            "GET",
+            OAUTH_PATH,
+            params={"grant_type": "client_credentials"},
+            auth=httpx.BasicAuth(self._consumer_key, self._consumer_secret),
+        )
+        reply = self._read(OAUTH_PATH, response, AccessTokenReply)
+        try:
+            lifetime = int(reply.expires_in)
+        except ValueError:
+            lifetime = _DEFAULT_TOKEN_LIFETIME
+        # Refresh a margin early, but never keep a short-lived token for less than half its life.
+        keep_for = max(lifetime - self._token_refresh_margin, lifetime / 2)
+        self._token = reply.access_token
+        self._token_expires_at = self._clock.now() + timedelta(seconds=keep_for)
+        log.info("daraja.token.fetched", expires_in=lifetime)
+        return reply.access_token
+
+    # ------------------------------------------------------------------ M-Pesa Express (STK)
+
+    async def stk_push(
+        self,
+        *,
+        amount: int,
+        phone: str,
+        account_reference: str,
+        description: str,
+        callback_url: str,
+    ) -> StkPushReply:
+        """Prompt ``phone`` (``2547XXXXXXXX``) to pay ``amount`` whole shillings.
+
+        The acknowledgement only says the prompt was accepted; the outcome arrives later at
+        ``callback_url`` (or through :meth:`stk_query` with its ``CheckoutRequestID``).
+        """
+        timestamp = self._timestamp()
+        request = StkPushRequest(
+            BusinessShortCode=self._shortcode,
+            Password=stk_password(self._shortcode, self._passkey, timestamp),
+            Timestamp=timestamp,
+            TransactionType=BUY_GOODS if self._till_number else PAYBILL,
+            Amount=amount,
+            PartyA=phone,
+            PartyB=self._till_number or self._shortcode,
+            PhoneNumber=phone,
+            CallBackURL=callback_url,
+            AccountReference=account_reference,
+            TransactionDesc=description,
+        )
+        return await self._call(STK_PUSH_PATH, request, StkPushReply)
+
+    async def stk_query(self, checkout_request_id: str) -> StkQueryReply:
+        """The outcome of an STK push; raises :class:`DarajaPending` while the customer has not answered.
+
+        The reply's ``ResultCode`` is a string: ``"0"`` paid, anything else failed.
+        """
+        timestamp = self._timestamp()
+        request = StkQueryRequest(
+            BusinessShortCode=self._shortcode,
+            Password=stk_password(self._shortcode, self._passkey, timestamp),
+            Timestamp=timestamp,
+            CheckoutRequestID=checkout_request_id,
+        )
+        reply = await self._call(STK_QUERY_PATH, request, StkQueryReply)
+        if reply.ResultCode == _PENDING_RESULT_CODE:
+            raise DarajaPending(
+                f"STK query: {reply.ResultDesc}",
+                retryable=True,
+                status=200,
+                error_code=reply.ResultCode,
+                error_message=reply.ResultDesc,
+            )
+        return reply
+
+    # ------------------------------------------------------------------ B2C and status
+
+    async def b2c(
+        self,
+        *,
+        amount: int,
+        phone: str,
+        remarks: str,
+        result_url: str,
+        queue_timeout_url: str,
+        originator_conversation_id: str,
+        occasion: str = "",
+        command_id: str = "BusinessPayment",
+    ) -> B2CReply:
+        """Pay ``amount`` whole shillings to ``phone`` from the B2C shortcode.
+
+        ``originator_conversation_id`` is ours and unique per payout: Daraja refuses a
+        duplicate, so sending the same one again never pays twice. The result arrives at
+        ``result_url`` (or ``queue_timeout_url`` if the request times out in Daraja's queue).
+        """
+        request = B2CRequest(
+            OriginatorConversationID=originator_conversation_id,
+            InitiatorName=self._b2c_initiator,
+            SecurityCredential=self._b2c_security_credential,
+            CommandID=command_id,
+            Amount=amount,
+            PartyA=self._b2c_shortcode,
+            PartyB=phone,
+            Remarks=remarks,
+            QueueTimeOutURL=queue_timeout_url,
+            ResultURL=result_url,
+            Occasion=occasion,
+        )
+        return await self._call(B2C_PATH, request, B2CReply)
+
+    async def transaction_status(
+        self,
+        *,
+        result_url: str,
+        queue_timeout_url: str,
+        transaction_id: str | None = None,
+        original_conversation_id: str | None = None,
+        party_a: str | None = None,
+        identifier_type: int = 4,
+        remarks: str = "Transaction status",
+        occasion: str = "",
+    ) -> TransactionStatusReply:
+        """Ask for the status of a transaction by M-Pesa receipt or by conversation id.
+
+        The answer arrives at ``result_url``. ``party_a`` defaults to the STK shortcode, with
+        ``identifier_type`` 4 (organisation shortcode); 1 is an MSISDN, 2 a till.
+        """
+        if not transaction_id and not original_conversation_id:
+            raise ValueError("give transaction_id or original_conversation_id")
+        request = TransactionStatusRequest(
+            Initiator=self._b2c_initiator,
+            SecurityCredential=self._b2c_security_credential,
+            TransactionID=transaction_id,
+            OriginalConversationID=original_conversation_id,
+            PartyA=party_a or self._shortcode,
+            IdentifierType=str(identifier_type),
+            ResultURL=result_url,
+            QueueTimeOutURL=queue_timeout_url,
+            Remarks=remarks,
+            Occasion=occasion,
+        )
+        return await self._call(TRANSACTION_STATUS_PATH, request, TransactionStatusReply)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _timestamp(self) -> str:
+        return daraja_timestamp(self._clock.now())
+
+    async def _call(self, path: str, request: BaseModel, reply_type: type[_Reply]) -> _Reply:
+        """POST ``request`` with the bearer token; on a rejected token, fetch a new one and try once more."""
+        payload = request.model_dump(mode="json", exclude_none=True)
+        for attempt in (1, 2):
+            token = await self.access_token()
+            response = await self._send(
+                "POST", path, json=payload, headers={"Authorization": f"Bearer {token}"}
+            )
+            if attempt == 1 and _token_rejected(response):
+                log.info("daraja.token.rejected", path=path, status=response.status_code)
+                if self._token == token:  # a concurrent caller may already have replaced it
+                    self.forget_token()
+                continue
+            break
+        reply = self._read(path, response, reply_type)
+        code = getattr(reply, "ResponseCode", None)
+        if code is not None and code != "0":
+            description = getattr(reply, "ResponseDescription", None)
+            log.warning("daraja.request.refused", path=path, response_code=code)
+            raise DarajaError(
+                f"Daraja refused {path}: {code} {description}",
+                retryable=False,
+                status=response.status_code,
+                error_code=code,
+                error_message=description,
+            )
+        return reply
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(method, self._base_url + path, **kwargs)
+        except httpx.TimeoutException as exc:
+            log.warning("daraja.request.timeout", path=path, error=type(exc).__name__)
+            raise DarajaError(f"Daraja did not answer {path} in time", retryable=True) from exc
+        except httpx.RequestError as exc:
+            log.warning("daraja.request.unreachable", path=path, error=type(exc).__name__)
+            raise DarajaError(f"Daraja unreachable for {path}: {type(exc).__name__}", retryable=True) from exc
+        log.debug(
+            "daraja.request",
+            path=path,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return response
+
+    def _read(self, path: str, response: httpx.Response, reply_type: type[_Reply]) -> _Reply:
+        body = _json_or_none(response)
+        if response.is_success and isinstance(body, dict):
+            try:
+                return reply_type.model_validate(body)
+            except ValidationError as exc:
+                raise DarajaError(
+                    f"Daraja's reply to {path} has an unexpected shape",
+                    retryable=False,
+                    status=response.status_code,
+                ) from exc
+        error = _error_from(path, response, body)
+        log.warning(
+            "daraja.request.failed",
+            path=path,
+            status=error.status,
+            error_code=error.error_code,
+            error_message=error.error_message,
+            retryable=error.retryable,
+        )
+        raise error
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _token_rejected(response: httpx.Response) -> bool:
+    if response.status_code == 401:
+        return True
+    body = _json_or_none(response)
+    return isinstance(body, dict) and body.get("errorCode") == INVALID_ACCESS_TOKEN
+
+
+def _error_from(path: str, response: httpx.Response, body: Any) -> DarajaError:
+    status = response.status_code
+    details = DarajaErrorBody()
+    if isinstance(body, dict):
+        with contextlib.suppress(ValidationError):  # not Daraja's shape: status alone decides
+            details = DarajaErrorBody.model_validate(body)
+    code, message = details.errorCode, details.errorMessage
+    pending = code == PROCESSING_ERROR and any(word in (message or "").lower() for word in _PENDING_MESSAGES)
+    if pending:
+        retryable = True
+    elif code == PROCESSING_ERROR:
+        retryable = False  # a business refusal dressed as HTTP 500: the same request fails again
+    else:
+        retryable = status >= 500 or status in _RETRYABLE_STATUSES
+    if response.is_success:
+        text = f"Daraja's reply to {path} is not a JSON object"
+    else:
+        text = f"Daraja answered {path} with HTTP {status}"
+        if code or message:
+            text += f": {code} {message}"
+    error_type = DarajaPending if pending else DarajaError
+    return error_type(
+        text,
+        retryable=retryable,
+        status=status,
+        error_code=code,
+        error_message=message,
+        request_id=details.requestId,
+    )
