@@ -13,15 +13,22 @@ from malipo.api.errors import install_error_handlers
 from malipo.api.health import router as health_router
 from malipo.api.middleware import RequestContextMiddleware
 from malipo.api.openapi import build_openapi
+from malipo.api.payhero import router as payhero_router
+from malipo.api.payhero.compat import JsonBodyByDefault
 from malipo.api.v1 import router as v1_router
 from malipo.auth.permissions import sync_permissions
+from malipo.collections.callbacks import router as provider_callbacks_router
 from malipo.config import Settings, load_settings
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import get_logger
 from malipo.db import Database
 from malipo.identity.audit import AuditRecorder
 from malipo.identity.sessions import LoginRateLimiter
+from malipo.messaging.callbacks import router as messaging_callbacks_router
+from malipo.messaging.simulators import MessagingSimulators, mount_simulators
 from malipo.migrate import current_revision, head_revision
+from malipo.payouts.callbacks import router as payout_callbacks_router
+from malipo.providers.daraja.simulator import create_simulator_app as create_daraja_simulator
 from malipo.web.portal import router as portal_router
 from malipo.worker.registry import load_job_modules
 from malipo.worker.runner import Worker
@@ -65,8 +72,9 @@ def create_app(
             app.state.audit = audit
             await audit.start()
         worker: Worker | None = None
+        # Always: enqueue() checks the job kind even where no worker runs in this process.
+        load_job_modules(settings.job_modules)
         if settings.inprocess_worker:
-            load_job_modules(settings.job_modules)
             worker = Worker(db, settings, clock=clock)
             db.on_jobs_committed(worker.wake)
             await worker.start()
@@ -78,6 +86,8 @@ def create_app(
                 await worker.stop()
             if audit is not None:
                 await audit.stop()
+            if simulators is not None:
+                await simulators.aclose()
             if database is None:
                 await db.dispose()
 
@@ -93,11 +103,28 @@ def create_app(
     app.state.login_limiter = LoginRateLimiter.from_settings(settings)
 
     install_error_handlers(app)
+    app.add_middleware(JsonBodyByDefault)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
     app.include_router(health_router)
     app.include_router(v1_router)
+    app.include_router(payhero_router)
+    app.include_router(provider_callbacks_router)
+    app.include_router(payout_callbacks_router)
     app.include_router(portal_router)
+    app.include_router(messaging_callbacks_router)
+    # The SMS and WhatsApp simulators that connectors use by default (and sandbox keys always).
+    simulators: MessagingSimulators | None = (
+        mount_simulators(app, settings) if settings.simulators_enabled else None
+    )
+
+    if not settings.daraja_simulator_url:
+        # Sandbox keys (and live ones with no Daraja configured) talk to this, over real HTTP.
+        app.mount(
+            "/_sim/daraja",
+            create_daraja_simulator(callback_delay=settings.daraja_simulator_delay),
+            name="daraja-simulator",
+        )
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app)

@@ -13,16 +13,20 @@ from rich.console import Console
 from rich.table import Table
 
 from malipo.cli_common import console, settings_or_exit
+from malipo.collections.cli import channels_app
 from malipo.core.clock import SystemClock
 from malipo.db import Database
 from malipo.ledger.cli import ledger_app
 from malipo.messaging.cli import mail_app
+from malipo.providers.cli import sim_app
 
 app = typer.Typer(help="malipo: a self-hosted payment gateway.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(mail_app, name="mail")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(channels_app, name="channels")
+app.add_typer(sim_app, name="sim")
 
 
 @app.command()

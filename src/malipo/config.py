@@ -74,6 +74,66 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = None
     mail_from: str = "malipo <no-reply@malipo.local>"
 
+    # Messaging. SMS goes through Africa's Talking when its API key is set, else through the
+    # built-in simulator (mounted at /_sim/africastalking); sandbox keys always use the simulator.
+    africastalking_username: str = "sandbox"
+    africastalking_api_key: SecretStr | None = None
+    # Unset: AT's live API when a key is set (https://api.africastalking.com).
+    africastalking_base_url: str | None = None
+    # Unset: the built-in Cloud API simulator (/_sim/whatsapp), whatever a session is bound to.
+    # Set it (https://graph.facebook.com) to send through Meta for sessions with Cloud credentials.
+    whatsapp_cloud_base_url: str | None = None
+    # Meta's app secret: when set, status webhooks of Cloud sessions must carry its signature.
+    whatsapp_app_secret: SecretStr | None = None
+    # Mount the AT and WhatsApp simulators in `malipo serve` (the connectors' default target).
+    simulators_enabled: bool = True
+    # A flat price per SMS segment in the merchant's currency, debited from its service wallet.
+    sms_price_per_segment: str = "0.80"
+    # Where local numbers (07…) are read when a merchant has no country (ISO 3166 alpha-2).
+    messaging_default_country: str = "KE"
+    sms_bulk_max_recipients: int = 10_000
+    # Recipients per Africa's Talking request in a bulk send.
+    sms_bulk_chunk: int = 100
+    # A bulk send is paced at this many recipients (SMS) or messages (WhatsApp) per second; 0: unpaced.
+    sms_bulk_rate: float = 500.0
+    whatsapp_bulk_rate: float = 20.0
+    whatsapp_bulk_max_recipients: int = 10_000
+
+    # M-Pesa (Daraja). Base URL unset: the built-in simulator, mounted at /_sim/daraja.
+    # Sandbox (mk_test_) keys always use the simulator, whatever is set here.
+    daraja_base_url: str | None = None
+    daraja_consumer_key: SecretStr | None = None
+    daraja_consumer_secret: SecretStr | None = None
+    daraja_shortcode: str = "174379"
+    daraja_passkey: SecretStr | None = None
+    daraja_b2c_initiator: str = "testapi"
+    daraja_b2c_security_credential: SecretStr | None = None
+    # Where sandbox traffic (and live traffic with no base URL) goes; default {public_url}/_sim/daraja.
+    daraja_simulator_url: str | None = None
+    # Seconds the mounted simulator waits before it sends a callback.
+    daraja_simulator_delay: float = 1.0
+    # No Daraja callback this long after the push: the worker asks Daraja (STK query).
+    stk_query_after_seconds: float = 90.0
+    # No B2C result this long after a payout was sent: the worker asks Daraja (transaction status).
+    payout_query_after_seconds: float = 120.0
+    # Merchant callbacks: attempts before a delivery is marked failed, and the backoff between
+    # them (seconds: doubling from the base, jittered, capped at the max).
+    webhook_max_attempts: int = 8
+    webhook_retry_base_seconds: float = 2.0
+    webhook_retry_max_seconds: float = 900.0
+
+    # Fees, in the collection's currency: percent of the amount plus a fixed part, kept
+    # between a minimum and a maximum (major units, e.g. "1.5", "0", "1.00", "1000.00").
+    # The defaults: an operator may give a merchant its own (PUT /api/v1/clients/{id}/pricing/{kind}).
+    collection_fee_percent: str = "1.5"
+    collection_fee_fixed: str = "0"
+    collection_fee_min: str = "1.00"
+    collection_fee_max: str = "1000.00"
+    payout_fee_percent: str = "0"
+    payout_fee_fixed: str = "15.00"
+    payout_fee_min: str = "0"
+    payout_fee_max: str = "1000.00"
+
     @field_validator("job_modules", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core import crypto
 from malipo.core.clock import Clock
+from malipo.core.money import Money
 from malipo.db import Database
 from malipo.identity import service as identity
 from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
 from malipo.ledger import service as ledger
+from malipo.ledger.models import AccountKind, LedgerAccount
 
 OPERATOR_EMAIL = "admin@malipo.example"
 MERCHANT_ADMIN_EMAIL = "owner@demo-merchant.example"
 DEVELOPER_EMAIL = "dev@demo-merchant.example"
+# Prepaid fees for the sandbox (SMS costs are debited from the service wallet), in major units.
+SANDBOX_SERVICE_FUNDS = "10000.00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +97,8 @@ async def seed_demo(db: Database, clock: Clock) -> DemoCredentials:
                 now=now,
             )
             api_user, api_password = issued.api_user, issued.api_password
-            await ledger.open_merchant_wallets(session, client.id, client.currency, now)
+            wallets = await ledger.open_merchant_wallets(session, client.id, client.currency, now)
+            await _fund_sandbox_service_wallet(session, wallets[("test", AccountKind.SERVICE_WALLET)], now)
         else:
             for email, password in (
                 (OPERATOR_EMAIL, operator_password),
@@ -126,3 +133,23 @@ async def seed_demo(db: Database, clock: Clock) -> DemoCredentials:
             payhero_api_username=api_user.api_username,
             payhero_api_password=api_password,
         )
+
+
+async def _fund_sandbox_service_wallet(session: AsyncSession, wallet: LedgerAccount, now: datetime) -> None:
+    """Credit the demo's sandbox service wallet from the sandbox funding account (one balanced journal)."""
+    amount = Money.parse(SANDBOX_SERVICE_FUNDS, wallet.currency)
+    funding = await ledger.system_account(
+        session, AccountKind.SANDBOX_FUNDING, wallet.currency, wallet.mode, now
+    )
+    await ledger.post_journal(
+        session,
+        [
+            ledger.Leg(funding.id, -amount.amount, amount.currency),
+            ledger.Leg(wallet.id, amount.amount, amount.currency),
+        ],
+        kind="sandbox_service_funding",
+        description="demo sandbox service wallet: prepaid fees for SMS",
+        mode=wallet.mode,
+        now=now,
+        client_id=wallet.client_id,
+    )

@@ -27,6 +27,7 @@ from malipo.api.routes import effective_routes
 from malipo.app import create_app
 from malipo.auth.permissions import DECISION_TTL, authorize, protected_routes, route_callers
 from malipo.auth.principals import Audience
+from malipo.collections import service as collections
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.customers import service as customers
@@ -42,6 +43,7 @@ from malipo.identity.models import (
     Role,
     RolePermission,
 )
+from tests.messaging.helpers import messaging_objects
 
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 # Routes that act on another tenant's object, and which of client B's objects to name.
@@ -53,6 +55,13 @@ TENANT_OBJECTS = {
     "/api/v1/portal-users/{id}": {"id": "portal_user"},
     "/api/v1/sandbox/api-keys/{id}": {"id": "sandbox_key"},
     "/api/v1/customers/{id}": {"id": "customer"},
+    "/api/v1/sms/{id}": {"id": "sms"},
+    "/api/v1/sms/batches/{id}": {"id": "sms_batch"},
+    "/api/v1/whatsapp/batches/{id}": {"id": "whatsapp_batch"},
+    "/api/v1/channels/{id}": {"id": "channel"},
+    "/api/v1/channels/{id}/deactivate": {"id": "channel"},
+    "/api/v1/channels/{id}/activate": {"id": "channel"},
+    "/api/v1/clients/{id}/pricing": {"id": "client"},
 }
 # A body that passes validation, so the request reaches the tenancy check.
 VALID_BODIES: dict[tuple[str, str], Any] = {
@@ -73,7 +82,7 @@ class World:
     powerless: dict[Audience, Caller]
     # Client A's callers holding every permission.
     mighty: dict[Audience, Caller]
-    client_b: dict[str, uuid.UUID]
+    client_b: dict[str, uuid.UUID | int]
     db_url: str
 
 
@@ -131,6 +140,15 @@ async def _build(
                 made[f"customer_token_{label}_{tag}"] = customers.issue_customer_token(
                     customer, secret=secret, now=now
                 ).token
+        # A paybill channel of each client (channel ids are integers).
+        channel = await collections.create_channel(
+            session, collections.acting_for(client.id, "test"), channel_type="paybill", short_code="522522",
+            account_number=None, description=f"Paybill {tag}", now=now,
+        )  # fmt: skip
+        made[f"channel_{tag}"] = channel.id
+        # An SMS, an SMS batch and a WhatsApp batch of each client.
+        for kind, object_id in (await messaging_objects(session, client.id, now)).items():
+            made[f"{kind}_{tag}"] = object_id
         for label, role in (("powerless", nothing), ("mighty", everything)):
             await service.create_portal_user(
                 session, email=f"op-{label}@example.com", user_name=label, password="correct horse battery",
@@ -142,6 +160,10 @@ async def _build(
         "portal_user": made["portal_mighty_b"],
         "sandbox_key": made["sandbox_key_mighty_b"],
         "customer": made["customer_mighty_b"],
+        "channel": made["channel_b"],
+        "sms": made["sms_b"],
+        "sms_batch": made["sms_batch_b"],
+        "whatsapp_batch": made["whatsapp_batch_b"],
     }
     return made, tenant_b
 
@@ -208,12 +230,16 @@ def _callers_of(path: str, method: str) -> frozenset[Audience]:
     raise AssertionError(f"no route {method} {path}")
 
 
-def _fill(path: str, values: dict[str, uuid.UUID] | None = None) -> str:
+def _fill(path: str, values: dict[str, uuid.UUID | int] | None = None) -> str:
     return PARAM.sub(lambda m: str((values or {}).get(m.group(1), uuid.uuid4())), path)
 
 
 def _call(
-    world: World, method: str, path: str, caller: Caller | None, values: dict[str, uuid.UUID] | None = None
+    world: World,
+    method: str,
+    path: str,
+    caller: Caller | None,
+    values: dict[str, uuid.UUID | int] | None = None,
 ):
     body = VALID_BODIES.get((method, path), {} if method in ("POST", "PUT", "PATCH") else None)
     return httpx.request(
@@ -301,7 +327,7 @@ def test_matrix(world: World) -> None:
             problems.append(
                 f"{method} {path}: cust without {name} got {reply.status_code} {reply.text[:100]}"
             )
-    assert problems == []
+    assert problems == [], "\n".join(problems)
 
 
 async def test_overrides_grant_and_revoke_on_top_of_the_role(db: Database, settings: Settings) -> None:

@@ -108,10 +108,15 @@ class RequestContextMiddleware:
                 "http.request",
                 method=method,
                 route=template,
-                path=path,
+                # A provider callback's path carries its secret token: log the template instead.
+                path=template if path.startswith(SECRET_PATH_PREFIXES) else path,
                 status=status,
                 ms=round(elapsed * 1000, 2),
             )
+
+
+# Paths whose segments are secrets (per-request callback tokens), never logged as sent.
+SECRET_PATH_PREFIXES = ("/callbacks/",)
 
 
 def _audit(scope: Scope, path: str, template: str, status: int, elapsed: float) -> None:

@@ -7,8 +7,11 @@ the route's audience, CSRF for cookie sessions, and its permission.
 from fastapi import APIRouter, Depends
 
 from malipo.auth.permissions import authorize
+from malipo.collections import endpoints as channels
 from malipo.customers import endpoints as customers
 from malipo.identity import endpoints as identity
+from malipo.messaging import endpoints as messaging
+from malipo.pricing import endpoints as pricing
 from malipo.wallets import endpoints as wallets
 
 router = APIRouter(prefix="/api/v1")
@@ -18,3 +21,6 @@ router.include_router(identity.public_router)
 router.include_router(identity.router, dependencies=protected)
 router.include_router(customers.router, dependencies=protected)
 router.include_router(wallets.router, dependencies=protected)
+router.include_router(messaging.router, dependencies=protected)
+router.include_router(channels.router, dependencies=protected)
+router.include_router(pricing.router, dependencies=protected)

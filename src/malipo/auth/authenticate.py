@@ -72,25 +72,36 @@ def require_active_client(client: Client) -> None:
 class _VerifiedSecrets:
     """Remembers recent successful Argon2 checks, so Basic auth costs a hash once, not per request.
 
-    Keyed by the stored hash too: a rotated password misses the cache at once.
+    Keyed by the stored hash too: a rotated password misses the cache at once. Concurrent
+    checks of the same pair share one hash computation (a burst of requests from a client
+    that just started would otherwise run Argon2 once each, holding their connections).
     """
 
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._running: dict[tuple[str, str], asyncio.Future[bool]] = {}
 
     async def verify(self, stored_hash: str, password: str) -> bool:
         key = (stored_hash, sha256_hex(password))
         if key in self._seen:
             self._seen.move_to_end(key)
             return True
+        running = self._running.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
         # Argon2 takes tens of milliseconds of CPU: keep it off the event loop.
-        if not await asyncio.to_thread(verify_password, stored_hash, password):
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self._size:
-            self._seen.popitem(last=False)
-        return True
+        check = asyncio.ensure_future(asyncio.to_thread(verify_password, stored_hash, password))
+        self._running[key] = check
+        try:
+            matches = await asyncio.shield(check)
+        finally:
+            self._running.pop(key, None)
+        if matches:
+            self._seen[key] = None
+            if len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+        return matches
 
 
 verified_secrets = _VerifiedSecrets()

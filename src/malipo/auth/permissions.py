@@ -47,7 +47,9 @@ _MERCHANT_API = (
     "Checkout.*",
     "Kyc.Documents*",
     "Sms.*",
+    "Whatsapp.*",
     "Channels.*",
+    "Pricing.Read",
     "Webhooks.*",
     "SandboxKeys.*",
 )
@@ -62,6 +64,7 @@ DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
         "Roles.Read",
         "Permissions.Read*",
         "Kyc.Admin*",
+        "Pricing.*",
         "Reports.*",
         "Metrics.*",
     ),

@@ -30,6 +30,8 @@ class AccountKind(StrEnum):
     FEE_REVENUE = "fee_revenue"
     SUSPENSE = "suspense"
     SANDBOX_FUNDING = "sandbox_funding"  # where sandbox top-ups come from
+    # Collections paid straight to a merchant's own till, paybill or bank account.
+    EXTERNAL_SETTLEMENT = "external_settlement"
 
 
 SYSTEM_KINDS = (
@@ -39,6 +41,7 @@ SYSTEM_KINDS = (
     AccountKind.FEE_REVENUE,
     AccountKind.SUSPENSE,
     AccountKind.SANDBOX_FUNDING,
+    AccountKind.EXTERNAL_SETTLEMENT,
 )
 
 

@@ -27,7 +27,17 @@ import aiosmtplib
 
 from malipo.core.logging import get_logger
 
-__all__ = ["SmtpError", "SmtpTarget", "SmtpUrlError", "TlsMode", "parse_smtp_url", "send_message"]
+__all__ = [
+    "SmtpError",
+    "SmtpTarget",
+    "SmtpUrlError",
+    "TlsMode",
+    "build_message",
+    "deliver",
+    "parse_smtp_url",
+    "send_message",
+    "verify_login",
+]
 
 log = get_logger("malipo.messaging.smtp")
 
@@ -160,10 +170,21 @@ async def send_message(
         reply_to=reply_to,
         message_id=message_id,
     )
+    await deliver(target, message, timeout=timeout)
+    return str(message["Message-ID"])
+
+
+async def deliver(
+    target: SmtpTarget,
+    message: EmailMessage,
+    *,
+    timeout: float = 30,  # noqa: ASYNC109  (aiosmtplib's per-operation timeout, not one for the call)
+) -> str:
+    """Send a built message; return the server's reply to it (``250 …``). Raises :class:`SmtpError`."""
     # Errors are re-raised "from None": aiosmtplib's frames hold the password in their locals, and
     # a traceback renderer that shows locals would print it. The reply code and text are kept.
     try:
-        await aiosmtplib.send(
+        _refused, reply = await aiosmtplib.send(
             message,
             hostname=target.host,
             port=target.port,
@@ -198,7 +219,47 @@ async def send_message(
     except OSError as exc:
         raise SmtpError(f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}") from None
     log.info("smtp.sent", host=target.host, port=target.port, message_id=message["Message-ID"])
-    return str(message["Message-ID"])
+    return " ".join(str(reply).split())
+
+
+async def verify_login(
+    target: SmtpTarget,
+    *,
+    timeout: float = 15,  # noqa: ASYNC109  (aiosmtplib's per-operation timeout)
+) -> None:
+    """Connect, secure the connection as ``target.tls`` says, log in, and leave. Raises
+    :class:`SmtpError` saying what failed (the password is never in it)."""
+    client = aiosmtplib.SMTP(
+        hostname=target.host,
+        port=target.port,
+        use_tls=target.tls == "implicit",
+        start_tls=target.tls == "starttls",
+        timeout=timeout,
+    )
+    try:
+        await client.connect()
+        if target.username:
+            await client.login(target.username, target.password or "")
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        raise _reply_error("login refused", exc.code, exc.message, permanent_ok=False) from None
+    except aiosmtplib.SMTPResponseException as exc:
+        raise _reply_error("server error", exc.code, exc.message, permanent_ok=False) from None
+    except aiosmtplib.SMTPTimeoutError as exc:
+        raise SmtpError(f"timed out talking to {target.host}:{target.port}: {exc.message}") from None
+    except aiosmtplib.SMTPConnectError as exc:
+        raise SmtpError(f"cannot reach {target.host}:{target.port}: {exc.message}") from None
+    except aiosmtplib.SMTPException as exc:
+        raise SmtpError(f"SMTP failure with {target.host}:{target.port}: {exc.message}") from None
+    except ssl.SSLError as exc:
+        raise SmtpError(f"TLS failure with {target.host}:{target.port}: {exc.reason or exc}") from None
+    except OSError as exc:
+        raise SmtpError(f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}") from None
+    finally:
+        if client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
 
 
 def _reply_error(what: str, code: int | None, reply: str, *, permanent_ok: bool) -> SmtpError:

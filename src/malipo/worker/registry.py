@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.ids import new_id
@@ -64,7 +65,15 @@ class UnknownJobKind(LookupError):
 _KINDS: dict[str, JobKind] = {}
 
 # Modules whose import registers the built-in handlers (domains add theirs here).
-BUILTIN_JOB_MODULES: tuple[str, ...] = ("malipo.messaging.tasks",)
+BUILTIN_JOB_MODULES: tuple[str, ...] = (
+    "malipo.messaging.tasks",
+    "malipo.collections.tasks",
+    "malipo.webhooks.tasks",
+    "malipo.payouts.tasks",
+    "malipo.messaging.sms_tasks",
+    "malipo.messaging.mailer_tasks",
+    "malipo.messaging.whatsapp_tasks",
+)
 
 
 def job_handler(
@@ -118,3 +127,41 @@ def enqueue(
     session.add(job)
     session.info[OUTBOX_FLAG] = True
     return job
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    kind: str,
+    payloads: list[dict[str, Any]],
+    *,
+    now: datetime,
+    delays: list[timedelta] | None = None,
+) -> list[uuid.UUID]:
+    """Add many jobs of one kind in one multi-row INSERT (bulk sends); same guarantees as ``enqueue``.
+
+    ``delays``, when given, holds one delay per payload (how a bulk send is paced).
+    """
+    if not payloads:
+        return []
+    if delays is not None and len(delays) != len(payloads):
+        raise ValueError("one delay per payload")
+    spec = get_kind(kind)
+    rows = []
+    for index, payload in enumerate(payloads):
+        run_at = now + delays[index] if delays is not None else now
+        rows.append(
+            {
+                "id": new_id(),
+                "kind": kind,
+                "payload": payload,
+                "status": JobStatus.PENDING.value,
+                "attempts": 0,
+                "max_attempts": spec.max_attempts,
+                "run_at": run_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    await session.execute(insert(Job.__table__), rows)
+    session.info[OUTBOX_FLAG] = True
+    return [row["id"] for row in rows]

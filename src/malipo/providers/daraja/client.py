@@ -103,6 +103,26 @@ class DarajaError(Exception):
         )
 
 
+class DarajaLoginFailed(DarajaError):
+    """No access token for a call, so the call was not made (or its first try was refused for
+    its token): nothing reached Daraja that it could act on."""
+
+
+def surely_not_taken(exc: DarajaError) -> bool:
+    """Whether Daraja certainly did not take the request: it never reached Daraja, or Daraja said no.
+
+    A read timeout, or a reply with no Daraja error in it (a gateway's 5xx, a 2xx we cannot
+    read), leaves it open: the payer may already see the prompt, the payee may be paid.
+    """
+    if isinstance(exc, DarajaLoginFailed):
+        return True
+    if isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return True
+    if exc.status is None:
+        return False
+    return exc.error_code is not None or 400 <= exc.status < 500
+
+
 class DarajaPending(DarajaError):
     """The STK push has no result yet: the customer has not answered. Ask again later."""
 
@@ -346,7 +366,13 @@ class DarajaClient:
         """POST ``request`` with the bearer token; on a rejected token, fetch a new one and try once more."""
         payload = request.model_dump(mode="json", exclude_none=True)
         for attempt in (1, 2):
-            token = await self.access_token()
+            try:
+                token = await self.access_token()
+            except DarajaError as exc:  # no token: the request itself was not made (or was refused)
+                raise DarajaLoginFailed(
+                    str(exc), retryable=exc.retryable, status=exc.status, error_code=exc.error_code,
+                    error_message=exc.error_message, request_id=exc.request_id,
+                ) from exc  # fmt: skip
             response = await self._send(
                 "POST", path, json=payload, headers={"Authorization": f"Bearer {token}"}
             )

@@ -453,6 +453,7 @@ class DarajaSimulator:
 
         self.app = Starlette(
             routes=[
+                Route("/healthz", self._healthz, methods=["GET"]),
                 Route("/oauth/v1/generate", self._oauth, methods=["GET"]),
                 Route("/mpesa/stkpush/v1/processrequest", self._stk_push, methods=["POST"]),
                 Route("/mpesa/stkpushquery/v1/query", self._stk_query, methods=["POST"]),
@@ -527,6 +528,9 @@ class DarajaSimulator:
         return JSONResponse(body, status_code=exc.status_code)
 
     # ------------------------------------------------------------------ OAuth
+
+    async def _healthz(self, _request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
 
     async def _oauth(self, request: Request) -> JSONResponse:
         self.oauth_hits += 1

@@ -1,0 +1,279 @@
+"""Collections per second: POST /api/v2/payments on PostgreSQL, and request-to-callback time.
+
+    python bench/stk_push.py [--connections 64] [--duration 10] [--database-url postgresql://…]
+
+Creates a scratch database (dropped at the end), migrates it, seeds the demo merchant and funds
+its service wallet (fees are held per collection), then starts three processes: the Daraja
+simulator (`malipo sim daraja`, answering and calling back at once), a merchant callback
+receiver (records when each callback arrives), and `malipo serve` (one uvicorn process with its
+in-process worker) pointed at the simulator. A fourth process loads `POST /api/v2/payments`
+with the Pay Hero Basic pair, each request a new `external_reference` and the receiver as
+`callback_url`.
+
+Reported: accepted collections/s (201 replies) with p50/p99 of the request itself, and the time
+from the request reaching malipo (the collection's `created_at`) to its merchant callback
+arriving (p50/p99), for the collections accepted in the measured window. After the load it
+waits for the callbacks to drain, checks that every accepted collection reached a final state
+and was called back exactly once, and runs `malipo ledger verify`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg
+
+from bench import lib
+from bench.wallet_transfer import DEFAULT_SERVER, _create_database, _drop_database
+
+NAME = "stk_push"
+RUN_ENV = "BENCH_STK_RUN"
+CALLBACKS_ENV = "BENCH_STK_CALLBACKS"
+
+
+# -------------------------------------------------------------- the load process's side
+
+
+def payment_request(index: int) -> lib.Request:
+    """One STK push request (imported and called by bench.load)."""
+    run = os.environ[RUN_ENV]
+    return lib.Request(
+        body={
+            "amount": 100,
+            "phone_number": "0708374149",
+            "provider": "m-pesa",
+            "network_code": "63902",
+            "external_reference": f"{run}-{index}",
+            "callback_url": os.environ["BENCH_STK_CALLBACK_URL"],
+        }
+    )
+
+
+# -------------------------------------------------------------- the callback receiver
+
+
+def receiver_app() -> Any:
+    """A Starlette app appending ``<external_reference> <unix time>`` per callback to a file."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    out = Path(os.environ[CALLBACKS_ENV]).open("a", buffering=1)  # noqa: SIM115 - lives with the app
+
+    async def callback(request: Request) -> PlainTextResponse:
+        body = await request.json()
+        out.write(f"{body['response']['ExternalReference']} {time.time():.6f}\n")
+        return PlainTextResponse("ok")
+
+    async def healthz(_request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/cb", callback, methods=["POST"]), Route("/healthz", healthz)])
+
+
+# -------------------------------------------------------------- setup and checks
+
+
+async def _fund_service_wallet(dsn: str, merchant_id: str, amount_minor: int) -> None:
+    """A balanced journal from the live suspense account into the merchant's live service wallet."""
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            wallet = await conn.fetchval(
+                "SELECT id FROM ledger_accounts WHERE owner_key = $1 AND kind = 'service_wallet'"
+                " AND mode = 'live' AND currency = 'KES'",
+                f"client:{merchant_id}",
+            )
+            suspense = await conn.fetchval(
+                "SELECT id FROM ledger_accounts WHERE owner_key = 'system' AND kind = 'suspense'"
+                " AND mode = 'live' AND currency = 'KES'"
+            )
+            journal = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO ledger_journals (id, client_id, mode, reference, kind, description, details,"
+                " created_at) VALUES ($1, $2, 'live', $3, 'bench_funding', 'bench funding', '{}', $4)",
+                journal, uuid.UUID(merchant_id), uuid.uuid4().hex[:10].upper(), now,
+            )  # fmt: skip
+            after = {}
+            for account, delta in ((suspense, -amount_minor), (wallet, amount_minor)):
+                after[account] = await conn.fetchval(
+                    "UPDATE ledger_accounts SET balance = balance + $2 WHERE id = $1 RETURNING balance",
+                    account, delta,
+                )  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO ledger_postings (id, journal_id, account_id, amount, currency,"
+                    " balance_after, created_at) VALUES ($1, $2, $3, $4, 'KES', $5, $6)",
+                    uuid.uuid4(), journal, account, delta, after[account], now,
+                )  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def _collections(dsn: str, run: str) -> dict[str, tuple[float, str]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT external_reference, created_at, status FROM collections WHERE external_reference LIKE $1",
+            f"{run}-%",
+        )
+    finally:
+        await conn.close()
+    return {r["external_reference"]: (r["created_at"].timestamp(), r["status"]) for r in rows}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_SERVER))
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--drain", type=float, default=60.0, help="seconds to wait for callbacks after the load"
+    )
+    args = parser.parse_args(argv)
+
+    server = args.database_url.rsplit("/", 1)[0]
+    db_name = f"malipo_bench_stk_{os.getpid()}"
+    dsn = f"{server}/{db_name}"
+    try:
+        asyncio.run(_create_database(args.database_url, db_name))
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"PostgreSQL is needed at {args.database_url}: {exc}", file=sys.stderr)
+        return 2
+    errors = 0
+    results: dict[str, Any] = {"settings": vars(args)}
+    try:
+        with tempfile.TemporaryDirectory(prefix="malipo-bench-") as var_dir:
+            sim_port, receiver_port, port = lib.free_port(), lib.free_port(), lib.free_port()
+            env = {
+                "MALIPO_VAR_DIR": var_dir,
+                "MALIPO_LOG_LEVEL": "WARNING",
+                "MALIPO_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://"),
+                "MALIPO_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "MALIPO_DARAJA_SIMULATOR_URL": f"http://127.0.0.1:{sim_port}",
+            }
+            lib.run_command([sys.executable, "-m", "malipo.cli", "db", "upgrade"], env)
+            demo = json.loads(
+                lib.run_command([sys.executable, "-m", "malipo.cli", "seed-demo", "--json"], env)
+            )
+            asyncio.run(_fund_service_wallet(dsn, demo["merchant_id"], 10_000_000_00))
+            callbacks_file = Path(var_dir) / "callbacks.txt"
+            run = uuid.uuid4().hex[:8]
+            os.environ[RUN_ENV] = run
+            os.environ["BENCH_STK_CALLBACK_URL"] = f"http://127.0.0.1:{receiver_port}/cb"
+            receiver_env = {CALLBACKS_ENV: str(callbacks_file)}
+            pair = f"{demo['payhero_api_username']}:{demo['payhero_api_password']}"
+            auth = {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+            sim_argv = [sys.executable, "-m", "malipo.cli", "sim", "daraja", "--port", str(sim_port),
+                        "--callback-delay", "0"]  # fmt: skip
+            receiver_argv = [sys.executable, "-m", "uvicorn", "--factory", "bench.stk_push:receiver_app",
+                             "--port", str(receiver_port), "--log-level", "warning",
+                             "--no-access-log"]  # fmt: skip
+            serve_argv = [sys.executable, "-m", "malipo.cli", "serve", "--port", str(port)]
+            with (
+                lib.serving(sim_argv, env, sim_port, ready_path="/healthz"),
+                lib.serving(receiver_argv, receiver_env, receiver_port),
+                lib.serving(serve_argv, env, port) as proc,
+            ):
+                started = time.time()
+                result = lib.run_load(
+                    f"http://127.0.0.1:{port}/api/v2/payments",
+                    method="POST",
+                    headers=auth,
+                    body_factory=payment_request,
+                    connections=args.connections,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    server_pid=proc.pid,
+                )
+                load_end = time.time()
+                print(
+                    f"  accepted {result.rps:,.0f} collections/s, p99 {result.p99_ms:.0f} ms; draining",
+                    flush=True,
+                )
+                accepted = result.ok_all
+                deadline = time.monotonic() + args.drain
+                arrived: dict[str, float] = {}
+                while time.monotonic() < deadline:
+                    lines = callbacks_file.read_text().splitlines() if callbacks_file.exists() else []
+                    arrived = {}
+                    duplicates = 0
+                    for line in lines:
+                        ref, at = line.split()
+                        duplicates += ref in arrived
+                        arrived.setdefault(ref, float(at))
+                    if len(arrived) >= accepted:
+                        break
+                    time.sleep(0.5)
+                drained = time.time()
+            stored = asyncio.run(_collections(dsn, run))
+            window = [
+                ref for ref, (created, _s) in stored.items() if started + args.warmup <= created <= load_end
+            ]
+            latencies = [arrived[ref] - stored[ref][0] for ref in window if ref in arrived]
+            final = sum(1 for _c, state in stored.values() if state in ("SUCCESS", "FAILED"))
+            verify = lib.run_command([sys.executable, "-m", "malipo.cli", "ledger", "verify"], env).strip()
+            results |= {
+                "load": result,
+                "accepted_total": accepted,
+                "collections_stored": len(stored),
+                "final": final,
+                "callbacks": len(arrived),
+                "duplicate_callbacks": duplicates,
+                "drain_seconds": drained - load_end,
+                "request_to_callback_ms": {
+                    "p50": _percentile(latencies, 0.5) * 1000,
+                    "p99": _percentile(latencies, 0.99) * 1000,
+                    "mean": statistics.fmean(latencies) * 1000 if latencies else None,
+                    "count": len(latencies),
+                },
+                "ledger_verify": verify,
+            }
+            lib.print_table([result.as_row(f"POST /api/v2/payments c={args.connections}")])
+            r2c = results["request_to_callback_ms"]
+            print(
+                f"request → merchant callback over {r2c['count']:,} collections of the window:"
+                f" p50 {r2c['p50']:.0f} ms, p99 {r2c['p99']:.0f} ms"
+            )
+            print(
+                f"accepted {accepted:,}; stored {len(stored):,}; final {final:,};"
+                f" called back {len(arrived):,} ({duplicates} duplicates),"
+                f" drained {drained - load_end:.1f} s after the load; {verify}"
+            )
+            if final != len(stored) or len(arrived) != accepted or duplicates:
+                print(
+                    "ERROR: not every accepted collection was finished and called back once", file=sys.stderr
+                )
+                errors += 1
+    finally:
+        asyncio.run(_drop_database(args.database_url, db_name))
+    path = lib.write_json(NAME, results)
+    print(f"results written to {path.relative_to(lib.ROOT)}")
+    return 1 if errors or result.error_count else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

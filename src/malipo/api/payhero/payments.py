@@ -1,0 +1,288 @@
+"""``/api/v2`` payments: STK push collections, service-wallet top-up, wallets, channels, status.
+
+Translation only: Pay Hero's field names and reply shapes in, the collections service out.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from malipo.api.deps import ClockDep, Session, SettingsDep
+from malipo.api.payhero.deps import PayHeroPrincipal
+from malipo.collections import service as collections
+from malipo.collections.models import Collection, CollectionPurpose, PaymentChannel
+from malipo.ledger.models import AccountKind
+from malipo.payouts import service as payouts
+from malipo.payouts.models import Payout
+
+router = APIRouter(prefix="/api/v2", tags=["Pay Hero compatible"])
+
+MAX_ID = 2**53  # channel ids are integers; larger ones cannot exist (and would overflow BIGINT)
+
+
+class _In(BaseModel):
+    # Pay Hero clients send extra fields (account_reference, camelCase duplicates …): ignored.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class PaymentIn(_In):
+    amount: int = Field(ge=1, le=collections.MAX_AMOUNT, description="Whole shillings")
+    phone_number: str = Field(min_length=9, max_length=16, description="07…, 2547… or +2547…")
+    channel_id: int | None = Field(
+        default=None, description="A registered channel; none: the payments wallet"
+    )
+    provider: str = Field(default="m-pesa", max_length=20)
+    network_code: str | None = Field(default=None, max_length=10)
+    external_reference: str | None = Field(default=None, max_length=100)
+    customer_name: str | None = Field(default=None, max_length=200)
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+
+
+class TopUpIn(_In):
+    amount: int = Field(ge=1, le=collections.MAX_AMOUNT)
+    phone_number: str = Field(min_length=9, max_length=16)
+
+
+class QueuedOut(BaseModel):
+    success: bool = True
+    status: str
+    reference: str
+    external_reference: str | None = None
+    CheckoutRequestID: str
+
+
+class ChannelIn(_In):
+    channel_type: Literal["paybill", "till", "bank"]
+    short_code: str | int
+    account_number: str | None = Field(default=None, max_length=40)
+    description: str = Field(min_length=1, max_length=200)
+    account_id: int | None = None  # Pay Hero's account id: the caller's account here, ignored
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _amount(minor: int) -> int | float:
+    return collections._whole(minor)
+
+
+def _queued(collection: Collection) -> QueuedOut:
+    return QueuedOut(
+        status=collection.status if collection.status != "SENT" else "QUEUED",
+        reference=collection.reference,
+        external_reference=collection.external_reference,
+        CheckoutRequestID=collection.checkout_request_id,
+    )
+
+
+@router.post(
+    "/payments", status_code=status.HTTP_201_CREATED, response_model=QueuedOut, name="PayHero.Payments"
+)
+async def payments(
+    body: PaymentIn, who: PayHeroPrincipal, session: Session, settings: SettingsDep, clock: ClockDep
+) -> QueuedOut:
+    """STK push to ``phone_number``; the result goes to ``callback_url``. A repeated
+    ``external_reference`` answers the first request's transaction, and charges nothing."""
+    collection, _created = await collections.request_collection(
+        session, who, collections.CollectionRequest(
+            amount=body.amount, phone_number=body.phone_number, channel_id=body.channel_id,
+            network_code=body.network_code, provider=body.provider,
+            external_reference=body.external_reference, customer_name=body.customer_name,
+            callback_url=body.callback_url,
+        ),
+        settings=settings, now=clock.now(),
+    )  # fmt: skip
+    return _queued(collection)
+
+
+@router.post("/topup", status_code=status.HTTP_201_CREATED, response_model=QueuedOut, name="PayHero.TopUp")
+async def top_up(
+    body: TopUpIn, who: PayHeroPrincipal, session: Session, settings: SettingsDep, clock: ClockDep
+) -> QueuedOut:
+    """Top up the service wallet by STK push to ``phone_number``."""
+    collection, _created = await collections.request_collection(
+        session, who, collections.CollectionRequest(
+            amount=body.amount, phone_number=body.phone_number, purpose=CollectionPurpose.TOP_UP,
+        ),
+        settings=settings, now=clock.now(),
+    )  # fmt: skip
+    return _queued(collection)
+
+
+@router.get("/wallets", name="PayHero.Wallets")
+async def wallets(
+    who: PayHeroPrincipal,
+    session: Session,
+    clock: ClockDep,
+    wallet_type: Annotated[Literal["service_wallet", "payment_wallet"], Query()] = "service_wallet",
+) -> dict[str, Any]:
+    assert who.client_id is not None
+    kind = AccountKind.SERVICE_WALLET if wallet_type == "service_wallet" else AccountKind.PAYMENTS_WALLET
+    account = await collections._merchant_wallet(session, who.client_id, who.mode.value, kind, clock.now())
+    return {
+        "id": str(account.id),
+        "account_id": str(who.client_id),
+        "wallet_type": wallet_type,
+        "currency": account.currency,
+        "available_balance": _amount(account.balance - account.held),
+        "created_at": _iso(account.created_at),
+        "updated_at": _iso(clock.now()),
+    }
+
+
+async def _channel_out(session: Session, channel: PaymentChannel, now: datetime) -> dict[str, Any]:
+    balance = await collections.channel_balance(session, channel, now)
+    return {
+        "id": channel.id,
+        "transaction_type": collections.transaction_type(channel),
+        "channel_type": channel.channel_type,
+        "account_id": str(channel.client_id),
+        "short_code": channel.short_code,
+        "account_number": channel.account_number or "",
+        "description": channel.description,
+        "is_active": channel.is_active,
+        "balance_plain": None
+        if balance is None
+        else {
+            "last_balance": _amount(balance.amount),
+            "balance": _amount(balance.amount),
+            "last_reference": "",
+        },
+        "created_at": _iso(channel.created_at),
+        "updated_at": _iso(channel.updated_at),
+    }
+
+
+@router.post("/payment_channels", status_code=status.HTTP_201_CREATED, name="PayHero.CreateChannel")
+async def create_channel(
+    body: ChannelIn, who: PayHeroPrincipal, session: Session, clock: ClockDep
+) -> dict[str, Any]:
+    channel = await collections.create_channel(
+        session, who, channel_type=body.channel_type, short_code=str(body.short_code),
+        account_number=body.account_number, description=body.description, now=clock.now(),
+    )  # fmt: skip
+    return await _channel_out(session, channel, clock.now())
+
+
+def _pagination(total: int, page: int, per: int) -> dict[str, Any]:
+    pages = max(1, math.ceil(total / per))
+    return {
+        "count": total,
+        "next_page": page + 1 if page < pages else None,
+        "num_pages": pages,
+        "page": page,
+        "per": per,
+        "prev_page": page - 1 if page > 1 else None,
+    }
+
+
+@router.get("/payment_channels", name="PayHero.ListChannels")
+async def list_channels(
+    who: PayHeroPrincipal,
+    session: Session,
+    clock: ClockDep,
+    is_active: bool | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    found, total = await collections.list_channels(
+        session, who, is_active=is_active, page=page, per=per, now=clock.now()
+    )
+    return {
+        "payment_channels": [await _channel_out(session, c, clock.now()) for c in found],
+        "pagination": _pagination(total, page, per),
+    }
+
+
+@router.get("/payment_channels/{channel_id}", name="PayHero.ReadChannel")
+async def read_channel(
+    channel_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    who: PayHeroPrincipal,
+    session: Session,
+    clock: ClockDep,
+) -> dict[str, Any]:
+    return await _channel_out(session, await collections.get_channel(session, who, channel_id), clock.now())
+
+
+def _status_out(collection: Collection) -> dict[str, Any]:
+    shown = "QUEUED" if collection.status in ("QUEUED", "SENT") else collection.status
+    return {
+        "transaction_date": _iso(collection.completed_at or collection.created_at),
+        "provider": collection.provider,
+        "success": collection.status == "SUCCESS",
+        "merchant": "",
+        "payment_reference": collection.external_reference or "",
+        "third_party_reference": collection.mpesa_receipt or "",
+        "status": shown,
+        "reference": collection.reference,
+        "CheckoutRequestID": collection.checkout_request_id,
+        "provider_reference": collection.mpesa_receipt or "",
+        "result_code": collection.result_code,
+        "result_desc": collection.result_desc or "",
+    }
+
+
+@router.get("/transaction-status", name="PayHero.TransactionStatus")
+async def transaction_status(
+    who: PayHeroPrincipal, session: Session, reference: Annotated[str, Query(min_length=1, max_length=100)]
+) -> dict[str, Any]:
+    payout = await payouts.find_by_reference(session, who, reference)
+    if payout is not None:
+        return _payout_status_out(payout)
+    return _status_out(await collections.find_by_reference(session, who, reference))
+
+
+def _payout_status_out(payout: Payout) -> dict[str, Any]:
+    return {
+        "transaction_date": _iso(payout.completed_at or payout.created_at),
+        "provider": "m-pesa",
+        "success": payout.status == "SUCCESS",
+        "merchant": "",
+        "payment_reference": payout.external_reference or "",
+        "third_party_reference": payout.transaction_id or "",
+        "status": "QUEUED" if payout.status in ("QUEUED", "SENT") else payout.status,
+        "reference": payout.reference,
+        "CheckoutRequestID": "",
+        "provider_reference": payout.transaction_id or "",
+        "result_code": payout.result_code,
+        "result_desc": payout.result_desc or "",
+    }
+
+
+@router.get("/transactions", name="PayHero.Transactions")
+async def transactions(
+    who: PayHeroPrincipal,
+    session: Session,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per: Annotated[int | None, Query(ge=1, le=100)] = None,
+    per_page: Annotated[int | None, Query(ge=1, le=100)] = None,
+) -> dict[str, Any]:
+    size = per or per_page or 20
+    found, total = await collections.list_collections(session, who, page=page, per=size)
+    rows = [
+        {
+            "id": str(c.id),
+            "account_id": str(c.client_id),
+            "transaction_type": "inbound_payment"
+            if c.purpose == CollectionPurpose.PAYMENT
+            else "service_wallet_top_up",
+            "description": f"KES {_amount(c.amount)} from +{c.phone}",
+            "amount": _amount(c.amount),
+            "cost": _amount(c.fee),
+            "transaction_reference": c.reference,
+            "provider_reference": c.mpesa_receipt or "",
+            "status": "QUEUED" if c.status in ("QUEUED", "SENT") else c.status,
+            "external_reference": c.external_reference or "",
+            "gateway": c.provider,
+            "created_at": _iso(c.created_at),
+            "updated_at": _iso(c.updated_at),
+        }
+        for c in found
+    ]
+    return {"transactions": rows, "pagination": _pagination(total, page, size)}

@@ -1,0 +1,59 @@
+"""``POST /api/v2/withdraw``: pay out from the payments wallet to a phone (or, later, a bank)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from malipo.api.deps import ClockDep, Session, SettingsDep
+from malipo.api.payhero.deps import PayHeroPrincipal
+from malipo.payouts import service as payouts
+from malipo.payouts.models import Payout, PayoutStatus
+
+router = APIRouter(prefix="/api/v2", tags=["Pay Hero compatible"])
+
+
+class WithdrawIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    amount: int = Field(ge=1, le=payouts.MAX_AMOUNT, description="Whole shillings")
+    channel: str = Field(pattern=r"^(mobile|phone|bank)$", description="mobile (or phone), or bank")
+    network_code: str = Field(min_length=2, max_length=10)
+    phone_number: str | None = Field(default=None, max_length=16)
+    account_number: str | None = Field(default=None, max_length=40)
+    external_reference: str | None = Field(default=None, max_length=100)
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+    channel_id: int | None = Field(
+        default=None, ge=1, le=2**53
+    )  # the payments-wallet channel: the only source
+    payment_service: str | None = None  # "b2c"
+
+
+def payout_status(payout: Payout) -> str:
+    return "QUEUED" if payout.status in (PayoutStatus.QUEUED, PayoutStatus.SENT) else payout.status
+
+
+@router.post("/withdraw", status_code=status.HTTP_201_CREATED, name="PayHero.Withdraw")
+async def withdraw(
+    body: WithdrawIn, who: PayHeroPrincipal, session: Session, settings: SettingsDep, clock: ClockDep
+) -> dict[str, Any]:
+    """Hold the amount (and the fee on the service wallet), then pay out; the result goes to
+    ``callback_url``. A repeated ``external_reference`` answers the first payout."""
+    payout, _created = await payouts.request_payout(
+        session, who, payouts.PayoutRequest(
+            amount=body.amount, channel=body.channel, network_code=body.network_code,
+            phone_number=body.phone_number, account_number=body.account_number,
+            external_reference=body.external_reference, callback_url=body.callback_url,
+        ),
+        settings=settings, now=clock.now(),
+    )  # fmt: skip
+    return {
+        "status": payout_status(payout),
+        "merchant_reference": payout.reference,
+        "checkout_request_id": payouts.checkout_request_id(payout, settings),
+        "response_code": "0",
+        "conversation_id": payout.originator_conversation_id,
+        "external_reference": payout.external_reference,
+    }

@@ -1,0 +1,44 @@
+"""``/callbacks/daraja/{token}``: Daraja's STK results, found by the secret in their URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from malipo.api.deps import ClockDep, Session
+from malipo.collections import service
+from malipo.core.errors import ValidationFailed
+from malipo.core.logging import get_logger
+from malipo.providers.daraja.schemas import StkCallbackPayload
+
+log = get_logger("malipo.callbacks")
+
+router = APIRouter(prefix="/callbacks", tags=["provider callbacks"], include_in_schema=False)
+
+# What Daraja expects back from a callback receiver.
+ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
+
+
+@router.post("/daraja/{token}", name="Callbacks.Daraja")
+async def daraja_callback(token: str, request: Request, session: Session, clock: ClockDep) -> dict[str, Any]:
+    try:
+        collection = await service.collection_for_token(session, token)
+    except service.UnknownCallbackToken:
+        log.warning(
+            "callback.unknown_token",
+            provider="daraja",
+            client=request.client.host if request.client else None,
+        )
+        raise
+    try:
+        callback = StkCallbackPayload.model_validate_json(await request.body()).callback
+    except ValidationError as exc:
+        log.warning("callback.malformed", provider="daraja", reference=collection.reference)
+        raise ValidationFailed(f"not a Daraja STK callback: {exc.error_count()} problem(s)") from None
+    outcome = service.Outcome(
+        callback.ResultCode, callback.ResultDesc, callback.mpesa_receipt_number, callback.MerchantRequestID
+    )
+    await service.finish(session, collection, outcome, now=clock.now())
+    return ACCEPTED

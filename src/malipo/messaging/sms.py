@@ -1,0 +1,454 @@
+"""Merchants' SMS: send one, send in bulk, read status; charged to the service wallet per segment.
+
+What callers can rely on:
+- A send normalises numbers to E.164 (local numbers in the merchant's country), counts
+  segments exactly, debits the merchant's service wallet (price per segment from
+  ``MALIPO_SMS_PRICE_PER_SEGMENT``, in the merchant's currency) and queues the
+  messages with their outbox jobs, all in the caller's transaction. Too little in the
+  service wallet is a 402 and nothing is queued or charged.
+- A bulk send rejects invalid or repeated numbers one by one and queues the rest: rows
+  go in with one multi-row INSERT, and one job per ``MALIPO_SMS_BULK_CHUNK``
+  recipients (one provider request each), paced at ``MALIPO_SMS_BULK_RATE``.
+- A message the provider never accepted (refused, or given up on after retries) is
+  ``failed`` and its charge is given back by a refund journal; a message accepted and
+  later reported undelivered stays charged, as the provider charges it.
+- Reads are scoped to the caller's client and mode: anything else is a 404.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.auth.principals import Principal
+from malipo.config import Settings
+from malipo.core.errors import FieldError, MalipoError, NotFound, ValidationFailed
+from malipo.core.ids import new_id
+from malipo.core.logging import get_logger
+from malipo.core.money import Money
+from malipo.identity.models import Client
+from malipo.ledger import service as ledger
+from malipo.ledger.models import AccountKind, Journal, LedgerAccount
+from malipo.messaging import sms_tasks
+from malipo.messaging.models import SmsBatch, SmsMessage, SmsStatus
+from malipo.messaging.phones import InvalidNumber, to_e164
+from malipo.messaging.segments import SegmentInfo, count_segments
+from malipo.providers.africastalking.client import DeliveryReport
+from malipo.worker.registry import enqueue, enqueue_many
+
+__all__ = [
+    "BulkAccepted",
+    "InsufficientServiceBalance",
+    "apply_delivery_report",
+    "get_batch",
+    "get_message",
+    "merchant_client",
+    "refund_messages",
+    "send_bulk",
+    "send_one",
+]
+
+log = get_logger("malipo.messaging.sms")
+
+JOURNAL_CHARGE = "sms_charge"
+JOURNAL_REFUND = "sms_refund"
+_MAX_LISTED_ERRORS = 20
+
+
+class InsufficientServiceBalance(MalipoError):
+    status = 402
+    code = "insufficient_service_balance"
+    title = "The service wallet cannot pay for this"
+
+
+class SmsNotFound(NotFound):
+    code = "sms_not_found"
+    title = "No such SMS"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    index: int
+    phone_number: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BulkAccepted:
+    batch: SmsBatch
+    rejected: list[Rejected]
+    messages: list[tuple[uuid.UUID, str]]
+    segments: SegmentInfo
+    cost: Money
+
+
+@dataclass(frozen=True, slots=True)
+class BatchView:
+    batch: SmsBatch
+    counts: dict[str, int]
+    messages: list[SmsMessage]
+
+
+# -- shared by the messaging services ---------------------------------------------------------
+
+
+async def merchant_client(session: AsyncSession, who: Principal) -> Client:
+    """The caller's client (every messaging route is for a merchant's API user)."""
+    client = await session.get(Client, who.client_id) if who.client_id else None
+    if client is None:
+        raise NotFound("this route is for a merchant's API user")
+    return client
+
+
+def country_of(client: Client, settings: Settings) -> str:
+    return client.country or settings.messaging_default_country
+
+
+def normalise(raw: str, client: Client, settings: Settings, *, field: str) -> str:
+    try:
+        return to_e164(raw, country_of(client, settings))
+    except InvalidNumber as exc:
+        raise ValidationFailed(f"{field}: {exc}", errors=[FieldError(field, str(exc))]) from None
+
+
+def normalise_many(
+    raw_numbers: list[str], client: Client, settings: Settings
+) -> tuple[list[tuple[int, str]], list[Rejected]]:
+    """(index, E.164) of each valid, first-seen number, and why each other one was rejected."""
+    country = country_of(client, settings)
+    accepted: list[tuple[int, str]] = []
+    rejected: list[Rejected] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_numbers):
+        try:
+            number = to_e164(raw, country)
+        except InvalidNumber as exc:
+            rejected.append(Rejected(index, str(raw)[:64], str(exc)))
+            continue
+        if number in seen:
+            rejected.append(Rejected(index, str(raw)[:64], f"repeats entry {seen[number]} ({number})"))
+            continue
+        seen[number] = index
+        accepted.append((index, number))
+    return accepted, rejected
+
+
+def nothing_valid(field: str, rejected: list[Rejected]) -> ValidationFailed:
+    errors = [FieldError(f"{field}.{r.index}", r.reason) for r in rejected[:_MAX_LISTED_ERRORS]]
+    more = f" (and {len(rejected) - _MAX_LISTED_ERRORS} more)" if len(rejected) > _MAX_LISTED_ERRORS else ""
+    return ValidationFailed(f"{field}: no valid phone number{more}", errors=errors)
+
+
+# -- charging ---------------------------------------------------------------------------------
+
+
+def price_per_segment(settings: Settings, currency: str) -> Money:
+    return Money.parse(settings.sms_price_per_segment, currency, field="MALIPO_SMS_PRICE_PER_SEGMENT")
+
+
+async def _service_wallet(
+    session: AsyncSession, client_id: uuid.UUID, currency: str, mode: str, now: datetime
+) -> LedgerAccount:
+    return await ledger.open_account(
+        session,
+        owner=ledger.owner_key(client_id=client_id),
+        kind=AccountKind.SERVICE_WALLET,
+        currency=currency,
+        mode=mode,
+        client_id=client_id,
+        now=now,
+    )
+
+
+async def charge(
+    session: AsyncSession,
+    client: Client,
+    mode: str,
+    amount: Money,
+    *,
+    now: datetime,
+    description: str,
+    details: dict[str, Any],
+) -> Journal:
+    """Debit the client's service wallet ``amount`` to fee revenue; 402 when it holds too little."""
+    wallet = await _service_wallet(session, client.id, amount.currency, mode, now)
+    revenue = await ledger.system_account(session, AccountKind.FEE_REVENUE, amount.currency, mode, now)
+    try:
+        posted = await ledger.post_journal(
+            session,
+            [
+                ledger.Leg(wallet.id, -amount.amount, amount.currency),
+                ledger.Leg(revenue.id, amount.amount, amount.currency),
+            ],
+            kind=JOURNAL_CHARGE,
+            description=description,
+            mode=mode,
+            now=now,
+            client_id=client.id,
+            details=details,
+        )
+    except ledger.InsufficientFunds:
+        _balance, available = await ledger.balance_of(session, wallet.id)
+        raise InsufficientServiceBalance(
+            f"the {mode} service wallet holds {Money(available, amount.currency)}; this send costs {amount}. "
+            "Top up the service wallet and send again",
+            available=Money(available, amount.currency).format(),
+            required=amount.format(),
+        ) from None
+    return posted.journal
+
+
+async def refund_messages(session: AsyncSession, rows: list[Any], *, now: datetime, reason: str) -> None:
+    """Give back the charge of messages that never reached the network (rows: client_id, mode,
+    cost, currency, id), one journal per client, mode and currency."""
+    totals: dict[tuple[uuid.UUID, str, str], list[Any]] = defaultdict(list)
+    for row in rows:
+        if row.cost > 0:
+            totals[(row.client_id, row.mode, row.currency)].append(row)
+    for (client_id, mode, currency), group in totals.items():
+        amount = sum(row.cost for row in group)
+        wallet = await _service_wallet(session, client_id, currency, mode, now)
+        revenue = await ledger.system_account(session, AccountKind.FEE_REVENUE, currency, mode, now)
+        await ledger.post_journal(
+            session,
+            [ledger.Leg(revenue.id, -amount, currency), ledger.Leg(wallet.id, amount, currency)],
+            kind=JOURNAL_REFUND,
+            description=f"refund of {len(group)} undelivered SMS: {reason}"[:300],
+            mode=mode,
+            now=now,
+            client_id=client_id,
+            details={"sms_ids": [str(row.id) for row in group[:100]], "count": len(group)},
+        )
+
+
+# -- sending ----------------------------------------------------------------------------------
+
+
+async def send_one(
+    session: AsyncSession,
+    who: Principal,
+    settings: Settings,
+    *,
+    phone_number: str,
+    message: str,
+    sender_id: str | None,
+    now: datetime,
+) -> SmsMessage:
+    """Queue one SMS (charged now); the worker sends it."""
+    client = await merchant_client(session, who)
+    number = normalise(phone_number, client, settings, field="phoneNumber")
+    info = count_segments(message)
+    cost = price_per_segment(settings, client.currency) * info.segments
+    sms_id = new_id()
+    journal = await charge(
+        session,
+        client,
+        who.mode.value,
+        cost,
+        now=now,
+        description=f"SMS to {number} ({info.segments} segment{'s' if info.segments > 1 else ''})",
+        details={"sms_id": str(sms_id), "segments": info.segments},
+    )
+    sms = SmsMessage(
+        id=sms_id,
+        client_id=client.id,
+        mode=who.mode.value,
+        phone_number=number,
+        sender_id=sender_id,
+        message=message,
+        segments=info.segments,
+        encoding=info.encoding,
+        cost=cost.amount,
+        currency=cost.currency,
+        journal_id=journal.id,
+        status=SmsStatus.QUEUED,
+        attempts=0,
+        refunded=False,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(sms)
+    await session.flush()
+    enqueue(session, sms_tasks.SEND_JOB, {"ids": [str(sms.id)]}, now=now)
+    log.info(
+        "sms.queued", sms_id=str(sms.id), client_id=str(client.id), mode=sms.mode, segments=info.segments
+    )
+    return sms
+
+
+async def send_bulk(
+    session: AsyncSession,
+    who: Principal,
+    settings: Settings,
+    *,
+    phone_numbers: list[str],
+    message: str,
+    sender_id: str | None,
+    now: datetime,
+) -> BulkAccepted:
+    """Queue one text to many numbers: invalid or repeated numbers are rejected one by one."""
+    if len(phone_numbers) > settings.sms_bulk_max_recipients:
+        raise ValidationFailed.for_field(
+            "phoneNumbers", f"at most {settings.sms_bulk_max_recipients} numbers per request"
+        )
+    client = await merchant_client(session, who)
+    accepted, rejected = normalise_many(phone_numbers, client, settings)
+    if not accepted:
+        raise nothing_valid("phoneNumbers", rejected)
+    info = count_segments(message)
+    each = price_per_segment(settings, client.currency) * info.segments
+    total = each * len(accepted)
+    batch_id = new_id()
+    journal = await charge(
+        session,
+        client,
+        who.mode.value,
+        total,
+        now=now,
+        description=f"bulk SMS to {len(accepted)} numbers ({info.segments} segments each)",
+        details={"sms_batch_id": str(batch_id), "messages": len(accepted), "segments": info.segments},
+    )
+    batch = SmsBatch(
+        id=batch_id,
+        client_id=client.id,
+        mode=who.mode.value,
+        sender_id=sender_id,
+        message=message,
+        accepted=len(accepted),
+        rejected=len(rejected),
+        segments=info.segments,
+        cost=total.amount,
+        currency=total.currency,
+        journal_id=journal.id,
+        created_at=now,
+    )
+    session.add(batch)
+    await session.flush()
+    rows = [
+        {
+            "id": new_id(),
+            "client_id": client.id,
+            "mode": who.mode.value,
+            "batch_id": batch_id,
+            "phone_number": number,
+            "sender_id": sender_id,
+            "message": message,
+            "segments": info.segments,
+            "encoding": info.encoding,
+            "cost": each.amount,
+            "currency": each.currency,
+            "journal_id": None,
+            "status": SmsStatus.QUEUED.value,
+            "attempts": 0,
+            "refunded": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for _index, number in accepted
+    ]
+    await session.execute(insert(SmsMessage.__table__), rows)
+    chunk = max(1, settings.sms_bulk_chunk)
+    payloads = [
+        {"ids": [str(row["id"]) for row in rows[start : start + chunk]]}
+        for start in range(0, len(rows), chunk)
+    ]
+    delays = None
+    if settings.sms_bulk_rate > 0:
+        delays = [timedelta(seconds=i * chunk / settings.sms_bulk_rate) for i in range(len(payloads))]
+    await enqueue_many(session, sms_tasks.SEND_JOB, payloads, now=now, delays=delays)
+    log.info(
+        "sms.bulk_queued",
+        batch_id=str(batch_id),
+        client_id=str(client.id),
+        accepted=len(accepted),
+        rejected=len(rejected),
+        jobs=len(payloads),
+    )
+    return BulkAccepted(
+        batch=batch,
+        rejected=rejected,
+        messages=[(row["id"], row["phone_number"]) for row in rows],
+        segments=info,
+        cost=total,
+    )
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+async def get_message(session: AsyncSession, who: Principal, sms_id: uuid.UUID) -> SmsMessage:
+    sms = await session.scalar(
+        select(SmsMessage).where(
+            SmsMessage.id == sms_id, SmsMessage.client_id == who.client_id, SmsMessage.mode == who.mode.value
+        )
+    )
+    if sms is None:
+        raise SmsNotFound(f"no SMS {sms_id}")
+    return sms
+
+
+async def get_batch(
+    session: AsyncSession, who: Principal, batch_id: uuid.UUID, *, page: int, page_size: int
+) -> BatchView:
+    batch = await session.scalar(
+        select(SmsBatch).where(
+            SmsBatch.id == batch_id, SmsBatch.client_id == who.client_id, SmsBatch.mode == who.mode.value
+        )
+    )
+    if batch is None:
+        raise SmsNotFound(f"no SMS batch {batch_id}")
+    counts = {
+        status: int(count)
+        for status, count in await session.execute(
+            select(SmsMessage.status, func.count())
+            .where(SmsMessage.batch_id == batch_id)
+            .group_by(SmsMessage.status)
+        )
+    }
+    messages = (
+        await session.scalars(
+            select(SmsMessage)
+            .where(SmsMessage.batch_id == batch_id)
+            .order_by(SmsMessage.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+    ).all()
+    return BatchView(batch, counts, list(messages))
+
+
+# -- delivery reports -------------------------------------------------------------------------
+
+
+async def apply_delivery_report(session: AsyncSession, report: DeliveryReport, *, now: datetime) -> str:
+    """Move the reported message on: ``"updated"``, ``"unchanged"`` (a repeat, or already final)
+    or ``"unknown"`` (no message has this gateway id, yet)."""
+    values: dict[str, Any] = {"gateway_status": report.raw_status[:40], "updated_at": now}
+    if report.status == "delivered":
+        values.update(status=SmsStatus.DELIVERED, delivered_at=now)
+    elif report.status == "failed":
+        reason = (report.failure_reason or report.raw_status)[:500]
+        values.update(status=SmsStatus.FAILED, failure_reason=reason)
+    # One statement in the common case (a report about a sent message).
+    changed = await session.scalar(
+        update(SmsMessage)
+        .where(SmsMessage.gateway_message_id == report.message_id, SmsMessage.status == SmsStatus.SENT)
+        .values(**values)
+        .returning(SmsMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    if changed is not None:
+        log.info(
+            "sms.delivery_report", sms_id=str(changed), status=report.status, raw_status=report.raw_status
+        )
+        return "updated"
+    known = await session.scalar(
+        select(SmsMessage.id).where(SmsMessage.gateway_message_id == report.message_id)
+    )
+    return "unchanged" if known is not None else "unknown"

@@ -1,0 +1,414 @@
+"""Merchants' WhatsApp: named sessions, text to one number, bulk (a list or a CSV), batch status.
+
+What callers can rely on:
+- A session belongs to one client, by name (Pay Hero's ``session``); registering a name
+  again re-binds it. Its Cloud API access token is stored encrypted and never returned.
+- A send names a session of the caller's client (another name is a 404 naming it),
+  normalises the number to E.164 and queues the message with its outbox job in the
+  caller's transaction; the reply comes once it is queued. A sandbox key's messages
+  always go to the simulator (``malipo.messaging.connectors``).
+- A bulk send rejects invalid or repeated numbers one by one, inserts the rest in one
+  statement with one job each, paced at ``MALIPO_WHATSAPP_BULK_RATE``, and answers
+  with the batch id at once; the batch shows counts and per-recipient status.
+- Reads are scoped to the caller's client and mode.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.auth.principals import Principal
+from malipo.config import Settings
+from malipo.core.errors import NotFound, ValidationFailed
+from malipo.core.ids import new_id, new_token
+from malipo.core.logging import get_logger
+from malipo.messaging import whatsapp_tasks
+from malipo.messaging.connectors import whatsapp_webhook_url
+from malipo.messaging.models import (
+    WhatsAppBatch,
+    WhatsAppMessage,
+    WhatsAppSession,
+    WhatsAppStatus,
+)
+from malipo.messaging.sms import Rejected, merchant_client, normalise, normalise_many, nothing_valid
+from malipo.providers.whatsapp_cloud.client import StatusUpdate
+from malipo.worker.registry import enqueue, enqueue_many
+
+__all__ = [
+    "BatchView",
+    "BulkAccepted",
+    "UnknownSession",
+    "apply_status",
+    "get_batch",
+    "list_sessions",
+    "register_session",
+    "send_bulk",
+    "send_bulk_csv",
+    "send_text",
+]
+
+log = get_logger("malipo.messaging.whatsapp")
+
+MAX_BODY = 4096
+_NAME_SLOT = re.compile(r"[ \t]*\{name\}")
+_PHONE_COLUMNS = ("phone", "phone_number", "phonenumber", "msisdn", "number", "mobile", "recipient")
+_NAME_COLUMNS = ("name", "first_name", "firstname", "full_name", "fullname")
+
+
+class UnknownSession(NotFound):
+    code = "unknown_session"
+    title = "No such WhatsApp session"
+
+
+class WhatsAppBatchNotFound(NotFound):
+    code = "whatsapp_batch_not_found"
+    title = "No such WhatsApp batch"
+
+
+@dataclass(frozen=True, slots=True)
+class BulkAccepted:
+    batch: WhatsAppBatch
+    rejected: list[Rejected]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchView:
+    batch: WhatsAppBatch
+    session_name: str
+    counts: dict[str, int]
+    messages: list[WhatsAppMessage]
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+async def register_session(
+    session: AsyncSession,
+    who: Principal,
+    *,
+    name: str,
+    backend: str,
+    phone_number_id: str | None,
+    access_token: str | None,
+    now: datetime,
+) -> WhatsAppSession:
+    """Create the caller's session ``name``, or re-bind it when it exists."""
+    client = await merchant_client(session, who)
+    found = await session.scalar(
+        select(WhatsAppSession).where(WhatsAppSession.client_id == client.id, WhatsAppSession.name == name)
+    )
+    cloud = backend == "cloud"
+    if found is None:
+        found = WhatsAppSession(
+            id=new_id(), client_id=client.id, name=name, webhook_token=new_token(24), created_at=now
+        )
+        session.add(found)
+    found.backend = backend
+    found.phone_number_id = phone_number_id if cloud else None
+    found.access_token = access_token if cloud else None
+    found.updated_at = now
+    await session.flush()
+    log.info(
+        "whatsapp.session_registered", session_id=str(found.id), client_id=str(client.id), backend=backend
+    )
+    return found
+
+
+async def list_sessions(session: AsyncSession, who: Principal) -> list[WhatsAppSession]:
+    return list(
+        (
+            await session.scalars(
+                select(WhatsAppSession)
+                .where(WhatsAppSession.client_id == who.client_id)
+                .order_by(WhatsAppSession.name)
+            )
+        ).all()
+    )
+
+
+def webhook_url(settings: Settings, found: WhatsAppSession) -> str:
+    return whatsapp_webhook_url(settings, found.webhook_token)
+
+
+async def find_session(session: AsyncSession, who: Principal, name: str) -> WhatsAppSession:
+    found = await session.scalar(
+        select(WhatsAppSession).where(
+            WhatsAppSession.client_id == who.client_id, WhatsAppSession.name == name
+        )
+    )
+    if found is None:
+        raise UnknownSession(
+            f"session: we didn't find a session with name {name!r}; register it first "
+            "with POST /api/v1/whatsapp/sessions"
+        )
+    return found
+
+
+# -- sending ----------------------------------------------------------------------------------
+
+
+def _check_body(message: str, field: str = "message") -> None:
+    if not message.strip() or len(message) > MAX_BODY:
+        raise ValidationFailed.for_field(field, f"must be 1 to {MAX_BODY} characters")
+
+
+def personalise(message: str, name: str | None) -> str:
+    """``{name}`` replaced by the recipient's name (removed when there is none); nothing else is
+    interpreted, so a message may hold any other braces."""
+    if "{name}" not in message:
+        return message
+    name = (name or "").strip()
+    if name:
+        return message.replace("{name}", name)
+    return _NAME_SLOT.sub("", message).strip() or message
+
+
+async def send_text(
+    session: AsyncSession,
+    who: Principal,
+    settings: Settings,
+    *,
+    session_name: str,
+    phone_number: str,
+    message: str,
+    now: datetime,
+) -> WhatsAppMessage:
+    """Queue one text; the worker sends it."""
+    _check_body(message)
+    found = await find_session(session, who, session_name)
+    client = await merchant_client(session, who)
+    number = normalise(phone_number, client, settings, field="phone_number")
+    sent = WhatsAppMessage(
+        id=new_id(),
+        client_id=client.id,
+        mode=who.mode.value,
+        session_id=found.id,
+        phone_number=number,
+        body=message,
+        status=WhatsAppStatus.QUEUED,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(sent)
+    await session.flush()
+    enqueue(session, whatsapp_tasks.SEND_JOB, {"id": str(sent.id)}, now=now)
+    log.info("whatsapp.queued", message_id=str(sent.id), session_id=str(found.id), mode=sent.mode)
+    return sent
+
+
+async def send_bulk(
+    session: AsyncSession,
+    who: Principal,
+    settings: Settings,
+    *,
+    session_name: str,
+    recipients: list[tuple[str, str | None]],
+    message: str,
+    now: datetime,
+    field: str = "recipients",
+    first_index: int = 0,
+) -> BulkAccepted:
+    """Queue ``message`` to each ``(number, name)``; ``{name}`` in it is replaced per recipient."""
+    _check_body(message)
+    if not recipients:
+        raise ValidationFailed.for_field(field, "no recipients")
+    if len(recipients) > settings.whatsapp_bulk_max_recipients:
+        raise ValidationFailed.for_field(
+            field, f"at most {settings.whatsapp_bulk_max_recipients} recipients per request"
+        )
+    found = await find_session(session, who, session_name)
+    client = await merchant_client(session, who)
+    accepted, rejected = normalise_many([number for number, _name in recipients], client, settings)
+    rejected = [Rejected(r.index + first_index, r.phone_number, r.reason) for r in rejected]
+    if not accepted:
+        raise nothing_valid(field, rejected)
+    batch = WhatsAppBatch(
+        id=new_id(),
+        client_id=client.id,
+        mode=who.mode.value,
+        session_id=found.id,
+        message=message,
+        accepted=len(accepted),
+        rejected=len(rejected),
+        created_at=now,
+    )
+    session.add(batch)
+    await session.flush()
+    rows = [
+        {
+            "id": new_id(),
+            "client_id": client.id,
+            "mode": who.mode.value,
+            "session_id": found.id,
+            "batch_id": batch.id,
+            "phone_number": number,
+            "body": personalise(message, recipients[index][1])[:MAX_BODY],
+            "status": WhatsAppStatus.QUEUED.value,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for index, number in accepted
+    ]
+    await session.execute(insert(WhatsAppMessage.__table__), rows)
+    delays = None
+    if settings.whatsapp_bulk_rate > 0:
+        delays = [timedelta(seconds=i / settings.whatsapp_bulk_rate) for i in range(len(rows))]
+    await enqueue_many(
+        session, whatsapp_tasks.SEND_JOB, [{"id": str(row["id"])} for row in rows], now=now, delays=delays
+    )
+    log.info(
+        "whatsapp.bulk_queued",
+        batch_id=str(batch.id),
+        session_id=str(found.id),
+        accepted=len(accepted),
+        rejected=len(rejected),
+    )
+    return BulkAccepted(batch, rejected)
+
+
+def read_csv(body: bytes) -> tuple[list[tuple[str, str | None]], int]:
+    """``(number, name)`` rows of a CSV and the row number of the first one (1-based, header counted).
+
+    The phone column is one named like ``phone``/``phone_number``/``msisdn``, else the first;
+    a ``name`` column is optional. A file without a recognisable header is all data.
+    """
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed.for_field("body", "the CSV must be UTF-8 text") from None
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise ValidationFailed.for_field("body", "the CSV has no rows: send a column of phone numbers")
+    header = [cell.strip().lower().replace(" ", "_") for cell in rows[0]]
+    phone_at = next((header.index(c) for c in _PHONE_COLUMNS if c in header), None)
+    name_at = next((header.index(c) for c in _NAME_COLUMNS if c in header), None)
+    first = 2
+    if phone_at is None and name_at is None:
+        phone_at, first = 0, 1  # no header: the first column holds the numbers
+    else:
+        rows = rows[1:]
+        if phone_at is None:
+            raise ValidationFailed.for_field(
+                "body", "the CSV has no phone column (phone, phone_number, msisdn)"
+            )
+    recipients = []
+    for row in rows:
+        number = row[phone_at].strip() if phone_at < len(row) else ""
+        name = row[name_at].strip() if name_at is not None and name_at < len(row) else None
+        recipients.append((number, name or None))
+    return recipients, first
+
+
+async def send_bulk_csv(
+    session: AsyncSession,
+    who: Principal,
+    settings: Settings,
+    *,
+    session_name: str,
+    message: str,
+    csv_body: bytes,
+    now: datetime,
+) -> BulkAccepted:
+    """Bulk from a CSV; rejections carry the CSV row number (1-based, the header is row 1)."""
+    recipients, first_row = read_csv(csv_body)
+    return await send_bulk(
+        session,
+        who,
+        settings,
+        session_name=session_name,
+        recipients=recipients,
+        message=message,
+        now=now,
+        field="body",
+        first_index=first_row,
+    )
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+async def get_batch(
+    session: AsyncSession, who: Principal, batch_id: uuid.UUID, *, page: int, page_size: int
+) -> BatchView:
+    row = (
+        await session.execute(
+            select(WhatsAppBatch, WhatsAppSession.name)
+            .join(WhatsAppSession, WhatsAppSession.id == WhatsAppBatch.session_id)
+            .where(
+                WhatsAppBatch.id == batch_id,
+                WhatsAppBatch.client_id == who.client_id,
+                WhatsAppBatch.mode == who.mode.value,
+            )
+        )
+    ).first()
+    if row is None:
+        raise WhatsAppBatchNotFound(f"no WhatsApp batch {batch_id}")
+    counts = {
+        state: int(count)
+        for state, count in await session.execute(
+            select(WhatsAppMessage.status, func.count())
+            .where(WhatsAppMessage.batch_id == batch_id)
+            .group_by(WhatsAppMessage.status)
+        )
+    }
+    messages = (
+        await session.scalars(
+            select(WhatsAppMessage)
+            .where(WhatsAppMessage.batch_id == batch_id)
+            .order_by(WhatsAppMessage.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+    ).all()
+    return BatchView(row[0], row[1], counts, list(messages))
+
+
+# -- status webhooks --------------------------------------------------------------------------
+
+
+async def session_by_webhook_token(session: AsyncSession, token: str) -> WhatsAppSession | None:
+    return await session.scalar(select(WhatsAppSession).where(WhatsAppSession.webhook_token == token))
+
+
+async def apply_status(
+    session: AsyncSession, status: StatusUpdate, *, session_id: uuid.UUID | None, now: datetime
+) -> str:
+    """Move a message on from a status webhook: ``updated``, ``unchanged`` or ``unknown``.
+
+    ``session_id`` limits it to one session's messages (a Cloud session's webhook); None means
+    the simulator's webhook, which may only touch messages sent through the simulator.
+    """
+    query = select(WhatsAppMessage.id).where(WhatsAppMessage.gateway_message_id == status.message_id)
+    if session_id is not None:
+        query = query.where(WhatsAppMessage.session_id == session_id, WhatsAppMessage.backend == "cloud")
+    else:
+        query = query.where(WhatsAppMessage.backend == "simulator")
+    found = await session.scalar(query)
+    if found is None:
+        return "unknown"
+    values: dict[str, Any] = {"updated_at": now}
+    if status.status in ("delivered", "read"):
+        values.update(status=WhatsAppStatus.DELIVERED, delivered_at=now)
+    elif status.status == "failed":
+        reason = f"{status.error_code} {status.error_title}" if status.error_code else "failed"
+        values.update(status=WhatsAppStatus.FAILED, error=reason[:500])
+    else:
+        return "unchanged"
+    result = await session.execute(
+        update(WhatsAppMessage)
+        .where(WhatsAppMessage.id == found, WhatsAppMessage.status == WhatsAppStatus.SENT)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return "updated" if result.rowcount else "unchanged"  # type: ignore[attr-defined]

@@ -1,0 +1,317 @@
+"""Payouts: hold the funds, send, then settle on success or release on failure — exactly once.
+
+What callers can rely on:
+- ``request_payout`` holds the amount on the merchant's payments wallet and the fee on its
+  service wallet before anything is sent: a payout never spends what is not there, and a
+  refused request holds nothing. The same ``external_reference`` answers the first payout.
+- ``finish`` moves a payout to SUCCESS or FAILED once (a guarded UPDATE): success settles
+  both holds (money leaves through the clearing account, the fee goes to fee revenue),
+  failure releases them. A repeated or late result changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.auth.principals import Principal
+from malipo.collections import service as collections
+from malipo.config import Settings
+from malipo.core.crypto import sha256_hex
+from malipo.core.errors import FieldError, NotFound, ValidationFailed
+from malipo.core.ids import new_id, new_reference, new_token
+from malipo.core.logging import get_logger
+from malipo.core.money import Money
+from malipo.ledger import service as ledger
+from malipo.ledger.models import AccountKind
+from malipo.payouts.models import PAYOUT_FINAL_STATES, Payout, PayoutStatus
+from malipo.pricing import service as pricing
+from malipo.pricing.models import PricingKind
+from malipo.webhooks import service as webhooks
+from malipo.worker.registry import enqueue
+
+log = get_logger("malipo.payouts")
+
+SEND_JOB = "payout.send"
+RECONCILE_JOB = "payout.reconcile"
+# Transaction-status queries answered "no such transaction" before a sent payout counts as failed.
+MAX_STATUS_QUERIES = 5
+CURRENCY = collections.CURRENCY
+MIN_AMOUNT = 10  # shillings: M-Pesa's smallest B2C payment
+MAX_AMOUNT = 250_000
+
+# Pay Hero's bank network codes (the reference's table).
+BANK_CODES = {
+    "01": "KCB", "02": "Standard Chartered Bank KE", "03": "Absa Bank", "07": "NCBA", "10": "Prime Bank",
+    "11": "Cooperative Bank", "12": "National Bank", "14": "M-Oriental", "16": "Citibank",
+    "18": "Middle East Bank", "19": "Bank of Africa", "23": "Consolidated Bank", "25": "Credit Bank",
+    "31": "Stanbic Bank", "35": "ABC Bank", "36": "Choice Microfinance Bank", "43": "Eco Bank",
+    "50": "Paramount Universal Bank", "51": "Kingdom Bank", "53": "Guaranty Bank",
+    "54": "Victoria Commercial Bank", "55": "Guardian Bank", "57": "I&M Bank", "61": "HFC Bank", "63": "DTB",
+    "65": "Mayfair Bank", "66": "Sidian Bank", "68": "Equity Bank", "70": "Family Bank",
+    "72": "Gulf African Bank", "74": "First Community Bank", "75": "DIB Bank", "76": "UBA", "78": "KWFT Bank",
+    "89": "Stima Sacco", "97": "Telcom Kenya",
+}  # fmt: skip
+
+
+class InsufficientBalance(ValidationFailed):
+    code = "insufficient_balance"
+    title = "The payments wallet does not hold enough"
+
+
+class PayoutNotFound(NotFound):
+    code = "transaction_not_found"
+    title = "No such transaction"
+
+
+class UnknownPayoutToken(NotFound):
+    code = "unknown_callback"
+    title = "Unknown callback"
+
+
+async def payout_fee(session: AsyncSession, settings: Settings, client_id: uuid.UUID, amount: Money) -> Money:
+    """The merchant's own payout tariff if the operator set one, else the settings' defaults."""
+    return await pricing.fee(session, settings, client_id, PricingKind.PAYOUT, amount)
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRequest:
+    amount: int  # whole shillings
+    channel: str  # mobile | phone | bank
+    network_code: str
+    phone_number: str | None = None
+    account_number: str | None = None
+    external_reference: str | None = None
+    callback_url: str | None = None
+
+
+async def request_payout(
+    session: AsyncSession, who: Principal, body: PayoutRequest, *, settings: Settings, now: datetime
+) -> tuple[Payout, bool]:
+    """Hold the funds and queue the payout; (payout, False) for a repeated external_reference."""
+    assert who.client_id is not None
+    mode = who.mode.value
+    if not MIN_AMOUNT <= body.amount <= MAX_AMOUNT:
+        raise ValidationFailed.for_field(
+            "amount", f"must be a whole number of shillings from {MIN_AMOUNT} to {MAX_AMOUNT:,}"
+        )
+    channel = "mobile" if body.channel in ("mobile", "phone") else body.channel
+    phone: str | None = None
+    account: str | None = None
+    if channel == "mobile":
+        if body.network_code not in collections.MOBILE_NETWORKS:
+            raise ValidationFailed.for_field(
+                "network_code", "must be 63902 (M-Pesa), 63903 (Airtel Money) or 63907 (T-Kash)"
+            )
+        phone = collections.normalise_phone(body.phone_number or "")
+    elif channel == "bank":
+        if body.network_code not in BANK_CODES:
+            raise ValidationFailed.for_field(
+                "network_code", "is not a known bank code (see the bank network codes)"
+            )
+        account = (body.account_number or "").strip()
+        if not account.isdigit() or not 5 <= len(account) <= 20:
+            raise ValidationFailed.for_field(
+                "account_number", "must be the bank account number, 5 to 20 digits"
+            )
+        raise ValidationFailed.for_field("channel", "bank payouts are not available yet: use channel mobile")
+    else:
+        raise ValidationFailed.for_field("channel", "must be mobile, phone or bank")
+    if body.external_reference:
+        earlier = await _by_external_reference(session, who.client_id, mode, body.external_reference)
+        if earlier is not None:
+            return earlier, False
+    amount = Money(body.amount * 100, CURRENCY)
+    fee = await payout_fee(session, settings, who.client_id, amount)
+    token = new_token()
+    conversation = str(uuid.uuid4())
+    payout_id = new_id()
+    reference = new_reference()
+    try:
+        async with session.begin_nested():
+            hold_id = await _hold_amount(session, who.client_id, mode, amount, reference, now)
+            fee_hold_id = (
+                await collections._hold_fee(session, who.client_id, mode, fee, reference, now)
+                if fee.is_positive
+                else None
+            )
+            payout = Payout(
+                id=payout_id, client_id=who.client_id, mode=mode, api_user_id=who.api_user_id,
+                reference=reference, external_reference=body.external_reference or None, channel=channel,
+                network_code=body.network_code, phone=phone, account_number=account, amount=amount.amount,
+                currency=CURRENCY, fee=fee.amount, hold_id=hold_id, fee_hold_id=fee_hold_id,
+                callback_url=body.callback_url, status=PayoutStatus.QUEUED,
+                callback_token_hash=sha256_hex(token), originator_conversation_id=conversation,
+                created_at=now, updated_at=now,
+            )  # fmt: skip
+            session.add(payout)
+            await session.flush()
+    except IntegrityError:  # a concurrent payout with the same external_reference won
+        earlier = await _by_external_reference(session, who.client_id, mode, body.external_reference or "")
+        if earlier is None:
+            raise
+        return earlier, False
+    enqueue(session, SEND_JOB, {"payout_id": str(payout.id), "token": token}, now=now)
+    log.info("payout.queued", reference=payout.reference, mode=mode, amount=amount.format())
+    return payout, True
+
+
+async def _hold_amount(
+    session: AsyncSession, client_id: uuid.UUID, mode: str, amount: Money, reference: str, now: datetime
+) -> uuid.UUID:
+    wallet = await collections._merchant_wallet(session, client_id, mode, AccountKind.PAYMENTS_WALLET, now)
+    try:
+        hold = await ledger.place_hold(
+            session, wallet.id, amount.amount, reference=f"payout:{reference}", now=now
+        )
+    except ledger.InsufficientFunds:
+        available = Money(wallet.balance - wallet.held, wallet.currency)
+        raise InsufficientBalance(
+            f"insufficient balance: the payments wallet has {available} available, {amount} requested",
+            errors=[FieldError("amount", f"more than the {available} available")],
+        ) from None
+    return hold.id
+
+
+async def _by_external_reference(
+    session: AsyncSession, client_id: uuid.UUID, mode: str, external_reference: str
+) -> Payout | None:
+    return await session.scalar(
+        select(Payout).where(
+            Payout.client_id == client_id,
+            Payout.mode == mode,
+            Payout.external_reference == external_reference,
+        )
+    )
+
+
+async def find_by_reference(session: AsyncSession, who: Principal, reference: str) -> Payout | None:
+    return await session.scalar(
+        select(Payout).where(
+            Payout.client_id == who.client_id,
+            Payout.mode == who.mode.value,
+            (Payout.reference == reference) | (Payout.originator_conversation_id == reference),
+        )
+    )
+
+
+async def payout_for_token(session: AsyncSession, token: str) -> Payout:
+    found = await session.scalar(select(Payout).where(Payout.callback_token_hash == sha256_hex(token)))
+    if found is None:
+        raise UnknownPayoutToken("no payout has this callback address")
+    return found
+
+
+def checkout_request_id(payout: Payout, settings: Settings) -> str:
+    return f"{settings.daraja_shortcode}-{payout.originator_conversation_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result_code: int
+    result_desc: str
+    transaction_id: str | None = None
+    conversation_id: str | None = None
+
+
+async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now: datetime) -> bool:
+    """Settle (SUCCESS) or release (FAILED) once; False if the payout was final already."""
+    status = PayoutStatus.SUCCESS if outcome.result_code == 0 else PayoutStatus.FAILED
+    values: dict[str, Any] = {
+        "status": status, "result_code": outcome.result_code, "result_desc": outcome.result_desc[:300],
+        "transaction_id": outcome.transaction_id, "completed_at": now, "updated_at": now,
+    }  # fmt: skip
+    if outcome.conversation_id:
+        values["conversation_id"] = outcome.conversation_id
+    moved = await session.execute(
+        update(Payout)
+        .where(Payout.id == payout.id, Payout.status.not_in(list(PAYOUT_FINAL_STATES)))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        log.info("payout.already_final", reference=payout.reference, result_code=outcome.result_code)
+        return False
+    await session.refresh(payout)
+    if status == PayoutStatus.SUCCESS:
+        clearing_kind = (
+            AccountKind.MOBILE_MONEY_CLEARING if payout.channel == "mobile" else AccountKind.BANK_CLEARING
+        )
+        clearing = await ledger.system_account(session, clearing_kind, payout.currency, payout.mode, now)
+        posted = await ledger.settle_hold(
+            session, payout.hold_id, [ledger.Leg(clearing.id, payout.amount, payout.currency)],
+            kind="payout", mode=payout.mode,
+            description=f"Payout {payout.reference} to {payout.phone or payout.account_number}",
+            now=now, client_id=payout.client_id, idempotency_key=f"payout:{payout.id}",
+        )  # fmt: skip
+        payout.journal_id = posted.journal.id
+        if payout.fee_hold_id is not None:
+            revenue = await ledger.system_account(
+                session, AccountKind.FEE_REVENUE, payout.currency, payout.mode, now
+            )
+            await ledger.settle_hold(
+                session, payout.fee_hold_id, [ledger.Leg(revenue.id, payout.fee, payout.currency)],
+                kind="payout_fee", description=f"Withdrawal fee {payout.reference}", mode=payout.mode,
+                now=now, client_id=payout.client_id, idempotency_key=f"payout-fee:{payout.id}",
+            )  # fmt: skip
+    else:
+        await ledger.release_hold(session, payout.hold_id, now=now)
+        if payout.fee_hold_id is not None:
+            await ledger.release_hold(session, payout.fee_hold_id, now=now)
+    if payout.callback_url:
+        webhooks.queue(
+            session, client_id=payout.client_id, mode=payout.mode, event=f"payout.{status.lower()}",
+            subject_reference=payout.reference, url=payout.callback_url, payload=payout_callback(payout),
+            now=now,
+        )  # fmt: skip
+    await session.flush()
+    log.info("payout.finished", reference=payout.reference, status=status, result_code=outcome.result_code)
+    return True
+
+
+def payout_callback(payout: Payout) -> dict[str, Any]:
+    """Pay Hero's outbound-payment callback (the newer platform's documented shape)."""
+    success = payout.status == PayoutStatus.SUCCESS
+    return {
+        "success": success,
+        "status": "success" if success else "failed",
+        "message": payout.result_desc or "",
+        "reference": payout.reference,
+        "external_reference": payout.external_reference or "",
+        "amount": collections._whole(payout.amount),
+        "currency": payout.currency,
+        "transaction_id": payout.transaction_id or "",
+        "transaction_date": (payout.completed_at or payout.created_at).isoformat().replace("+00:00", "Z"),
+        "transaction_type": "outbound_payment",
+        "provider_reference": payout.transaction_id or "",
+        "provider": "m-pesa" if payout.network_code == "63902" else payout.network_code,
+        "callback_urls": None,
+    }
+
+
+def result_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/callbacks/daraja/{token}/result"
+
+
+def timeout_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/callbacks/daraja/{token}/timeout"
+
+
+def status_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/callbacks/daraja/{token}/status"
+
+
+def schedule_reconcile(
+    session: AsyncSession, payout_id: uuid.UUID, token: str, query: int, *, settings: Settings, now: datetime
+) -> None:
+    """Ask Daraja about the payout later, unless its result arrives first."""
+    enqueue(
+        session, RECONCILE_JOB, {"payout_id": str(payout_id), "token": token, "query": query},
+        now=now, delay=timedelta(seconds=settings.payout_query_after_seconds),
+    )  # fmt: skip

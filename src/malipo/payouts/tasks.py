@@ -1,0 +1,109 @@
+"""Outbox job of payouts: send the B2C request once; the result arrives at the ResultURL."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import update
+
+from malipo.core.logging import get_logger
+from malipo.payouts import service
+from malipo.payouts.models import PAYOUT_FINAL_STATES, Payout, PayoutStatus
+from malipo.providers.daraja.client import DarajaError, surely_not_taken
+from malipo.providers.registry import daraja_client
+from malipo.worker.registry import JobContext, PermanentJobError, job_handler
+
+log = get_logger("malipo.payouts")
+
+
+@job_handler(service.SEND_JOB, max_attempts=6, base_delay=2.0, max_delay=60.0)
+async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """QUEUED → SENT is committed before the call: a worker that dies mid-call never pays twice
+    (Daraja's result still finds the payout by the token in its ResultURL)."""
+    try:
+        payout_id = uuid.UUID(str(payload["payout_id"]))
+    except (KeyError, ValueError) as exc:
+        raise PermanentJobError(f"{service.SEND_JOB} payload has no valid payout_id: {exc}") from exc
+    token = str(payload.get("token", ""))
+    now = ctx.clock.now()
+    async with ctx.db.transaction() as session:
+        claimed = await session.execute(
+            update(Payout)
+            .where(Payout.id == payout_id, Payout.status == PayoutStatus.QUEUED)
+            .values(status=PayoutStatus.SENT, sent_at=now, updated_at=now)
+            .returning(
+                Payout.phone, Payout.amount, Payout.reference, Payout.mode, Payout.originator_conversation_id
+            )
+            .execution_options(synchronize_session=False)
+        )
+        row = claimed.first()
+    if row is None:
+        return
+    try:
+        reply = await daraja_client(ctx.settings, row.mode, ctx.http).b2c(
+            amount=row.amount // 100,
+            phone=row.phone,
+            remarks=f"Payout {row.reference}",
+            occasion=row.reference,
+            result_url=service.result_url(ctx.settings, token),
+            queue_timeout_url=service.timeout_url(ctx.settings, token),
+            originator_conversation_id=row.originator_conversation_id,
+        )
+    except DarajaError as exc:
+        if not surely_not_taken(exc):
+            # Sending again could pay twice, failing could release money already paid out: it
+            # stays SENT; the result (found by its token) or a transaction-status query decides.
+            log.warning("payout.send_unconfirmed", reference=row.reference, error=str(exc))
+            async with ctx.db.transaction() as session:
+                service.schedule_reconcile(
+                    session, payout_id, token, 1, settings=ctx.settings, now=ctx.clock.now()
+                )
+            return
+        if exc.retryable and ctx.attempt < ctx.max_attempts:
+            async with ctx.db.transaction() as session:  # Daraja never had it: try again later
+                await session.execute(
+                    update(Payout)
+                    .where(Payout.id == payout_id, Payout.status == PayoutStatus.SENT)
+                    .values(status=PayoutStatus.QUEUED, sent_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+            raise
+        async with ctx.db.transaction() as session:
+            payout = await session.get(Payout, payout_id)
+            if payout is not None:
+                desc = exc.error_message or str(exc)
+                outcome = service.Outcome(1, f"M-Pesa refused the payout: {desc}")
+                await service.finish(session, payout, outcome, now=ctx.clock.now())
+        return
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(Payout)
+            .where(Payout.id == payout_id)
+            .values(conversation_id=reply.ConversationID, updated_at=ctx.clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        service.schedule_reconcile(session, payout_id, token, 1, settings=ctx.settings, now=ctx.clock.now())
+    log.info("payout.sent", reference=row.reference, conversation=reply.ConversationID)
+
+
+@job_handler(service.RECONCILE_JOB, max_attempts=8, base_delay=10.0, max_delay=600.0)
+async def reconcile_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """No result yet: ask Daraja for the transaction's status (answered at the status URL)."""
+    try:
+        payout_id = uuid.UUID(str(payload["payout_id"]))
+    except (KeyError, ValueError) as exc:
+        raise PermanentJobError(f"{service.RECONCILE_JOB} payload has no valid payout_id: {exc}") from exc
+    token, query = str(payload.get("token", "")), int(payload.get("query", 1))
+    async with ctx.db.transaction() as session:
+        payout = await session.get(Payout, payout_id)
+        if payout is None or payout.status in PAYOUT_FINAL_STATES:
+            return
+        mode, originator = payout.mode, payout.originator_conversation_id
+    await daraja_client(ctx.settings, mode, ctx.http).transaction_status(
+        original_conversation_id=originator,
+        result_url=service.status_url(ctx.settings, token),
+        queue_timeout_url=service.status_url(ctx.settings, token),
+        remarks=f"Status of payout {originator}",
+        occasion=f"query-{query}",
+    )

@@ -1,0 +1,1 @@
+"""Per-merchant pricing: the fees of a merchant's collections and payouts, set by the operator."""

@@ -1,0 +1,23 @@
+"""``malipo sim …``: run a rail's simulator on its own, e.g. for a client under development."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+sim_app = typer.Typer(
+    help="Run a provider simulator on its own (the same one `malipo serve` mounts).", no_args_is_help=True
+)
+
+
+@sim_app.command("daraja")
+def daraja(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8701,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    callback_delay: Annotated[float, typer.Option(help="Seconds before a callback is sent")] = 1.0,
+) -> None:
+    """Safaricom Daraja (OAuth, STK push and query, B2C, transaction status), with test numbers."""
+    from malipo.providers.daraja.simulator import run
+
+    run(host=host, port=port, callback_delay=callback_delay)

@@ -1,0 +1,1 @@
+"""Telling merchants what happened: callbacks to their URLs, retried, every attempt recorded."""

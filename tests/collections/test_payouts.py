@@ -1,0 +1,184 @@
+"""Payouts (POST /api/v2/withdraw) end to end: malipo, the Daraja simulator and the merchant's
+callback endpoint over real HTTP. Funds are held before anything is sent, settled on success,
+released on failure — never more than is there, never twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from malipo.core.clock import SystemClock
+from malipo.ledger import service as ledger
+from malipo.ledger.models import AccountKind, Hold
+from malipo.payouts.models import Payout
+from tests.collections.conftest import CURRENCY, Mailbox, Merchant, World, eventually
+
+PAID = "254711222333"
+INITIATOR_INVALID = "254700000011"  # 2001
+UTILITY_INSUFFICIENT = "254700000012"  # 1
+QUEUE_TIMEOUT = "254700000014"  # QueueTimeOutURL only
+RESULT_LOST = "254700000015"  # paid; only transaction status tells
+
+FEE = 15_00  # the default payout fee, KES 15.00
+
+
+async def _fund_payments(world: World, amount: int, merchant: Merchant | None = None) -> None:
+    """Put ``amount`` cents in the merchant's sandbox payments wallet (as if collected)."""
+    client_id = (merchant or world.a).client_id
+    now = SystemClock().now()
+    async with world.db.transaction() as session:
+        funding = await ledger.system_account(session, AccountKind.SANDBOX_FUNDING, CURRENCY, "test", now)
+        wallet = await ledger.open_account(
+            session, owner=ledger.owner_key(client_id=client_id), kind=AccountKind.PAYMENTS_WALLET,
+            currency=CURRENCY, mode="test", client_id=client_id, now=now,
+        )  # fmt: skip
+        await ledger.post_journal(
+            session,
+            [ledger.Leg(funding.id, -amount, CURRENCY), ledger.Leg(wallet.id, amount, CURRENCY)],
+            kind="test_funding", description="collected funds for the test", mode="test", now=now,
+            client_id=client_id,
+        )  # fmt: skip
+
+
+async def _withdraw(world: World, amount: int, phone: str, **extra: Any) -> httpx.Response:
+    body = {"amount": amount, "phone_number": phone, "network_code": "63902", "channel": "mobile", **extra}
+    return await world.http.post("/api/v2/withdraw", json=body, headers=world.a.headers)
+
+
+async def _payout(world: World, reference: str) -> Payout:
+    async with world.db.transaction() as session:
+        found = await session.scalar(select(Payout).where(Payout.reference == reference))
+    assert found is not None
+    return found
+
+
+async def _final(world: World, reference: str, timeout: float = 10.0) -> Payout:
+    async def final() -> Payout | None:
+        payout = await _payout(world, reference)
+        return payout if payout.status in ("SUCCESS", "FAILED") else None
+
+    return await eventually(final, f"payout {reference} to finish", timeout)  # type: ignore[no-any-return]
+
+
+async def _active_holds(world: World) -> int:
+    async with world.db.transaction() as session:
+        return len((await session.scalars(select(Hold).where(Hold.status == "active"))).all())
+
+
+async def test_a_payout_holds_then_settles_and_tells_the_merchant(world: World, mailbox: Mailbox) -> None:
+    await _fund_payments(world, 1_000_00)
+    before = await world.balances()
+    reply = await _withdraw(world, 200, PAID, external_reference="PAYOUT-1", callback_url=mailbox.url)
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    assert body["status"] == "QUEUED"
+    assert body["response_code"] == "0"
+    assert body["external_reference"] == "PAYOUT-1"
+    assert body["checkout_request_id"].endswith(body["conversation_id"])
+
+    payout = await _final(world, body["merchant_reference"])
+    assert payout.status == "SUCCESS"
+    assert payout.transaction_id
+    [callback] = await mailbox.wait_for(1)
+    assert callback["success"] is True
+    assert callback["status"] == "success"
+    assert callback["transaction_type"] == "outbound_payment"
+    assert callback["reference"] == payout.reference
+    assert callback["external_reference"] == "PAYOUT-1"
+    assert callback["amount"] == 200
+    assert callback["provider_reference"] == payout.transaction_id
+
+    after = await world.balances()
+    assert after.payments == (before.payments[0] - 200_00, 0)
+    assert after.service == (before.service[0] - FEE, 0)
+    assert after.fee_revenue == before.fee_revenue + FEE
+    assert after.clearing == before.clearing + 200_00, "the money left through M-Pesa clearing"
+    assert await _active_holds(world) == 0
+    status = await world.status(payout.reference)
+    assert status.status_code == 200
+    assert status.json()["status"] == "SUCCESS"
+    await world.verify_ledger()
+
+
+async def test_failed_payouts_release_their_holds(world: World, mailbox: Mailbox) -> None:
+    await _fund_payments(world, 1_000_00)
+    before = await world.balances()
+    references = []
+    for phone in (INITIATOR_INVALID, UTILITY_INSUFFICIENT, QUEUE_TIMEOUT):
+        reply = await _withdraw(world, 100, phone, callback_url=mailbox.url)
+        assert reply.status_code == 201, reply.text
+        references.append(reply.json()["merchant_reference"])
+    finished = [await _final(world, ref) for ref in references]
+    assert {payout.result_code for payout in finished} == {2001, 1}
+    assert [payout.status for payout in finished] == ["FAILED"] * 3
+    callbacks = await mailbox.wait_for(3)
+    assert sorted(c["status"] for c in callbacks) == ["failed"] * 3
+    after = await world.balances()
+    assert after.payments == before.payments
+    assert after.service == before.service
+    assert after.fee_revenue == before.fee_revenue
+    assert await _active_holds(world) == 0
+    await world.verify_ledger()
+
+
+async def test_a_payout_for_more_than_is_available_is_refused_and_holds_nothing(world: World) -> None:
+    await _fund_payments(world, 150_00)
+    first = await _withdraw(world, 100, RESULT_LOST)  # its 100 stays held until Daraja answers
+    assert first.status_code == 201
+    before = await world.balances()
+    reply = await _withdraw(world, 100, PAID)  # 50 left available
+    assert reply.status_code == 400
+    error = reply.json()
+    assert error["error_code"] == "invalid_argument"
+    assert error["status_code"] == 400
+    assert "KES 50.00 available" in error["error_message"]
+    assert await world.balances() == before
+    async with world.db.transaction() as session:
+        assert len((await session.scalars(select(Payout))).all()) == 1
+
+
+async def test_a_lost_result_is_settled_by_a_transaction_status_query(start_malipo: Any) -> None:
+    world = await start_malipo(payout_query_after_seconds=0.1)
+    await _fund_payments(world, 500_00)
+    reply = await _withdraw(world, 300, RESULT_LOST)
+    assert reply.status_code == 201
+    payout = await _final(world, reply.json()["merchant_reference"])
+    assert payout.status == "SUCCESS"
+    assert payout.transaction_id
+    assert (await world.balances()).payments == (200_00, 0)
+    await world.verify_ledger()
+
+
+async def test_repeats_and_bad_input(world: World) -> None:
+    await _fund_payments(world, 500_00)
+    first = await _withdraw(world, 100, PAID, external_reference="ONCE")
+    again = await _withdraw(world, 100, PAID, external_reference="ONCE")
+    assert first.status_code == again.status_code == 201
+    assert first.json()["merchant_reference"] == again.json()["merchant_reference"]
+    for body, field in (
+        ({"amount": 5}, "amount"),
+        ({"phone_number": "12"}, "phone_number"),
+        ({"network_code": "99999"}, "network_code"),
+        ({"channel": "pigeon"}, "channel"),
+    ):
+        args: dict[str, Any] = {
+            "amount": 100,
+            "phone_number": PAID,
+            "network_code": "63902",
+            "channel": "mobile",
+        }
+        reply = await world.http.post("/api/v2/withdraw", json=args | body, headers=world.a.headers)
+        assert reply.status_code == 400, (body, reply.text)
+        assert field in reply.json()["error_message"]
+    bank = await _withdraw(world, 100, PAID, channel="bank", network_code="01", account_number="1234567890")
+    assert bank.status_code == 400
+    assert "bank payouts" in bank.json()["error_message"]
+    other = await world.http.get(
+        "/api/v2/transaction-status", params={"reference": first.json()["merchant_reference"]},
+        headers=world.b.headers,
+    )  # fmt: skip
+    assert other.status_code == 404
+    async with world.db.transaction() as session:
+        assert len((await session.scalars(select(Payout))).all()) == 1
