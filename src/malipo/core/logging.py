@@ -51,6 +51,7 @@ REDACTED = "[REDACTED]"
 _HANDLER_NAME = "malipo.log"
 # Loggers that libraries give their own handlers; we route them to the root instead.
 _LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+_URL_LOGGERS = ("httpx", "httpcore")
 # Keys ProcessorFormatter puts in the event dict for its own use; never rewritten.
 _FORMATTER_META_KEYS = frozenset({"_record", "_from_structlog"})
 
@@ -379,6 +380,10 @@ def configure_logging(*, json: bool = True, level: str = "INFO", stream: TextIO 
         for own in list(library.handlers):
             library.removeHandler(own)
         library.propagate = True
+    # httpx logs every request's full URL at INFO, and malipo's outgoing URLs carry secrets
+    # (callback tokens in CallBackURLs, merchants' webhook URLs): warnings only.
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).setLevel(max(root_level, logging.WARNING))
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
