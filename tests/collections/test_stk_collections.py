@@ -545,3 +545,16 @@ async def test_merchants_see_only_their_own_transactions_and_channels(world: Wor
     assert await world.count(PaymentChannel) >= 2
     assert await world.count(Journal) >= 1
     await world.verify_ledger()
+
+
+async def test_the_callback_token_never_reaches_the_logs(world: World, mailbox: Mailbox) -> None:
+    """The token in the CallBackURL is the only proof a callback is Daraja's: not one log line shows it."""
+    with structlog.testing.capture_logs() as events:
+        reference = await world.queued(300, PAYS, mailbox)
+        assert (await world.final_status(reference))["status"] == "SUCCESS"
+        await mailbox.wait_for(1)
+    push = world.sim.push_for(reference)
+    assert push is not None
+    token = push.callback_url.rsplit("/", 1)[1]
+    assert any(e.get("route") == "/callbacks/daraja/{token}" for e in events), "the callback was logged"
+    assert not [e for e in events if token in repr(e)]
