@@ -182,3 +182,26 @@ async def test_repeats_and_bad_input(world: World) -> None:
     assert other.status_code == 404
     async with world.db.transaction() as session:
         assert len((await session.scalars(select(Payout))).all()) == 1
+
+
+async def test_an_idempotency_key_makes_a_retried_withdrawal_or_payment_happen_once(world: World) -> None:
+    """Without an external_reference, a client's retry with the same Idempotency-Key replays the reply."""
+    await _fund_payments(world, 500_00)
+    body = {"amount": 100, "phone_number": PAID, "network_code": "63902", "channel": "mobile"}
+    headers = {**world.a.headers, "Idempotency-Key": "withdraw-retry-1"}
+    first = await world.http.post("/api/v2/withdraw", json=body, headers=headers)
+    again = await world.http.post("/api/v2/withdraw", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    other = await world.http.post("/api/v2/withdraw", json=body | {"amount": 200}, headers=headers)
+    assert other.status_code == 400
+    assert other.json()["error_code"] == "invalid_argument"
+
+    pay = {"amount": 10, "phone_number": PAID}
+    pay_headers = {**world.a.headers, "Idempotency-Key": "pay-retry-1"}
+    paid = [await world.http.post("/api/v2/payments", json=pay, headers=pay_headers) for _ in range(2)]
+    assert paid[0].json()["reference"] == paid[1].json()["reference"]
+    async with world.db.transaction() as session:
+        assert len((await session.scalars(select(Payout))).all()) == 1
+    assert len(await world.collections()) == 1

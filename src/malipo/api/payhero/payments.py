@@ -16,6 +16,7 @@ from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import PayHeroPrincipal
 from malipo.collections import service as collections
 from malipo.collections.models import Collection, CollectionPurpose, PaymentChannel
+from malipo.core.idempotency import IdempotencyKey
 from malipo.ledger.models import AccountKind
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout
@@ -85,7 +86,12 @@ def _queued(collection: Collection) -> QueuedOut:
     "/payments", status_code=status.HTTP_201_CREATED, response_model=QueuedOut, name="PayHero.Payments"
 )
 async def payments(
-    body: PaymentIn, who: PayHeroPrincipal, session: Session, settings: SettingsDep, clock: ClockDep
+    body: PaymentIn,
+    who: PayHeroPrincipal,
+    idem: IdempotencyKey,
+    session: Session,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> QueuedOut:
     """STK push to ``phone_number``; the result goes to ``callback_url``. A repeated
     ``external_reference`` answers the first request's transaction, and charges nothing."""
@@ -98,12 +104,19 @@ async def payments(
         ),
         settings=settings, now=clock.now(),
     )  # fmt: skip
-    return _queued(collection)
+    reply = _queued(collection)
+    await idem.complete(session, status.HTTP_201_CREATED, reply)
+    return reply
 
 
 @router.post("/topup", status_code=status.HTTP_201_CREATED, response_model=QueuedOut, name="PayHero.TopUp")
 async def top_up(
-    body: TopUpIn, who: PayHeroPrincipal, session: Session, settings: SettingsDep, clock: ClockDep
+    body: TopUpIn,
+    who: PayHeroPrincipal,
+    idem: IdempotencyKey,
+    session: Session,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> QueuedOut:
     """Top up the service wallet by STK push to ``phone_number``."""
     collection, _created = await collections.request_collection(
@@ -112,7 +125,9 @@ async def top_up(
         ),
         settings=settings, now=clock.now(),
     )  # fmt: skip
-    return _queued(collection)
+    reply = _queued(collection)
+    await idem.complete(session, status.HTTP_201_CREATED, reply)
+    return reply
 
 
 @router.get("/wallets", name="PayHero.Wallets")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import PayHeroPrincipal
+from malipo.core.idempotency import IdempotencyKey
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout, PayoutStatus
 
@@ -37,7 +38,12 @@ def payout_status(payout: Payout) -> str:
 
 @router.post("/withdraw", status_code=status.HTTP_201_CREATED, name="PayHero.Withdraw")
 async def withdraw(
-    body: WithdrawIn, who: PayHeroPrincipal, session: Session, settings: SettingsDep, clock: ClockDep
+    body: WithdrawIn,
+    who: PayHeroPrincipal,
+    idem: IdempotencyKey,
+    session: Session,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> dict[str, Any]:
     """Hold the amount (and the fee on the service wallet), then pay out; the result goes to
     ``callback_url``. A repeated ``external_reference`` answers the first payout."""
@@ -49,7 +55,7 @@ async def withdraw(
         ),
         settings=settings, now=clock.now(),
     )  # fmt: skip
-    return {
+    reply = {
         "status": payout_status(payout),
         "merchant_reference": payout.reference,
         "checkout_request_id": payouts.checkout_request_id(payout, settings),
@@ -57,3 +63,5 @@ async def withdraw(
         "conversation_id": payout.originator_conversation_id,
         "external_reference": payout.external_reference,
     }
+    await idem.complete(session, status.HTTP_201_CREATED, reply)
+    return reply
