@@ -36,7 +36,7 @@ from malipo.collections.models import (
 )
 from malipo.config import Settings
 from malipo.core.crypto import sha256_hex
-from malipo.core.errors import Conflict, FieldError, MalipoError, NotFound, ValidationFailed
+from malipo.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from malipo.core.ids import new_id, new_reference, new_token
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
@@ -484,12 +484,6 @@ def reconcile_delay(settings: Settings) -> timedelta:
 
 def callback_url(settings: Settings, token: str) -> str:
     return f"{settings.public_url}/callbacks/daraja/{token}"
-
-
-class CollectionFailedToSend(MalipoError):
-    status = 502
-    code = "provider_error"
-    title = "M-Pesa refused the request"
 
 
 # -- channel management (native API and CLI) ---------------------------------------------

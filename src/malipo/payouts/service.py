@@ -65,11 +65,6 @@ class InsufficientBalance(ValidationFailed):
     title = "The payments wallet does not hold enough"
 
 
-class PayoutNotFound(NotFound):
-    code = "transaction_not_found"
-    title = "No such transaction"
-
-
 class UnknownPayoutToken(NotFound):
     code = "unknown_callback"
     title = "Unknown callback"
