@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.auth.principals import Principal
@@ -36,6 +36,7 @@ from malipo.identity.models import Client
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, Journal, LedgerAccount
 from malipo.messaging import sms_tasks
+from malipo.messaging.batches import batch_page
 from malipo.messaging.models import SmsBatch, SmsMessage, SmsStatus
 from malipo.messaging.phones import InvalidNumber, to_e164
 from malipo.messaging.segments import SegmentInfo, count_segments
@@ -403,24 +404,8 @@ async def get_batch(
     )
     if batch is None:
         raise SmsNotFound(f"no SMS batch {batch_id}")
-    counts = {
-        status: int(count)
-        for status, count in await session.execute(
-            select(SmsMessage.status, func.count())
-            .where(SmsMessage.batch_id == batch_id)
-            .group_by(SmsMessage.status)
-        )
-    }
-    messages = (
-        await session.scalars(
-            select(SmsMessage)
-            .where(SmsMessage.batch_id == batch_id)
-            .order_by(SmsMessage.id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    ).all()
-    return BatchView(batch, counts, list(messages))
+    counts, messages = await batch_page(session, SmsMessage, batch_id, page=page, page_size=page_size)
+    return BatchView(batch, counts, messages)
 
 
 # -- delivery reports -------------------------------------------------------------------------

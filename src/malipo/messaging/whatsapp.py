@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.auth.principals import Principal
@@ -32,6 +32,7 @@ from malipo.core.errors import NotFound, ValidationFailed
 from malipo.core.ids import new_id, new_token
 from malipo.core.logging import get_logger
 from malipo.messaging import whatsapp_tasks
+from malipo.messaging.batches import batch_page
 from malipo.messaging.connectors import whatsapp_webhook_url
 from malipo.messaging.models import (
     WhatsAppBatch,
@@ -354,24 +355,8 @@ async def get_batch(
     ).first()
     if row is None:
         raise WhatsAppBatchNotFound(f"no WhatsApp batch {batch_id}")
-    counts = {
-        state: int(count)
-        for state, count in await session.execute(
-            select(WhatsAppMessage.status, func.count())
-            .where(WhatsAppMessage.batch_id == batch_id)
-            .group_by(WhatsAppMessage.status)
-        )
-    }
-    messages = (
-        await session.scalars(
-            select(WhatsAppMessage)
-            .where(WhatsAppMessage.batch_id == batch_id)
-            .order_by(WhatsAppMessage.id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    ).all()
-    return BatchView(row[0], row[1], counts, list(messages))
+    counts, messages = await batch_page(session, WhatsAppMessage, batch_id, page=page, page_size=page_size)
+    return BatchView(row[0], row[1], counts, messages)
 
 
 # -- status webhooks --------------------------------------------------------------------------
