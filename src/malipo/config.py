@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     stk_query_after_seconds: float = 90.0
     # No B2C result this long after a payout was sent: the worker asks Daraja (transaction status).
     payout_query_after_seconds: float = 120.0
+    # Bank payouts are M-Pesa B2B payments to the bank's paybill. A JSON object of Pay Hero bank
+    # network code -> paybill that adds to or overrides malipo's table, e.g. {"16": "123456"}.
+    bank_paybills: dict[str, str] = Field(default_factory=dict)
     # Merchant callbacks: attempts before a delivery is marked failed, and the backoff between
     # them (seconds: doubling from the base, jittered, capped at the max).
     webhook_max_attempts: int = 8
@@ -140,6 +143,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
         return value
+
+    @field_validator("bank_paybills", mode="before")
+    @classmethod
+    def _paybills_as_digits(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        paybills = {str(code).strip(): str(paybill).strip() for code, paybill in value.items()}
+        for code, paybill in paybills.items():
+            if not (paybill.isdigit() and 5 <= len(paybill) <= 7):
+                raise ValueError(f"the paybill for bank {code!r} must be 5 to 7 digits, not {paybill!r}")
+        return paybills
 
     @field_validator("public_url")
     @classmethod

@@ -1,4 +1,4 @@
-"""Daraja's B2C results (ResultURL) and queue timeouts (QueueTimeOutURL) for payouts."""
+"""Daraja's B2C and B2B results (ResultURL) and queue timeouts (QueueTimeOutURL) for payouts."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ async def _result(request: Request, token: str, session: Session) -> tuple[Any, 
     try:
         payout = await service.payout_for_token(session, token)
     except service.UnknownPayoutToken:
-        log.warning("callback.unknown_token", provider="daraja", kind="b2c")
+        log.warning("callback.unknown_token", provider="daraja", kind="payout")
         raise
     try:
         result = ResultBody.model_validate_json(await request.body()).Result

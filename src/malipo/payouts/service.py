@@ -1,5 +1,8 @@
 """Payouts: hold the funds, send, then settle on success or release on failure — exactly once.
 
+A mobile payout is an M-Pesa B2C payment to the phone; a bank payout is an M-Pesa B2B payment
+(Business Pay Bill) to the bank's paybill with the bank account number as the account reference.
+
 What callers can rely on:
 - ``request_payout`` holds the amount on the merchant's payments wallet and the fee on its
   service wallet before anything is sent: a payout never spends what is not there, and a
@@ -30,9 +33,11 @@ from malipo.core.logging import get_logger
 from malipo.core.money import Money
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
+from malipo.payouts import banks
 from malipo.payouts.models import PAYOUT_FINAL_STATES, Payout, PayoutStatus
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
+from malipo.providers.daraja.schemas import B2B_ACCOUNT_REFERENCE_MAX
 from malipo.webhooks import service as webhooks
 from malipo.worker.registry import enqueue
 
@@ -45,19 +50,7 @@ MAX_STATUS_QUERIES = 5
 CURRENCY = collections.CURRENCY
 MIN_AMOUNT = 10  # shillings: M-Pesa's smallest B2C payment
 MAX_AMOUNT = 250_000
-
-# Pay Hero's bank network codes (the reference's table).
-BANK_CODES = {
-    "01": "KCB", "02": "Standard Chartered Bank KE", "03": "Absa Bank", "07": "NCBA", "10": "Prime Bank",
-    "11": "Cooperative Bank", "12": "National Bank", "14": "M-Oriental", "16": "Citibank",
-    "18": "Middle East Bank", "19": "Bank of Africa", "23": "Consolidated Bank", "25": "Credit Bank",
-    "31": "Stanbic Bank", "35": "ABC Bank", "36": "Choice Microfinance Bank", "43": "Eco Bank",
-    "50": "Paramount Universal Bank", "51": "Kingdom Bank", "53": "Guaranty Bank",
-    "54": "Victoria Commercial Bank", "55": "Guardian Bank", "57": "I&M Bank", "61": "HFC Bank", "63": "DTB",
-    "65": "Mayfair Bank", "66": "Sidian Bank", "68": "Equity Bank", "70": "Family Bank",
-    "72": "Gulf African Bank", "74": "First Community Bank", "75": "DIB Bank", "76": "UBA", "78": "KWFT Bank",
-    "89": "Stima Sacco", "97": "Telcom Kenya",
-}  # fmt: skip
+BANK_CODES = banks.BANK_CODES
 
 
 class InsufficientBalance(ValidationFailed):
@@ -99,6 +92,7 @@ async def request_payout(
     channel = "mobile" if body.channel in ("mobile", "phone") else body.channel
     phone: str | None = None
     account: str | None = None
+    paybill: str | None = None
     if channel == "mobile":
         if body.network_code not in collections.MOBILE_NETWORKS:
             raise ValidationFailed.for_field(
@@ -106,16 +100,7 @@ async def request_payout(
             )
         phone = collections.normalise_phone(body.phone_number or "")
     elif channel == "bank":
-        if body.network_code not in BANK_CODES:
-            raise ValidationFailed.for_field(
-                "network_code", "is not a known bank code (see the bank network codes)"
-            )
-        account = (body.account_number or "").strip()
-        if not account.isdigit() or not 5 <= len(account) <= 20:
-            raise ValidationFailed.for_field(
-                "account_number", "must be the bank account number, 5 to 20 digits"
-            )
-        raise ValidationFailed.for_field("channel", "bank payouts are not available yet: use channel mobile")
+        account, paybill = _bank_destination(settings, body)
     else:
         raise ValidationFailed.for_field("channel", "must be mobile, phone or bank")
     if body.external_reference:
@@ -152,9 +137,36 @@ async def request_payout(
         if earlier is None:
             raise
         return earlier, False
-    enqueue(session, SEND_JOB, {"payout_id": str(payout.id), "token": token}, now=now)
-    log.info("payout.queued", reference=payout.reference, mode=mode, amount=amount.format())
+    job: dict[str, Any] = {"payout_id": str(payout.id), "token": token}
+    if paybill is not None:  # pinned now: a later change of MALIPO_BANK_PAYBILLS pays no other paybill
+        job["paybill"] = paybill
+    enqueue(session, SEND_JOB, job, now=now)
+    log.info("payout.queued", reference=payout.reference, mode=mode, amount=amount.format(), channel=channel)
     return payout, True
+
+
+def _bank_destination(settings: Settings, body: PayoutRequest) -> tuple[str, str]:
+    """(account number, the bank's paybill) of a bank payout, or the field that is wrong."""
+    bank = banks.bank_name(body.network_code)
+    if bank is None:
+        raise ValidationFailed.for_field(
+            "network_code", "is not a known bank code (see the bank network codes)"
+        )
+    paybill = banks.bank_paybill(settings, body.network_code)
+    if paybill is None:
+        raise ValidationFailed.for_field(
+            "network_code", f"no M-Pesa paybill is configured for {bank}; set MALIPO_BANK_PAYBILLS"
+        )
+    account = (body.account_number or "").strip()
+    if not account.isdigit() or not 5 <= len(account) <= 20:
+        raise ValidationFailed.for_field("account_number", "must be the bank account number, 5 to 20 digits")
+    if len(account) > B2B_ACCOUNT_REFERENCE_MAX:
+        raise ValidationFailed.for_field(
+            "account_number",
+            f"has {len(account)} digits: M-Pesa carries at most {B2B_ACCOUNT_REFERENCE_MAX} to a bank's"
+            " paybill, so this account cannot be paid this way",
+        )
+    return account, paybill
 
 
 async def _hold_amount(
@@ -242,7 +254,7 @@ async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now
         posted = await ledger.settle_hold(
             session, payout.hold_id, [ledger.Leg(clearing.id, payout.amount, payout.currency)],
             kind="payout", mode=payout.mode,
-            description=f"Payout {payout.reference} to {payout.phone or payout.account_number}",
+            description=f"Payout {payout.reference} to {payout_destination(payout)}",
             now=now, client_id=payout.client_id, idempotency_key=f"payout:{payout.id}",
         )  # fmt: skip
         payout.journal_id = posted.journal.id
@@ -270,6 +282,30 @@ async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now
     return True
 
 
+def payout_destination(payout: Payout) -> str:
+    """Where the money went, for people: the phone, or the bank and account."""
+    if payout.channel == "bank":
+        return (
+            f"{banks.bank_name(payout.network_code) or payout.network_code} account {payout.account_number}"
+        )
+    return payout.phone or ""
+
+
+def payout_provider(payout: Payout) -> str:
+    """The ``provider`` merchants see: "m-pesa" for M-Pesa phones, the bank's name for a bank."""
+    if payout.channel == "bank":
+        return banks.bank_name(payout.network_code) or "bank"
+    return "m-pesa" if payout.network_code == "63902" else payout.network_code
+
+
+def status_query_id(payout: Payout) -> str:
+    """The id a transaction-status query asks about: ours for B2C (Daraja keeps it), Daraja's
+    ConversationID for B2B when its ack gave one (its B2B may not keep ours)."""
+    if payout.channel == "bank" and payout.conversation_id:
+        return payout.conversation_id
+    return payout.originator_conversation_id
+
+
 def payout_callback(payout: Payout) -> dict[str, Any]:
     """Pay Hero's outbound-payment callback (the newer platform's documented shape)."""
     success = payout.status == PayoutStatus.SUCCESS
@@ -285,7 +321,7 @@ def payout_callback(payout: Payout) -> dict[str, Any]:
         "transaction_date": (payout.completed_at or payout.created_at).isoformat().replace("+00:00", "Z"),
         "transaction_type": "outbound_payment",
         "provider_reference": payout.transaction_id or "",
-        "provider": "m-pesa" if payout.network_code == "63902" else payout.network_code,
+        "provider": payout_provider(payout),
         "callback_urls": None,
     }
 

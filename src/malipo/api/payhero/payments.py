@@ -256,7 +256,7 @@ async def transaction_status(
 def _payout_status_out(payout: Payout) -> dict[str, Any]:
     return {
         "transaction_date": _iso(payout.completed_at or payout.created_at),
-        "provider": "m-pesa",
+        "provider": payouts.payout_provider(payout),
         "success": payout.status == "SUCCESS",
         "merchant": "",
         "payment_reference": payout.external_reference or "",

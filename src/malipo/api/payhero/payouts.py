@@ -1,4 +1,5 @@
-"""``POST /api/v2/withdraw``: pay out from the payments wallet to a phone (or, later, a bank)."""
+"""``POST /api/v2/withdraw``: pay out from the payments wallet to a phone (M-Pesa B2C) or to a
+bank account (M-Pesa B2B to the bank's paybill)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""An async HTTP client for Safaricom's Daraja API (M-Pesa Express, B2C v3, transaction status).
+"""An async HTTP client for Safaricom's Daraja API (M-Pesa Express, B2C v3, B2B, transaction status).
 
 One :class:`DarajaClient` per Daraja app (consumer key and secret). It fetches the OAuth token
 once, shares it between concurrent callers, refreshes it shortly before it expires and, when
@@ -13,7 +13,8 @@ raises as :class:`DarajaPending`.
 
 A retryable error after a timeout does not mean Daraja did nothing: an STK push sent again
 prompts the customer again, while a B2C request sent again with the same
-``OriginatorConversationID`` is refused as a duplicate rather than paid twice.
+``OriginatorConversationID`` is refused as a duplicate rather than paid twice. B2B has no such
+field in Daraja's docs: sending a B2B request again may pay twice.
 
 Secrets (consumer secret, passkey, security credential, access token) are never logged and
 never appear in an error's text.
@@ -34,11 +35,15 @@ from pydantic import BaseModel, ValidationError
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import get_logger
 from malipo.providers.daraja.schemas import (
+    B2B_ACCOUNT_REFERENCE_MAX,
+    BUSINESS_PAY_BILL,
     BUY_GOODS,
     INVALID_ACCESS_TOKEN,
     PAYBILL,
     PROCESSING_ERROR,
     AccessTokenReply,
+    B2BReply,
+    B2BRequest,
     B2CReply,
     B2CRequest,
     DarajaErrorBody,
@@ -62,6 +67,7 @@ OAUTH_PATH = "/oauth/v1/generate"
 STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
 STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
 B2C_PATH = "/mpesa/b2c/v3/paymentrequest"
+B2B_PATH = "/mpesa/b2b/v1/paymentrequest"
 TRANSACTION_STATUS_PATH = "/mpesa/transactionstatus/v1/query"
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
@@ -133,8 +139,9 @@ class DarajaClient:
     ``shortcode`` and ``passkey`` sign STK requests. With ``till_number`` set, STK pushes are
     Buy Goods (``CustomerBuyGoodsOnline``) to that till, with ``shortcode`` as the store
     number; otherwise Pay Bill to ``shortcode``. ``b2c_shortcode`` (default ``shortcode``)
-    pays out; ``b2c_initiator`` and ``b2c_security_credential`` (the initiator password
-    encrypted with Safaricom's certificate) authorise B2C and transaction status.
+    pays out (B2C to phones, B2B to paybills); ``b2c_initiator`` and ``b2c_security_credential``
+    (the initiator password encrypted with Safaricom's certificate) authorise B2C, B2B and
+    transaction status.
 
     Pass ``http`` to share a connection pool (it is then not closed by :meth:`aclose`) and
     ``clock`` to control token expiry in tests.
@@ -323,6 +330,46 @@ class DarajaClient:
             Occasion=occasion,
         )
         return await self._call(B2C_PATH, request, B2CReply)
+
+    async def b2b(
+        self,
+        *,
+        amount: int,
+        paybill: str,
+        account_reference: str,
+        remarks: str,
+        result_url: str,
+        queue_timeout_url: str,
+        originator_conversation_id: str | None = None,
+        occasion: str = "",
+        requester: str | None = None,
+        command_id: str = BUSINESS_PAY_BILL,
+    ) -> B2BReply:
+        """Pay ``amount`` whole shillings from the B2C shortcode to ``paybill`` (Business Pay Bill),
+        for the account ``account_reference`` (at most 13 characters: a bank's account number).
+
+        The result arrives at ``result_url`` (or ``queue_timeout_url`` if the request times out
+        in Daraja's queue) in the same ``{"Result": ...}`` shape as B2C's. Keep the reply's
+        ``ConversationID``: Daraja may not honour ``originator_conversation_id`` for B2B.
+        """
+        if not 1 <= len(account_reference) <= B2B_ACCOUNT_REFERENCE_MAX:
+            raise ValueError(f"account_reference must be 1 to {B2B_ACCOUNT_REFERENCE_MAX} characters")
+        request = B2BRequest(
+            Initiator=self._b2c_initiator,
+            SecurityCredential=self._b2c_security_credential,
+            CommandID=command_id,
+            Amount=amount,
+            PartyA=self._b2c_shortcode,
+            PartyB=paybill,
+            AccountReference=account_reference,
+            Requester=requester,
+            Remarks=remarks,
+            QueueTimeOutURL=queue_timeout_url,
+            ResultURL=result_url,
+            Occasion=occasion or None,
+            OriginatorConversationID=originator_conversation_id,
+        )
+        return await self._call(B2B_PATH, request, B2BReply)
 
     async def transaction_status(
         self,

@@ -1,17 +1,17 @@
 """A local Daraja: the same paths, request checks, replies and callbacks, with scripted outcomes.
 
 Serves ``GET /oauth/v1/generate``, ``POST /mpesa/stkpush/v1/processrequest``,
-``POST /mpesa/stkpushquery/v1/query``, ``POST /mpesa/b2c/v3/paymentrequest`` and
-``POST /mpesa/transactionstatus/v1/query``. Every API call needs a Bearer token from the OAuth
-endpoint (a missing, unknown or expired one answers HTTP 404 ``404.001.03`` "Invalid Access
-Token", as Daraja does); invalid fields answer HTTP 400 ``400.002.02`` "Bad Request - Invalid
-<Field>"; a wrong STK ``Password`` answers HTTP 500 ``500.001.1001`` "Wrong credentials".
-After ``callback_delay`` seconds the simulated customer (or M-Pesa) acts and the result is POSTed
-to ``CallBackURL`` / ``ResultURL`` / ``QueueTimeOutURL``, retried a few times if the receiver
-fails, without ever holding up the request that caused it.
+``POST /mpesa/stkpushquery/v1/query``, ``POST /mpesa/b2c/v3/paymentrequest``,
+``POST /mpesa/b2b/v1/paymentrequest`` and ``POST /mpesa/transactionstatus/v1/query``. Every API
+call needs a Bearer token from the OAuth endpoint (a missing, unknown or expired one answers
+HTTP 404 ``404.001.03`` "Invalid Access Token", as Daraja does); invalid fields answer HTTP 400
+``400.002.02`` "Bad Request - Invalid <Field>"; a wrong STK ``Password`` answers HTTP 500
+``500.001.1001`` "Wrong credentials". After ``callback_delay`` seconds the simulated customer (or
+M-Pesa) acts and the result is POSTed to ``CallBackURL`` / ``ResultURL`` / ``QueueTimeOutURL``,
+retried a few times if the receiver fails, without ever holding up the request that caused it.
 
-Outcomes are chosen by the phone number (tables :data:`STK_OUTCOMES` and :data:`B2C_OUTCOMES`);
-any number not listed succeeds.
+Outcomes are chosen by the phone number (tables :data:`STK_OUTCOMES` and :data:`B2C_OUTCOMES`)
+or, for B2B, by the account number (:data:`B2B_OUTCOMES`); any number not listed succeeds.
 
 STK push, by ``PhoneNumber``:
 
@@ -51,7 +51,36 @@ phone         code    what happens
 
 A B2C payment larger than the utility account's funds (``b2c_funds``, debited by each payout)
 gets ResultCode 1; with ``initiators`` configured, an unknown initiator or wrong credential gets
-2001. Transaction status finds completed payments (STK and B2C) by receipt or by either
+2001.
+
+B2B (Business Pay Bill to a paybill, e.g. a bank's, with the bank account as
+``AccountReference``), by ``AccountReference``:
+
+============  ======  =========================================================================
+account       code    what happens
+============  ======  =========================================================================
+(any other)   0       paid; Result with TransactionID, ResultParameters (Amount,
+                      TransCompletedTime, ReceiverPartyPublicName, ...) and ReferenceData
+                      (BillReferenceNumber = the account)
+1000000021    2001    "The initiator information is invalid."; Result without ResultParameters
+1000000022    1       "The balance is insufficient for the transaction."
+1000000023    12      "The receiver account does not exist." (the simulator's code and text
+                      for a bank refusing the account; Daraja's real answer is unconfirmed)
+1000000024    --      times out in the queue: ``QueueTimeOutURL`` gets a Result (ResultType 1,
+                      ResultCode 1, "The service request has timed out."); nothing at ResultURL
+1000000025    0       paid, but the Result is lost: only transaction status tells
+1000000026    17      "Internal failure"; the Result is lost too: transaction status says the
+                      transaction does not exist
+============  ======  =========================================================================
+
+B2B checks ``CommandID`` (:data:`B2B_COMMAND_IDS`), ``SenderIdentifierType`` and
+``RecieverIdentifierType`` (``4``), ``AccountReference`` (at most 13 characters) and both
+shortcodes. Daraja's B2B takes no caller ``OriginatorConversationID``: the simulator makes one up
+unless the request brings one, which it then refuses to see twice, as B2C does. A payment
+larger than the working account's funds (``b2b_funds``) gets ResultCode 1; the initiator is
+checked as for B2C.
+
+Transaction status finds completed payments (STK, B2C and B2B) by receipt or by either
 conversation id; anything else gets ResultCode 2032 "The transaction receipt number does not
 exist.".
 
@@ -90,7 +119,10 @@ from malipo.core.clock import Clock, SystemClock
 from malipo.core.ids import new_reference
 from malipo.core.logging import configure_logging, get_logger
 from malipo.providers.daraja.schemas import (
+    B2B_ACCOUNT_REFERENCE_MAX,
+    B2B_COMMAND_IDS,
     B2C_COMMAND_IDS,
+    BUSINESS_PAY_BILL,
     BUY_GOODS,
     EAT,
     INVALID_ACCESS_TOKEN,
@@ -101,17 +133,21 @@ from malipo.providers.daraja.schemas import (
     PROCESSING_ERROR,
     SANDBOX_PASSKEY,
     SANDBOX_SHORTCODE,
+    SHORTCODE_IDENTIFIER,
     daraja_timestamp,
     stk_password,
 )
 
 __all__ = [
+    "B2B_OUTCOMES",
+    "B2B_SUCCESS",
     "B2C_OUTCOMES",
     "B2C_SUCCESS",
     "DEFAULT_PORT",
     "STK_INSUFFICIENT_FROM",
     "STK_OUTCOMES",
     "STK_SUCCESS",
+    "B2BPayment",
     "B2CPayment",
     "CallbackDelivery",
     "DarajaSimulator",
@@ -135,7 +171,7 @@ class Delivery(StrEnum):
     RESULT = "result"  # POSTed to CallBackURL / ResultURL
     LOST = "lost"  # the transaction completes but its notification never arrives
     UNANSWERED = "unanswered"  # STK: the customer never answers; the prompt expires, no callback
-    QUEUE_TIMEOUT = "queue_timeout"  # B2C: timed out in Daraja's queue; QueueTimeOutURL is told
+    QUEUE_TIMEOUT = "queue_timeout"  # B2C, B2B: timed out in Daraja's queue; QueueTimeOutURL is told
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +223,18 @@ B2C_OUTCOMES: Mapping[str, Outcome] = MappingProxyType(
         "254700000015": Outcome(0, _PROCESSED, Delivery.LOST),
     }
 )
+B2B_SUCCESS = Outcome(0, _PROCESSED)
+#: B2B outcomes by ``AccountReference`` (the bank account paid); any other account is paid.
+B2B_OUTCOMES: Mapping[str, Outcome] = MappingProxyType(
+    {
+        "1000000021": Outcome(2001, _INITIATOR_INVALID),
+        "1000000022": Outcome(1, _INSUFFICIENT),
+        "1000000023": Outcome(12, "The receiver account does not exist."),
+        "1000000024": Outcome(1, "The service request has timed out.", Delivery.QUEUE_TIMEOUT),
+        "1000000025": Outcome(0, _PROCESSED, Delivery.LOST),
+        "1000000026": Outcome(17, "Internal failure", Delivery.LOST),
+    }
+)
 _B2C_INSUFFICIENT = Outcome(1, _INSUFFICIENT)
 _INITIATOR_REJECTED = Outcome(2001, _INITIATOR_INVALID)
 _STATUS_FOUND = Outcome(0, _PROCESSED)
@@ -194,6 +242,7 @@ _STATUS_NOT_FOUND = Outcome(2032, "The transaction receipt number does not exist
 
 _STK_QUERY_ACCEPTED = "The service request has been accepted successsfully"  # sic: Daraja's spelling
 _B2C_ACCEPTED = "Accept the service request successfully."
+_PAYBILL_NAME = "Simulated Paybill"
 _STK_ACCEPTED = "Success. Request accepted for processing"
 _CUSTOMER_NAME = "John Doe"
 _BUSINESS_NAME = "Simulated Business"
@@ -203,10 +252,16 @@ _REASON_TYPES = {
     "PromotionPayment": "Promotion Payment via API",
 }
 
+_B2B_REASON_TYPES = {
+    "BusinessPayBill": "Business Pay Bill",
+    "BusinessBuyGoods": "Business Buy Goods",
+}
+
 _MSISDN = re.compile(r"254(?:7\d{8}|1[01]\d{7})")
 _SHORTCODE = re.compile(r"\d{5,7}")
 _PARTY = re.compile(r"\d{5,12}")  # a shortcode, till or MSISDN
 _IDENTIFIER_TYPE = re.compile(r"[124]")
+_SHORTCODE_IDENTIFIER = re.compile(SHORTCODE_IDENTIFIER)
 _TIMESTAMP = re.compile(r"\d{14}")
 _WHOLE_NUMBER = re.compile(r"\d+")
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -243,6 +298,28 @@ class B2CPayment:
     amount: int
     party_a: str
     phone: str
+    remarks: str
+    occasion: str
+    result_url: str
+    queue_timeout_url: str
+    created_at: datetime
+    result: Outcome | None = None
+    transaction_id: str | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class B2BPayment:
+    originator_conversation_id: str
+    conversation_id: str
+    initiator: str
+    security_credential: str = field(repr=False)
+    command_id: str
+    amount: int
+    party_a: str
+    party_b: str
+    account_reference: str
+    requester: str
     remarks: str
     occasion: str
     result_url: str
@@ -423,6 +500,7 @@ class DarajaSimulator:
         token_ttl: int = 3599,
         stk_expiry: float = 60.0,
         b2c_funds: int = 10_000_000,
+        b2b_funds: int = 10_000_000,
         callback_attempts: int = 3,
         callback_backoff: float = 0.2,
         callback_timeout: float = 5.0,
@@ -436,6 +514,7 @@ class DarajaSimulator:
         self.token_ttl = token_ttl
         self.stk_expiry = stk_expiry
         self.b2c_funds = b2c_funds
+        self.b2b_funds = b2b_funds
         self.callback_attempts = max(1, callback_attempts)
         self.callback_backoff = callback_backoff
         self.callback_timeout = callback_timeout
@@ -445,6 +524,7 @@ class DarajaSimulator:
         self.requests: Counter[str] = Counter()
         self.stk_pushes: dict[str, StkPush] = {}
         self.b2c_payments: dict[str, B2CPayment] = {}
+        self.b2b_payments: dict[str, B2BPayment] = {}
         self.status_queries: list[StatusQuery] = []
         self.deliveries: list[CallbackDelivery] = []
         self._tokens: dict[str, datetime] = {}
@@ -458,6 +538,7 @@ class DarajaSimulator:
                 Route("/mpesa/stkpush/v1/processrequest", self._stk_push, methods=["POST"]),
                 Route("/mpesa/stkpushquery/v1/query", self._stk_query, methods=["POST"]),
                 Route("/mpesa/b2c/v3/paymentrequest", self._b2c, methods=["POST"]),
+                Route("/mpesa/b2b/v1/paymentrequest", self._b2b, methods=["POST"]),
                 Route("/mpesa/transactionstatus/v1/query", self._transaction_status, methods=["POST"]),
             ],
             exception_handlers={_Rejected: self._rejected, HTTPException: self._http_error},
@@ -825,7 +906,7 @@ class DarajaSimulator:
         }
         return {"Result": result}
 
-    def _queue_timeout_result(self, payment: B2CPayment) -> dict[str, Any]:
+    def _queue_timeout_result(self, payment: B2CPayment | B2BPayment) -> dict[str, Any]:
         assert payment.result is not None
         return {
             "Result": {
@@ -836,6 +917,131 @@ class DarajaSimulator:
                 "ConversationID": payment.conversation_id,
             }
         }
+
+    # ------------------------------------------------------------------ B2B
+
+    async def _b2b(self, request: Request) -> JSONResponse:
+        self._authorise(request)
+        body = await _json_object(request)
+        initiator = _text(body, "Initiator")
+        security_credential = _text(body, "SecurityCredential")
+        command_id = _text(body, "CommandID")
+        if command_id not in B2B_COMMAND_IDS:
+            _invalid("CommandID")
+        _matching(body, "SenderIdentifierType", _SHORTCODE_IDENTIFIER)
+        _matching(body, "RecieverIdentifierType", _SHORTCODE_IDENTIFIER)  # sic: Daraja's spelling
+        amount = _amount(body)
+        party_a = _matching(body, "PartyA", _SHORTCODE)
+        party_b = _matching(body, "PartyB", _SHORTCODE)
+        account_reference = _text(
+            body,
+            "AccountReference",
+            max_length=B2B_ACCOUNT_REFERENCE_MAX,
+            required=command_id == BUSINESS_PAY_BILL,
+        )
+        requester = _text(body, "Requester", required=False)
+        if requester and not _MSISDN.fullmatch(requester):
+            _invalid("Requester")
+        remarks = _text(body, "Remarks", max_length=100)
+        queue_timeout_url = _url(body, "QueueTimeOutURL")
+        result_url = _url(body, "ResultURL")
+        occasion = _text(body, "Occasion", max_length=100, required=False)
+        originator_conversation_id = _text(body, "OriginatorConversationID", max_length=100, required=False)
+        if originator_conversation_id in self.b2b_payments:
+            raise _Rejected(500, PROCESSING_ERROR, "Duplicate OriginatorConversationID")
+        while not originator_conversation_id or originator_conversation_id in self.b2b_payments:
+            originator_conversation_id = _merchant_request_id()  # Daraja's own, as its B2B does
+
+        now = self._now()
+        payment = B2BPayment(
+            originator_conversation_id=originator_conversation_id,
+            conversation_id=_conversation_id(now),
+            initiator=initiator,
+            security_credential=security_credential,
+            command_id=command_id,
+            amount=amount,
+            party_a=party_a,
+            party_b=party_b,
+            account_reference=account_reference,
+            requester=requester,
+            remarks=remarks,
+            occasion=occasion,
+            result_url=result_url,
+            queue_timeout_url=queue_timeout_url,
+            created_at=now,
+        )
+        self.b2b_payments[originator_conversation_id] = payment
+        self._spawn(self._settle_b2b(payment), "b2b")
+        log.info(
+            "daraja_sim.b2b.accepted",
+            originator_conversation_id=originator_conversation_id,
+            conversation_id=payment.conversation_id,
+            amount=amount,
+        )
+        return JSONResponse(
+            {
+                "OriginatorConversationID": originator_conversation_id,
+                "ConversationID": payment.conversation_id,
+                "ResponseCode": "0",
+                "ResponseDescription": _B2C_ACCEPTED,
+            }
+        )
+
+    def _b2b_outcome(self, payment: B2BPayment) -> Outcome:
+        if not self._initiator_ok(payment.initiator, payment.security_credential):
+            return _INITIATOR_REJECTED
+        outcome = B2B_OUTCOMES.get(payment.account_reference, B2B_SUCCESS)
+        if outcome.succeeded and payment.amount > self.b2b_funds:
+            return _B2C_INSUFFICIENT
+        return outcome
+
+    async def _settle_b2b(self, payment: B2BPayment) -> None:
+        await asyncio.sleep(self.callback_delay)
+        outcome = self._b2b_outcome(payment)
+        payment.result = outcome
+        payment.completed_at = self._now()
+        if outcome.delivery is Delivery.QUEUE_TIMEOUT:
+            await self._deliver(payment.queue_timeout_url, self._queue_timeout_result(payment))
+            return
+        payment.transaction_id = _receipt()
+        if outcome.succeeded:
+            self.b2b_funds -= payment.amount
+        if outcome.delivery is Delivery.RESULT:
+            await self._deliver(payment.result_url, self._b2b_result(payment))
+
+    def _b2b_result(self, payment: B2BPayment) -> dict[str, Any]:
+        assert payment.result is not None
+        assert payment.completed_at is not None
+        result: dict[str, Any] = {
+            "ResultType": 0,
+            "ResultCode": payment.result.result_code,
+            "ResultDesc": payment.result.result_desc,
+            "OriginatorConversationID": payment.originator_conversation_id,
+            "ConversationID": payment.conversation_id,
+            "TransactionID": payment.transaction_id,
+        }
+        if payment.result.succeeded:
+            balance = f"Working Account|KES|{self.b2b_funds:.2f}|{self.b2b_funds:.2f}|0.00|0.00"
+            result["ResultParameters"] = {
+                "ResultParameter": [
+                    {"Key": "DebitAccountBalance", "Value": balance},
+                    {"Key": "Amount", "Value": payment.amount},
+                    {"Key": "DebitPartyAffectedAccountBalance", "Value": balance},
+                    {"Key": "TransCompletedTime", "Value": int(daraja_timestamp(payment.completed_at))},
+                    {"Key": "DebitPartyCharges", "Value": ""},
+                    {"Key": "ReceiverPartyPublicName", "Value": f"{payment.party_b} - {_PAYBILL_NAME}"},
+                    {"Key": "Currency", "Value": "KES"},
+                    {"Key": "InitiatorAccountCurrentBalance", "Value": balance},
+                ]
+            }
+        references = [
+            {"Key": "BillReferenceNumber", "Value": payment.account_reference},
+            {"Key": "QueueTimeoutURL", "Value": payment.queue_timeout_url},
+        ]
+        if payment.occasion:
+            references.append({"Key": "Occasion", "Value": payment.occasion})
+        result["ReferenceData"] = {"ReferenceItem": references}
+        return {"Result": result}
 
     # ------------------------------------------------------------------ transaction status
 
@@ -883,14 +1089,15 @@ class DarajaSimulator:
         await asyncio.sleep(self.callback_delay)
         await self._deliver(query.result_url, self._status_result(query))
 
-    def _find_completed(self, query: StatusQuery) -> StkPush | B2CPayment | None:
+    def _find_completed(self, query: StatusQuery) -> StkPush | B2CPayment | B2BPayment | None:
         wanted = {query.transaction_id, query.original_conversation_id} - {""}
         for push in self.stk_pushes.values():
             if push.result is not None and push.result.succeeded:
                 ids = {push.receipt, push.checkout_request_id, push.merchant_request_id}
                 if wanted & ids:
                     return push
-        for payment in self.b2c_payments.values():
+        payments: list[B2CPayment | B2BPayment] = [*self.b2c_payments.values(), *self.b2b_payments.values()]
+        for payment in payments:
             if payment.result is not None and payment.result.succeeded:
                 ids = {payment.transaction_id, payment.conversation_id, payment.originator_conversation_id}
                 if wanted & ids:
@@ -898,7 +1105,7 @@ class DarajaSimulator:
         return None
 
     def _status_result(self, query: StatusQuery) -> dict[str, Any]:
-        found: StkPush | B2CPayment | None = None
+        found: StkPush | B2CPayment | B2BPayment | None = None
         if not self._initiator_ok(query.initiator, query.security_credential):
             outcome = _INITIATOR_REJECTED
         else:
@@ -958,7 +1165,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
-def _status_parameters(found: StkPush | B2CPayment) -> dict[str, Any]:
+def _status_parameters(found: StkPush | B2CPayment | B2BPayment) -> dict[str, Any]:
     """Transaction status ``ResultParameters`` (key names with spaces are Daraja's)."""
     assert found.completed_at is not None
     if isinstance(found, StkPush):
@@ -970,6 +1177,15 @@ def _status_parameters(found: StkPush | B2CPayment) -> dict[str, Any]:
         debit_party = f"{found.phone} - {_CUSTOMER_NAME}"
         credit_party = f"{found.party_b} - {_BUSINESS_NAME}"
         debit_account = "Customer"
+    elif isinstance(found, B2BPayment):
+        assert found.transaction_id is not None
+        initiated = found.created_at
+        receipt, amount = found.transaction_id, found.amount
+        conversation_id, originator_id = found.conversation_id, found.originator_conversation_id
+        reason = _B2B_REASON_TYPES.get(found.command_id, "Business Pay Bill")
+        debit_party = f"{found.party_a} - {_BUSINESS_NAME}"
+        credit_party = f"{found.party_b} - {_PAYBILL_NAME}"
+        debit_account = "Working Account"
     else:
         assert found.transaction_id is not None
         initiated = found.created_at
@@ -1009,6 +1225,7 @@ def create_simulator_app(
     token_ttl: int = 3599,
     stk_expiry: float = 60.0,
     b2c_funds: int = 10_000_000,
+    b2b_funds: int = 10_000_000,
     callback_attempts: int = 3,
     callback_backoff: float = 0.2,
     callback_timeout: float = 5.0,
@@ -1024,6 +1241,7 @@ def create_simulator_app(
         token_ttl=token_ttl,
         stk_expiry=stk_expiry,
         b2c_funds=b2c_funds,
+        b2b_funds=b2b_funds,
         callback_attempts=callback_attempts,
         callback_backoff=callback_backoff,
         callback_timeout=callback_timeout,
