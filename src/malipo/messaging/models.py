@@ -203,7 +203,8 @@ class WhatsAppStatus(StrEnum):
 
 
 class WhatsAppMessage(Base):
-    """One WhatsApp text to one number. Moves queued -> sent -> delivered | failed."""
+    """One WhatsApp message (a text, an image or a document) to one number.
+    Moves queued -> sent -> delivered | failed."""
 
     __tablename__ = "whatsapp_messages"
 
@@ -215,7 +216,12 @@ class WhatsAppMessage(Base):
     # Where it went: the simulator or the Cloud API (decided when it is sent).
     backend: Mapped[str | None] = mapped_column(String(10))
     phone_number: Mapped[str] = mapped_column(String(20))
+    # The text, or the caption of an image or document ("" for none).
     body: Mapped[str] = mapped_column(EncryptedText)
+    # text | image | document (the Cloud API's ``type``); NULL on rows older than media: text.
+    message_type: Mapped[str | None] = mapped_column(String(10))
+    # The image's or document's http(s) URL; it may be a signed link: encrypted at rest, like the body.
+    media_url: Mapped[str | None] = mapped_column(EncryptedText)
     status: Mapped[str] = mapped_column(String(10), default=WhatsAppStatus.QUEUED)
     gateway_message_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     error: Mapped[str | None] = mapped_column(String(500))

@@ -1,4 +1,4 @@
-"""Merchants' WhatsApp: named sessions, text to one number, bulk (a list or a CSV), batch status.
+"""Merchants' WhatsApp: named sessions, a message to one number, bulk (a list or a CSV), batch status.
 
 What callers can rely on:
 - A session belongs to one client, by name (Pay Hero's ``session``); registering a name
@@ -7,6 +7,10 @@ What callers can rely on:
   normalises the number to E.164 and queues the message with its outbox job in the
   caller's transaction; the reply comes once it is queued. A sandbox key's messages
   always go to the simulator (``malipo.messaging.connectors``).
+- A message is a text (1-4096 characters), or an image or document: an absolute http(s)
+  URL, which Meta fetches (malipo does not), with an optional caption of up to 1024
+  characters; a document is shown under its URL's last path segment. Each message keeps
+  its type and URL. WhatsApp sends are not charged.
 - A bulk send rejects invalid or repeated numbers one by one, inserts the rest in one
   statement with one job each, paced at ``MALIPO_WHATSAPP_BULK_RATE``, and answers
   with the batch id at once; the batch shows counts and per-recipient status.
@@ -22,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,14 +46,18 @@ from malipo.messaging.models import (
     WhatsAppStatus,
 )
 from malipo.messaging.sms import Rejected, merchant_client, normalise, normalise_many, nothing_valid
+from malipo.messaging.whatsapp_tasks import WhatsAppMessageType
 from malipo.providers.whatsapp_cloud.client import StatusUpdate
 from malipo.worker.registry import enqueue, enqueue_many
 
 __all__ = [
     "BatchView",
     "BulkAccepted",
+    "Content",
     "UnknownSession",
+    "WhatsAppMessageType",
     "apply_status",
+    "check_content",
     "get_batch",
     "list_sessions",
     "register_session",
@@ -60,6 +69,8 @@ __all__ = [
 log = get_logger("malipo.messaging.whatsapp")
 
 MAX_BODY = 4096
+MAX_CAPTION = 1024  # Meta's limit on an image's or document's caption
+MAX_MEDIA_URL = 2000
 _NAME_SLOT = re.compile(r"[ \t]*\{name\}")
 _PHONE_COLUMNS = ("phone", "phone_number", "phonenumber", "msisdn", "number", "mobile", "recipient")
 _NAME_COLUMNS = ("name", "first_name", "firstname", "full_name", "fullname")
@@ -87,6 +98,17 @@ class BatchView:
     session_name: str
     counts: dict[str, int]
     messages: list[WhatsAppMessage]
+    message_type: WhatsAppMessageType  # every message of a batch has the batch's type and URL
+    media_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What a send carries: its type, the text or caption, and the media URL of an image or document."""
+
+    message_type: WhatsAppMessageType
+    message: str
+    media_url: str | None
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -162,6 +184,50 @@ def _check_body(message: str, field: str = "message") -> None:
         raise ValidationFailed.for_field(field, f"must be 1 to {MAX_BODY} characters")
 
 
+def _is_http_url(url: str) -> bool:
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a malformed IPv6 host, say
+        return False
+
+
+def _check_media_url(value: str | None, kind: WhatsAppMessageType, field: str) -> str:
+    url = (value or "").strip()
+    when = f"when message_type is {kind.upper()}"
+    if not url:
+        raise ValidationFailed.for_field(field, f"required {when}: the http or https URL of the {kind}")
+    if len(url) > MAX_MEDIA_URL:
+        raise ValidationFailed.for_field(field, f"at most {MAX_MEDIA_URL} characters")
+    if not _is_http_url(url):
+        raise ValidationFailed.for_field(
+            field, f"must be an absolute http or https URL {when} (such as https://shop.example/menu.jpg)"
+        )
+    return url
+
+
+def check_content(
+    message_type: str, message: str, media_url: str | None, *, media_field: str = "media_url"
+) -> Content:
+    """The send's content, checked: a text of 1-4096 characters (any media URL ignored), or an
+    image or document with an absolute http(s) URL and a caption of at most 1024 characters."""
+    try:
+        kind = WhatsAppMessageType(message_type.lower())
+    except ValueError:
+        raise ValidationFailed.for_field("message_type", "must be TEXT, IMAGE or DOCUMENT") from None
+    if kind == WhatsAppMessageType.TEXT:
+        _check_body(message)
+        return Content(kind, message, None)
+    url = _check_media_url(media_url, kind, media_field)
+    if len(message) > MAX_CAPTION:
+        raise ValidationFailed.for_field(
+            "message", f"a caption is at most {MAX_CAPTION} characters (WhatsApp's limit for media)"
+        )
+    return Content(kind, message if message.strip() else "", url)
+
+
 def personalise(message: str, name: str | None) -> str:
     """``{name}`` replaced by the recipient's name (removed when there is none); nothing else is
     interpreted, so a message may hold any other braces."""
@@ -182,9 +248,12 @@ async def send_text(
     phone_number: str,
     message: str,
     now: datetime,
+    message_type: str = WhatsAppMessageType.TEXT,
+    media_url: str | None = None,
+    media_field: str = "media_url",
 ) -> WhatsAppMessage:
-    """Queue one text; the worker sends it."""
-    _check_body(message)
+    """Queue one message (see :func:`check_content`); the worker sends it."""
+    content = check_content(message_type, message, media_url, media_field=media_field)
     found = await find_session(session, who, session_name)
     client = await merchant_client(session, who)
     number = normalise(phone_number, client, settings, field="phone_number")
@@ -194,7 +263,9 @@ async def send_text(
         mode=who.mode.value,
         session_id=found.id,
         phone_number=number,
-        body=message,
+        body=content.message,
+        message_type=content.message_type.value,
+        media_url=content.media_url,
         status=WhatsAppStatus.QUEUED,
         attempts=0,
         created_at=now,
@@ -203,7 +274,13 @@ async def send_text(
     session.add(sent)
     await session.flush()
     enqueue(session, whatsapp_tasks.SEND_JOB, {"id": str(sent.id)}, now=now)
-    log.info("whatsapp.queued", message_id=str(sent.id), session_id=str(found.id), mode=sent.mode)
+    log.info(
+        "whatsapp.queued",
+        message_id=str(sent.id),
+        session_id=str(found.id),
+        mode=sent.mode,
+        type=content.message_type.value,
+    )
     return sent
 
 
@@ -218,9 +295,14 @@ async def send_bulk(
     now: datetime,
     field: str = "recipients",
     first_index: int = 0,
+    message_type: str = WhatsAppMessageType.TEXT,
+    media_url: str | None = None,
+    media_field: str = "media_url",
 ) -> BulkAccepted:
-    """Queue ``message`` to each ``(number, name)``; ``{name}`` in it is replaced per recipient."""
-    _check_body(message)
+    """Queue ``message`` (a text, or an image's or document's caption: see :func:`check_content`) to
+    each ``(number, name)``; ``{name}`` in it is replaced per recipient."""
+    content = check_content(message_type, message, media_url, media_field=media_field)
+    limit = MAX_BODY if content.message_type == WhatsAppMessageType.TEXT else MAX_CAPTION
     if not recipients:
         raise ValidationFailed.for_field(field, "no recipients")
     if len(recipients) > settings.whatsapp_bulk_max_recipients:
@@ -238,7 +320,7 @@ async def send_bulk(
         client_id=client.id,
         mode=who.mode.value,
         session_id=found.id,
-        message=message,
+        message=content.message,
         accepted=len(accepted),
         rejected=len(rejected),
         created_at=now,
@@ -253,7 +335,9 @@ async def send_bulk(
             "session_id": found.id,
             "batch_id": batch.id,
             "phone_number": number,
-            "body": personalise(message, recipients[index][1])[:MAX_BODY],
+            "body": personalise(content.message, recipients[index][1])[:limit],
+            "message_type": content.message_type.value,
+            "media_url": content.media_url,
             "status": WhatsAppStatus.QUEUED.value,
             "attempts": 0,
             "created_at": now,
@@ -274,6 +358,7 @@ async def send_bulk(
         session_id=str(found.id),
         accepted=len(accepted),
         rejected=len(rejected),
+        type=content.message_type.value,
     )
     return BulkAccepted(batch, rejected)
 
@@ -356,7 +441,17 @@ async def get_batch(
     if row is None:
         raise WhatsAppBatchNotFound(f"no WhatsApp batch {batch_id}")
     counts, messages = await batch_page(session, WhatsAppMessage, batch_id, page=page, page_size=page_size)
-    return BatchView(row[0], row[1], counts, messages)
+    content = (
+        await session.execute(
+            select(WhatsAppMessage.message_type, WhatsAppMessage.media_url)
+            .where(WhatsAppMessage.batch_id == batch_id)
+            .limit(1)
+        )
+    ).first()
+    kind, media_url = content if content is not None else (None, None)
+    return BatchView(
+        row[0], row[1], counts, messages, WhatsAppMessageType(kind or WhatsAppMessageType.TEXT), media_url
+    )
 
 
 # -- status webhooks --------------------------------------------------------------------------

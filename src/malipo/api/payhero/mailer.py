@@ -3,7 +3,9 @@
 
 Pay Hero identifies the caller by ``api_username`` in the body alone; malipo also requires the
 HTTP Basic credentials (or an API key), and ``api_username``, where sent, must name that same API
-user (403 otherwise). Translation only: the rules are in ``malipo.messaging.mailers``.
+user (403 otherwise). Sends take an ``Idempotency-Key``: a retry with the same key and body
+answers the first reply and queues no email again. Translation only: the rules are in
+``malipo.messaging.mailers``.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.api.deps import ClockDep, DatabaseDep, Session
 from malipo.auth.authenticate import authenticate
 from malipo.auth.principals import Principal, PrincipalKind
+from malipo.core.clock import Clock
 from malipo.core.errors import Forbidden
+from malipo.core.idempotency import Idempotency, IdempotencyKey
 from malipo.messaging import mailers
 from malipo.messaging.models import MerchantEmail, MerchantEmailStatus
 
@@ -176,7 +181,9 @@ async def register(body: RegisterIn, who: MailerCaller, db: DatabaseDep, clock: 
     return RegisterOut(id=str(mailer.id), message="Credentials registered successfully")
 
 
-async def _send(body: SendIn, who: Principal, session: Any, clock: Any) -> SendOut:
+async def _send(
+    body: SendIn, who: Principal, idem: Idempotency, session: AsyncSession, clock: Clock
+) -> SendOut:
     outcome = await mailers.send_emails(
         session,
         who,
@@ -187,24 +194,31 @@ async def _send(body: SendIn, who: Principal, session: Any, clock: Any) -> SendO
         recipients=[mailers.Recipient(r.email, r.name, r.subject, r.body, r.html) for r in body.recipients],
         now=clock.now(),
     )
-    return SendOut(
+    reply = SendOut(
         success=[
             Accepted(id=str(email_id), recipient_email=address) for email_id, address in outcome.accepted
         ],
         errors=[Refused(**error) for error in outcome.errors],  # type: ignore[arg-type]
         batch_id=outcome.batch_id,
     )
+    await idem.complete(session, status.HTTP_200_OK, reply)
+    return reply
 
 
 @router.post("/send", response_model=SendOut)
-async def send(body: SendIn, who: MailerCaller, session: Session, clock: ClockDep) -> SendOut:
-    """Send to many recipients through your mailer: each is queued, then sent by the worker."""
-    return await _send(body, who, session, clock)
+async def send(
+    body: SendIn, who: MailerCaller, idem: IdempotencyKey, session: Session, clock: ClockDep
+) -> SendOut:
+    """Send to many recipients through your mailer: each is queued, then sent by the worker. A retry
+    with the same ``Idempotency-Key`` and body answers the first reply and sends nothing again."""
+    return await _send(body, who, idem, session, clock)
 
 
 @router.post("/send_email", response_model=SendOut, include_in_schema=False)
-async def send_alias(body: SendIn, who: MailerCaller, session: Session, clock: ClockDep) -> SendOut:
-    return await _send(body, who, session, clock)
+async def send_alias(
+    body: SendIn, who: MailerCaller, idem: IdempotencyKey, session: Session, clock: ClockDep
+) -> SendOut:
+    return await _send(body, who, idem, session, clock)
 
 
 @router.get("/mail_status", response_model=MailStatusOut)

@@ -1,6 +1,10 @@
 """Pay Hero's WhatsApp API: ``/api/v2/whatspp/sendText`` and ``/sendBulk`` (Pay Hero's own spelling),
 also served under ``/api/v2/whatsapp/``, plus the status of a bulk batch.
 
+``message_type`` is ``TEXT``, ``IMAGE`` or ``DOCUMENT``; for the last two ``document_url`` is the
+media and ``message`` its caption. Sends take an ``Idempotency-Key``: a retry with the same key and
+body answers the first reply and queues nothing again.
+
 Translation only: the rules are in ``malipo.messaging.whatsapp``. Replies come once the messages
 are queued; the worker sends them.
 """
@@ -10,12 +14,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import PayHeroPrincipal
-from malipo.core.errors import ValidationFailed
+from malipo.core.idempotency import IdempotencyKey
 from malipo.messaging import whatsapp
 
 router = APIRouter(prefix="/api/v2", tags=["pay hero: whatsapp"])
@@ -23,12 +27,36 @@ router = APIRouter(prefix="/api/v2", tags=["pay hero: whatsapp"])
 _PREFIXES = ("/whatspp", "/whatsapp")
 
 
+MessageType = Literal["TEXT", "IMAGE", "DOCUMENT"]
+
+
 class PayHeroModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class SendTextIn(PayHeroModel):
-    message: str = Field(min_length=1, max_length=whatsapp.MAX_BODY)
+class MessageIn(PayHeroModel):
+    message_type: MessageType = Field(
+        default="TEXT", description="TEXT, or IMAGE / DOCUMENT with document_url (the case is ignored)"
+    )
+    message: str = Field(
+        default="",
+        max_length=whatsapp.MAX_BODY,
+        description="The text (1-4096 characters), or the image's or document's caption (up to 1024)",
+    )
+    document_url: str | None = Field(
+        default=None,
+        description=f"IMAGE and DOCUMENT: the media's absolute http(s) URL, up to {whatsapp.MAX_MEDIA_URL} "
+        "characters; a document is named after its last path segment. Ignored for TEXT",
+        examples=["https://shop.example/invoices/INV-009.pdf"],
+    )
+
+    @field_validator("message_type", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class SendTextIn(MessageIn):
     phone_number: str = Field(min_length=1, max_length=32, examples=["0787877878"])
     session: str = Field(min_length=1, max_length=100, description="The session's name")
 
@@ -44,11 +72,8 @@ class BulkRecipient(PayHeroModel):
     name: str | None = Field(default=None, max_length=200, description="Replaces {name} in the message")
 
 
-class SendBulkIn(PayHeroModel):
-    message_type: Literal["TEXT", "IMAGE", "DOCUMENT"] = "TEXT"
+class SendBulkIn(MessageIn):
     session: str = Field(min_length=1, max_length=100)
-    message: str = Field(min_length=1, max_length=whatsapp.MAX_BODY)
-    document_url: str | None = Field(default=None, max_length=2000)
     recipients: list[str | BulkRecipient] | dict[str, str | BulkRecipient] = Field(
         description="Phone numbers, or objects with phone_number (and name); an object of them is read too"
     )
@@ -71,6 +96,7 @@ class SendBulkOut(BaseModel):
 class BatchMessage(BaseModel):
     id: str
     phone_number: str
+    message_type: MessageType
     status: str
     message_id: str | None = Field(description="WhatsApp's wamid once sent")
     error: str | None
@@ -80,6 +106,8 @@ class BatchMessage(BaseModel):
 class BatchOut(BaseModel):
     batch_id: str
     session: str
+    message_type: MessageType
+    document_url: str | None = Field(description="The image or document sent; null for TEXT")
     accepted: int
     rejected: int
     counts: dict[str, int]
@@ -88,8 +116,18 @@ class BatchOut(BaseModel):
     messages: list[BatchMessage]
 
 
+def _message_type(value: str | None) -> MessageType:
+    # Rows from before media carry no type: they are texts.
+    return (value or "text").upper()  # type: ignore[return-value]
+
+
 async def _send_text(
-    body: SendTextIn, who: PayHeroPrincipal, session: Session, clock: ClockDep, settings: SettingsDep
+    body: SendTextIn,
+    who: PayHeroPrincipal,
+    idem: IdempotencyKey,
+    session: Session,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> SendTextOut:
     sent = await whatsapp.send_text(
         session,
@@ -98,19 +136,24 @@ async def _send_text(
         session_name=body.session,
         phone_number=body.phone_number,
         message=body.message,
+        message_type=body.message_type,
+        media_url=body.document_url,
+        media_field="document_url",
         now=clock.now(),
     )
-    return SendTextOut(success=True, message_id=str(sent.id), status="queued")
+    reply = SendTextOut(success=True, message_id=str(sent.id), status="queued")
+    await idem.complete(session, status.HTTP_200_OK, reply)
+    return reply
 
 
 async def _send_bulk(
-    body: SendBulkIn, who: PayHeroPrincipal, session: Session, clock: ClockDep, settings: SettingsDep
+    body: SendBulkIn,
+    who: PayHeroPrincipal,
+    idem: IdempotencyKey,
+    session: Session,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> SendBulkOut:
-    if body.message_type != "TEXT":
-        raise ValidationFailed.for_field(
-            "message_type",
-            f"{body.message_type} is not supported yet: send TEXT (with any link in the message)",
-        )
     items = list(body.recipients.values()) if isinstance(body.recipients, dict) else body.recipients
     recipients = [(item, None) if isinstance(item, str) else (item.phone_number, item.name) for item in items]
     done = await whatsapp.send_bulk(
@@ -120,9 +163,12 @@ async def _send_bulk(
         session_name=body.session,
         recipients=recipients,
         message=body.message,
+        message_type=body.message_type,
+        media_url=body.document_url,
+        media_field="document_url",
         now=clock.now(),
     )
-    return SendBulkOut(
+    reply = SendBulkOut(
         success=True,
         batch_id=str(done.batch.id),
         status="queued",
@@ -131,6 +177,8 @@ async def _send_bulk(
             Rejected(index=r.index, phone_number=r.phone_number, reason=r.reason) for r in done.rejected
         ],
     )
+    await idem.complete(session, status.HTTP_200_OK, reply)
+    return reply
 
 
 async def _batch(
@@ -140,6 +188,8 @@ async def _batch(
     return BatchOut(
         batch_id=str(view.batch.id),
         session=view.session_name,
+        message_type=_message_type(view.message_type),
+        document_url=view.media_url,
         accepted=view.batch.accepted,
         rejected=view.batch.rejected,
         counts={state: view.counts.get(state, 0) for state in ("queued", "sent", "delivered", "failed")},
@@ -149,6 +199,7 @@ async def _batch(
             BatchMessage(
                 id=str(m.id),
                 phone_number=m.phone_number,
+                message_type=_message_type(m.message_type),
                 status=m.status,
                 message_id=m.gateway_message_id,
                 error=m.error,
@@ -166,7 +217,7 @@ for _prefix in _PREFIXES:
         _send_text,
         methods=["POST"],
         response_model=SendTextOut,
-        summary="Send a WhatsApp text",
+        summary="Send a WhatsApp text, image or document",
         include_in_schema=_documented,
         name=f"payhero.whatsapp.send_text{_prefix}",
     )
@@ -175,7 +226,7 @@ for _prefix in _PREFIXES:
         _send_bulk,
         methods=["POST"],
         response_model=SendBulkOut,
-        summary="Send a WhatsApp text to many numbers; answers a batch id at once",
+        summary="Send a WhatsApp text, image or document to many numbers; answers a batch id at once",
         include_in_schema=_documented,
         name=f"payhero.whatsapp.send_bulk{_prefix}",
     )

@@ -10,8 +10,15 @@ is 401 code 190, a known token used for another number is 400 code 100 subcode 3
 
 The body is checked strictly (an unknown field is refused too, to catch typos): messaging_product
 ``whatsapp``, recipient_type ``individual`` if given, ``to`` 8-15 digits with an optional ``+``,
-type ``text`` (the only type simulated), text.body 1-4096 characters, text.preview_url a boolean.
-Anything else is HTTP 400 code 100 with the reason in ``error_data.details``.
+and one message object, named by ``type``:
+
+- ``text``: text.body 1-4096 characters, text.preview_url a boolean;
+- ``image``: image.link (an absolute http(s) URL) or image.id (an uploaded media id), not both,
+  and image.caption up to 1024 characters;
+- ``document``: the same as an image, plus document.filename.
+
+Anything else is HTTP 400 code 100 with the reason in ``error_data.details``. Media links are
+checked, not fetched.
 
 The recipient's last four digits choose the outcome (:data:`TEST_NUMBERS`):
 
@@ -61,6 +68,7 @@ __all__ = [
     "BUSINESS_ACCOUNT_ID",
     "DISPLAY_PHONE_NUMBER",
     "MAX_BODY_CHARS",
+    "MAX_CAPTION_CHARS",
     "TEST_NUMBERS",
     "ReceivedMessage",
     "SimulatedOutcome",
@@ -70,16 +78,23 @@ __all__ = [
 log = get_logger("malipo.providers.whatsapp_cloud.simulator")
 
 MAX_BODY_CHARS = 4096
+MAX_CAPTION_CHARS = 1024  # an image's or document's caption
 # What the simulated business account and number look like in webhooks' ``entry.id`` and ``metadata``.
 BUSINESS_ACCOUNT_ID = "100000000000001"
 DISPLAY_PHONE_NUMBER = "15550001234"
 
 _VERSION = re.compile(r"v\d+\.\d+")
 _RECIPIENT = re.compile(r"\+?\d{8,15}")
+# The message objects, each under the key its ``type`` names, and the fields each may hold.
+_MESSAGE_FIELDS = {
+    "text": frozenset({"body", "preview_url"}),
+    "image": frozenset({"id", "link", "caption"}),
+    "document": frozenset({"id", "link", "caption", "filename"}),
+}
 _TOP_LEVEL_FIELDS = frozenset(
-    {"messaging_product", "recipient_type", "to", "type", "text", "context", "biz_opaque_callback_data"}
-)
-_TEXT_FIELDS = frozenset({"body", "preview_url"})
+    {"messaging_product", "recipient_type", "to", "type", "context", "biz_opaque_callback_data"}
+) | frozenset(_MESSAGE_FIELDS)
+_LINK = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +280,7 @@ def _authenticate(authorization: str | None, phone_number_id: str, tokens: dict[
 
 
 def _validate(body: Any) -> str:
-    """The recipient of a valid text-message body; raises code 100 naming the first problem."""
+    """The recipient of a valid message body; raises code 100 naming the first problem."""
     if not isinstance(body, dict):
         raise _invalid("the request body must be a JSON object")
     unknown = sorted(set(body) - _TOP_LEVEL_FIELDS)
@@ -278,23 +293,56 @@ def _validate(body: Any) -> str:
     to = body.get("to")
     if not isinstance(to, str) or not _RECIPIENT.fullmatch(to):
         raise _invalid("to must be a phone number of 8 to 15 digits, optionally starting with +")
-    if body.get("type") != "text":
-        raise _invalid("type must be 'text' (the only message type the simulator supports)")
-    text = body.get("text")
-    if not isinstance(text, dict):
-        raise _invalid("text must be an object with a body")
-    unknown = sorted(set(text) - _TEXT_FIELDS)
+    kind = body.get("type")
+    if not isinstance(kind, str) or kind not in _MESSAGE_FIELDS:
+        raise _invalid(
+            "type must be 'text', 'image' or 'document' (the message types the simulator supports)"
+        )
+    for other in _MESSAGE_FIELDS:
+        if other != kind and other in body:
+            raise _invalid(f"type must be {other!r} to send a {other} object; got type {kind!r}")
+    content = body.get(kind)
+    if not isinstance(content, dict):
+        what = "a body" if kind == "text" else "a link or an id"
+        raise _invalid(f"{kind} must be an object with {what}")
+    unknown = sorted(set(content) - _MESSAGE_FIELDS[kind])
     if unknown:
-        raise _invalid(f"unknown parameter(s) in text: {', '.join(unknown)}")
+        raise _invalid(f"unknown parameter(s) in {kind}: {', '.join(unknown)}")
+    if kind == "text":
+        _validate_text(content)
+    else:
+        _validate_media(kind, content)
+    context = body.get("context")
+    if context is not None and not (isinstance(context, dict) and isinstance(context.get("message_id"), str)):
+        raise _invalid("context must be an object with a message_id")
+    return to
+
+
+def _validate_text(text: dict[str, Any]) -> None:
     message = text.get("body")
     if not isinstance(message, str) or not 1 <= len(message) <= MAX_BODY_CHARS:
         raise _invalid(f"text.body must be a string of 1 to {MAX_BODY_CHARS} characters")
     if not isinstance(text.get("preview_url", False), bool):
         raise _invalid("text.preview_url must be a boolean")
-    context = body.get("context")
-    if context is not None and not (isinstance(context, dict) and isinstance(context.get("message_id"), str)):
-        raise _invalid("context must be an object with a message_id")
-    return to
+
+
+def _validate_media(kind: str, media: dict[str, Any]) -> None:
+    """An image or document: a hosted ``link`` or an uploaded ``id`` (Meta takes one, never both)."""
+    link, media_id = media.get("link"), media.get("id")
+    if link is None and media_id is None:
+        raise _invalid(f"{kind} must have a link (a hosted media URL) or an id (an uploaded media id)")
+    if link is not None and media_id is not None:
+        raise _invalid(f"{kind} must have a link or an id, not both")
+    if link is not None and not (isinstance(link, str) and _LINK.fullmatch(link)):
+        raise _invalid(f"{kind}.link must be an absolute http or https URL")
+    if media_id is not None and not (isinstance(media_id, str) and media_id.strip()):
+        raise _invalid(f"{kind}.id must be a non-empty string")
+    caption = media.get("caption")
+    if caption is not None and not (isinstance(caption, str) and len(caption) <= MAX_CAPTION_CHARS):
+        raise _invalid(f"{kind}.caption must be a string of at most {MAX_CAPTION_CHARS} characters")
+    filename = media.get("filename")
+    if filename is not None and not (isinstance(filename, str) and filename.strip()):
+        raise _invalid(f"{kind}.filename must be a non-empty string")
 
 
 # -- status webhooks -----------------------------------------------------------------------------
