@@ -209,6 +209,7 @@ def run_load(
     body_factory: str | Callable[[int], Any] | None = None,
     client: str = "raw",
     server_pid: int | None = None,
+    rate: float | None = None,
 ) -> LoadResult:
     """Load ``url`` from a second process (``python -m bench.load``) and return what it measured.
 
@@ -219,7 +220,8 @@ def run_load(
     running script is found through the script's file). It returns the body or a
     :class:`bench.load.Request` (body, headers, path). ``client`` is ``"raw"`` or
     ``"httpx"`` (see bench/load.py). ``server_pid`` adds the server's CPU use to
-    the result, to show which side was saturated.
+    the result, to show which side was saturated. ``rate`` makes the load open-loop: that
+    many requests per second in all, each timed from when it was due.
     """
     if body is not None and body_factory is not None:
         raise ValueError("give body or body_factory, not both")
@@ -256,6 +258,8 @@ def run_load(
         cmd += ["--header", f"{name}: {value}"]
     if server_pid is not None:
         cmd += ["--server-pid", str(server_pid)]
+    if rate:
+        cmd += ["--rate", str(rate)]
     try:
         done = subprocess.run(
             cmd,

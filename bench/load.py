@@ -417,7 +417,24 @@ class _Connection(asyncio.Protocol):
             pos = self._chunk_pos = nxt
 
 
-async def _raw_connection(source: RequestSource, rec: Recorder) -> None:
+class Pacer:
+    """An open-loop schedule: request ``i`` is due at ``start + i / rate``, whichever connection sends it.
+
+    Latency is then measured from when the request was due, not from when a free connection got
+    to send it, so a server that falls behind shows its queue (no coordinated omission).
+    """
+
+    def __init__(self, rate: float, start: float) -> None:
+        self.interval = 1.0 / rate
+        self.next_due = start
+
+    def take(self) -> float:
+        due = self.next_due
+        self.next_due += self.interval
+        return due
+
+
+async def _raw_connection(source: RequestSource, rec: Recorder, pacer: Pacer | None = None) -> None:
     loop = asyncio.get_running_loop()
     target = source.target
     head_only = source.method == "HEAD"
@@ -435,6 +452,13 @@ async def _raw_connection(source: RequestSource, rec: Recorder) -> None:
                     continue
             data = static or source.render(*source.next())
             started = perf_counter()
+            if pacer is not None:
+                due = pacer.take()
+                if due > started:
+                    await asyncio.sleep(due - started)
+                started = due
+                if rec.stopping:
+                    break
             try:
                 status, keep_alive = await conn.send(data, head_only)
             except (OSError, ProtocolError) as exc:
@@ -530,15 +554,19 @@ async def _run(
     warmup: float,
     server_pid: int | None,
     loop_name: str,
+    rate: float | None = None,
 ) -> LoadResult:
     start = time.perf_counter()
+    pacer = Pacer(rate, start) if rate else None
     rec = Recorder(start + warmup, start + warmup + duration)
     if client == "raw":
         if source.target.scheme != "http":
             raise SystemExit("the raw client speaks plain http only; use --client httpx for https")
-        tasks = [asyncio.create_task(_raw_connection(source, rec)) for _ in range(connections)]
+        tasks = [asyncio.create_task(_raw_connection(source, rec, pacer)) for _ in range(connections)]
         closer = None
     else:
+        if pacer is not None:
+            raise SystemExit("--rate needs the raw client")
         tasks, closer = await _httpx_run(source, rec, connections)
 
     # A connection task that raises is a bug in the generator (or a body factory), not a
@@ -650,6 +678,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
     parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
     parser.add_argument("--server-pid", type=int, help="also report this process's CPU use")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="open loop: send this many requests per second in all (latency counts from when each was due)",
+    )
     args = parser.parse_args(argv)
 
     body_bytes = b""
@@ -671,6 +704,7 @@ def main(argv: list[str] | None = None) -> int:
                 warmup=args.warmup,
                 server_pid=args.server_pid,
                 loop_name=loop_name,
+                rate=args.rate,
             )
         )
     sys.stdout.write(json.dumps(result.to_dict()) + "\n")

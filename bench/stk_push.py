@@ -1,6 +1,6 @@
 """Collections per second: POST /api/v2/payments on PostgreSQL, and request-to-callback time.
 
-    python bench/stk_push.py [--connections 64] [--duration 10] [--database-url postgresql://…]
+    python bench/stk_push.py [--connections 64] [--duration 10] [--rate R] [--database-url postgresql://…]
 
 Creates a scratch database (dropped at the end), migrates it, seeds the demo merchant and funds
 its service wallet (fees are held per collection), then starts three processes: the Daraja
@@ -12,7 +12,12 @@ with the Pay Hero Basic pair, each request a new `external_reference` and the re
 
 Reported: accepted collections/s (201 replies) with p50/p99 of the request itself, and the time
 from the request reaching malipo (the collection's `created_at`) to its merchant callback
-arriving (p50/p99), for the collections accepted in the measured window. After the load it
+arriving (p50/p99), for the collections accepted in the measured window, and the CPU that
+malipo spent per collection over the whole run (requests, worker, callbacks: from the start of
+the load until the last callback). By default the load is closed-loop (each connection sends its
+next request when the last is answered: how fast malipo accepts); ``--rate R`` offers R requests
+per second instead (open loop, each request timed from when it was due), which shows the
+request-to-callback time at a rate the worker can keep up with. After the load it
 waits for the callbacks to drain, checks that every accepted collection reached a final state
 and was called back exactly once, and runs `malipo ledger verify`.
 """
@@ -25,6 +30,7 @@ import base64
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -150,6 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rate", type=float, help="offer this many requests/s (open loop)")
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="run the outbox worker as this many `malipo worker` processes (0: inside `malipo serve`)",
+    )
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=0.05,
+        help="worker poll seconds, for worker processes (no wake-ups cross)",
+    )
     parser.add_argument(
         "--drain", type=float, default=60.0, help="seconds to wait for callbacks after the load"
     )
@@ -165,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     errors = 0
     results: dict[str, Any] = {"settings": vars(args)}
+    workers: list[subprocess.Popen[bytes]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="malipo-bench-") as var_dir:
             sim_port, receiver_port, port = lib.free_port(), lib.free_port(), lib.free_port()
@@ -193,11 +213,23 @@ def main(argv: list[str] | None = None) -> int:
                              "--port", str(receiver_port), "--log-level", "warning",
                              "--no-access-log"]  # fmt: skip
             serve_argv = [sys.executable, "-m", "malipo.cli", "serve", "--port", str(port)]
+            serve_env = env
+            if args.worker_processes:
+                serve_env = env | {"MALIPO_INPROCESS_WORKER": "false"}
+                worker_env = env | {"MALIPO_WORKER_POLL_SECONDS": str(args.poll)}
+                workers = [
+                    subprocess.Popen(
+                        [sys.executable, "-m", "malipo.cli", "worker"], env=lib.child_env(worker_env)
+                    )
+                    for _ in range(args.worker_processes)
+                ]
             with (
-                lib.serving(sim_argv, env, sim_port, ready_path="/healthz"),
+                lib.serving(sim_argv, env, sim_port, ready_path="/healthz") as sim_proc,
                 lib.serving(receiver_argv, receiver_env, receiver_port),
-                lib.serving(serve_argv, env, port) as proc,
+                lib.serving(serve_argv, serve_env, port) as proc,
             ):
+                cpu_before = sum(lib.process_cpu_seconds(p.pid) or 0.0 for p in [proc, *workers])
+                sim_cpu_before = lib.process_cpu_seconds(sim_proc.pid) or 0.0
                 started = time.time()
                 result = lib.run_load(
                     f"http://127.0.0.1:{port}/api/v2/payments",
@@ -208,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                     duration=args.duration,
                     warmup=args.warmup,
                     server_pid=proc.pid,
+                    rate=args.rate,
                 )
                 load_end = time.time()
                 print(
@@ -229,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     time.sleep(0.5)
                 drained = time.time()
+                server_cpu = sum(lib.process_cpu_seconds(p.pid) or 0.0 for p in [proc, *workers]) - cpu_before
+                sim_cpu = (lib.process_cpu_seconds(sim_proc.pid) or 0.0) - sim_cpu_before
             stored = asyncio.run(_collections(dsn, run))
             window = [
                 ref for ref, (created, _s) in stored.items() if started + args.warmup <= created <= load_end
@@ -251,8 +286,12 @@ def main(argv: list[str] | None = None) -> int:
                     "count": len(latencies),
                 },
                 "ledger_verify": verify,
+                "server_cpu_ms_per_collection": 1000 * server_cpu / max(accepted, 1),
+                "simulator_cpu_ms_per_collection": 1000 * sim_cpu / max(accepted, 1),
             }
-            lib.print_table([result.as_row(f"POST /api/v2/payments c={args.connections}")])
+            label = f"POST /api/v2/payments c={args.connections}"
+            label += f" rate={args.rate:g}/s" if args.rate else ""
+            lib.print_table([result.as_row(label)])
             r2c = results["request_to_callback_ms"]
             print(
                 f"request → merchant callback over {r2c['count']:,} collections of the window:"
@@ -263,12 +302,18 @@ def main(argv: list[str] | None = None) -> int:
                 f" called back {len(arrived):,} ({duplicates} duplicates),"
                 f" drained {drained - load_end:.1f} s after the load; {verify}"
             )
+            print(
+                f"CPU per collection, whole run: malipo {results['server_cpu_ms_per_collection']:.1f} ms,"
+                f" simulator {results['simulator_cpu_ms_per_collection']:.1f} ms"
+            )
             if final != len(stored) or len(arrived) != accepted or duplicates:
                 print(
                     "ERROR: not every accepted collection was finished and called back once", file=sys.stderr
                 )
                 errors += 1
     finally:
+        for worker in workers:
+            lib.stop_server(worker)
         asyncio.run(_drop_database(args.database_url, db_name))
     path = lib.write_json(NAME, results)
     print(f"results written to {path.relative_to(lib.ROOT)}")

@@ -177,16 +177,33 @@ class Database:
 
 
 OUTBOX_FLAG = "outbox_enqueued"
+_PENDING_CACHE = "cache_after_commit"
+
+
+def cached(session: AsyncSession | Session, name: str, key: Any) -> Any:
+    """What ``cache_after_commit`` stored under ``name``/``key`` in this session's database, or None."""
+    database = session.info.get("database")
+    return None if database is None else database.caches.get(name, {}).get(key)
+
+
+def cache_after_commit(session: AsyncSession | Session, name: str, key: Any, value: Any) -> None:
+    """Cache ``value`` once this session's transaction commits (dropped if it, or a savepoint in
+    it, rolls back). For facts that never change once committed, such as an account's id."""
+    session.info.setdefault(_PENDING_CACHE, []).append((name, key, value))
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    if session.info.pop(OUTBOX_FLAG, False):
-        database = session.info.get("database")
-        if database is not None:
-            database._jobs_committed()
+    database = session.info.get("database")
+    pending = session.info.pop(_PENDING_CACHE, None)
+    if pending and database is not None:
+        for name, key, value in pending:
+            database.caches.setdefault(name, {})[key] = value
+    if session.info.pop(OUTBOX_FLAG, False) and database is not None:
+        database._jobs_committed()
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, _previous_transaction: Any) -> None:
     session.info.pop(OUTBOX_FLAG, None)
+    session.info.pop(_PENDING_CACHE, None)

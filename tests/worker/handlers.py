@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
-from malipo.worker.registry import JobContext, PermanentJobError, job_handler
+from malipo.worker.registry import (
+    BatchContext,
+    BatchItem,
+    JobContext,
+    PermanentJobError,
+    batch_job_handler,
+    job_handler,
+)
 
 
 def append_line(path: str, line: str) -> None:
@@ -49,3 +57,16 @@ async def hang_first(ctx: JobContext, payload: dict[str, Any]) -> None:
         marker.touch()
         await asyncio.sleep(3600)
     append_line(payload["path"], str(ctx.job_id))
+
+
+@batch_job_handler("test.batch", max_attempts=2)
+async def batch(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, BaseException]:
+    """Appends one line per call with every job's id; ``fail`` / ``permanent`` payloads fail."""
+    append_line(items[0].payload["path"], " ".join(sorted(str(item.job_id) for item in items)))
+    failed: dict[uuid.UUID, BaseException] = {}
+    for item in items:
+        if item.payload.get("fail"):
+            failed[item.job_id] = RuntimeError(f"failed on attempt {item.attempt}")
+        elif item.payload.get("permanent"):
+            failed[item.job_id] = PermanentJobError("never valid")
+    return failed

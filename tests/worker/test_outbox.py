@@ -312,3 +312,37 @@ async def test_job_of_a_killed_worker_runs_again_after_its_lease(
         (2, AttemptOutcome.SUCCEEDED),
     ]
     assert attempts[0].worker != attempts[1].worker
+
+
+async def test_a_batch_handler_gets_every_job_of_its_kind_at_once_and_each_ends_on_its_own(
+    db: Database, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    out = tmp_path / "batches.txt"
+    async with db.transaction() as session:
+        ok = [enqueue(session, "test.batch", {"path": str(out)}, now=clock.now()) for _ in range(3)]
+        retried = enqueue(session, "test.batch", {"path": str(out), "fail": True}, now=clock.now())
+        dead = enqueue(session, "test.batch", {"path": str(out), "permanent": True}, now=clock.now())
+        single = enqueue(session, "test.append", {"path": str(tmp_path / "single.txt")}, now=clock.now())
+    worker = Worker(db, settings, clock=clock)
+    assert await worker.run_once() == 6
+    # One call for the five batch jobs; the plain job ran on its own.
+    assert _lines(out) == [" ".join(sorted(str(job.id) for job in [*ok, retried, dead]))]
+    assert _lines(tmp_path / "single.txt") == [str(single.id)]
+    jobs = {job.id: job for job in await _jobs(db)}
+    assert all(jobs[job.id].status == JobStatus.SUCCEEDED for job in [*ok, single])
+    assert jobs[dead.id].status == JobStatus.DEAD
+    assert jobs[dead.id].last_error == "PermanentJobError: never valid"
+    assert jobs[retried.id].status == JobStatus.PENDING
+    assert jobs[retried.id].last_error == "RuntimeError: failed on attempt 1"
+    [attempt] = await _attempts(db, retried.id)
+    assert attempt.outcome == AttemptOutcome.FAILED
+    [attempt] = await _attempts(db, ok[0].id)
+    assert attempt.outcome == AttemptOutcome.SUCCEEDED
+
+    # The retry comes after its backoff, alone in its batch, and its last failure kills it.
+    clock.advance(timedelta(hours=1))
+    assert await worker.run_once() == 1
+    await worker.aclose()
+    assert _lines(out)[-1] == str(retried.id)
+    [job] = [job for job in await _jobs(db) if job.id == retried.id]
+    assert (job.status, job.attempts) == (JobStatus.DEAD, 2)

@@ -40,6 +40,7 @@ from malipo.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from malipo.core.ids import new_id, new_reference, new_token
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
+from malipo.db import cache_after_commit, cached
 from malipo.identity.models import KeyMode
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
@@ -193,6 +194,19 @@ async def get_channel(session: AsyncSession, who: Principal, channel_id: int) ->
     return channel
 
 
+async def _wallet_channel_id(session: AsyncSession, client_id: uuid.UUID, mode: str, now: datetime) -> int:
+    """``wallet_channel(...).id``, cached once its transaction commits (the channel is permanent)."""
+    key = (client_id, mode)
+    found: int | None = cached(session, _WALLET_CHANNELS, key)
+    if found is None:
+        found = (await wallet_channel(session, client_id, mode, now)).id
+        cache_after_commit(session, _WALLET_CHANNELS, key, found)
+    return found
+
+
+_WALLET_CHANNELS = "collections.wallet_channels"
+
+
 def transaction_type(channel: PaymentChannel) -> str:
     return TRANSACTION_TYPES[ChannelType(channel.channel_type)]
 
@@ -211,6 +225,15 @@ async def _merchant_wallet(
     session: AsyncSession, client_id: uuid.UUID, mode: str, kind: AccountKind, now: datetime
 ) -> Any:
     return await ledger.open_account(
+        session, owner=ledger.owner_key(client_id=client_id), kind=kind, currency=CURRENCY, mode=mode,
+        client_id=client_id, now=now,
+    )  # fmt: skip
+
+
+async def _merchant_wallet_id(
+    session: AsyncSession, client_id: uuid.UUID, mode: str, kind: AccountKind, now: datetime
+) -> uuid.UUID:
+    return await ledger.account_id(
         session, owner=ledger.owner_key(client_id=client_id), kind=kind, currency=CURRENCY, mode=mode,
         client_id=client_id, now=now,
     )  # fmt: skip
@@ -258,7 +281,7 @@ async def request_collection(
             "network_code", f"must be one of {', '.join(MOBILE_NETWORKS)} (M-Pesa, Airtel Money, T-Kash)"
         )
     if body.purpose == CollectionPurpose.TOP_UP or body.channel_id is None:
-        channel = await wallet_channel(session, who.client_id, mode, now)
+        channel_id = await _wallet_channel_id(session, who.client_id, mode, now)
     else:
         try:
             channel = await get_channel(session, who, body.channel_id)
@@ -266,6 +289,7 @@ async def request_collection(
             raise NotFound.for_field("channel_id", f"no payment channel {body.channel_id}") from None
         if not channel.is_active:
             raise InactiveChannel.for_field("channel_id", f"payment channel {channel.id} is not active")
+        channel_id = channel.id
     amount = Money(body.amount * 100, CURRENCY)
     fee = (
         await collection_fee(session, settings, who.client_id, amount)
@@ -276,7 +300,7 @@ async def request_collection(
     collection = Collection(
         id=new_id(), client_id=who.client_id, mode=mode, api_user_id=who.api_user_id, purpose=body.purpose,
         reference=new_reference(), checkout_request_id=_checkout_request_id(now),
-        external_reference=body.external_reference or None, channel_id=channel.id, provider=body.provider,
+        external_reference=body.external_reference or None, channel_id=channel_id, provider=body.provider,
         network_code=network, phone=phone, amount=amount.amount, currency=CURRENCY, fee=fee.amount,
         fee_hold_id=None, customer_name=body.customer_name, callback_url=body.callback_url,
         status=CollectionStatus.QUEUED, callback_token_hash=sha256_hex(token), created_at=now, updated_at=now,
@@ -303,10 +327,11 @@ async def request_collection(
 async def _hold_fee(
     session: AsyncSession, client_id: uuid.UUID, mode: str, fee: Money, reference: str, now: datetime
 ) -> uuid.UUID:
-    wallet = await _merchant_wallet(session, client_id, mode, AccountKind.SERVICE_WALLET, now)
+    wallet_id = await _merchant_wallet_id(session, client_id, mode, AccountKind.SERVICE_WALLET, now)
     try:
-        hold = await ledger.place_hold(session, wallet.id, fee.amount, reference=f"fee:{reference}", now=now)
+        hold = await ledger.place_hold(session, wallet_id, fee.amount, reference=f"fee:{reference}", now=now)
     except ledger.InsufficientFunds:
+        wallet = await _merchant_wallet(session, client_id, mode, AccountKind.SERVICE_WALLET, now)
         available = Money(wallet.balance - wallet.held, wallet.currency)
         raise ServiceWalletTooLow(
             f"the transaction cost ({fee}) is more than the service wallet holds ({available}): "
@@ -375,7 +400,7 @@ async def collection_for_token(session: AsyncSession, token: str) -> Collection:
 async def finish(session: AsyncSession, collection: Collection, outcome: Outcome, *, now: datetime) -> bool:
     """Move the collection to SUCCESS or FAILED once; False if it was final already (nothing changes)."""
     status = CollectionStatus.SUCCESS if outcome.result_code == 0 else CollectionStatus.FAILED
-    moved = await session.execute(
+    moved = await session.scalar(
         update(Collection)
         .where(Collection.id == collection.id, Collection.status.not_in(list(FINAL_STATES)))
         .values(
@@ -383,12 +408,13 @@ async def finish(session: AsyncSession, collection: Collection, outcome: Outcome
             mpesa_receipt=outcome.receipt, completed_at=now, updated_at=now,
             merchant_request_id=func.coalesce(Collection.merchant_request_id, outcome.merchant_request_id),
         )
-        .execution_options(synchronize_session=False)
+        .returning(Collection)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )  # fmt: skip
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if moved is None:
         log.info("collection.already_final", reference=collection.reference, result_code=outcome.result_code)
         return False
-    await session.refresh(collection)
+    collection = moved
     if status == CollectionStatus.SUCCESS:
         await _book_success(session, collection, now)
     elif collection.fee_hold_id is not None:
@@ -405,31 +431,46 @@ async def finish(session: AsyncSession, collection: Collection, outcome: Outcome
     return True
 
 
+async def _channel_type(session: AsyncSession, channel_id: int) -> str | None:
+    """A channel's type (which never changes), cached once its transaction commits."""
+    found: str | None = cached(session, _CHANNEL_TYPES, channel_id)
+    if found is None:
+        found = await session.scalar(
+            select(PaymentChannel.channel_type).where(PaymentChannel.id == channel_id)
+        )
+        if found is not None:
+            cache_after_commit(session, _CHANNEL_TYPES, channel_id, found)
+    return found
+
+
+_CHANNEL_TYPES = "collections.channel_types"
+
+
 async def _book_success(session: AsyncSession, collection: Collection, now: datetime) -> None:
-    clearing = await ledger.system_account(
+    clearing_id = await ledger.system_account_id(
         session, AccountKind.MOBILE_MONEY_CLEARING, collection.currency, collection.mode, now
     )
-    channel = await session.get(PaymentChannel, collection.channel_id) if collection.channel_id else None
+    channel_type = await _channel_type(session, collection.channel_id) if collection.channel_id else None
     if collection.purpose == CollectionPurpose.TOP_UP:
-        target = await _merchant_wallet(
+        target_id = await _merchant_wallet_id(
             session, collection.client_id, collection.mode, AccountKind.SERVICE_WALLET, now
         )
         kind = "service_wallet_top_up"
-    elif channel is None or channel.channel_type == ChannelType.WALLET:
-        target = await _merchant_wallet(
+    elif channel_type is None or channel_type == ChannelType.WALLET:
+        target_id = await _merchant_wallet_id(
             session, collection.client_id, collection.mode, AccountKind.PAYMENTS_WALLET, now
         )
         kind = "collection"
     else:  # paid straight to the merchant's own till/paybill/bank: recorded as settled there
-        target = await ledger.system_account(
+        target_id = await ledger.system_account_id(
             session, AccountKind.EXTERNAL_SETTLEMENT, collection.currency, collection.mode, now
         )
         kind = "collection_to_own_channel"
     posted = await ledger.post_journal(
         session,
         [
-            ledger.Leg(clearing.id, -collection.amount, collection.currency),
-            ledger.Leg(target.id, collection.amount, collection.currency),
+            ledger.Leg(clearing_id, -collection.amount, collection.currency),
+            ledger.Leg(target_id, collection.amount, collection.currency),
         ],
         kind=kind,
         description=f"M-Pesa {collection.mpesa_receipt or ''} from {collection.phone}".strip(),
@@ -441,11 +482,11 @@ async def _book_success(session: AsyncSession, collection: Collection, now: date
     )
     collection.journal_id = posted.journal.id
     if collection.fee_hold_id is not None:
-        revenue = await ledger.system_account(
+        revenue_id = await ledger.system_account_id(
             session, AccountKind.FEE_REVENUE, collection.currency, collection.mode, now
         )
         await ledger.settle_hold(
-            session, collection.fee_hold_id, [ledger.Leg(revenue.id, collection.fee, collection.currency)],
+            session, collection.fee_hold_id, [ledger.Leg(revenue_id, collection.fee, collection.currency)],
             kind="collection_fee", description=f"Transaction fee {collection.reference}",
             mode=collection.mode, now=now, client_id=collection.client_id,
             idempotency_key=f"collection-fee:{collection.id}",

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from malipo.collections import service
 from malipo.collections.models import FINAL_STATES, Collection, CollectionStatus
 from malipo.core.logging import get_logger
 from malipo.providers.daraja.client import DarajaError, DarajaPending, surely_not_taken
+from malipo.providers.daraja.schemas import StkPushReply
 from malipo.providers.registry import daraja_client
-from malipo.worker.registry import JobContext, PermanentJobError, enqueue, job_handler
+from malipo.worker.registry import (
+    BatchContext,
+    BatchItem,
+    JobContext,
+    PermanentJobError,
+    batch_job_handler,
+    enqueue,
+    enqueue_many,
+    job_handler,
+)
 
 log = get_logger("malipo.collections")
 
@@ -27,40 +38,82 @@ def _collection_id(payload: dict[str, Any]) -> uuid.UUID:
         raise PermanentJobError(f"payload has no valid collection_id: {exc}") from exc
 
 
-@job_handler(service.SEND_JOB, max_attempts=6, base_delay=2.0, max_delay=60.0)
-async def send_stk_push(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Send the push once: the collection moves QUEUED → SENT before the call (committed), so a
-    worker that dies mid-call never pushes twice; Daraja's callback still finds it by its token."""
-    collection_id = _collection_id(payload)
-    token = str(payload.get("token", ""))
+_COLLECTIONS = Collection.__table__
+_STORE_IDS = (
+    update(_COLLECTIONS)
+    .where(_COLLECTIONS.c.id == bindparam("b_id"))
+    .values(
+        merchant_request_id=bindparam("b_merchant"),
+        provider_checkout_request_id=bindparam("b_checkout"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+@batch_job_handler(service.SEND_JOB, max_attempts=6, base_delay=2.0, max_delay=60.0)
+async def send_stk_pushes(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, BaseException]:
+    """Send each push once: the collections move QUEUED → SENT before the calls (committed, one
+    transaction for the batch), so a worker that dies mid-call never pushes twice; Daraja's
+    callback still finds each by its token. The pushes go out together; Daraja's ids are stored
+    in one transaction after."""
+    failed: dict[uuid.UUID, BaseException] = {}
+    wanted: dict[uuid.UUID, BatchItem] = {}
+    for item in items:
+        try:
+            wanted[_collection_id(item.payload)] = item
+        except PermanentJobError as exc:
+            failed[item.job_id] = exc
+    if not wanted:
+        return failed
     now = ctx.clock.now()
     async with ctx.db.transaction() as session:
-        claimed = await session.execute(
-            update(Collection)
-            .where(Collection.id == collection_id, Collection.status == CollectionStatus.QUEUED)
-            .values(status=CollectionStatus.SENT, sent_at=now, updated_at=now)
-            .returning(Collection.phone, Collection.amount, Collection.reference, Collection.mode)
-            .execution_options(synchronize_session=False)
-        )
-        row = claimed.first()
-        if row is not None:
-            # Scheduled with the claim, not after Daraja's reply: if this worker dies mid-call,
-            # the STK query still comes and no collection stays SENT forever.
-            enqueue(
-                session, service.RECONCILE_JOB, {"collection_id": str(collection_id), "query": 1},
-                now=now, delay=service.reconcile_delay(ctx.settings),
+        rows = (
+            await session.execute(
+                update(_COLLECTIONS)
+                .where(_COLLECTIONS.c.id.in_(list(wanted)), _COLLECTIONS.c.status == CollectionStatus.QUEUED)
+                .values(status=CollectionStatus.SENT, sent_at=now, updated_at=now)
+                .returning(
+                    _COLLECTIONS.c.id, _COLLECTIONS.c.phone, _COLLECTIONS.c.amount,
+                    _COLLECTIONS.c.reference, _COLLECTIONS.c.mode,
+                )
+            )
+        ).all()  # fmt: skip
+        # Scheduled with the claim, not after Daraja's reply: if this worker dies mid-call,
+        # the STK query still comes and no collection stays SENT forever.
+        await enqueue_many(
+            session, service.RECONCILE_JOB, [{"collection_id": str(row.id), "query": 1} for row in rows],
+            now=now, delays=[service.reconcile_delay(ctx.settings)] * len(rows),
+        )  # fmt: skip
+    if len(rows) < len(wanted):
+        log.info("collection.not_queued", count=len(wanted) - len(rows))
+    results = await asyncio.gather(*(_push(ctx, wanted[row.id], row) for row in rows), return_exceptions=True)
+    stored = []
+    for row, result in zip(rows, results, strict=True):
+        if isinstance(result, BaseException):
+            failed[wanted[row.id].job_id] = result
+        elif result is not None:
+            stored.append(
+                {"b_id": row.id, "b_merchant": result.MerchantRequestID,
+                 "b_checkout": result.CheckoutRequestID, "b_now": ctx.clock.now()}
             )  # fmt: skip
-    if row is None:
-        log.info("collection.not_queued", collection_id=str(collection_id))
-        return
+    if stored:
+        async with ctx.db.transaction() as session:
+            await session.execute(_STORE_IDS, stored)
+        log.info("collection.sent", count=len(stored))
+    return failed
+
+
+async def _push(ctx: BatchContext, item: BatchItem, row: Any) -> StkPushReply | None:
+    """Daraja's reply, or None when the push was refused (handled here)."""
+    token = str(item.payload.get("token", ""))
     client = daraja_client(ctx.settings, row.mode, ctx.http)
     try:
         await client.access_token()
     except DarajaError as exc:  # no push was sent: retry or fail it, as Daraja's answer says
-        await _after_refusal(ctx, collection_id, exc, pushed=False)
-        return
+        await _after_refusal(ctx, item, row.id, exc, pushed=False)
+        return None
     try:
-        reply = await client.stk_push(
+        return await client.stk_push(
             amount=row.amount // 100,
             phone=row.phone,
             account_reference=row.reference,
@@ -68,31 +121,19 @@ async def send_stk_push(ctx: JobContext, payload: dict[str, Any]) -> None:
             callback_url=service.callback_url(ctx.settings, token),
         )
     except DarajaError as exc:
-        await _after_refusal(ctx, collection_id, exc)
-        return
-    async with ctx.db.transaction() as session:
-        await session.execute(
-            update(Collection)
-            .where(Collection.id == collection_id)
-            .values(
-                merchant_request_id=reply.MerchantRequestID,
-                provider_checkout_request_id=reply.CheckoutRequestID,
-                updated_at=ctx.clock.now(),
-            )
-            .execution_options(synchronize_session=False)
-        )
-    log.info("collection.sent", collection_id=str(collection_id), checkout=reply.CheckoutRequestID)
+        await _after_refusal(ctx, item, row.id, exc)
+        return None
 
 
 async def _after_refusal(
-    ctx: JobContext, collection_id: uuid.UUID, exc: DarajaError, *, pushed: bool = True
+    ctx: BatchContext, item: BatchItem, collection_id: uuid.UUID, exc: DarajaError, *, pushed: bool = True
 ) -> None:
     if pushed and not surely_not_taken(exc):
         # Pushing again could charge the payer twice, failing it could drop a payment: it stays
         # SENT, Daraja's callback still finds it by its token, else the reconcile job ends it.
         log.warning("collection.send_unconfirmed", collection_id=str(collection_id), error=str(exc))
         return
-    if exc.retryable and ctx.attempt < ctx.max_attempts:
+    if exc.retryable and item.attempt < item.max_attempts:
         # Daraja never had it (unreachable, busy, no token): put it back and let the worker retry.
         async with ctx.db.transaction() as session:
             await session.execute(

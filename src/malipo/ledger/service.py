@@ -19,12 +19,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, case, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.errors import Conflict, MalipoError, NotFound
 from malipo.core.ids import new_id, new_reference
 from malipo.core.money import Money
+from malipo.db import cache_after_commit, cached
 from malipo.ledger.models import SYSTEM_KINDS, AccountKind, Hold, HoldStatus, Journal, LedgerAccount, Posting
 
 
@@ -101,6 +104,46 @@ async def open_account(
         assert found is not None
         return found
     return account
+
+
+# Account ids by (owner, kind, currency, mode), per database: an account is never deleted and
+# its key never changes, so a committed id stays right.
+_ACCOUNT_IDS = "ledger.account_ids"
+
+
+async def account_id(
+    session: AsyncSession,
+    *,
+    owner: str,
+    kind: AccountKind,
+    currency: str,
+    mode: str,
+    now: datetime,
+    client_id: uuid.UUID | None = None,
+    allow_negative: bool = False,
+) -> uuid.UUID:
+    """The id of ``open_account``'s account, without a query once this process has seen it."""
+    key = (owner, kind.value, currency, mode)
+    found: uuid.UUID | None = cached(session, _ACCOUNT_IDS, key)
+    if found is not None:
+        return found
+    account = await open_account(
+        session, owner=owner, kind=kind, currency=currency, mode=mode, now=now,
+        client_id=client_id, allow_negative=allow_negative,
+    )  # fmt: skip
+    cache_after_commit(session, _ACCOUNT_IDS, key, account.id)
+    return account.id
+
+
+async def system_account_id(
+    session: AsyncSession, kind: AccountKind, currency: str, mode: str, now: datetime
+) -> uuid.UUID:
+    """``system_account(...).id``, cached."""
+    if kind not in SYSTEM_KINDS:
+        raise ValueError(f"{kind} is not a system account kind")
+    return await account_id(
+        session, owner="system", kind=kind, currency=currency, mode=mode, now=now, allow_negative=True
+    )
 
 
 async def system_account(
@@ -186,8 +229,11 @@ async def post_journal(
     idempotency_key: str | None = None,
     details: dict[str, Any] | None = None,
     reverses_id: uuid.UUID | None = None,
+    journal_id: uuid.UUID | None = None,
 ) -> Posted:
     """Write one balanced journal and apply its postings to the balances.
+
+    ``journal_id`` lets a caller that records the journal elsewhere choose its id beforehand.
 
     A refusal (an unknown account, a currency that is not the account's, too little
     available, a duplicate key) raises and leaves the caller's transaction as it was: the
@@ -195,7 +241,7 @@ async def post_journal(
     """
     _check_balanced(legs)
     journal = {
-        "id": new_id(),
+        "id": journal_id or new_id(),
         "client_id": client_id,
         "mode": mode,
         "reference": new_reference(),
@@ -206,27 +252,35 @@ async def post_journal(
         "details": details or {},
         "created_at": now,
     }
-    if idempotency_key is None:
-        return await _post(session, journal, legs, now)
-    # A keyed journal: the key is checked first (a repeat is a duplicate, whatever the funds
-    # say now), so the journal row goes in before the checks, and a savepoint takes it back out.
     try:
-        async with session.begin_nested():
-            return await _post(session, journal, legs, now, journal_first=True)
-    except IntegrityError:
-        raise DuplicateJournal(f"a journal with key {idempotency_key!r} already exists") from None
+        return await _post(session, journal, legs, now)
+    except (InsufficientFunds, NotFound, UnbalancedJournal):
+        # A repeat is a duplicate, whatever the funds say now.
+        if idempotency_key is not None and await _key_taken(session, idempotency_key):
+            raise DuplicateJournal(f"a journal with key {idempotency_key!r} already exists") from None
+        raise
 
 
-async def _post(
-    session: AsyncSession,
-    journal: dict[str, Any],
-    legs: list[Leg],
-    now: datetime,
-    *,
-    journal_first: bool = False,
-) -> Posted:
-    if journal_first:
-        await session.execute(insert(_JOURNALS).values(journal))
+async def _key_taken(session: AsyncSession, idempotency_key: str) -> bool:
+    found = await session.scalar(select(Journal.id).where(Journal.idempotency_key == idempotency_key))
+    return found is not None
+
+
+def _insert_journal(session: AsyncSession, journal: dict[str, Any]) -> Any:
+    """The journal's INSERT; a keyed journal's inserts nothing if its key exists (RETURNING tells)."""
+    if journal["idempotency_key"] is None:
+        return insert(_JOURNALS).values(journal)
+    dialect = session.get_bind().dialect.name
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        upsert(_JOURNALS)
+        .values(journal)
+        .on_conflict_do_nothing(index_elements=[_JOURNALS.c.idempotency_key])
+        .returning(_JOURNALS.c.id)
+    )
+
+
+async def _post(session: AsyncSession, journal: dict[str, Any], legs: list[Leg], now: datetime) -> Posted:
     net = _net_by_account(legs)
     accounts = {row.id: row for row in await session.execute(_LOCK_ACCOUNTS, {"ids": sorted(net)})}
     balances: dict[uuid.UUID, AccountBalance] = {}
@@ -248,11 +302,15 @@ async def _post(
                 f"a {leg.currency} posting to account {leg.account_id}, which holds "
                 f"{accounts[leg.account_id].currency}"
             )
-    if not journal_first:
-        await session.execute(insert(_JOURNALS).values(journal))
+    # Written after the checks (so a refusal writes nothing, without a savepoint) and before
+    # the balances (so a repeated key stops here, with nothing applied).
+    inserted = await session.execute(_insert_journal(session, journal))
+    if journal["idempotency_key"] is not None and inserted.first() is None:
+        raise DuplicateJournal(f"a journal with key {journal['idempotency_key']!r} already exists")
     await _apply_balances(session, net)
-    # One multi-row INSERT (Core, not the ORM's bulk path): one round trip, no executemany.
-    await session.execute(insert(_POSTINGS).values(_posting_rows(journal["id"], legs, balances, now)))
+    # With RETURNING, SQLAlchemy sends these rows as one multi-row INSERT ("insertmanyvalues")
+    # from a cached statement: one round trip, nothing compiled per journal.
+    await session.execute(_INSERT_POSTINGS, _posting_rows(journal["id"], legs, balances, now))
     return Posted(Journal(**journal), balances)
 
 
@@ -274,6 +332,9 @@ async def _apply_balances(session: AsyncSession, net: dict[uuid.UUID, int]) -> N
     ).all()
     if len(updated) != len(net):  # the lock makes this impossible; never write a partial journal
         raise RuntimeError(f"ledger: {len(net) - len(updated)} locked account(s) refused the update")
+
+
+_INSERT_POSTINGS = insert(_POSTINGS).returning(_POSTINGS.c.id)
 
 
 def _posting_rows(

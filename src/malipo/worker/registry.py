@@ -46,12 +46,36 @@ Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One job of a batch: its id, payload and which attempt this is."""
+
+    job_id: uuid.UUID
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchContext:
+    db: Database
+    clock: Clock
+    settings: Settings
+    http: httpx.AsyncClient
+
+
+# Runs every job of one kind claimed together; returns the jobs that failed, by id, with why
+# (``PermanentJobError`` marks a job dead, anything else retries it). The rest succeeded.
+BatchHandler = Callable[[BatchContext, list[BatchItem]], Awaitable[dict[uuid.UUID, BaseException]]]
+
+
+@dataclass(frozen=True, slots=True)
 class JobKind:
     name: str
-    handler: Handler
+    handler: Handler | None
     max_attempts: int
     base_delay: float
     max_delay: float
+    batch_handler: BatchHandler | None = None
 
 
 class PermanentJobError(Exception):
@@ -86,6 +110,23 @@ def job_handler(
         if existing is not None and existing.handler is not fn:
             raise ValueError(f"job kind {name!r} is already registered")
         _KINDS[name] = JobKind(name, fn, max_attempts, base_delay, max_delay)
+        return fn
+
+    return register
+
+
+def batch_job_handler(
+    name: str, *, max_attempts: int = 10, base_delay: float = 2.0, max_delay: float = 3600.0
+) -> Callable[[BatchHandler], BatchHandler]:
+    """Register ``fn`` as the handler of jobs of kind ``name``, called with all such jobs that one
+    claim took: one transaction for many jobs where a handler per job would open one each.
+    The same rules as ``job_handler``: each job runs at least once and must be safe to run twice."""
+
+    def register(fn: BatchHandler) -> BatchHandler:
+        existing = _KINDS.get(name)
+        if existing is not None and existing.batch_handler is not fn:
+            raise ValueError(f"job kind {name!r} is already registered")
+        _KINDS[name] = JobKind(name, None, max_attempts, base_delay, max_delay, batch_handler=fn)
         return fn
 
     return register

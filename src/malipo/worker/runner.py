@@ -11,6 +11,10 @@ Guarantees:
   limit, then marked dead. ``PermanentJobError`` marks it dead at once.
 - On shutdown the worker stops claiming, lets running jobs finish within a
   grace period, and puts the rest back in the queue.
+- Successes are written in batches (every few milliseconds, one transaction for
+  all the jobs that finished meanwhile), and claims wait a few milliseconds after
+  a wake-up to take several jobs at once. A worker that dies between a handler's
+  end and that write runs the job again: the same at-least-once promise.
 """
 
 from __future__ import annotations
@@ -28,14 +32,22 @@ from typing import Any
 
 import httpx
 from prometheus_client import Counter, Histogram
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, insert, select, update
 
 from malipo.config import Settings
 from malipo.core.clock import Clock, SystemClock
+from malipo.core.ids import new_id
 from malipo.core.logging import get_logger, redact_text
 from malipo.db import Database
 from malipo.worker.models import AttemptOutcome, Job, JobAttempt, JobStatus
-from malipo.worker.registry import JobContext, PermanentJobError, UnknownJobKind, get_kind
+from malipo.worker.registry import (
+    BatchContext,
+    BatchItem,
+    JobContext,
+    PermanentJobError,
+    UnknownJobKind,
+    get_kind,
+)
 
 log = get_logger("malipo.worker")
 
@@ -43,6 +55,10 @@ JOBS_FINISHED = Counter("malipo_jobs_total", "Outbox job attempts by kind and ou
 JOB_SECONDS = Histogram("malipo_job_seconds", "Time spent in outbox job handlers", ["kind"])
 
 MAX_ERROR_CHARS = 2000
+# How long a woken worker waits before claiming, so that one claim takes what several commits
+# queued; and how often finished jobs are written (one transaction per batch).
+CLAIM_WINDOW_SECONDS = 0.005
+SUCCESS_FLUSH_SECONDS = 0.01
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -90,10 +106,14 @@ class Worker:
             else settings.worker_shutdown_grace_seconds
         )
         self._running: dict[asyncio.Task[None], tuple[ClaimedJob, uuid.UUID]] = {}
+        self._running_batches: dict[asyncio.Task[None], list[tuple[ClaimedJob, uuid.UUID]]] = {}
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._http: httpx.AsyncClient | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        # Jobs whose handler succeeded, waiting for ``_flush_successes`` to record them.
+        self._succeeded: list[tuple[ClaimedJob, uuid.UUID]] = []
+        self._succeeded_event = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -120,9 +140,10 @@ class Worker:
         log.info("worker.started", worker=self.name, concurrency=self.concurrency)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
         renewer = asyncio.create_task(self._renew_leases())
+        recorder = asyncio.create_task(self._record_successes())
         try:
             while not self._stopping.is_set():
-                free = self.concurrency - len(self._running)
+                free = self.concurrency - self._busy()
                 claimed: list[ClaimedJob] = []
                 if free > 0:
                     try:
@@ -130,17 +151,21 @@ class Worker:
                     except Exception:
                         log.exception("worker.claim_failed", worker=self.name)
                         claimed, token = [], uuid.uuid4()
-                    for job in claimed:
-                        task = asyncio.create_task(self._execute(job, token), name=f"job {job.id}")
-                        self._running[task] = (job, token)
-                        task.add_done_callback(self._job_done)
+                    self._start(claimed, token)
                 if free > 0 and len(claimed) == free:
                     continue  # there may be more due; slots free up as tasks finish
+                woken = False
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_seconds)
+                    woken = await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_seconds)
+                if woken and not self._stopping.is_set():
+                    await asyncio.sleep(CLAIM_WINDOW_SECONDS)  # let more commits and finishes gather
                 self._wakeup.clear()
         finally:
             await self._drain()
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+            await self._flush_successes()
             renewer.cancel()
             await self._http.aclose()
             log.info("worker.stopped", worker=self.name)
@@ -150,8 +175,32 @@ class Worker:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=30.0)
         claimed, token = await self._claim(limit or self.concurrency)
-        await asyncio.gather(*(self._execute(job, token) for job in claimed))
+        await asyncio.gather(*self._start(claimed, token))
+        await self._flush_successes()
         return len(claimed)
+
+    def _start(self, claimed: list[ClaimedJob], token: uuid.UUID) -> list[asyncio.Task[None]]:
+        """A task per job, or one per kind for kinds with a batch handler (each job keeps its slot)."""
+        batches: dict[str, list[ClaimedJob]] = {}
+        started: list[asyncio.Task[None]] = []
+        for job in claimed:
+            try:
+                batched = get_kind(job.kind).batch_handler is not None
+            except UnknownJobKind:
+                batched = False
+            if batched:
+                batches.setdefault(job.kind, []).append(job)
+                continue
+            task = asyncio.create_task(self._execute(job, token), name=f"job {job.id}")
+            self._running[task] = (job, token)
+            task.add_done_callback(self._job_done)
+            started.append(task)
+        for kind, jobs in batches.items():
+            task = asyncio.create_task(self._execute_batch(jobs, token), name=f"jobs {kind} x{len(jobs)}")
+            self._running_batches[task] = [(job, token) for job in jobs]
+            task.add_done_callback(self._batch_done)
+            started.append(task)
+        return started
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -162,10 +211,23 @@ class Worker:
         self._running.pop(task, None)
         self._wakeup.set()
 
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._running_batches.pop(task, None)
+        self._wakeup.set()
+
+    def _busy(self) -> int:
+        return len(self._running) + sum(len(jobs) for jobs in self._running_batches.values())
+
+    def _held(self) -> list[tuple[ClaimedJob, uuid.UUID]]:
+        held = list(self._running.values())
+        for jobs in self._running_batches.values():
+            held += jobs
+        return held
+
     async def _drain(self) -> None:
-        if not self._running:
+        tasks = [*self._running, *self._running_batches]
+        if not tasks:
             return
-        tasks = list(self._running)
         log.info("worker.draining", worker=self.name, running=len(tasks), grace_seconds=self.grace)
         _done, pending = await asyncio.wait(tasks, timeout=self.grace)
         for task in pending:
@@ -204,15 +266,17 @@ class Worker:
             ).all()
             if not rows:
                 return [], token
-            ids = [row.id for row in rows]
-            # An attempt still open here belonged to a worker whose lease ran out.
-            await session.execute(
-                update(JobAttempt)
-                .where(JobAttempt.job_id.in_(ids), JobAttempt.outcome.is_(None))
-                .values(outcome=AttemptOutcome.LEASE_EXPIRED, finished_at=now, error="lease expired")
-                .execution_options(synchronize_session=False)
-            )
+            retried = [row.id for row in rows if row.attempts > 1]
+            if retried:
+                # An attempt still open here belonged to a worker whose lease ran out.
+                await session.execute(
+                    update(JobAttempt)
+                    .where(JobAttempt.job_id.in_(retried), JobAttempt.outcome.is_(None))
+                    .values(outcome=AttemptOutcome.LEASE_EXPIRED, finished_at=now, error="lease expired")
+                    .execution_options(synchronize_session=False)
+                )
             claimed: list[ClaimedJob] = []
+            attempts: list[dict[str, Any]] = []
             for row in rows:
                 if row.attempts > row.max_attempts:
                     # Its last attempt died with its worker: nothing left to try.
@@ -230,25 +294,28 @@ class Worker:
                     )
                     log.error("job.dead", job_id=str(row.id), kind=row.kind, reason="lease expired")
                     continue
-                session.add(
-                    JobAttempt(
-                        job_id=row.id,
-                        number=row.attempts,
-                        worker=self.name,
-                        lease_token=token,
-                        started_at=now,
-                    )
+                attempts.append(
+                    {
+                        "id": new_id(),
+                        "job_id": row.id,
+                        "number": row.attempts,
+                        "worker": self.name,
+                        "lease_token": token,
+                        "started_at": now,
+                    }
                 )
                 claimed.append(
                     ClaimedJob(row.id, row.kind, dict(row.payload), row.attempts, row.max_attempts)
                 )
+            if attempts:
+                await session.execute(insert(JobAttempt), attempts)
         return claimed, token
 
     async def _renew_leases(self) -> None:
         interval = max(self.lease.total_seconds() / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
-            held = list(self._running.values())
+            held = self._held()
             if not held:
                 continue
             try:
@@ -285,6 +352,8 @@ class Worker:
                 self.settings,
                 self._http,
             )
+            if spec.handler is None:
+                raise PermanentJobError(f"job kind {job.kind!r} only runs in batches")
             await spec.handler(ctx, job.payload)
         except asyncio.CancelledError:
             await asyncio.shield(self._release(job, token))
@@ -297,10 +366,43 @@ class Worker:
             bound.exception("job.failed")
             await self._record_failure(job, token, exc, retry=True)
         else:
-            await self._record_success(job, token)
+            self._succeeded.append((job, token))
+            self._succeeded_event.set()
             bound.info("job.succeeded", ms=round((time.perf_counter() - started) * 1000, 1))
         finally:
             JOB_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
+
+    async def _execute_batch(self, jobs: list[ClaimedJob], token: uuid.UUID) -> None:
+        kind = jobs[0].kind
+        started = time.perf_counter()
+        bound = log.bind(kind=kind, jobs=len(jobs), worker=self.name)
+        assert self._http is not None
+        items = [BatchItem(job.id, job.payload, job.attempts, job.max_attempts) for job in jobs]
+        ctx = BatchContext(self.db, self.clock, self.settings, self._http)
+        try:
+            handler = get_kind(kind).batch_handler
+            assert handler is not None
+            failed = await handler(ctx, items)
+        except asyncio.CancelledError:
+            for job in jobs:
+                await asyncio.shield(self._release(job, token))
+            bound.warning("jobs.released")
+            raise
+        except Exception as exc:  # the batch as a whole failed: every job tries again
+            bound.exception("jobs.failed")
+            failed = {job.id: exc for job in jobs}
+        finally:
+            JOB_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        for job in jobs:
+            exc = failed.get(job.id)
+            if exc is None:
+                self._succeeded.append((job, token))
+                continue
+            permanent = isinstance(exc, PermanentJobError)
+            log.warning("job.failed", job_id=str(job.id), kind=kind, error=str(exc), permanent=permanent)
+            await self._record_failure(job, token, exc, retry=not permanent)
+        self._succeeded_event.set()
+        bound.info("jobs.done", failed=len(failed), ms=round((time.perf_counter() - started) * 1000, 1))
 
     def _fence(self, job: ClaimedJob, token: uuid.UUID) -> Any:
         return and_(Job.id == job.id, Job.lease_token == token, Job.status == JobStatus.RUNNING)
@@ -332,9 +434,73 @@ class Worker:
             )
         JOBS_FINISHED.labels(job.kind, outcome.value).inc()
 
-    async def _record_success(self, job: ClaimedJob, token: uuid.UUID) -> None:
-        values = {"status": JobStatus.SUCCEEDED, "lease_token": None, "finished_at": self.clock.now()}
-        await self._finish(job, token, values, AttemptOutcome.SUCCEEDED, None)
+    async def _record_successes(self) -> None:
+        """Write finished jobs in batches until cancelled (``run`` flushes the rest after)."""
+        while True:
+            await self._succeeded_event.wait()
+            await asyncio.sleep(SUCCESS_FLUSH_SECONDS)
+            try:
+                await self._flush_successes()
+            except Exception:  # the database is away: keep them and try again
+                log.exception("worker.record_failed", worker=self.name)
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _flush_successes(self) -> None:
+        """Mark every job in ``_succeeded`` succeeded, fenced by its claim's lease token."""
+        batch, self._succeeded = self._succeeded, []
+        self._succeeded_event.clear()
+        if not batch:
+            return
+        recorded: list[ClaimedJob] = []
+        by_token: dict[uuid.UUID, list[ClaimedJob]] = {}
+        for job, token in batch:
+            by_token.setdefault(token, []).append(job)
+        now = self.clock.now()
+        try:
+            async with self.db.transaction() as session:
+                for token, jobs in by_token.items():
+                    ids = [job.id for job in jobs]
+                    done = (
+                        (
+                            await session.execute(
+                                update(Job)
+                                .where(
+                                    Job.id.in_(ids), Job.lease_token == token, Job.status == JobStatus.RUNNING
+                                )
+                                .values(
+                                    status=JobStatus.SUCCEEDED,
+                                    lease_token=None,
+                                    finished_at=now,
+                                    updated_at=now,
+                                )
+                                .returning(Job.id)
+                                .execution_options(synchronize_session=False)
+                            )
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    if len(done) != len(ids):
+                        lost = {job.id for job in jobs} - set(done)
+                        for job in jobs:
+                            if job.id in lost:
+                                log.warning(
+                                    "job.lease_lost", job_id=str(job.id), kind=job.kind, worker=self.name
+                                )
+                    recorded += [job for job in jobs if job.id in set(done)]
+                    if done:
+                        await session.execute(
+                            update(JobAttempt)
+                            .where(JobAttempt.job_id.in_(done), JobAttempt.lease_token == token)
+                            .values(outcome=AttemptOutcome.SUCCEEDED, finished_at=now)
+                            .execution_options(synchronize_session=False)
+                        )
+        except BaseException:
+            self._succeeded[:0] = batch  # not written: the next flush tries again
+            self._succeeded_event.set()
+            raise
+        for job in recorded:
+            JOBS_FINISHED.labels(job.kind, AttemptOutcome.SUCCEEDED.value).inc()
 
     async def _record_failure(
         self, job: ClaimedJob, token: uuid.UUID, exc: BaseException, *, retry: bool
