@@ -164,12 +164,6 @@ def main(argv: list[str] | None = None) -> int:
         help="run the outbox worker as this many `malipo worker` processes (0: inside `malipo serve`)",
     )
     parser.add_argument(
-        "--poll",
-        type=float,
-        default=0.05,
-        help="worker poll seconds, for worker processes (no wake-ups cross)",
-    )
-    parser.add_argument(
         "--drain", type=float, default=60.0, help="seconds to wait for callbacks after the load"
     )
     args = parser.parse_args(argv)
@@ -216,11 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             serve_env = env
             if args.worker_processes:
                 serve_env = env | {"MALIPO_INPROCESS_WORKER": "false"}
-                worker_env = env | {"MALIPO_WORKER_POLL_SECONDS": str(args.poll)}
-                workers = [
-                    subprocess.Popen(
-                        [sys.executable, "-m", "malipo.cli", "worker"], env=lib.child_env(worker_env)
-                    )
+                workers += [
+                    subprocess.Popen([sys.executable, "-m", "malipo.cli", "worker"], env=lib.child_env(env))
                     for _ in range(args.worker_processes)
                 ]
             with (
@@ -258,8 +249,13 @@ def main(argv: list[str] | None = None) -> int:
                         ref, at = line.split()
                         duplicates += ref in arrived
                         arrived.setdefault(ref, float(at))
+                    # Requests cut off at the end of the load may still have been stored: wait
+                    # for every stored collection, not only the answered ones.
                     if len(arrived) >= accepted:
-                        break
+                        stored_now = asyncio.run(_collections(dsn, run))
+                        final_now = [s for _c, s in stored_now.values() if s in ("SUCCESS", "FAILED")]
+                        if len(final_now) == len(stored_now) and len(arrived) >= len(stored_now):
+                            break
                     time.sleep(0.5)
                 drained = time.time()
                 server_cpu = sum(lib.process_cpu_seconds(p.pid) or 0.0 for p in [proc, *workers]) - cpu_before
@@ -306,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"CPU per collection, whole run: malipo {results['server_cpu_ms_per_collection']:.1f} ms,"
                 f" simulator {results['simulator_cpu_ms_per_collection']:.1f} ms"
             )
-            if final != len(stored) or len(arrived) != accepted or duplicates:
+            if final != len(stored) or len(arrived) != len(stored) or duplicates:
                 print(
                     "ERROR: not every accepted collection was finished and called back once", file=sys.stderr
                 )

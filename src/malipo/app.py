@@ -78,6 +78,8 @@ def create_app(
             worker = Worker(db, settings, clock=clock)
             db.on_jobs_committed(worker.wake)
             await worker.start()
+        elif db.dialect == "postgresql":
+            db.notify_outbox = True  # wake the `malipo worker` processes
         log.info("app.started", database=db.dialect, inprocess_worker=worker is not None)
         try:
             yield

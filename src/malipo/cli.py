@@ -65,6 +65,8 @@ def worker(
     async def main() -> None:
         db = Database.from_settings(settings)
         runner = Worker(db, settings, concurrency=concurrency)
+        db.on_jobs_committed(runner.wake)
+        db.notify_outbox = db.dialect == "postgresql"  # and the other workers
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.request_stop)

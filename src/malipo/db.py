@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Text, TypeDecorator, Uuid, event
+from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Text, TypeDecorator, Uuid, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -136,6 +136,9 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._commit_listeners: list[Callable[[], None]] = []
+        # PostgreSQL: send NOTIFY on OUTBOX_CHANNEL with every commit that enqueued jobs, so
+        # that workers in other processes wake at once (they LISTEN) instead of at their poll.
+        self.notify_outbox = False
         # Per-database caches of derived facts (e.g. permission decisions), by name.
         self.caches: dict[str, Any] = {}
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False, info={"database": self})
@@ -177,6 +180,7 @@ class Database:
 
 
 OUTBOX_FLAG = "outbox_enqueued"
+OUTBOX_CHANNEL = "malipo_outbox"
 _PENDING_CACHE = "cache_after_commit"
 
 
@@ -190,6 +194,14 @@ def cache_after_commit(session: AsyncSession | Session, name: str, key: Any, val
     """Cache ``value`` once this session's transaction commits (dropped if it, or a savepoint in
     it, rolls back). For facts that never change once committed, such as an account's id."""
     session.info.setdefault(_PENDING_CACHE, []).append((name, key, value))
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if session.info.get(OUTBOX_FLAG):
+        database = session.info.get("database")
+        if database is not None and database.notify_outbox:
+            session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))  # delivered when the commit is
 
 
 @event.listens_for(Session, "after_commit")

@@ -152,6 +152,30 @@ async def test_worker_wakes_at_commit_instead_of_waiting_for_its_poll(
     assert len(_lines(out)) == 1
 
 
+async def test_on_postgresql_a_worker_in_another_process_wakes_at_commit(
+    db: Database, db_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite out-of-process workers poll")
+    out = tmp_path / "ran.txt"
+    worker = Worker(db, settings, poll_seconds=60)  # no wake-up from this Database's own commits
+    api = Database.from_url(db_url)  # as `malipo serve` without its in-process worker
+    api.notify_outbox = True
+    await worker.start()
+    try:
+        await asyncio.sleep(0.3)  # the worker is listening, then waiting on its 60 s poll
+        async with api.transaction() as session:
+            enqueue(session, "test.append", {"path": str(out)}, now=worker.clock.now())
+        for _ in range(100):
+            if out.exists():
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+        await api.dispose()
+    assert len(_lines(out)) == 1, "the job ran within 5 s, long before the worker's poll"
+
+
 async def test_shutdown_finishes_short_jobs_and_releases_long_ones(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:

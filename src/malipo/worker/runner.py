@@ -38,7 +38,7 @@ from malipo.config import Settings
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger, redact_text
-from malipo.db import Database
+from malipo.db import OUTBOX_CHANNEL, Database
 from malipo.worker.models import AttemptOutcome, Job, JobAttempt, JobStatus
 from malipo.worker.registry import (
     BatchContext,
@@ -141,6 +141,7 @@ class Worker:
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
         renewer = asyncio.create_task(self._renew_leases())
         recorder = asyncio.create_task(self._record_successes())
+        listener = await self._listen()
         try:
             while not self._stopping.is_set():
                 free = self.concurrency - self._busy()
@@ -166,9 +167,29 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder
             await self._flush_successes()
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.close()
             renewer.cancel()
             await self._http.aclose()
             log.info("worker.stopped", worker=self.name)
+
+    async def _listen(self) -> Any:
+        """On PostgreSQL, LISTEN for commits that enqueued jobs in other processes (see
+        ``Database.notify_outbox``): they wake this worker at once. Polling still runs, so a
+        lost connection only costs latency."""
+        if self.db.dialect != "postgresql":
+            return None
+        import asyncpg
+
+        url = self.db.engine.url.set(drivername="postgresql")
+        try:
+            conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+            await conn.add_listener(OUTBOX_CHANNEL, lambda *_args: self.wake())
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("worker.listen_failed", worker=self.name, error=str(exc))
+            return None
+        return conn
 
     async def run_once(self, limit: int | None = None) -> int:
         """Claim what is due now, run it to the end, return how many ran. For tests and tools."""
