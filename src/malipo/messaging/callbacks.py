@@ -4,7 +4,11 @@
 secret part of the URL (``malipo.messaging.connectors``). An unknown token is a 404 and
 logged. A report is idempotent: a repeat, or one about a message already final, changes
 nothing. A delivery report about a message whose gateway id is not recorded yet (the report
-overtook the worker) is a 503, so that the sender tries again.
+overtook the worker) is a 503, and logged, so that the sender tries again.
+
+Delivery reports are written in batches (``malipo.messaging.delivery_reports``): each request is
+answered once the transaction holding its report has committed, never before; if it fails, the
+request is a 503 and the provider sends the report again.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from malipo.api.deps import ClockDep, DatabaseDep, SettingsDep
+from malipo.core.clock import Clock
 from malipo.core.crypto import constant_time_equal
 from malipo.core.errors import NotFound
 from malipo.core.logging import get_logger
 from malipo.db import Database
-from malipo.messaging import sms, whatsapp
+from malipo.messaging import whatsapp
 from malipo.messaging.connectors import at_report_token, whatsapp_simulator_token
+from malipo.messaging.delivery_reports import DeliveryReportBatcher
 from malipo.providers.africastalking.client import InvalidDeliveryReport, parse_delivery_report
 from malipo.providers.whatsapp_cloud.client import parse_status_webhook, verify_webhook_signature
 
@@ -31,9 +37,9 @@ log = get_logger("malipo.messaging.callbacks")
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"], include_in_schema=False)
 
-# Reports come in bursts (a bulk send's thousands of delivery reports within a second). Each one
-# is a short write; letting them all queue for database connections at once starves every other
-# request of the pool (and on SQLite, with one writer, gains nothing). So a few at a time.
+# WhatsApp status webhooks come in bursts (a bulk's statuses). Each one is a short write; letting
+# them all queue for database connections at once starves every other request of the pool (and
+# on SQLite, with one writer, gains nothing). So a few at a time.
 _CONCURRENT_WRITES = {"sqlite": 1}
 _DEFAULT_CONCURRENT_WRITES = 8
 
@@ -44,6 +50,14 @@ def _write_slots(request: Request, db: Database) -> asyncio.Semaphore:
         slots = asyncio.Semaphore(_CONCURRENT_WRITES.get(db.dialect, _DEFAULT_CONCURRENT_WRITES))
         request.app.state.callback_write_slots = slots
     return slots
+
+
+def _report_batcher(request: Request, db: Database, clock: Clock) -> DeliveryReportBatcher:
+    batcher: DeliveryReportBatcher | None = getattr(request.app.state, "sms_report_batcher", None)
+    if batcher is None or batcher.db is not db:
+        batcher = DeliveryReportBatcher(db, clock)
+        request.app.state.sms_report_batcher = batcher
+    return batcher
 
 
 def _unknown_token(provider: str, request: Request) -> NotFound:
@@ -65,10 +79,14 @@ async def africastalking_delivery_report(
     except InvalidDeliveryReport as exc:
         log.warning("sms.delivery_report_invalid", error=str(exc))
         return PlainTextResponse(str(exc), status_code=400)
-    async with _write_slots(request, db), db.transaction() as session:
-        outcome = await sms.apply_delivery_report(session, report, now=clock.now())
+    try:
+        outcome = await _report_batcher(request, db, clock).apply(report)
+    except Exception:  # logged by the batcher; not acknowledged, so the provider sends it again
+        return PlainTextResponse("the report could not be recorded; try again later", status_code=503)
     if outcome == "unknown":
-        log.info("sms.delivery_report_early", gateway_message_id=report.message_id)
+        log.info(
+            "sms.delivery_report_unknown", gateway_message_id=report.message_id, status=report.raw_status
+        )
         return PlainTextResponse("unknown message id; try again later", status_code=503)
     return PlainTextResponse("OK")
 

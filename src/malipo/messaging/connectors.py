@@ -21,6 +21,7 @@ own random token.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from typing import Literal
@@ -36,6 +37,7 @@ __all__ = [
     "AT_SIMULATOR_PATH",
     "SIMULATOR_PHONE_NUMBER_ID",
     "WHATSAPP_SIMULATOR_PATH",
+    "at_report_path",
     "at_report_token",
     "at_report_url",
     "sms_client",
@@ -57,17 +59,27 @@ Backend = Literal["cloud", "simulator"]
 
 def _derived_token(settings: Settings, purpose: str) -> str:
     assert settings.secret_key is not None, "settings.require_secrets() first"
-    key = settings.secret_key.get_secret_value().encode()
-    return hmac.new(key, purpose.encode(), hashlib.sha256).hexdigest()[:40]
+    return _hmac_token(settings.secret_key.get_secret_value(), purpose)
+
+
+@functools.lru_cache(maxsize=16)
+def _hmac_token(secret: str, purpose: str) -> str:
+    # Cached: every delivery report checks its URL's token (a bulk's thousands within seconds).
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:40]
 
 
 def at_report_token(settings: Settings) -> str:
     return _derived_token(settings, "callbacks:africastalking")
 
 
+def at_report_path(settings: Settings) -> str:
+    """The delivery report route's path in this app (where the mounted simulator posts)."""
+    return f"/callbacks/africastalking/{at_report_token(settings)}"
+
+
 def at_report_url(settings: Settings) -> str:
-    """The delivery report URL to set in Africa's Talking's dashboard (and the simulator's)."""
-    return f"{settings.public_url}/callbacks/africastalking/{at_report_token(settings)}"
+    """The delivery report URL to set in Africa's Talking's dashboard."""
+    return settings.public_url + at_report_path(settings)
 
 
 def whatsapp_simulator_token(settings: Settings) -> str:

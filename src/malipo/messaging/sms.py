@@ -13,15 +13,19 @@ What callers can rely on:
   ``failed`` and its charge is given back by a refund journal; a message accepted and
   later reported undelivered stays charged, as the provider charges it.
 - Reads are scoped to the caller's client and mode: anything else is a 404.
+- Delivery reports are applied many at a time (``apply_delivery_reports``, one SELECT and
+  normally one UPDATE per batch): only a ``sent`` message moves, to ``delivered`` or
+  ``failed``, and a final message never moves again, whatever the order of the reports.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,7 +50,8 @@ from malipo.worker.registry import enqueue, enqueue_many
 __all__ = [
     "BulkAccepted",
     "InsufficientServiceBalance",
-    "apply_delivery_report",
+    "ReportOutcome",
+    "apply_delivery_reports",
     "get_batch",
     "get_message",
     "merchant_client",
@@ -410,30 +415,79 @@ async def get_batch(
 
 # -- delivery reports -------------------------------------------------------------------------
 
+ReportOutcome = Literal["updated", "unchanged", "unknown"]
 
-async def apply_delivery_report(session: AsyncSession, report: DeliveryReport, *, now: datetime) -> str:
-    """Move the reported message on: ``"updated"``, ``"unchanged"`` (a repeat, or already final)
-    or ``"unknown"`` (no message has this gateway id, yet)."""
-    values: dict[str, Any] = {"gateway_status": report.raw_status[:40], "updated_at": now}
-    if report.status == "delivered":
-        values.update(status=SmsStatus.DELIVERED, delivered_at=now)
-    elif report.status == "failed":
-        reason = (report.failure_reason or report.raw_status)[:500]
-        values.update(status=SmsStatus.FAILED, failure_reason=reason)
-    # One statement in the common case (a report about a sent message).
-    changed = await session.scalar(
-        update(SmsMessage)
-        .where(SmsMessage.gateway_message_id == report.message_id, SmsMessage.status == SmsStatus.SENT)
-        .values(**values)
-        .returning(SmsMessage.id)
-        .execution_options(synchronize_session=False)
+
+@dataclass(slots=True)
+class _Reported:
+    """A reported message as a batch of reports leaves it: its state and what to write."""
+
+    id: uuid.UUID
+    status: str
+    values: dict[str, Any]
+
+
+async def apply_delivery_reports(
+    session: AsyncSession, reports: Sequence[DeliveryReport], *, now: datetime
+) -> list[ReportOutcome]:
+    """Apply delivery reports, in their order, in the caller's transaction; one outcome each:
+    ``"updated"`` (the message moved on, or a non-final report refreshed its gateway status),
+    ``"unchanged"`` (the message is already final: a repeat, or a late report) or ``"unknown"``
+    (no message has this gateway id, yet).
+
+    Only a ``sent`` message changes: a final report makes it ``delivered`` or ``failed``, and
+    nothing moves a final message again (a delivered one never goes back to sent). The reported
+    messages are locked (PostgreSQL, in id order) for the transaction, so batches applied
+    concurrently by several processes serialise per message. Whatever the number of reports:
+    one SELECT, and one UPDATE per distinct outcome (normally one for the whole batch).
+    """
+    if not reports:
+        return []
+    gateway_ids = sorted({report.message_id for report in reports})
+    found = await session.execute(
+        select(SmsMessage.id, SmsMessage.gateway_message_id, SmsMessage.status)
+        .where(SmsMessage.gateway_message_id.in_(gateway_ids))
+        .order_by(SmsMessage.id)
+        .with_for_update()
     )
-    if changed is not None:
-        log.info(
-            "sms.delivery_report", sms_id=str(changed), status=report.status, raw_status=report.raw_status
+    messages = {row.gateway_message_id: _Reported(row.id, row.status, {}) for row in found}
+    outcomes: list[ReportOutcome] = []
+    for report in reports:
+        message = messages.get(report.message_id)
+        if message is None:
+            outcomes.append("unknown")
+            continue
+        if message.status != SmsStatus.SENT:
+            outcomes.append("unchanged")
+            continue
+        message.values["gateway_status"] = report.raw_status[:40]
+        if report.status == "delivered":
+            message.status = SmsStatus.DELIVERED
+            message.values.update(status=SmsStatus.DELIVERED.value, delivered_at=now)
+        elif report.status == "failed":
+            message.status = SmsStatus.FAILED
+            reason = (report.failure_reason or report.raw_status)[:500]
+            message.values.update(status=SmsStatus.FAILED.value, failure_reason=reason)
+        outcomes.append("updated")
+    # Messages that end with the same values are written together: one statement for a bulk's
+    # "Success" reports, whatever their number.
+    same: dict[tuple[tuple[str, Any], ...], list[uuid.UUID]] = defaultdict(list)
+    for message in messages.values():
+        if message.values:
+            same[tuple(sorted(message.values.items()))].append(message.id)
+    for values, ids in same.items():
+        await session.execute(
+            update(SmsMessage)
+            .where(SmsMessage.id.in_(ids), SmsMessage.status == SmsStatus.SENT)
+            .values(**dict(values), updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-        return "updated"
-    known = await session.scalar(
-        select(SmsMessage.id).where(SmsMessage.gateway_message_id == report.message_id)
-    )
-    return "unchanged" if known is not None else "unknown"
+    if same:
+        log.info(
+            "sms.delivery_reports_applied",
+            reports=len(reports),
+            updated=outcomes.count("updated"),
+            unchanged=outcomes.count("unchanged"),
+            unknown=outcomes.count("unknown"),
+        )
+    return outcomes

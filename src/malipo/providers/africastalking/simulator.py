@@ -22,8 +22,15 @@ accepted recipient's delivery report is POSTed form-encoded (``id``,
 ``status``, ``phoneNumber``, ``networkCode``, ``failureReason`` when failed,
 ``retryCount``) to ``delivery_report_url``, an attribute read at report time,
 so an app that mounts the simulator can point it at itself once it knows its
-own URL. A report is tried ``report_attempts`` times until it gets a 2xx; with
-no URL none is sent.
+own URL. A report is tried ``report_attempts`` times until it gets a 2xx
+(waiting ``report_retry_delay``, doubled each time, between tries); with no
+URL none is sent. A recipient's reports go out in order, each once the one
+before it was answered or given up.
+
+Reports are posted by ``report_concurrency`` sender tasks working through one
+schedule, one report per request (as AT does): a bulk's thousands of reports
+are due at once, and a task per report would hand them all to the HTTP
+client's connection pool together, whose bookkeeping grows with its queue.
 
 Outcomes are chosen by recipient number (:data:`TEST_NUMBERS`); any other
 valid number is accepted and reported ``Success``:
@@ -43,15 +50,17 @@ Every request that passed authentication is recorded in ``app.messages``
 (also ``app.state.messages``) and every report attempted in ``app.reports``
 (``app.state.reports``), for tests and local inspection.
 
-Pending reports are asyncio tasks kept by the app; they are cancelled when the
-app's lifespan ends, or by ``await app.aclose()`` for an app mounted inside
-another one (a mounted app's own lifespan does not run).
+Pending reports are kept by the app and sent from its event loop; they are
+dropped when the app's lifespan ends, or by ``await app.aclose()`` for an app
+mounted inside another one (a mounted app's own lifespan does not run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import re
 import secrets
 from collections.abc import AsyncIterator, Collection, Mapping
@@ -152,11 +161,15 @@ class SentReport:
         return self.http_status is not None and 200 <= self.http_status < 300
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _PendingReport:
+    """One accepted recipient's reports: ``step`` is the next to send, ``attempt`` its tries so far."""
+
     message_id: str
     number: str
     reports: tuple[tuple[str, str | None], ...]
+    step: int = 0
+    attempt: int = 0
 
 
 class AfricasTalkingSimulator(Starlette):
@@ -174,6 +187,7 @@ class AfricasTalkingSimulator(Starlette):
         report_attempts: int,
         report_retry_delay: float,
         report_http: httpx.AsyncClient | None,
+        report_concurrency: int,
     ) -> None:
         super().__init__(
             routes=[Route(MESSAGING_PATH, self._send_sms, methods=["POST"])],
@@ -191,16 +205,25 @@ class AfricasTalkingSimulator(Starlette):
         self.reports: list[SentReport] = []
         self.state.messages = self.messages
         self.state.reports = self.reports
+        self.report_concurrency = max(1, report_concurrency)
         self._report_http = report_http
         self._own_report_http = report_http is None
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Reports by due time (loop time, then arrival order); those due are handed to the senders.
+        self._schedule: list[tuple[float, int, _PendingReport]] = []
+        self._order = itertools.count()
+        self._due: asyncio.Queue[_PendingReport] | None = None
+        self._rescheduled: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outstanding = 0
+        self._idle: asyncio.Event | None = None
 
     # -- inspection --------------------------------------------------------------------------------
 
     @property
     def pending_reports(self) -> int:
         """Recipients whose delivery reports are still to be sent."""
-        return len(self._tasks)
+        return self._outstanding
 
     def clear(self) -> None:
         """Forget recorded messages and reports (pending reports still go out)."""
@@ -209,16 +232,21 @@ class AfricasTalkingSimulator(Starlette):
 
     async def drain(self) -> None:
         """Wait until every pending delivery report has been sent or given up (same event loop only)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._outstanding and self._idle is not None:
+            await self._idle.wait()
 
     async def aclose(self) -> None:
-        """Cancel pending delivery reports and close the HTTP client made for them."""
-        tasks = list(self._tasks)
+        """Drop pending delivery reports, stop the senders and close the HTTP client made for them."""
+        tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+        self._schedule.clear()
+        self._due = self._rescheduled = None
+        self._loop = None
+        self._outstanding = 0
+        if self._idle is not None:
+            self._idle.set()
         if self._own_report_http and self._report_http is not None:
             await self._report_http.aclose()
             self._report_http = None
@@ -300,49 +328,113 @@ class AfricasTalkingSimulator(Starlette):
 
     async def _schedule_reports(self, pending: list[_PendingReport]) -> None:
         # Async on purpose: Starlette runs a sync background function in a thread, without a loop.
+        if not pending:
+            return
+        self._start_senders()
+        assert self._idle is not None
+        self._outstanding += len(pending)
+        self._idle.clear()
+        due = asyncio.get_running_loop().time() + self.report_delay
         for item in pending:
-            task = asyncio.create_task(self._report(item))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._plan(item, due)
 
-    async def _report(self, item: _PendingReport) -> None:
-        if self.report_delay > 0:
-            await asyncio.sleep(self.report_delay)
-        for status, failure_reason in item.reports:
-            url = self.delivery_report_url
-            if not url:
-                return
-            form = {
-                "id": item.message_id,
-                "status": status,
-                "phoneNumber": item.number,
-                "networkCode": _network_code(item.number),
-                "retryCount": "0",
-            }
-            if failure_reason:
-                form["failureReason"] = failure_reason
-            await self._post_report(url, form)
+    def _start_senders(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._tasks:
+            return
+        # First use, or the loop that ran the senders is gone (a new server of the same app).
+        self._loop = loop
+        self._schedule.clear()
+        self._outstanding = 0
+        self._due = asyncio.Queue()
+        self._rescheduled = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks = [
+            asyncio.create_task(self._release_due(self._due, self._rescheduled), name="at-simulator reports")
+        ]
+        self._tasks += [
+            asyncio.create_task(self._send_due(self._due), name=f"at-simulator report sender {n}")
+            for n in range(self.report_concurrency)
+        ]
 
-    async def _post_report(self, url: str, form: dict[str, str]) -> None:
-        if self._report_http is None:
-            self._report_http = httpx.AsyncClient(timeout=5.0)
-        http_status: int | None = None
-        attempt = 0
-        for attempt in range(1, self.report_attempts + 1):
+    def _plan(self, item: _PendingReport, due: float) -> None:
+        assert self._rescheduled is not None
+        heapq.heappush(self._schedule, (due, next(self._order), item))
+        self._rescheduled.set()
+
+    def _finish(self) -> None:
+        self._outstanding -= 1
+        if self._outstanding <= 0 and self._idle is not None:
+            self._outstanding = 0
+            self._idle.set()
+
+    async def _release_due(self, due: asyncio.Queue[_PendingReport], rescheduled: asyncio.Event) -> None:
+        """Move reports from the schedule to the senders' queue as they fall due."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self._schedule and self._schedule[0][0] <= now:
+                due.put_nowait(heapq.heappop(self._schedule)[2])
+            rescheduled.clear()
+            wait = self._schedule[0][0] - now if self._schedule else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rescheduled.wait(), timeout=wait)
+
+    async def _send_due(self, due: asyncio.Queue[_PendingReport]) -> None:
+        while True:
+            item = await due.get()
             try:
-                response = await self._report_http.post(url, data=form)
-                http_status = response.status_code
-                if 200 <= http_status < 300:
-                    break
-            except httpx.HTTPError as exc:
-                http_status = None
-                log.warning("sms.simulator.report_failed", attempt=attempt, error=type(exc).__name__)
-            if attempt < self.report_attempts:
-                await asyncio.sleep(self.report_retry_delay * 2 ** (attempt - 1))
-        report = SentReport(url=url, form=form, attempts=attempt, http_status=http_status)
+                await self._send_step(item)
+            except Exception:  # a sender must outlive any one report
+                log.exception("sms.simulator.report_error", message_id=item.message_id)
+                self._finish()
+
+    async def _send_step(self, item: _PendingReport) -> None:
+        """One try of ``item``'s next report; then its retry, its next report, or its end is planned."""
+        url = self.delivery_report_url
+        if not url:
+            self._finish()
+            return
+        status, failure_reason = item.reports[item.step]
+        form = {
+            "id": item.message_id,
+            "status": status,
+            "phoneNumber": item.number,
+            "networkCode": _network_code(item.number),
+            "retryCount": "0",
+        }
+        if failure_reason:
+            form["failureReason"] = failure_reason
+        item.attempt += 1
+        http_status = await self._post_report(url, form, item.attempt)
+        delivered = http_status is not None and 200 <= http_status < 300
+        loop = asyncio.get_running_loop()
+        if not delivered and item.attempt < self.report_attempts:
+            self._plan(item, loop.time() + self.report_retry_delay * 2 ** (item.attempt - 1))
+            return
+        report = SentReport(url=url, form=form, attempts=item.attempt, http_status=http_status)
         self.reports.append(report)
-        if not report.delivered:
-            log.warning("sms.simulator.report_given_up", attempts=attempt, http_status=http_status)
+        if not delivered:
+            log.warning("sms.simulator.report_given_up", attempts=item.attempt, http_status=http_status)
+        item.step += 1
+        item.attempt = 0
+        if item.step < len(item.reports):
+            self._plan(item, loop.time())
+        else:
+            self._finish()
+
+    async def _post_report(self, url: str, form: dict[str, str], attempt: int) -> int | None:
+        if self._report_http is None:
+            self._report_http = httpx.AsyncClient(
+                timeout=30.0, limits=httpx.Limits(max_connections=self.report_concurrency)
+            )
+        try:
+            response = await self._report_http.post(url, data=form)
+        except httpx.HTTPError as exc:
+            log.warning("sms.simulator.report_failed", attempt=attempt, error=type(exc).__name__)
+            return None
+        return response.status_code
 
 
 def create_simulator_app(
@@ -356,13 +448,15 @@ def create_simulator_app(
     report_attempts: int = 3,
     report_retry_delay: float = 0.2,
     report_http: httpx.AsyncClient | None = None,
+    report_concurrency: int = 4,
 ) -> AfricasTalkingSimulator:
     """An Africa's Talking SMS simulator (see the module docstring for its behaviour).
 
     ``api_keys`` maps each accepted key to its username (None: any non-empty
     key, any username); ``sender_ids`` lists the allowed ``from`` values (None:
     any). ``report_http`` is the client delivery reports are posted with (one
-    is made when None and closed with the app).
+    is made when None and closed with the app); ``report_concurrency`` is how
+    many reports are in flight at once at most.
     """
     return AfricasTalkingSimulator(
         delivery_report_url=delivery_report_url,
@@ -374,6 +468,7 @@ def create_simulator_app(
         report_attempts=report_attempts,
         report_retry_delay=report_retry_delay,
         report_http=report_http,
+        report_concurrency=report_concurrency,
     )
 
 
