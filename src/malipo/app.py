@@ -108,13 +108,15 @@ def create_app(
     app.add_middleware(JsonBodyByDefault)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
+    # Starlette tries routes in order: the providers' callbacks and the Pay Hero surface (the
+    # hot paths, few routes) before the many /api/v1 routes. No two routers share a path.
     app.include_router(health_router)
-    app.include_router(v1_router)
-    app.include_router(payhero_router)
     app.include_router(provider_callbacks_router)
     app.include_router(payout_callbacks_router)
-    app.include_router(portal_router)
     app.include_router(messaging_callbacks_router)
+    app.include_router(payhero_router)
+    app.include_router(v1_router)
+    app.include_router(portal_router)
     # The SMS and WhatsApp simulators that connectors use by default (and sandbox keys always).
     simulators: MessagingSimulators | None = (
         mount_simulators(app, settings) if settings.simulators_enabled else None
