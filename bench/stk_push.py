@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 lib.serving(serve_argv, serve_env, port) as proc,
             ):
                 cpu_before = sum(lib.process_cpu_seconds(p.pid) or 0.0 for p in [proc, *workers])
+                workers_before = sum(lib.process_cpu_seconds(p.pid) or 0.0 for p in workers)
                 sim_cpu_before = lib.process_cpu_seconds(sim_proc.pid) or 0.0
                 started = time.time()
                 result = lib.run_load(
@@ -259,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(0.5)
                 drained = time.time()
                 server_cpu = sum(lib.process_cpu_seconds(p.pid) or 0.0 for p in [proc, *workers]) - cpu_before
+                workers_cpu = sum(lib.process_cpu_seconds(p.pid) or 0.0 for p in workers) - workers_before
                 sim_cpu = (lib.process_cpu_seconds(sim_proc.pid) or 0.0) - sim_cpu_before
             stored = asyncio.run(_collections(dsn, run))
             window = [
@@ -284,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ledger_verify": verify,
                 "server_cpu_ms_per_collection": 1000 * server_cpu / max(accepted, 1),
                 "simulator_cpu_ms_per_collection": 1000 * sim_cpu / max(accepted, 1),
+                "worker_processes_cpu_ms_per_collection": 1000 * workers_cpu / max(accepted, 1),
             }
             label = f"POST /api/v2/payments c={args.connections}"
             label += f" rate={args.rate:g}/s" if args.rate else ""
@@ -299,8 +302,9 @@ def main(argv: list[str] | None = None) -> int:
                 f" drained {drained - load_end:.1f} s after the load; {verify}"
             )
             print(
-                f"CPU per collection, whole run: malipo {results['server_cpu_ms_per_collection']:.1f} ms,"
-                f" simulator {results['simulator_cpu_ms_per_collection']:.1f} ms"
+                f"CPU per collection, whole run: malipo {results['server_cpu_ms_per_collection']:.1f} ms"
+                + (f" (worker processes {workers_cpu * 1000 / max(accepted, 1):.1f} ms)" if workers else "")
+                + f", simulator {results['simulator_cpu_ms_per_collection']:.1f} ms"
             )
             if final != len(stored) or len(arrived) != len(stored) or duplicates:
                 print(
