@@ -40,6 +40,7 @@ from malipo.identity import service as identity
 from malipo.identity.models import ApiUser, ClientStatus, ClientType, KeyMode
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, Hold, Journal, LedgerAccount
+from malipo.payouts.models import Payout
 from malipo.providers.daraja.simulator import DarajaSimulator, StkPush, create_simulator_app
 from malipo.webhooks.models import WebhookAttempt, WebhookDelivery
 from malipo.worker.models import Job
@@ -491,3 +492,44 @@ async def start_malipo(settings: Settings, daraja_sim: Sim, tmp_path: Path) -> A
 @pytest.fixture
 async def world(start_malipo: StartMalipo) -> World:
     return await start_malipo()
+
+
+# -- payouts: shared by the mobile and bank payout tests ---------------------------------
+
+
+async def fund_payments(world: World, amount: int, merchant: Merchant | None = None) -> None:
+    """Put ``amount`` cents in the merchant's sandbox payments wallet (as if collected)."""
+    client_id = (merchant or world.a).client_id
+    now = SystemClock().now()
+    async with world.db.transaction() as session:
+        funding = await ledger.system_account(session, AccountKind.SANDBOX_FUNDING, CURRENCY, "test", now)
+        wallet = await ledger.open_account(
+            session, owner=ledger.owner_key(client_id=client_id), kind=AccountKind.PAYMENTS_WALLET,
+            currency=CURRENCY, mode="test", client_id=client_id, now=now,
+        )  # fmt: skip
+        await ledger.post_journal(
+            session,
+            [ledger.Leg(funding.id, -amount, CURRENCY), ledger.Leg(wallet.id, amount, CURRENCY)],
+            kind="test_funding", description="collected funds for the test", mode="test", now=now,
+            client_id=client_id,
+        )  # fmt: skip
+
+
+async def payout_by_reference(world: World, reference: str) -> Payout:
+    async with world.db.transaction() as session:
+        found = await session.scalar(select(Payout).where(Payout.reference == reference))
+    assert found is not None
+    return found
+
+
+async def final_payout(world: World, reference: str, timeout: float = 10.0) -> Payout:
+    async def final() -> Payout | None:
+        payout = await payout_by_reference(world, reference)
+        return payout if payout.status in ("SUCCESS", "FAILED") else None
+
+    return await eventually(final, f"payout {reference} to finish", timeout)  # type: ignore[no-any-return]
+
+
+async def active_holds(world: World) -> int:
+    async with world.db.transaction() as session:
+        return len((await session.scalars(select(Hold).where(Hold.status == "active"))).all())

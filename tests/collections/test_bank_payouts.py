@@ -10,14 +10,21 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from malipo.core.clock import SystemClock
-from malipo.ledger import service as ledger
-from malipo.ledger.models import AccountKind, Hold, LedgerAccount
+from malipo.ledger.models import AccountKind, LedgerAccount
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout
 from malipo.providers.daraja.simulator import B2BPayment
 from malipo.worker.runner import Worker
-from tests.collections.conftest import CURRENCY, SERVICE_FUNDS, Mailbox, StartMalipo, World, eventually
+from tests.collections.conftest import (
+    CURRENCY,
+    SERVICE_FUNDS,
+    Mailbox,
+    StartMalipo,
+    World,
+    active_holds,
+    final_payout,
+    fund_payments,
+)
 
 KCB, KCB_PAYBILL = "01", "522522"
 EQUITY, EQUITY_PAYBILL = "68", "247247"
@@ -33,45 +40,12 @@ NEVER_HAPPENED = "1000000026"  # failed and its result lost: transaction status 
 FEE = 15_00  # the default payout fee, KES 15.00
 
 
-async def _fund_payments(world: World, amount: int) -> None:
-    """Put ``amount`` cents in merchant A's sandbox payments wallet (as if collected)."""
-    client_id = world.a.client_id
-    now = SystemClock().now()
-    async with world.db.transaction() as session:
-        funding = await ledger.system_account(session, AccountKind.SANDBOX_FUNDING, CURRENCY, "test", now)
-        wallet = await ledger.open_account(
-            session, owner=ledger.owner_key(client_id=client_id), kind=AccountKind.PAYMENTS_WALLET,
-            currency=CURRENCY, mode="test", client_id=client_id, now=now,
-        )  # fmt: skip
-        await ledger.post_journal(
-            session,
-            [ledger.Leg(funding.id, -amount, CURRENCY), ledger.Leg(wallet.id, amount, CURRENCY)],
-            kind="test_funding", description="collected funds for the test", mode="test", now=now,
-            client_id=client_id,
-        )  # fmt: skip
-
-
 async def _to_bank(
     world: World, amount: int, account: str | None = ACCOUNT, network_code: str = KCB, **extra: Any
 ) -> httpx.Response:
     body = {"amount": amount, "channel": "bank", "network_code": network_code, "account_number": account}
     body = {key: value for key, value in (body | extra).items() if value is not None}
     return await world.http.post("/api/v2/withdraw", json=body, headers=world.a.headers)
-
-
-async def _payout(world: World, reference: str) -> Payout:
-    async with world.db.transaction() as session:
-        found = await session.scalar(select(Payout).where(Payout.reference == reference))
-    assert found is not None
-    return found
-
-
-async def _final(world: World, reference: str, timeout: float = 10.0) -> Payout:
-    async def final() -> Payout | None:
-        payout = await _payout(world, reference)
-        return payout if payout.status in ("SUCCESS", "FAILED") else None
-
-    return await eventually(final, f"payout {reference} to finish", timeout)  # type: ignore[no-any-return]
 
 
 async def _bank_clearing(world: World) -> int:
@@ -85,11 +59,6 @@ async def _bank_clearing(world: World) -> int:
             )
         )
     return int(balance or 0)
-
-
-async def _active_holds(world: World) -> int:
-    async with world.db.transaction() as session:
-        return len((await session.scalars(select(Hold).where(Hold.status == "active"))).all())
 
 
 async def _payouts(world: World) -> int:
@@ -107,7 +76,7 @@ def _b2b_of(world: World, payout: Payout) -> B2BPayment:
 async def test_a_bank_payout_pays_the_banks_paybill_and_settles_to_bank_clearing(
     world: World, mailbox: Mailbox
 ) -> None:
-    await _fund_payments(world, 1_000_00)
+    await fund_payments(world, 1_000_00)
     before = await world.balances()
     bank_before = await _bank_clearing(world)
     reply = await _to_bank(world, 250, external_reference="BANK-1", callback_url=mailbox.url)
@@ -118,7 +87,7 @@ async def test_a_bank_payout_pays_the_banks_paybill_and_settles_to_bank_clearing
     assert body["external_reference"] == "BANK-1"
     assert body["checkout_request_id"].endswith(body["conversation_id"])
 
-    payout = await _final(world, body["merchant_reference"])
+    payout = await final_payout(world, body["merchant_reference"])
     assert payout.status == "SUCCESS", payout.result_desc
     assert (payout.channel, payout.network_code, payout.account_number, payout.phone) == (
         "bank", KCB, ACCOUNT, None,
@@ -145,7 +114,7 @@ async def test_a_bank_payout_pays_the_banks_paybill_and_settles_to_bank_clearing
     assert after.fee_revenue == before.fee_revenue + FEE
     assert await _bank_clearing(world) == bank_before + 250_00, "the money left through bank clearing"
     assert after.clearing == before.clearing, "nothing went through M-Pesa (B2C) clearing"
-    assert await _active_holds(world) == 0
+    assert await active_holds(world) == 0
     status = await world.status(payout.reference)
     assert status.status_code == 200
     assert status.json()["status"] == "SUCCESS"
@@ -156,12 +125,12 @@ async def test_a_bank_payout_pays_the_banks_paybill_and_settles_to_bank_clearing
 
 async def test_the_operators_paybills_add_banks_and_override_the_table(start_malipo: StartMalipo) -> None:
     world = await start_malipo(bank_paybills={CITIBANK: "123456", KCB: "522523"})
-    await _fund_payments(world, 1_000_00)
+    await fund_payments(world, 1_000_00)
     sent: dict[str, B2BPayment] = {}
     for code in (CITIBANK, KCB, EQUITY):
         reply = await _to_bank(world, 100, network_code=code)
         assert reply.status_code == 201, reply.text
-        payout = await _final(world, reply.json()["merchant_reference"])
+        payout = await final_payout(world, reply.json()["merchant_reference"])
         assert payout.status == "SUCCESS", payout.result_desc
         sent[code] = _b2b_of(world, payout)
     assert {code: payment.party_b for code, payment in sent.items()} == {
@@ -172,14 +141,14 @@ async def test_the_operators_paybills_add_banks_and_override_the_table(start_mal
 
 
 async def test_failed_bank_payouts_release_both_holds(world: World, mailbox: Mailbox) -> None:
-    await _fund_payments(world, 1_000_00)
+    await fund_payments(world, 1_000_00)
     before = await world.balances()
     references = []
     for account in (INITIATOR_INVALID, NO_SUCH_ACCOUNT, QUEUE_TIMEOUT):
         reply = await _to_bank(world, 100, account, callback_url=mailbox.url)
         assert reply.status_code == 201, reply.text
         references.append(reply.json()["merchant_reference"])
-    finished = [await _final(world, reference) for reference in references]
+    finished = [await final_payout(world, reference) for reference in references]
     assert [payout.status for payout in finished] == ["FAILED"] * 3
     assert [payout.result_code for payout in finished] == [2001, 12, 1]
     assert "timed out" in (finished[2].result_desc or "").lower()
@@ -191,16 +160,16 @@ async def test_failed_bank_payouts_release_both_holds(world: World, mailbox: Mai
     assert after.service == before.service
     assert after.fee_revenue == before.fee_revenue
     assert await _bank_clearing(world) == 0
-    assert await _active_holds(world) == 0
+    assert await active_holds(world) == 0
     await world.verify_ledger()
 
 
 async def test_a_lost_bank_result_is_settled_by_a_transaction_status_query(start_malipo: StartMalipo) -> None:
     world = await start_malipo(payout_query_after_seconds=0.1)
-    await _fund_payments(world, 500_00)
+    await fund_payments(world, 500_00)
     reply = await _to_bank(world, 300, RESULT_LOST, network_code=EQUITY)
     assert reply.status_code == 201, reply.text
-    payout = await _final(world, reply.json()["merchant_reference"])
+    payout = await final_payout(world, reply.json()["merchant_reference"])
     assert payout.status == "SUCCESS", payout.result_desc
     sent = _b2b_of(world, payout)
     assert payout.transaction_id == sent.transaction_id
@@ -211,7 +180,7 @@ async def test_a_lost_bank_result_is_settled_by_a_transaction_status_query(start
     assert balances.payments == (200_00, 0)
     assert balances.service == (SERVICE_FUNDS - FEE, 0)
     assert await _bank_clearing(world) == 300_00
-    assert await _active_holds(world) == 0
+    assert await active_holds(world) == 0
     await world.verify_ledger()
 
 
@@ -219,11 +188,11 @@ async def test_a_bank_payout_that_never_happened_fails_after_the_status_queries(
     start_malipo: StartMalipo, mailbox: Mailbox
 ) -> None:
     world = await start_malipo(payout_query_after_seconds=0.05)
-    await _fund_payments(world, 500_00)
+    await fund_payments(world, 500_00)
     before = await world.balances()
     reply = await _to_bank(world, 300, NEVER_HAPPENED, callback_url=mailbox.url)
     assert reply.status_code == 201, reply.text
-    payout = await _final(world, reply.json()["merchant_reference"], timeout=15.0)
+    payout = await final_payout(world, reply.json()["merchant_reference"], timeout=15.0)
     assert payout.status == "FAILED"
     assert payout.result_code == 2032
     sent = _b2b_of(world, payout)
@@ -233,12 +202,12 @@ async def test_a_bank_payout_that_never_happened_fails_after_the_status_queries(
     assert callback["status"] == "failed"
     assert await world.balances() == before
     assert await _bank_clearing(world) == 0
-    assert await _active_holds(world) == 0
+    assert await active_holds(world) == 0
     await world.verify_ledger()
 
 
 async def test_a_bank_with_no_paybill_is_refused_and_holds_nothing(world: World) -> None:
-    await _fund_payments(world, 500_00)
+    await fund_payments(world, 500_00)
     before = await world.balances()
     reply = await _to_bank(world, 100, network_code=CITIBANK)
     assert reply.status_code == 400, reply.text
@@ -250,12 +219,12 @@ async def test_a_bank_with_no_paybill_is_refused_and_holds_nothing(world: World)
     assert "MALIPO_BANK_PAYBILLS" in error["error_message"]
     assert await world.balances() == before
     assert await _payouts(world) == 0
-    assert await _active_holds(world) == 0
+    assert await active_holds(world) == 0
     assert await world.jobs(payouts.SEND_JOB) == []
 
 
 async def test_a_bad_account_number_or_bank_code_is_refused_and_holds_nothing(world: World) -> None:
-    await _fund_payments(world, 500_00)
+    await fund_payments(world, 500_00)
     before = await world.balances()
     for account, network_code, field, words in (
         ("12345678901234", KCB, "account_number", "at most 13"),
@@ -277,7 +246,7 @@ async def test_a_bad_account_number_or_bank_code_is_refused_and_holds_nothing(wo
 
 
 async def test_a_bank_payout_for_more_than_is_available_is_refused_and_holds_nothing(world: World) -> None:
-    await _fund_payments(world, 150_00)
+    await fund_payments(world, 150_00)
     before = await world.balances()
     reply = await _to_bank(world, 200)
     assert reply.status_code == 400, reply.text
@@ -286,16 +255,16 @@ async def test_a_bank_payout_for_more_than_is_available_is_refused_and_holds_not
     assert "KES 150.00 available" in error["error_message"]
     assert await world.balances() == before
     assert await _payouts(world) == 0
-    assert await _active_holds(world) == 0
+    assert await active_holds(world) == 0
 
 
 async def test_a_repeated_external_reference_pays_the_bank_once(world: World) -> None:
-    await _fund_payments(world, 500_00)
+    await fund_payments(world, 500_00)
     first = await _to_bank(world, 100, external_reference="BANK-ONCE")
     again = await _to_bank(world, 100, external_reference="BANK-ONCE")
     assert first.status_code == again.status_code == 201
     assert first.json()["merchant_reference"] == again.json()["merchant_reference"]
-    payout = await _final(world, first.json()["merchant_reference"])
+    payout = await final_payout(world, first.json()["merchant_reference"])
     assert payout.status == "SUCCESS"
     assert await _payouts(world) == 1
     assert len([p for p in world.sim.sim.b2b_payments.values() if p.occasion == payout.reference]) == 1
@@ -306,7 +275,7 @@ async def test_a_repeated_external_reference_pays_the_bank_once(world: World) ->
 async def test_a_queued_bank_payout_keeps_the_paybill_it_was_asked_with(start_malipo: StartMalipo) -> None:
     """The operator's paybill at request time is paid, even if MALIPO_BANK_PAYBILLS changes before sending."""
     world = await start_malipo(inprocess_worker=False, bank_paybills={KCB: "522523"})
-    await _fund_payments(world, 500_00)
+    await fund_payments(world, 500_00)
     reply = await _to_bank(world, 100)
     assert reply.status_code == 201, reply.text
     worker = Worker(world.db, world.settings.model_copy(update={"bank_paybills": {}}))
@@ -314,7 +283,7 @@ async def test_a_queued_bank_payout_keeps_the_paybill_it_was_asked_with(start_ma
         assert await worker.run_once() == 1
     finally:
         await worker.aclose()
-    payout = await _final(world, reply.json()["merchant_reference"])
+    payout = await final_payout(world, reply.json()["merchant_reference"])
     assert payout.status == "SUCCESS", payout.result_desc
     assert _b2b_of(world, payout).party_b == "522523", "not the table's 522522"
     await world.verify_ledger()

@@ -9,11 +9,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from malipo.core.clock import SystemClock
-from malipo.ledger import service as ledger
-from malipo.ledger.models import AccountKind, Hold
 from malipo.payouts.models import Payout
-from tests.collections.conftest import CURRENCY, Mailbox, Merchant, World, eventually
+from tests.collections.conftest import Mailbox, World, active_holds, final_payout, fund_payments
 
 PAID = "254711222333"
 INITIATOR_INVALID = "254700000011"  # 2001
@@ -24,51 +21,13 @@ RESULT_LOST = "254700000015"  # paid; only transaction status tells
 FEE = 15_00  # the default payout fee, KES 15.00
 
 
-async def _fund_payments(world: World, amount: int, merchant: Merchant | None = None) -> None:
-    """Put ``amount`` cents in the merchant's sandbox payments wallet (as if collected)."""
-    client_id = (merchant or world.a).client_id
-    now = SystemClock().now()
-    async with world.db.transaction() as session:
-        funding = await ledger.system_account(session, AccountKind.SANDBOX_FUNDING, CURRENCY, "test", now)
-        wallet = await ledger.open_account(
-            session, owner=ledger.owner_key(client_id=client_id), kind=AccountKind.PAYMENTS_WALLET,
-            currency=CURRENCY, mode="test", client_id=client_id, now=now,
-        )  # fmt: skip
-        await ledger.post_journal(
-            session,
-            [ledger.Leg(funding.id, -amount, CURRENCY), ledger.Leg(wallet.id, amount, CURRENCY)],
-            kind="test_funding", description="collected funds for the test", mode="test", now=now,
-            client_id=client_id,
-        )  # fmt: skip
-
-
 async def _withdraw(world: World, amount: int, phone: str, **extra: Any) -> httpx.Response:
     body = {"amount": amount, "phone_number": phone, "network_code": "63902", "channel": "mobile", **extra}
     return await world.http.post("/api/v2/withdraw", json=body, headers=world.a.headers)
 
 
-async def _payout(world: World, reference: str) -> Payout:
-    async with world.db.transaction() as session:
-        found = await session.scalar(select(Payout).where(Payout.reference == reference))
-    assert found is not None
-    return found
-
-
-async def _final(world: World, reference: str, timeout: float = 10.0) -> Payout:
-    async def final() -> Payout | None:
-        payout = await _payout(world, reference)
-        return payout if payout.status in ("SUCCESS", "FAILED") else None
-
-    return await eventually(final, f"payout {reference} to finish", timeout)  # type: ignore[no-any-return]
-
-
-async def _active_holds(world: World) -> int:
-    async with world.db.transaction() as session:
-        return len((await session.scalars(select(Hold).where(Hold.status == "active"))).all())
-
-
 async def test_a_payout_holds_then_settles_and_tells_the_merchant(world: World, mailbox: Mailbox) -> None:
-    await _fund_payments(world, 1_000_00)
+    await fund_payments(world, 1_000_00)
     before = await world.balances()
     reply = await _withdraw(world, 200, PAID, external_reference="PAYOUT-1", callback_url=mailbox.url)
     assert reply.status_code == 201, reply.text
@@ -78,7 +37,7 @@ async def test_a_payout_holds_then_settles_and_tells_the_merchant(world: World, 
     assert body["external_reference"] == "PAYOUT-1"
     assert body["checkout_request_id"].endswith(body["conversation_id"])
 
-    payout = await _final(world, body["merchant_reference"])
+    payout = await final_payout(world, body["merchant_reference"])
     assert payout.status == "SUCCESS"
     assert payout.transaction_id
     [callback] = await mailbox.wait_for(1)
@@ -95,7 +54,7 @@ async def test_a_payout_holds_then_settles_and_tells_the_merchant(world: World, 
     assert after.service == (before.service[0] - FEE, 0)
     assert after.fee_revenue == before.fee_revenue + FEE
     assert after.clearing == before.clearing + 200_00, "the money left through M-Pesa clearing"
-    assert await _active_holds(world) == 0
+    assert await active_holds(world) == 0
     status = await world.status(payout.reference)
     assert status.status_code == 200
     assert status.json()["status"] == "SUCCESS"
@@ -103,14 +62,14 @@ async def test_a_payout_holds_then_settles_and_tells_the_merchant(world: World, 
 
 
 async def test_failed_payouts_release_their_holds(world: World, mailbox: Mailbox) -> None:
-    await _fund_payments(world, 1_000_00)
+    await fund_payments(world, 1_000_00)
     before = await world.balances()
     references = []
     for phone in (INITIATOR_INVALID, UTILITY_INSUFFICIENT, QUEUE_TIMEOUT):
         reply = await _withdraw(world, 100, phone, callback_url=mailbox.url)
         assert reply.status_code == 201, reply.text
         references.append(reply.json()["merchant_reference"])
-    finished = [await _final(world, ref) for ref in references]
+    finished = [await final_payout(world, ref) for ref in references]
     assert {payout.result_code for payout in finished} == {2001, 1}
     assert [payout.status for payout in finished] == ["FAILED"] * 3
     callbacks = await mailbox.wait_for(3)
@@ -119,12 +78,12 @@ async def test_failed_payouts_release_their_holds(world: World, mailbox: Mailbox
     assert after.payments == before.payments
     assert after.service == before.service
     assert after.fee_revenue == before.fee_revenue
-    assert await _active_holds(world) == 0
+    assert await active_holds(world) == 0
     await world.verify_ledger()
 
 
 async def test_a_payout_for_more_than_is_available_is_refused_and_holds_nothing(world: World) -> None:
-    await _fund_payments(world, 150_00)
+    await fund_payments(world, 150_00)
     first = await _withdraw(world, 100, RESULT_LOST)  # its 100 stays held until Daraja answers
     assert first.status_code == 201
     before = await world.balances()
@@ -141,10 +100,10 @@ async def test_a_payout_for_more_than_is_available_is_refused_and_holds_nothing(
 
 async def test_a_lost_result_is_settled_by_a_transaction_status_query(start_malipo: Any) -> None:
     world = await start_malipo(payout_query_after_seconds=0.1)
-    await _fund_payments(world, 500_00)
+    await fund_payments(world, 500_00)
     reply = await _withdraw(world, 300, RESULT_LOST)
     assert reply.status_code == 201
-    payout = await _final(world, reply.json()["merchant_reference"])
+    payout = await final_payout(world, reply.json()["merchant_reference"])
     assert payout.status == "SUCCESS"
     assert payout.transaction_id
     assert (await world.balances()).payments == (200_00, 0)
@@ -152,7 +111,7 @@ async def test_a_lost_result_is_settled_by_a_transaction_status_query(start_mali
 
 
 async def test_repeats_and_bad_input(world: World) -> None:
-    await _fund_payments(world, 500_00)
+    await fund_payments(world, 500_00)
     first = await _withdraw(world, 100, PAID, external_reference="ONCE")
     again = await _withdraw(world, 100, PAID, external_reference="ONCE")
     assert first.status_code == again.status_code == 201
@@ -187,7 +146,7 @@ async def test_repeats_and_bad_input(world: World) -> None:
 
 async def test_an_idempotency_key_makes_a_retried_withdrawal_or_payment_happen_once(world: World) -> None:
     """Without an external_reference, a client's retry with the same Idempotency-Key replays the reply."""
-    await _fund_payments(world, 500_00)
+    await fund_payments(world, 500_00)
     body = {"amount": 100, "phone_number": PAID, "network_code": "63902", "channel": "mobile"}
     headers = {**world.a.headers, "Idempotency-Key": "withdraw-retry-1"}
     first = await world.http.post("/api/v2/withdraw", json=body, headers=headers)

@@ -862,22 +862,26 @@ class DarajaSimulator:
 
     async def _settle_b2c(self, payment: B2CPayment) -> None:
         await asyncio.sleep(self.callback_delay)
-        outcome = self._b2c_outcome(payment)
+        if await self._settle(payment, self._b2c_outcome(payment)):
+            self.b2c_funds -= payment.amount
+        if payment.result is not None and payment.result.delivery is Delivery.RESULT:
+            await self._deliver(payment.result_url, self._b2c_result(payment))
+
+    async def _settle(self, payment: B2CPayment | B2BPayment, outcome: Outcome) -> bool:
+        """Record the outcome (a queue timeout is posted here); True if the money moved."""
         payment.result = outcome
         payment.completed_at = self._now()
         if outcome.delivery is Delivery.QUEUE_TIMEOUT:
             await self._deliver(payment.queue_timeout_url, self._queue_timeout_result(payment))
-            return
+            return False
         payment.transaction_id = _receipt()
-        if outcome.succeeded:
-            self.b2c_funds -= payment.amount
-        if outcome.delivery is Delivery.RESULT:
-            await self._deliver(payment.result_url, self._b2c_result(payment))
+        return outcome.succeeded
 
-    def _b2c_result(self, payment: B2CPayment) -> dict[str, Any]:
+    @staticmethod
+    def _result_head(payment: B2CPayment | B2BPayment) -> dict[str, Any]:
         assert payment.result is not None
         assert payment.completed_at is not None
-        result: dict[str, Any] = {
+        return {
             "ResultType": 0,
             "ResultCode": payment.result.result_code,
             "ResultDesc": payment.result.result_desc,
@@ -885,6 +889,11 @@ class DarajaSimulator:
             "ConversationID": payment.conversation_id,
             "TransactionID": payment.transaction_id,
         }
+
+    def _b2c_result(self, payment: B2CPayment) -> dict[str, Any]:
+        result = self._result_head(payment)
+        assert payment.result is not None
+        assert payment.completed_at is not None
         if payment.result.succeeded:
             result["ResultParameters"] = {
                 "ResultParameter": [
@@ -997,29 +1006,15 @@ class DarajaSimulator:
 
     async def _settle_b2b(self, payment: B2BPayment) -> None:
         await asyncio.sleep(self.callback_delay)
-        outcome = self._b2b_outcome(payment)
-        payment.result = outcome
-        payment.completed_at = self._now()
-        if outcome.delivery is Delivery.QUEUE_TIMEOUT:
-            await self._deliver(payment.queue_timeout_url, self._queue_timeout_result(payment))
-            return
-        payment.transaction_id = _receipt()
-        if outcome.succeeded:
+        if await self._settle(payment, self._b2b_outcome(payment)):
             self.b2b_funds -= payment.amount
-        if outcome.delivery is Delivery.RESULT:
+        if payment.result is not None and payment.result.delivery is Delivery.RESULT:
             await self._deliver(payment.result_url, self._b2b_result(payment))
 
     def _b2b_result(self, payment: B2BPayment) -> dict[str, Any]:
+        result = self._result_head(payment)
         assert payment.result is not None
         assert payment.completed_at is not None
-        result: dict[str, Any] = {
-            "ResultType": 0,
-            "ResultCode": payment.result.result_code,
-            "ResultDesc": payment.result.result_desc,
-            "OriginatorConversationID": payment.originator_conversation_id,
-            "ConversationID": payment.conversation_id,
-            "TransactionID": payment.transaction_id,
-        }
         if payment.result.succeeded:
             balance = f"Working Account|KES|{self.b2b_funds:.2f}|{self.b2b_funds:.2f}|0.00|0.00"
             result["ResultParameters"] = {
