@@ -121,6 +121,7 @@ def test_sessions_sends_and_bulk_reach_the_simulator_and_their_statuses_come_bac
     native = world.get(f"/api/v1/whatsapp/batches/{batch_id}", a.test)
     assert native.status_code == 200
     assert native.json()["counts"] == {"queued": 0, "sent": 0, "delivered": 1, "failed": 2}
+    assert (native.json()["messageType"], native.json()["mediaUrl"]) == ("text", None)
 
     document = world.post(
         "/api/v2/whatsapp/sendBulk",

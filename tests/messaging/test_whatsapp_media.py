@@ -118,6 +118,7 @@ def test_a_document_bulk_sends_link_caption_and_a_filename_from_the_url(world: M
     }
     native = world.get(f"/api/v1/whatsapp/batches/{bulk.json()['batch_id']}", world.a.test)
     assert native.json()["counts"]["delivered"] == 1
+    assert (native.json()["messageType"], native.json()["mediaUrl"]) == ("document", INVOICE)
 
     async def stored(db: Database) -> tuple[Any, ...]:
         async with db.transaction() as session:

@@ -351,6 +351,8 @@ def batch_out(view: whatsapp.BatchView, page: int, page_size: int) -> WhatsAppBa
     return WhatsAppBatchOut(
         id=view.batch.id,
         session=view.session_name,
+        message_type=view.message_type.value,  # type: ignore[arg-type]
+        media_url=view.media_url,
         accepted=view.batch.accepted,
         rejected=view.batch.rejected,
         counts=StatusCounts(**view.counts),

@@ -173,6 +173,8 @@ class WhatsAppBatchMessageOut(CamelModel):
 class WhatsAppBatchOut(CamelModel):
     id: uuid.UUID
     session: str
+    message_type: Literal["text", "image", "document"]
+    media_url: str | None = Field(description="The image's or document's URL; null for text")
     accepted: int
     rejected: int
     counts: StatusCounts
