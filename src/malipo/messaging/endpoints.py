@@ -88,18 +88,7 @@ async def send_sms(
     settings: SettingsDep,
 ) -> SmsOut:
     """Queue one SMS, charged to the service wallet per segment (402 when it holds too little)."""
-    message = await sms.send_one(
-        session,
-        who,
-        settings,
-        phone_number=body.phone_number,
-        message=body.message,
-        sender_id=None,
-        now=clock.now(),
-    )
-    reply = sms_out(message)
-    await idem.complete(session, status.HTTP_201_CREATED, reply)
-    return reply
+    return await _send_one(body, None, who, idem, session, clock, settings)
 
 
 @router.post(
@@ -119,15 +108,22 @@ async def send_sms_with_sender(
     settings: SettingsDep,
 ) -> SmsOut:
     """Queue one SMS from your own sender id (registered with the provider)."""
+    return await _send_one(body, body.sender_id, who, idem, session, clock, settings)
+
+
+async def _send_one(
+    body: SmsIn,
+    sender_id: str | None,
+    who: CurrentPrincipal,
+    idem: IdempotencyKey,
+    session: Session,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> SmsOut:
     message = await sms.send_one(
-        session,
-        who,
-        settings,
-        phone_number=body.phone_number,
-        message=body.message,
-        sender_id=body.sender_id,
-        now=clock.now(),
-    )
+        session, who, settings, phone_number=body.phone_number, message=body.message,
+        sender_id=sender_id, now=clock.now(),
+    )  # fmt: skip
     reply = sms_out(message)
     await idem.complete(session, status.HTTP_201_CREATED, reply)
     return reply

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import email.utils
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Literal
@@ -181,43 +183,32 @@ async def deliver(
     timeout: float = 30,  # noqa: ASYNC109  (aiosmtplib's per-operation timeout, not one for the call)
 ) -> str:
     """Send a built message; return the server's reply to it (``250 …``). Raises :class:`SmtpError`."""
-    # Errors are re-raised "from None": aiosmtplib's frames hold the password in their locals, and
-    # a traceback renderer that shows locals would print it. The reply code and text are kept.
-    try:
-        _refused, reply = await aiosmtplib.send(
-            message,
-            hostname=target.host,
-            port=target.port,
-            username=target.username,
-            password=target.password if target.username else None,
-            use_tls=target.tls == "implicit",
-            start_tls=target.tls == "starttls",
-            timeout=timeout,
-        )
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        # One recipient per message, so its refusal is the whole answer.
-        first = exc.recipients[0] if exc.recipients else None
-        code = first.code if first else None
-        raise _reply_error(
-            "recipient refused", code, first.message if first else "", permanent_ok=True
-        ) from None
-    except aiosmtplib.SMTPAuthenticationError as exc:
-        raise _reply_error("login refused", exc.code, exc.message, permanent_ok=False) from None
-    except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
-        what = "sender refused" if isinstance(exc, aiosmtplib.SMTPSenderRefused) else "message refused"
-        raise _reply_error(what, exc.code, exc.message, permanent_ok=True) from None
-    except aiosmtplib.SMTPResponseException as exc:
-        raise _reply_error("server error", exc.code, exc.message, permanent_ok=False) from None
-    except aiosmtplib.SMTPTimeoutError as exc:
-        raise SmtpError(f"timed out talking to {target.host}:{target.port}: {exc.message}") from None
-    except aiosmtplib.SMTPConnectError as exc:
-        raise SmtpError(f"cannot reach {target.host}:{target.port}: {exc.message}") from None
-    except aiosmtplib.SMTPException as exc:
-        raise SmtpError(f"SMTP failure with {target.host}:{target.port}: {exc.message}") from None
-    except ssl.SSLError as exc:
-        raise SmtpError(f"TLS failure with {target.host}:{target.port}: {exc.reason or exc}") from None
-    except OSError as exc:
-        raise SmtpError(f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}") from None
+    with _as_smtp_error(target):
+        try:
+            _refused, reply = await aiosmtplib.send(
+                message,
+                hostname=target.host,
+                port=target.port,
+                username=target.username,
+                password=target.password if target.username else None,
+                use_tls=target.tls == "implicit",
+                start_tls=target.tls == "starttls",
+                timeout=timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            # One recipient per message, so its refusal is the whole answer.
+            first = exc.recipients[0] if exc.recipients else None
+            code = first.code if first else None
+            raise _reply_error(
+                "recipient refused", code, first.message if first else "", permanent_ok=True
+            ) from None
+        except (
+            aiosmtplib.SMTPSenderRefused,
+            aiosmtplib.SMTPRecipientRefused,
+            aiosmtplib.SMTPDataError,
+        ) as exc:
+            what = "sender refused" if isinstance(exc, aiosmtplib.SMTPSenderRefused) else "message refused"
+            raise _reply_error(what, exc.code, exc.message, permanent_ok=True) from None
     log.info("smtp.sent", host=target.host, port=target.port, message_id=message["Message-ID"])
     return " ".join(str(reply).split())
 
@@ -237,9 +228,25 @@ async def verify_login(
         timeout=timeout,
     )
     try:
-        await client.connect()
-        if target.username:
-            await client.login(target.username, target.password or "")
+        with _as_smtp_error(target):
+            await client.connect()
+            if target.username:
+                await client.login(target.username, target.password or "")
+    finally:
+        if client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+
+@contextmanager
+def _as_smtp_error(target: SmtpTarget) -> Iterator[None]:
+    """aiosmtplib's and the socket's failures as :class:`SmtpError`, re-raised "from None":
+    aiosmtplib's frames hold the password in their locals, and a traceback renderer that shows
+    locals would print it. The reply code and text are kept."""
+    try:
+        yield
     except aiosmtplib.SMTPAuthenticationError as exc:
         raise _reply_error("login refused", exc.code, exc.message, permanent_ok=False) from None
     except aiosmtplib.SMTPResponseException as exc:
@@ -254,12 +261,6 @@ async def verify_login(
         raise SmtpError(f"TLS failure with {target.host}:{target.port}: {exc.reason or exc}") from None
     except OSError as exc:
         raise SmtpError(f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}") from None
-    finally:
-        if client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
 
 
 def _reply_error(what: str, code: int | None, reply: str, *, permanent_ok: bool) -> SmtpError:

@@ -501,14 +501,12 @@ class Worker:
                         .scalars()
                         .all()
                     )
-                    if len(done) != len(ids):
-                        lost = {job.id for job in jobs} - set(done)
-                        for job in jobs:
-                            if job.id in lost:
-                                log.warning(
-                                    "job.lease_lost", job_id=str(job.id), kind=job.kind, worker=self.name
-                                )
-                    recorded += [job for job in jobs if job.id in set(done)]
+                    done_ids = set(done)
+                    for job in jobs:
+                        if job.id in done_ids:
+                            recorded.append(job)
+                        else:  # its lease ran out and another worker holds it now
+                            log.warning("job.lease_lost", job_id=str(job.id), kind=job.kind, worker=self.name)
                     if done:
                         await session.execute(
                             update(JobAttempt)

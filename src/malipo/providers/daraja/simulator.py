@@ -852,23 +852,21 @@ class DarajaSimulator:
         expected = self.initiators.get(name)
         return expected is not None and secrets.compare_digest(expected.encode(), credential.encode())
 
-    def _b2c_outcome(self, payment: B2CPayment) -> Outcome:
-        if not self._initiator_ok(payment.initiator, payment.security_credential):
-            return _INITIATOR_REJECTED
-        outcome = B2C_OUTCOMES.get(payment.phone, B2C_SUCCESS)
-        if outcome.succeeded and payment.amount > self.b2c_funds:
-            return _B2C_INSUFFICIENT
-        return outcome
-
     async def _settle_b2c(self, payment: B2CPayment) -> None:
         await asyncio.sleep(self.callback_delay)
-        if await self._settle(payment, self._b2c_outcome(payment)):
+        scripted = B2C_OUTCOMES.get(payment.phone, B2C_SUCCESS)
+        if await self._settle(payment, scripted, self.b2c_funds):
             self.b2c_funds -= payment.amount
         if payment.result is not None and payment.result.delivery is Delivery.RESULT:
             await self._deliver(payment.result_url, self._b2c_result(payment))
 
-    async def _settle(self, payment: B2CPayment | B2BPayment, outcome: Outcome) -> bool:
-        """Record the outcome (a queue timeout is posted here); True if the money moved."""
+    async def _settle(self, payment: B2CPayment | B2BPayment, scripted: Outcome, funds: int) -> bool:
+        """Decide and record the outcome (a queue timeout is posted here); True if the money moved."""
+        outcome = scripted
+        if not self._initiator_ok(payment.initiator, payment.security_credential):
+            outcome = _INITIATOR_REJECTED
+        elif outcome.succeeded and payment.amount > funds:
+            outcome = _B2C_INSUFFICIENT
         payment.result = outcome
         payment.completed_at = self._now()
         if outcome.delivery is Delivery.QUEUE_TIMEOUT:
@@ -996,17 +994,10 @@ class DarajaSimulator:
             }
         )
 
-    def _b2b_outcome(self, payment: B2BPayment) -> Outcome:
-        if not self._initiator_ok(payment.initiator, payment.security_credential):
-            return _INITIATOR_REJECTED
-        outcome = B2B_OUTCOMES.get(payment.account_reference, B2B_SUCCESS)
-        if outcome.succeeded and payment.amount > self.b2b_funds:
-            return _B2C_INSUFFICIENT
-        return outcome
-
     async def _settle_b2b(self, payment: B2BPayment) -> None:
         await asyncio.sleep(self.callback_delay)
-        if await self._settle(payment, self._b2b_outcome(payment)):
+        scripted = B2B_OUTCOMES.get(payment.account_reference, B2B_SUCCESS)
+        if await self._settle(payment, scripted, self.b2b_funds):
             self.b2b_funds -= payment.amount
         if payment.result is not None and payment.result.delivery is Delivery.RESULT:
             await self._deliver(payment.result_url, self._b2b_result(payment))
