@@ -18,6 +18,7 @@ from malipo.api.payhero.compat import JsonBodyByDefault
 from malipo.api.v1 import router as v1_router
 from malipo.auth.permissions import sync_permissions
 from malipo.collections.callbacks import router as provider_callbacks_router
+from malipo.collections.service import callback_writer, collection_intake
 from malipo.config import Settings, load_settings
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import get_logger
@@ -58,6 +59,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = database or Database.from_settings(settings)
         app.state.db = db
+        app.state.collection_intake = collection_intake(db, settings, clock)
+        app.state.daraja_callbacks = callback_writer(db, clock)
         revision = await current_revision(db.engine)
         if revision == app.state.migration_head:
             created = await sync_permissions(db, app.routes, clock.now())

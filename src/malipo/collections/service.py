@@ -20,10 +20,11 @@ from decimal import Decimal
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from malipo.auth.authenticate import Credential, recheck
 from malipo.auth.principals import Principal, PrincipalKind
 from malipo.collections.models import (
     FINAL_STATES,
@@ -35,19 +36,21 @@ from malipo.collections.models import (
     PaymentChannel,
 )
 from malipo.config import Settings
+from malipo.core.clock import Clock
 from malipo.core.crypto import sha256_hex
 from malipo.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from malipo.core.group_commit import GroupCommit
 from malipo.core.ids import new_id, new_reference, new_token
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
-from malipo.db import cache_after_commit, cached
+from malipo.db import Database, cache_after_commit, cached
 from malipo.identity.models import KeyMode
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
 from malipo.webhooks import service as webhooks
-from malipo.worker.registry import enqueue
+from malipo.worker.registry import enqueue_many
 
 log = get_logger("malipo.collections")
 
@@ -260,97 +263,251 @@ def _checkout_request_id(now: datetime) -> str:
     return f"ws_CO_{now:%d%m%Y%H%M%S}{new_id().int % 10**12:012d}"
 
 
+@dataclass(frozen=True, slots=True)
+class Requested:
+    """One caller's collection request, as ``request_collections`` takes them."""
+
+    who: Principal
+    body: CollectionRequest
+    # How ``who`` got in, when the intake is to check it again in its transaction (``recheck``).
+    credential: Credential | None = None
+
+
+# What each request gets: its collection and whether it is new, or the error refusing it.
+Answer = tuple[Collection, bool] | BaseException
+
+
+CollectionIntake = GroupCommit[Requested, tuple[Collection, bool]]
+
+
+def collection_intake(db: Database, settings: Settings, clock: Clock) -> CollectionIntake:
+    """The process's collection requests, stored many to a transaction (``request_collections``).
+
+    Under load every request of a merchant holds a fee on the same service-wallet row: one
+    transaction each would queue them all on that row's lock, one commit at a time.
+    """
+
+    async def store(session: AsyncSession, requests: list[Requested]) -> list[Answer]:
+        refused = await recheck(session, [r.credential or Credential(r.who) for r in requests])
+        allowed = [index for index, error in enumerate(refused) if error is None]
+        stored = iter(
+            await request_collections(
+                session, [requests[i] for i in allowed], settings=settings, now=clock.now()
+            )
+        )
+        return [next(stored) if error is None else error for error in refused]
+
+    return GroupCommit(db, store, name="collection requests", max_batch=256, alone_after_failure=True)
+
+
 async def request_collection(
     session: AsyncSession, who: Principal, body: CollectionRequest, *, settings: Settings, now: datetime
 ) -> tuple[Collection, bool]:
     """Store a collection and queue its STK push; (collection, False) for a repeated external_reference."""
-    assert who.client_id is not None
-    mode = who.mode.value
+    (answer,) = await request_collections(session, [Requested(who, body)], settings=settings, now=now)
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
+
+
+async def request_collections(
+    session: AsyncSession, requests: list[Requested], *, settings: Settings, now: datetime
+) -> list[Answer]:
+    """``request_collection`` for many requests in one transaction, an answer each, in order.
+
+    A refused request (bad input, an unknown channel, a fee the service wallet cannot cover)
+    gets its error and writes nothing; the others go ahead. A repeated external_reference, in
+    the database or earlier in the same list, answers the first collection. The fees of one
+    merchant are held with one lock and one update of its service wallet, the collections and
+    their jobs written with one INSERT each.
+    """
+    answers: list[Answer | None] = [None] * len(requests)
+    pending = list(range(len(requests)))
+    for _attempt in range(2):
+        try:
+            async with session.begin_nested():
+                await _request_collections(session, requests, pending, answers, settings=settings, now=now)
+            break
+        except IntegrityError:
+            # A concurrent request (another process) stored one of these external_references
+            # first: look again, and answer those with the collection it stored.
+            for index in pending:
+                answers[index] = None
+    else:
+        raise RuntimeError("collections: external_reference conflicts twice in a row")
+    return [answer for answer in answers if answer is not None]
+
+
+async def _request_collections(
+    session: AsyncSession,
+    requests: list[Requested],
+    pending: list[int],
+    answers: list[Answer | None],
+    *,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Fill ``answers[i]`` for each ``i`` in ``pending``; writes only for those answered with a new one."""
+    keys: dict[int, tuple[uuid.UUID, str, str]] = {}
+    checked: dict[int, tuple[str, str]] = {}
+    for index in pending:
+        who, body = requests[index].who, requests[index].body
+        assert who.client_id is not None
+        try:
+            checked[index] = _checked(body)
+        except ValidationFailed as exc:
+            answers[index] = exc
+            continue
+        if body.external_reference:
+            keys[index] = (who.client_id, who.mode.value, body.external_reference)
+    earlier = await _by_external_references(session, set(keys.values()))
+    first_of: dict[tuple[uuid.UUID, str, str], int] = {}
+    repeats: dict[int, int] = {}
+    new: list[tuple[int, dict[str, Any], str]] = []  # (index, collection row, callback token)
+    tariffs: dict[uuid.UUID, pricing.Tariff] = {}
+    for index, (phone, network) in checked.items():
+        who, body = requests[index].who, requests[index].body
+        assert who.client_id is not None
+        key = keys.get(index)
+        if key is not None:
+            if key in earlier:
+                answers[index] = (earlier[key], False)
+                continue
+            if key in first_of:  # the same reference twice in this batch: the first one's answer
+                repeats[index] = first_of[key]
+                continue
+            first_of[key] = index
+        try:
+            channel_id = await _collection_channel_id(session, who, body, now)
+        except (NotFound, ValidationFailed) as exc:
+            answers[index] = exc
+            continue
+        amount = Money(body.amount * 100, CURRENCY)
+        fee = Money.zero(CURRENCY)
+        if body.purpose == CollectionPurpose.PAYMENT:
+            tariff = tariffs.get(who.client_id)
+            if tariff is None:
+                tariff = await pricing.tariff_for(
+                    session, settings, who.client_id, PricingKind.COLLECTION, CURRENCY
+                )
+                tariffs[who.client_id] = tariff
+            fee = tariff.fee(amount)
+        token = new_token()
+        row = {
+            "id": new_id(), "client_id": who.client_id, "mode": who.mode.value,
+            "api_user_id": who.api_user_id, "purpose": body.purpose.value, "reference": new_reference(),
+            "checkout_request_id": _checkout_request_id(now),
+            "external_reference": body.external_reference or None,
+            "channel_id": channel_id, "provider": body.provider, "network_code": network, "phone": phone,
+            "amount": amount.amount, "currency": CURRENCY, "fee": fee.amount, "fee_hold_id": None,
+            "customer_name": body.customer_name, "callback_url": body.callback_url,
+            "status": CollectionStatus.QUEUED.value, "callback_token_hash": sha256_hex(token),
+            "created_at": now, "updated_at": now, "sent_at": None, "completed_at": None,
+        }  # fmt: skip
+        new.append((index, row, token))
+    refused = await _hold_fees(session, new, now)
+    stored = [(index, row, token) for index, row, token in new if index not in refused]
+    for index, exc in refused.items():
+        answers[index] = exc
+    if stored:
+        await session.execute(insert(_COLLECTIONS), [row for _index, row, _token in stored])
+        jobs = [{"collection_id": str(row["id"]), "token": token} for _index, row, token in stored]
+        await enqueue_many(session, SEND_JOB, jobs, now=now)
+    for index, row, _token in stored:
+        answers[index] = (Collection(**row), True)
+        log.info("collection.queued", reference=row["reference"], mode=row["mode"], amount=row["amount"])
+    for index, first in repeats.items():
+        answer = answers[first]
+        answers[index] = (answer[0], False) if isinstance(answer, tuple) else answer
+
+
+_COLLECTIONS = Collection.__table__
+
+
+def _checked(body: CollectionRequest) -> tuple[str, str]:
+    """The request's phone (as Daraja wants it) and network code; ValidationFailed naming the field."""
     if not 1 <= body.amount <= MAX_AMOUNT:
         raise ValidationFailed.for_field(
             "amount", f"must be a whole number of shillings from 1 to {MAX_AMOUNT:,}"
         )
     phone = normalise_phone(body.phone_number)
-    if body.external_reference:
-        earlier = await _by_external_reference(session, who.client_id, mode, body.external_reference)
-        if earlier is not None:
-            return earlier, False
     network = body.network_code or "63902"
     if network not in MOBILE_NETWORKS:
         raise ValidationFailed.for_field(
             "network_code", f"must be one of {', '.join(MOBILE_NETWORKS)} (M-Pesa, Airtel Money, T-Kash)"
         )
+    return phone, network
+
+
+async def _collection_channel_id(
+    session: AsyncSession, who: Principal, body: CollectionRequest, now: datetime
+) -> int:
+    assert who.client_id is not None
     if body.purpose == CollectionPurpose.TOP_UP or body.channel_id is None:
-        channel_id = await _wallet_channel_id(session, who.client_id, mode, now)
-    else:
-        try:
-            channel = await get_channel(session, who, body.channel_id)
-        except NotFound:
-            raise NotFound.for_field("channel_id", f"no payment channel {body.channel_id}") from None
-        if not channel.is_active:
-            raise InactiveChannel.for_field("channel_id", f"payment channel {channel.id} is not active")
-        channel_id = channel.id
-    amount = Money(body.amount * 100, CURRENCY)
-    fee = (
-        await collection_fee(session, settings, who.client_id, amount)
-        if body.purpose == CollectionPurpose.PAYMENT
-        else Money.zero(CURRENCY)
-    )
-    token = new_token()
-    collection = Collection(
-        id=new_id(), client_id=who.client_id, mode=mode, api_user_id=who.api_user_id, purpose=body.purpose,
-        reference=new_reference(), checkout_request_id=_checkout_request_id(now),
-        external_reference=body.external_reference or None, channel_id=channel_id, provider=body.provider,
-        network_code=network, phone=phone, amount=amount.amount, currency=CURRENCY, fee=fee.amount,
-        fee_hold_id=None, customer_name=body.customer_name, callback_url=body.callback_url,
-        status=CollectionStatus.QUEUED, callback_token_hash=sha256_hex(token), created_at=now, updated_at=now,
-        sent_at=None, completed_at=None,
-    )  # fmt: skip
+        return await _wallet_channel_id(session, who.client_id, who.mode.value, now)
     try:
-        async with session.begin_nested():
-            if fee.is_positive:
-                collection.fee_hold_id = await _hold_fee(
-                    session, who.client_id, mode, fee, collection.reference, now
+        channel = await get_channel(session, who, body.channel_id)
+    except NotFound:
+        raise NotFound.for_field("channel_id", f"no payment channel {body.channel_id}") from None
+    if not channel.is_active:
+        raise InactiveChannel.for_field("channel_id", f"payment channel {channel.id} is not active")
+    return channel.id
+
+
+async def _hold_fees(
+    session: AsyncSession, new: list[tuple[int, dict[str, Any], str]], now: datetime
+) -> dict[int, ServiceWalletTooLow]:
+    """Hold each new collection's fee on its merchant's service wallet (``row["fee_hold_id"]``);
+    the requests whose fee the wallet no longer covers, with their error."""
+    by_wallet: dict[tuple[uuid.UUID, str], list[tuple[int, dict[str, Any]]]] = {}
+    for index, row, _token in new:
+        if row["fee"] > 0:
+            by_wallet.setdefault((row["client_id"], row["mode"]), []).append((index, row))
+    refused: dict[int, ServiceWalletTooLow] = {}
+    for (client_id, mode), rows in by_wallet.items():
+        wallet_id = await _merchant_wallet_id(session, client_id, mode, AccountKind.SERVICE_WALLET, now)
+        wanted = [ledger.HoldRequest(row["fee"], f"fee:{row['reference']}") for _index, row in rows]
+        holds = await ledger.place_holds(session, wallet_id, wanted, now=now)
+        for (index, row), hold in zip(rows, holds, strict=True):
+            if isinstance(hold, ledger.InsufficientFunds):
+                fee = Money(row["fee"], CURRENCY)
+                available = f"{CURRENCY} {hold.extensions['available']}"
+                refused[index] = ServiceWalletTooLow(
+                    f"the transaction cost ({fee}) is more than the service wallet holds ({available}): "
+                    "top up the service wallet",
+                    errors=[FieldError("amount", f"the fee {fee} exceeds the service wallet's {available}")],
                 )
-            session.add(collection)
-            await session.flush()
-    except IntegrityError:  # a concurrent request with the same external_reference won
-        earlier = await _by_external_reference(session, who.client_id, mode, body.external_reference or "")
-        if earlier is None:
-            raise
-        return earlier, False
-    enqueue(session, SEND_JOB, {"collection_id": str(collection.id), "token": token}, now=now)
-    log.info("collection.queued", reference=collection.reference, mode=mode, amount=amount.format())
-    return collection, True
+            else:
+                row["fee_hold_id"] = hold.id
+    return refused
 
 
-async def _hold_fee(
+async def hold_fee(
     session: AsyncSession, client_id: uuid.UUID, mode: str, fee: Money, reference: str, now: datetime
 ) -> uuid.UUID:
-    wallet_id = await _merchant_wallet_id(session, client_id, mode, AccountKind.SERVICE_WALLET, now)
-    try:
-        hold = await ledger.place_hold(session, wallet_id, fee.amount, reference=f"fee:{reference}", now=now)
-    except ledger.InsufficientFunds:
-        wallet = await _merchant_wallet(session, client_id, mode, AccountKind.SERVICE_WALLET, now)
-        available = Money(wallet.balance - wallet.held, wallet.currency)
-        raise ServiceWalletTooLow(
-            f"the transaction cost ({fee}) is more than the service wallet holds ({available}): "
-            "top up the service wallet",
-            errors=[FieldError("amount", f"the fee {fee} exceeds the service wallet's {available}")],
-        ) from None
-    return hold.id
+    """Hold one transaction's fee on the merchant's service wallet; ServiceWalletTooLow if it cannot."""
+    row: dict[str, Any] = {"client_id": client_id, "mode": mode, "fee": fee.amount, "reference": reference}
+    refused = await _hold_fees(session, [(0, row, "")], now)
+    if refused:
+        raise refused[0]
+    hold_id: uuid.UUID = row["fee_hold_id"]
+    return hold_id
 
 
-async def _by_external_reference(
-    session: AsyncSession, client_id: uuid.UUID, mode: str, external_reference: str
-) -> Collection | None:
-    return await session.scalar(
+async def _by_external_references(
+    session: AsyncSession, keys: set[tuple[uuid.UUID, str, str]]
+) -> dict[tuple[uuid.UUID, str, str], Collection]:
+    """The stored collections with these (client, mode, external_reference) keys, by key."""
+    if not keys:
+        return {}
+    found = await session.scalars(
         select(Collection).where(
-            Collection.client_id == client_id,
-            Collection.mode == mode,
-            Collection.external_reference == external_reference,
+            Collection.client_id.in_({key[0] for key in keys}),
+            Collection.external_reference.in_({key[2] for key in keys}),
         )
     )
+    by_key = {(c.client_id, c.mode, c.external_reference or ""): c for c in found}
+    return {key: by_key[key] for key in keys if key in by_key}
 
 
 async def find_by_reference(session: AsyncSession, who: Principal, reference: str) -> Collection:
@@ -399,36 +556,98 @@ async def collection_for_token(session: AsyncSession, token: str) -> Collection:
 
 async def finish(session: AsyncSession, collection: Collection, outcome: Outcome, *, now: datetime) -> bool:
     """Move the collection to SUCCESS or FAILED once; False if it was final already (nothing changes)."""
-    status = CollectionStatus.SUCCESS if outcome.result_code == 0 else CollectionStatus.FAILED
-    moved = await session.scalar(
-        update(Collection)
-        .where(Collection.id == collection.id, Collection.status.not_in(list(FINAL_STATES)))
-        .values(
-            status=status, result_code=outcome.result_code, result_desc=outcome.result_desc[:300],
-            mpesa_receipt=outcome.receipt, completed_at=now, updated_at=now,
-            merchant_request_id=func.coalesce(Collection.merchant_request_id, outcome.merchant_request_id),
-        )
-        .returning(Collection)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )  # fmt: skip
-    if moved is None:
-        log.info("collection.already_final", reference=collection.reference, result_code=outcome.result_code)
-        return False
-    collection = moved
-    if status == CollectionStatus.SUCCESS:
-        await _book_success(session, collection, now)
-    elif collection.fee_hold_id is not None:
-        await ledger.release_hold(session, collection.fee_hold_id, now=now)
-    if collection.callback_url:
-        webhooks.queue(
-            session, client_id=collection.client_id, mode=collection.mode,
-            event=f"collection.{status.lower()}", subject_reference=collection.reference,
-            url=collection.callback_url, payload=payhero_callback(collection), now=now,
-        )  # fmt: skip
-    log.info(
-        "collection.finished", reference=collection.reference, status=status, result_code=outcome.result_code
+    locked = await session.scalar(
+        select(Collection)
+        .where(Collection.id == collection.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
-    return True
+    if locked is None:
+        raise CollectionNotFound(f"no collection {collection.id}")
+    (moved,) = await _finish_locked(session, [(locked, outcome)], now)
+    return moved
+
+
+async def finish_by_tokens(
+    session: AsyncSession, callbacks: list[tuple[str, Outcome]], *, now: datetime
+) -> list[bool | UnknownCallbackToken]:
+    """``finish`` for Daraja's callbacks, by the token in their URL: for each, whether it moved its
+    collection (False: final already), or UnknownCallbackToken. One SELECT and one UPDATE of the
+    collections, and one statement of each kind in the ledger, for all of them."""
+    hashes = [sha256_hex(token) for token, _outcome in callbacks]
+    found = {
+        collection.callback_token_hash: collection
+        for collection in await session.scalars(
+            select(Collection)
+            .where(Collection.callback_token_hash.in_(set(hashes)))
+            .order_by(Collection.id)  # locked in one order: concurrent batches never deadlock
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    pairs = zip(hashes, callbacks, strict=True)
+    known = [(found[digest], outcome) for digest, (_token, outcome) in pairs if digest in found]
+    moved = iter(await _finish_locked(session, known, now))
+    return [
+        next(moved) if digest in found else UnknownCallbackToken("no collection has this callback address")
+        for digest in hashes
+    ]
+
+
+CallbackWriter = GroupCommit[tuple[str, Outcome], bool | UnknownCallbackToken]
+
+
+def callback_writer(db: Database, clock: Clock) -> CallbackWriter:
+    """The process's Daraja callbacks, applied many to a transaction (``finish_by_tokens``): each
+    success books into the same clearing account and merchant wallet rows."""
+
+    async def apply(
+        session: AsyncSession, callbacks: list[tuple[str, Outcome]]
+    ) -> list[bool | UnknownCallbackToken]:
+        return await finish_by_tokens(session, callbacks, now=clock.now())
+
+    return GroupCommit(db, apply, name="daraja callbacks", max_batch=256, alone_after_failure=True)
+
+
+async def _finish_locked(
+    session: AsyncSession, outcomes: list[tuple[Collection, Outcome]], now: datetime
+) -> list[bool]:
+    """Each collection (locked, current) to its outcome's state, unless final; whether it moved.
+
+    A collection twice in the list moves once: its first outcome counts.
+    """
+    moved = []
+    finishing = []
+    for collection, outcome in outcomes:
+        if collection.status in FINAL_STATES:
+            log.info(
+                "collection.already_final", reference=collection.reference, result_code=outcome.result_code
+            )
+            moved.append(False)
+            continue
+        status = CollectionStatus.SUCCESS if outcome.result_code == 0 else CollectionStatus.FAILED
+        collection.status = status
+        collection.result_code = outcome.result_code
+        collection.result_desc = outcome.result_desc[:300]
+        collection.mpesa_receipt = outcome.receipt
+        collection.completed_at = collection.updated_at = now
+        collection.merchant_request_id = collection.merchant_request_id or outcome.merchant_request_id
+        finishing.append(collection)
+        moved.append(True)
+    await _book(session, finishing, now)
+    for collection in finishing:
+        if collection.callback_url:
+            webhooks.queue(
+                session, client_id=collection.client_id, mode=collection.mode,
+                event=f"collection.{collection.status.lower()}", subject_reference=collection.reference,
+                url=collection.callback_url, payload=payhero_callback(collection), now=now,
+            )  # fmt: skip
+        log.info(
+            "collection.finished", reference=collection.reference, status=collection.status,
+            result_code=collection.result_code,
+        )  # fmt: skip
+    await session.flush()
+    return moved
 
 
 async def _channel_type(session: AsyncSession, channel_id: int) -> str | None:
@@ -446,52 +665,65 @@ async def _channel_type(session: AsyncSession, channel_id: int) -> str | None:
 _CHANNEL_TYPES = "collections.channel_types"
 
 
-async def _book_success(session: AsyncSession, collection: Collection, now: datetime) -> None:
-    clearing_id = await ledger.system_account_id(
-        session, AccountKind.MOBILE_MONEY_CLEARING, collection.currency, collection.mode, now
-    )
+async def _book(session: AsyncSession, finished: list[Collection], now: datetime) -> None:
+    """The books of newly final collections: a success's money in and its fee taken from the
+    held service wallet funds, a failure's fee hold released."""
+    released = [c.fee_hold_id for c in finished if c.status == CollectionStatus.FAILED and c.fee_hold_id]
+    await ledger.release_holds(session, released, now=now)
+    entries = []
+    fees = []
+    journal_ids: dict[Collection, uuid.UUID] = {}  # set on the collections once the journals exist
+    for collection in (c for c in finished if c.status == CollectionStatus.SUCCESS):
+        clearing_id = await ledger.system_account_id(
+            session, AccountKind.MOBILE_MONEY_CLEARING, collection.currency, collection.mode, now
+        )
+        target_id, kind = await _booking_target(session, collection, now)
+        journal_ids[collection] = new_id()
+        entries.append(
+            ledger.Entry(
+                [
+                    ledger.Leg(clearing_id, -collection.amount, collection.currency),
+                    ledger.Leg(target_id, collection.amount, collection.currency),
+                ],
+                kind=kind,
+                description=f"M-Pesa {collection.mpesa_receipt or ''} from {collection.phone}".strip(),
+                mode=collection.mode,
+                client_id=collection.client_id,
+                idempotency_key=f"collection:{collection.id}",
+                details={"reference": collection.reference, "channel_id": collection.channel_id},
+                journal_id=journal_ids[collection],
+            )
+        )
+        if collection.fee_hold_id is not None:
+            revenue_id = await ledger.system_account_id(
+                session, AccountKind.FEE_REVENUE, collection.currency, collection.mode, now
+            )
+            revenue = [ledger.Leg(revenue_id, collection.fee, collection.currency)]
+            settlement = ledger.Settlement(
+                collection.fee_hold_id, revenue, "collection_fee", f"Transaction fee {collection.reference}",
+                collection.mode, collection.client_id, f"collection-fee:{collection.id}",
+            )  # fmt: skip
+            fees.append(settlement)
+    await ledger.settle_holds(session, fees, now=now, before=entries)
+    for collection, journal_id in journal_ids.items():
+        collection.journal_id = journal_id
+
+
+async def _booking_target(
+    session: AsyncSession, collection: Collection, now: datetime
+) -> tuple[uuid.UUID, str]:
+    """The account a successful collection is paid into, and the journal's kind."""
     channel_type = await _channel_type(session, collection.channel_id) if collection.channel_id else None
     if collection.purpose == CollectionPurpose.TOP_UP:
-        target_id = await _merchant_wallet_id(
-            session, collection.client_id, collection.mode, AccountKind.SERVICE_WALLET, now
-        )
-        kind = "service_wallet_top_up"
+        wallet, kind = AccountKind.SERVICE_WALLET, "service_wallet_top_up"
     elif channel_type is None or channel_type == ChannelType.WALLET:
-        target_id = await _merchant_wallet_id(
-            session, collection.client_id, collection.mode, AccountKind.PAYMENTS_WALLET, now
-        )
-        kind = "collection"
+        wallet, kind = AccountKind.PAYMENTS_WALLET, "collection"
     else:  # paid straight to the merchant's own till/paybill/bank: recorded as settled there
-        target_id = await ledger.system_account_id(
+        settled = await ledger.system_account_id(
             session, AccountKind.EXTERNAL_SETTLEMENT, collection.currency, collection.mode, now
         )
-        kind = "collection_to_own_channel"
-    posted = await ledger.post_journal(
-        session,
-        [
-            ledger.Leg(clearing_id, -collection.amount, collection.currency),
-            ledger.Leg(target_id, collection.amount, collection.currency),
-        ],
-        kind=kind,
-        description=f"M-Pesa {collection.mpesa_receipt or ''} from {collection.phone}".strip(),
-        mode=collection.mode,
-        now=now,
-        client_id=collection.client_id,
-        idempotency_key=f"collection:{collection.id}",
-        details={"reference": collection.reference, "channel_id": collection.channel_id},
-    )
-    collection.journal_id = posted.journal.id
-    if collection.fee_hold_id is not None:
-        revenue_id = await ledger.system_account_id(
-            session, AccountKind.FEE_REVENUE, collection.currency, collection.mode, now
-        )
-        await ledger.settle_hold(
-            session, collection.fee_hold_id, [ledger.Leg(revenue_id, collection.fee, collection.currency)],
-            kind="collection_fee", description=f"Transaction fee {collection.reference}",
-            mode=collection.mode, now=now, client_id=collection.client_id,
-            idempotency_key=f"collection-fee:{collection.id}",
-        )  # fmt: skip
-    await session.flush()
+        return settled, "collection_to_own_channel"
+    return await _merchant_wallet_id(session, collection.client_id, collection.mode, wallet, now), kind
 
 
 def _whole(minor: int) -> int | float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -217,6 +217,21 @@ _LOCK_ACCOUNTS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One journal to post with ``post_journals``; the fields are ``post_journal``'s."""
+
+    legs: list[Leg]
+    kind: str
+    description: str
+    mode: str
+    client_id: uuid.UUID | None = None
+    idempotency_key: str | None = None
+    details: dict[str, Any] | None = None
+    reverses_id: uuid.UUID | None = None
+    journal_id: uuid.UUID | None = None
+
+
 async def post_journal(
     session: AsyncSession,
     legs: list[Leg],
@@ -239,26 +254,90 @@ async def post_journal(
     available, a duplicate key) raises and leaves the caller's transaction as it was: the
     accounts are locked (in id order) and checked before anything is written.
     """
-    _check_balanced(legs)
-    journal = {
-        "id": journal_id or new_id(),
-        "client_id": client_id,
-        "mode": mode,
-        "reference": new_reference(),
-        "kind": kind,
-        "description": description[:300],
-        "idempotency_key": idempotency_key,
-        "reverses_id": reverses_id,
-        "details": details or {},
-        "created_at": now,
-    }
+    entry = Entry(legs, kind, description, mode, client_id, idempotency_key, details, reverses_id, journal_id)
     try:
-        return await _post(session, journal, legs, now)
+        (posted,) = await post_journals(session, [entry], now=now)
     except (InsufficientFunds, NotFound, UnbalancedJournal):
         # A repeat is a duplicate, whatever the funds say now.
         if idempotency_key is not None and await _key_taken(session, idempotency_key):
             raise DuplicateJournal(f"a journal with key {idempotency_key!r} already exists") from None
         raise
+    return posted
+
+
+async def post_journals(session: AsyncSession, entries: list[Entry], *, now: datetime) -> list[Posted]:
+    """Write many balanced journals as if one after the other, with one statement of each kind.
+
+    All or nothing: the first refusal (as ``post_journal``'s) raises before anything is written.
+    Each journal's funds are checked against the balances the journals before it leave, and
+    each account is locked and updated once for all of them: a batch of collections of one
+    merchant queues on its wallet row once, not once each.
+    """
+    journals = []
+    for entry in entries:
+        _check_balanced(entry.legs)
+        journals.append(
+            {
+                "id": entry.journal_id or new_id(),
+                "client_id": entry.client_id,
+                "mode": entry.mode,
+                "reference": new_reference(),
+                "kind": entry.kind,
+                "description": entry.description[:300],
+                "idempotency_key": entry.idempotency_key,
+                "reverses_id": entry.reverses_id,
+                "details": entry.details or {},
+                "created_at": now,
+            }
+        )
+    nets = [_net_by_account(entry.legs) for entry in entries]
+    touched = sorted({account_id for net in nets for account_id in net})
+    accounts = {row.id: row for row in await session.execute(_LOCK_ACCOUNTS, {"ids": touched})}
+    running = {account_id: row.balance for account_id, row in accounts.items()}
+    after: list[dict[uuid.UUID, AccountBalance]] = []
+    for entry, net in zip(entries, nets, strict=True):
+        balances: dict[uuid.UUID, AccountBalance] = {}
+        for account_id, amount in net.items():
+            account = accounts.get(account_id)
+            if account is None:
+                raise NotFound(f"no ledger account {account_id}")
+            balance = running[account_id] + amount
+            if amount < 0 and not account.allow_negative and balance - account.held < 0:
+                available = Money(running[account_id] - account.held, account.currency)
+                raise InsufficientFunds(
+                    f"insufficient funds: {available} available, {Money(-amount, account.currency)} needed",
+                    available=available.format(),
+                )
+            running[account_id] = balance
+            balances[account_id] = AccountBalance(balance, balance - account.held)
+        for leg in entry.legs:
+            if leg.currency != accounts[leg.account_id].currency:
+                raise UnbalancedJournal(
+                    f"a {leg.currency} posting to account {leg.account_id}, which holds "
+                    f"{accounts[leg.account_id].currency}"
+                )
+        after.append(balances)
+    # Written after the checks (so a refusal writes nothing, without a savepoint) and before
+    # the balances (so a repeated key stops here, with nothing applied).
+    keyed = [journal for journal in journals if journal["idempotency_key"] is not None]
+    if keyed:
+        inserted = {row.id for row in await session.execute(_keyed_journal_insert(session), keyed)}
+        repeated = next((journal for journal in keyed if journal["id"] not in inserted), None)
+        if repeated is not None:
+            raise DuplicateJournal(f"a journal with key {repeated['idempotency_key']!r} already exists")
+    unkeyed = [journal for journal in journals if journal["idempotency_key"] is None]
+    if unkeyed:
+        await session.execute(insert(_JOURNALS), unkeyed)
+    await _apply_balances(
+        session, {account_id: running[account_id] - accounts[account_id].balance for account_id in touched}
+    )
+    postings = []
+    for journal, entry, balances in zip(journals, entries, after, strict=True):
+        postings += _posting_rows(journal["id"], entry.legs, balances, now)
+    # With RETURNING, SQLAlchemy sends these rows as one multi-row INSERT ("insertmanyvalues")
+    # from a cached statement: one round trip, nothing compiled per journal.
+    await session.execute(_INSERT_POSTINGS, postings)
+    return [Posted(Journal(**journal), balances) for journal, balances in zip(journals, after, strict=True)]
 
 
 async def _key_taken(session: AsyncSession, idempotency_key: str) -> bool:
@@ -266,56 +345,21 @@ async def _key_taken(session: AsyncSession, idempotency_key: str) -> bool:
     return found is not None
 
 
-def _insert_journal(session: AsyncSession, journal: dict[str, Any]) -> Any:
-    """The journal's INSERT; a keyed journal's inserts nothing if its key exists (RETURNING tells)."""
-    if journal["idempotency_key"] is None:
-        return insert(_JOURNALS).values(journal)
-    dialect = session.get_bind().dialect.name
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+def _keyed_journal_insert(session: AsyncSession) -> Any:
+    """Keyed journals' INSERT: a journal whose key exists is not inserted (RETURNING tells)."""
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     return (
         upsert(_JOURNALS)
-        .values(journal)
         .on_conflict_do_nothing(index_elements=[_JOURNALS.c.idempotency_key])
         .returning(_JOURNALS.c.id)
     )
 
 
-async def _post(session: AsyncSession, journal: dict[str, Any], legs: list[Leg], now: datetime) -> Posted:
-    net = _net_by_account(legs)
-    accounts = {row.id: row for row in await session.execute(_LOCK_ACCOUNTS, {"ids": sorted(net)})}
-    balances: dict[uuid.UUID, AccountBalance] = {}
-    for account_id, amount in net.items():
-        account = accounts.get(account_id)
-        if account is None:
-            raise NotFound(f"no ledger account {account_id}")
-        balance = account.balance + amount
-        if amount < 0 and not account.allow_negative and balance - account.held < 0:
-            available = Money(account.balance - account.held, account.currency)
-            raise InsufficientFunds(
-                f"insufficient funds: {available} available, {Money(-amount, account.currency)} needed",
-                available=available.format(),
-            )
-        balances[account_id] = AccountBalance(balance, balance - account.held)
-    for leg in legs:
-        if leg.currency != accounts[leg.account_id].currency:
-            raise UnbalancedJournal(
-                f"a {leg.currency} posting to account {leg.account_id}, which holds "
-                f"{accounts[leg.account_id].currency}"
-            )
-    # Written after the checks (so a refusal writes nothing, without a savepoint) and before
-    # the balances (so a repeated key stops here, with nothing applied).
-    inserted = await session.execute(_insert_journal(session, journal))
-    if journal["idempotency_key"] is not None and inserted.first() is None:
-        raise DuplicateJournal(f"a journal with key {journal['idempotency_key']!r} already exists")
-    await _apply_balances(session, net)
-    # With RETURNING, SQLAlchemy sends these rows as one multi-row INSERT ("insertmanyvalues")
-    # from a cached statement: one round trip, nothing compiled per journal.
-    await session.execute(_INSERT_POSTINGS, _posting_rows(journal["id"], legs, balances, now))
-    return Posted(Journal(**journal), balances)
-
-
 async def _apply_balances(session: AsyncSession, net: dict[uuid.UUID, int]) -> None:
     """One guarded UPDATE for every account (already locked and checked)."""
+    net = {account_id: amount for account_id, amount in net.items() if amount != 0}
+    if not net:
+        return
     # BIGINT: amounts in minor units pass 2**31 (21 million shillings).
     accounts = _ACCOUNTS.c
     delta = case(
@@ -404,66 +448,131 @@ async def reverse_journal(
 # -- holds --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    amount: int  # minor units, positive
+    reference: str
+
+
+_HOLDS = Hold.__table__
+_LOCK_ACCOUNT = (
+    select(_ACCOUNTS.c.currency, _ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.allow_negative)
+    .where(_ACCOUNTS.c.id == bindparam("id"))
+    .with_for_update()
+)
+
+
+async def place_holds(
+    session: AsyncSession, account_id: uuid.UUID, wanted: list[HoldRequest], *, now: datetime
+) -> list[Hold | InsufficientFunds]:
+    """Reserve each amount of the account's available funds, in order, while they cover it.
+
+    One Hold per request, or InsufficientFunds (naming what was left) for one the funds no longer
+    cover, which holds nothing; the others are placed all the same. The account is locked once
+    and updated once, however many holds: a batch of requests of one merchant queues on its
+    wallet row once, not once each.
+    """
+    if any(request.amount <= 0 for request in wanted):
+        raise ValueError("a hold reserves a positive amount")
+    account = (await session.execute(_LOCK_ACCOUNT, {"id": account_id})).first()
+    if account is None:
+        raise NotFound(f"no ledger account {account_id}")
+    left = account.balance - account.held
+    placed: list[Hold | InsufficientFunds] = []
+    rows = []
+    for request in wanted:
+        if not account.allow_negative and request.amount > left:
+            available = Money(left, account.currency)
+            refusal = f"insufficient funds: {available} available"
+            placed.append(InsufficientFunds(refusal, available=available.format()))
+            continue
+        left -= request.amount
+        row = {
+            "id": new_id(), "account_id": account_id, "amount": request.amount, "currency": account.currency,
+            "status": HoldStatus.ACTIVE.value, "reference": request.reference, "created_at": now,
+            "finished_at": None,
+        }  # fmt: skip
+        rows.append(row)
+        placed.append(Hold(**row))
+    if rows:
+        await session.execute(
+            update(_ACCOUNTS)
+            .where(_ACCOUNTS.c.id == account_id)
+            .values(held=_ACCOUNTS.c.held + sum(row["amount"] for row in rows))
+        )
+        await session.execute(insert(_HOLDS), rows)
+    return placed
+
+
 async def place_hold(
     session: AsyncSession, account_id: uuid.UUID, amount: int, *, reference: str, now: datetime
 ) -> Hold:
-    """Reserve ``amount`` of the account's available funds."""
-    if amount <= 0:
-        raise ValueError("a hold reserves a positive amount")
-    guard = LedgerAccount.allow_negative | (LedgerAccount.balance - LedgerAccount.held - amount >= 0)
-    account = await session.scalar(
-        update(LedgerAccount)
-        .where(LedgerAccount.id == account_id, guard)
-        .values(held=LedgerAccount.held + amount)
-        .returning(LedgerAccount)
-        .execution_options(synchronize_session=False)
-    )
-    if account is None:
-        current = await session.get(LedgerAccount, account_id)
-        if current is None:
-            raise NotFound(f"no ledger account {account_id}")
-        raise InsufficientFunds(
-            f"insufficient funds: {Money(current.balance - current.held, current.currency)} available",
-            available=Money(current.balance - current.held, current.currency).format(),
+    """Reserve ``amount`` of the account's available funds (InsufficientFunds if they do not cover it)."""
+    (placed,) = await place_holds(session, account_id, [HoldRequest(amount, reference)], now=now)
+    if isinstance(placed, InsufficientFunds):
+        raise placed
+    return placed
+
+
+async def _finish_holds(
+    session: AsyncSession, hold_ids: list[uuid.UUID], status: HoldStatus, now: datetime
+) -> list[Hold]:
+    """End active holds (in the order given) and give their amounts back to ``held``: one UPDATE
+    of the holds and one of their accounts, however many. NotFound or HoldNotActive for the first
+    that is missing or already ended, and then nothing is written."""
+    if not hold_ids:
+        return []
+    holds = _HOLDS.c
+    rows = (
+        await session.execute(
+            update(_HOLDS)
+            .where(holds.id.in_(hold_ids), holds.status == HoldStatus.ACTIVE)
+            .values(status=status, finished_at=now)
+            .returning(*_HOLDS.c)
         )
-    hold = Hold(
-        id=new_id(),
-        account_id=account_id,
-        amount=amount,
-        currency=account.currency,
-        status=HoldStatus.ACTIVE,
-        reference=reference,
-        created_at=now,
+    ).all()
+    ended = {row.id: Hold(**row._mapping) for row in rows}
+    for hold_id in hold_ids:
+        if hold_id not in ended:
+            exists = await session.scalar(select(holds.id).where(holds.id == hold_id))
+            # Raised in the caller's transaction, which rolls the other holds back with it.
+            if exists is None:
+                raise NotFound(f"no hold {hold_id}")
+            raise HoldNotActive(f"hold {hold_id} is already settled or released")
+    released: dict[uuid.UUID, int] = defaultdict(int)
+    for hold in ended.values():
+        released[hold.account_id] += hold.amount
+    accounts = _ACCOUNTS.c
+    delta = case(
+        *[(accounts.id == account_id, literal(amount, BigInteger)) for account_id, amount in released.items()]
     )
-    session.add(hold)
-    await session.flush()
-    return hold
-
-
-async def _finish_hold(session: AsyncSession, hold_id: uuid.UUID, status: HoldStatus, now: datetime) -> Hold:
-    hold = await session.scalar(
-        update(Hold)
-        .where(Hold.id == hold_id, Hold.status == HoldStatus.ACTIVE)
-        .values(status=status, finished_at=now)
-        .returning(Hold)
-        .execution_options(synchronize_session=False)
-    )
-    if hold is None:
-        if await session.get(Hold, hold_id) is None:
-            raise NotFound(f"no hold {hold_id}")
-        raise HoldNotActive(f"hold {hold_id} is already settled or released")
     await session.execute(
-        update(LedgerAccount)
-        .where(LedgerAccount.id == hold.account_id)
-        .values(held=LedgerAccount.held - hold.amount)
-        .execution_options(synchronize_session=False)
+        update(_ACCOUNTS).where(accounts.id.in_(list(released))).values(held=accounts.held - delta)
     )
-    return hold
+    return [ended[hold_id] for hold_id in hold_ids]
 
 
 async def release_hold(session: AsyncSession, hold_id: uuid.UUID, *, now: datetime) -> Hold:
     """Give the reserved funds back to the account's available balance."""
-    return await _finish_hold(session, hold_id, HoldStatus.RELEASED, now)
+    return (await release_holds(session, [hold_id], now=now))[0]
+
+
+async def release_holds(session: AsyncSession, hold_ids: list[uuid.UUID], *, now: datetime) -> list[Hold]:
+    """``release_hold`` for many, all or none."""
+    return await _finish_holds(session, hold_ids, HoldStatus.RELEASED, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A hold to spend with ``settle_holds``: the fields are ``settle_hold``'s."""
+
+    hold_id: uuid.UUID
+    counter_legs: list[Leg]
+    kind: str
+    description: str
+    mode: str
+    client_id: uuid.UUID | None = None
+    idempotency_key: str | None = None
 
 
 async def settle_hold(
@@ -479,18 +588,23 @@ async def settle_hold(
     idempotency_key: str | None = None,
 ) -> Posted:
     """Spend the hold: debit its account by the held amount, balanced by ``counter_legs``."""
-    hold = await _finish_hold(session, hold_id, HoldStatus.SETTLED, now)
-    return await post_journal(
-        session,
-        [Leg(hold.account_id, -hold.amount, hold.currency), *counter_legs],
-        kind=kind,
-        description=description,
-        mode=mode,
-        now=now,
-        client_id=client_id,
-        idempotency_key=idempotency_key,
-        details={"hold_id": str(hold.id)},
-    )
+    settlement = Settlement(hold_id, counter_legs, kind, description, mode, client_id, idempotency_key)
+    return (await settle_holds(session, [settlement], now=now))[0]
+
+
+async def settle_holds(
+    session: AsyncSession, settlements: list[Settlement], *, now: datetime, before: list[Entry] | None = None
+) -> list[Posted]:
+    """``settle_hold`` for many, all or none; ``before``: journals to post first, in the same
+    statements (their Posted come first in the answer)."""
+    holds = await _finish_holds(session, [s.hold_id for s in settlements], HoldStatus.SETTLED, now)
+    entries = [*(before or [])]
+    for settlement, hold in zip(settlements, holds, strict=True):
+        legs = [Leg(hold.account_id, -hold.amount, hold.currency), *settlement.counter_legs]
+        details = {"hold_id": str(hold.id)}
+        entry = Entry(legs, settlement.kind, settlement.description, settlement.mode, settlement.client_id)
+        entries.append(replace(entry, idempotency_key=settlement.idempotency_key, details=details))
+    return await post_journals(session, entries, now=now) if entries else []
 
 
 # -- verification -------------------------------------------------------------------

@@ -117,7 +117,7 @@ async def request_payout(
         async with session.begin_nested():
             hold_id = await _hold_amount(session, who.client_id, mode, amount, reference, now)
             fee_hold_id = (
-                await collections._hold_fee(session, who.client_id, mode, fee, reference, now)
+                await collections.hold_fee(session, who.client_id, mode, fee, reference, now)
                 if fee.is_positive
                 else None
             )

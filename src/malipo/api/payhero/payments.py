@@ -9,14 +9,18 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
-from malipo.api.payhero.deps import PayHeroPrincipal
+from malipo.api.payhero.deps import PayHeroCaller, PayHeroPrincipal, forget_caller
+from malipo.auth.authenticate import Credential
 from malipo.collections import service as collections
 from malipo.collections.models import Collection, CollectionPurpose, PaymentChannel
-from malipo.core.idempotency import IdempotencyKey
+from malipo.config import Settings
+from malipo.core.errors import Forbidden, Unauthorized
+from malipo.core.idempotency import Idempotency, IdempotencyKey
 from malipo.ledger.models import AccountKind
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout
@@ -82,52 +86,76 @@ def _queued(collection: Collection) -> QueuedOut:
     )
 
 
+async def get_intake(request: Request) -> collections.CollectionIntake:
+    return request.app.state.collection_intake  # type: ignore[no-any-return]
+
+
+Intake = Annotated[collections.CollectionIntake, Depends(get_intake)]
+
+
+async def _request_collection(
+    caller: Credential,
+    wanted: collections.CollectionRequest,
+    idem: Idempotency,
+    session: AsyncSession,
+    intake: collections.CollectionIntake,
+    settings: Settings,
+    now: datetime,
+) -> QueuedOut:
+    who = caller.principal
+    if idem.key is None:  # stored with the other requests of the moment (group commit)
+        try:
+            collection, _created = await intake.submit(collections.Requested(who, wanted, caller))
+        except (Unauthorized, Forbidden):  # the batch found the caller no longer allowed in
+            forget_caller(intake.db, caller)
+            raise
+        return _queued(collection)
+    # The key's claim is in the request's transaction: the collection goes there too.
+    collection, _created = await collections.request_collection(
+        session, who, wanted, settings=settings, now=now
+    )
+    reply = _queued(collection)
+    await idem.complete(session, status.HTTP_201_CREATED, reply)
+    return reply
+
+
 @router.post(
     "/payments", status_code=status.HTTP_201_CREATED, response_model=QueuedOut, name="PayHero.Payments"
 )
 async def payments(
     body: PaymentIn,
-    who: PayHeroPrincipal,
+    who: PayHeroCaller,
     idem: IdempotencyKey,
     session: Session,
+    intake: Intake,
     settings: SettingsDep,
     clock: ClockDep,
 ) -> QueuedOut:
     """STK push to ``phone_number``; the result goes to ``callback_url``. A repeated
     ``external_reference`` answers the first request's transaction, and charges nothing."""
-    collection, _created = await collections.request_collection(
-        session, who, collections.CollectionRequest(
-            amount=body.amount, phone_number=body.phone_number, channel_id=body.channel_id,
-            network_code=body.network_code, provider=body.provider,
-            external_reference=body.external_reference, customer_name=body.customer_name,
-            callback_url=body.callback_url,
-        ),
-        settings=settings, now=clock.now(),
+    wanted = collections.CollectionRequest(
+        amount=body.amount, phone_number=body.phone_number, channel_id=body.channel_id,
+        network_code=body.network_code, provider=body.provider, external_reference=body.external_reference,
+        customer_name=body.customer_name, callback_url=body.callback_url,
     )  # fmt: skip
-    reply = _queued(collection)
-    await idem.complete(session, status.HTTP_201_CREATED, reply)
-    return reply
+    return await _request_collection(who, wanted, idem, session, intake, settings, clock.now())
 
 
 @router.post("/topup", status_code=status.HTTP_201_CREATED, response_model=QueuedOut, name="PayHero.TopUp")
 async def top_up(
     body: TopUpIn,
-    who: PayHeroPrincipal,
+    who: PayHeroCaller,
     idem: IdempotencyKey,
     session: Session,
+    intake: Intake,
     settings: SettingsDep,
     clock: ClockDep,
 ) -> QueuedOut:
     """Top up the service wallet by STK push to ``phone_number``."""
-    collection, _created = await collections.request_collection(
-        session, who, collections.CollectionRequest(
-            amount=body.amount, phone_number=body.phone_number, purpose=CollectionPurpose.TOP_UP,
-        ),
-        settings=settings, now=clock.now(),
-    )  # fmt: skip
-    reply = _queued(collection)
-    await idem.complete(session, status.HTTP_201_CREATED, reply)
-    return reply
+    wanted = collections.CollectionRequest(
+        amount=body.amount, phone_number=body.phone_number, purpose=CollectionPurpose.TOP_UP
+    )
+    return await _request_collection(who, wanted, idem, session, intake, settings, clock.now())
 
 
 @router.get("/wallets", name="PayHero.Wallets")
