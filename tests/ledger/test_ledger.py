@@ -334,3 +334,57 @@ async def test_a_refused_journal_leaves_nothing_even_if_the_caller_carries_on(
     assert await _balance(db, alice) == (900, 900)
     assert await _balance(db, bob) == (100, 100)
     assert await _verify(db) == []
+
+
+async def test_journals_posted_together_are_checked_one_after_the_other_and_written_all_or_none(
+    db: Database, clock: FrozenClock
+) -> None:
+    funding, (alice, bob) = await _wallets(db, clock)
+    await _fund(db, clock, funding, alice, 100)
+
+    def transfer(amount: int, source: LedgerAccount, target: LedgerAccount) -> ledger.Entry:
+        legs = [ledger.Leg(source.id, -amount, "KES"), ledger.Leg(target.id, amount, "KES")]
+        return ledger.Entry(legs, kind="transfer", description="t", mode="test")
+
+    # 80 then 30 from alice's 100: the second is refused on what the first leaves, so neither is written.
+    with pytest.raises(ledger.InsufficientFunds, match=r"KES 0\.20 available"):
+        async with db.transaction() as session:
+            await ledger.post_journals(
+                session, [transfer(80, alice, bob), transfer(30, alice, bob)], now=clock.now()
+            )
+    assert await _balance(db, alice) == (100, 100)
+    assert await _balance(db, bob) == (0, 0)
+
+    # Money passed on within the batch counts: bob spends what alice gave him just before.
+    async with db.transaction() as session:
+        posted = await ledger.post_journals(
+            session,
+            [transfer(80, alice, bob), transfer(50, bob, alice), transfer(30, bob, alice)],
+            now=clock.now(),
+        )
+    assert [p.balances[bob.id].balance for p in posted] == [80, 30, 0]
+    assert await _balance(db, alice) == (100, 100)
+    assert await _balance(db, bob) == (0, 0)
+    async with db.transaction() as session:
+        postings = (await session.scalars(select(Posting).where(Posting.account_id == bob.id))).all()
+    assert sorted(p.balance_after for p in postings) == [0, 30, 80]
+    assert await _verify(db) == []
+
+
+async def test_holds_placed_together_take_what_is_left_in_order(db: Database, clock: FrozenClock) -> None:
+    funding, (alice, _bob) = await _wallets(db, clock)
+    await _fund(db, clock, funding, alice, 100)
+    wanted = [ledger.HoldRequest(60, "a"), ledger.HoldRequest(50, "b"), ledger.HoldRequest(40, "c")]
+    async with db.transaction() as session:
+        placed = await ledger.place_holds(session, alice.id, wanted, now=clock.now())
+    assert [type(p).__name__ for p in placed] == ["Hold", "InsufficientFunds", "Hold"]
+    assert "KES 0.40 available" in str(placed[1])
+    assert await _balance(db, alice) == (100, 0)
+    async with db.transaction() as session:
+        released = await ledger.release_holds(session, [placed[0].id, placed[2].id], now=clock.now())  # type: ignore[union-attr]
+    assert [h.amount for h in released] == [60, 40]
+    assert await _balance(db, alice) == (100, 100)
+    with pytest.raises(ledger.HoldNotActive):  # all or none: one already released refuses the lot
+        async with db.transaction() as session:
+            await ledger.release_holds(session, [placed[0].id], now=clock.now())  # type: ignore[union-attr]
+    assert await _verify(db) == []
