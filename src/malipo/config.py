@@ -55,6 +55,9 @@ class Settings(BaseSettings):
 
     inprocess_worker: bool = True
     worker_concurrency: int = 16
+    # Jobs of batched kinds (STK pushes, webhook deliveries …) in flight at once, on top of the
+    # concurrency above: a batch is a few transactions and a burst of HTTP calls over one client.
+    worker_batch_size: int = 256
     worker_poll_seconds: float = 0.5
     worker_lease_seconds: float = 60.0
     worker_shutdown_grace_seconds: float = 10.0

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, update
 
 from malipo.collections import service
 from malipo.collections.models import FINAL_STATES, Collection, CollectionStatus
@@ -17,12 +17,10 @@ from malipo.providers.registry import daraja_client
 from malipo.worker.registry import (
     BatchContext,
     BatchItem,
-    JobContext,
     PermanentJobError,
     batch_job_handler,
     enqueue,
     enqueue_many,
-    job_handler,
 )
 
 log = get_logger("malipo.collections")
@@ -156,8 +154,38 @@ async def _after_refusal(
         )
 
 
-@job_handler(service.RECONCILE_JOB, max_attempts=10, base_delay=5.0, max_delay=300.0)
-async def reconcile(ctx: JobContext, payload: dict[str, Any]) -> None:
+@batch_job_handler(service.RECONCILE_JOB, max_attempts=10, base_delay=5.0, max_delay=300.0)
+async def reconcile_many(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, BaseException]:
+    """The reconcile jobs that came due together: those whose collection is final already (nearly
+    all: the callback came) end with one query; each of the others is asked about on its own."""
+    failed: dict[uuid.UUID, BaseException] = {}
+    wanted: dict[uuid.UUID, uuid.UUID] = {}
+    for item in items:
+        try:
+            wanted[item.job_id] = _collection_id(item.payload)
+        except PermanentJobError as exc:
+            failed[item.job_id] = exc
+    if not wanted:
+        return failed
+    async with ctx.db.transaction() as session:
+        still_open = set(
+            await session.scalars(
+                select(Collection.id).where(
+                    Collection.id.in_(set(wanted.values())), Collection.status.not_in(list(FINAL_STATES))
+                )
+            )
+        )
+    pending = [item for item in items if wanted.get(item.job_id) in still_open]
+    results = await asyncio.gather(
+        *(reconcile(ctx, item.payload) for item in pending), return_exceptions=True
+    )
+    for item, result in zip(pending, results, strict=True):
+        if isinstance(result, BaseException):
+            failed[item.job_id] = result
+    return failed
+
+
+async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
     """No callback in time: ask Daraja (STK query) and settle the state from its answer."""
     collection_id = _collection_id(payload)
     query_number = int(payload.get("query", 1))

@@ -139,6 +139,11 @@ def get_kind(name: str) -> JobKind:
         raise UnknownJobKind(name) from None
 
 
+def batched_kinds() -> list[str]:
+    """The registered kinds that run in batches."""
+    return sorted(name for name, kind in _KINDS.items() if kind.batch_handler is not None)
+
+
 def load_job_modules(extra: Iterable[str] = ()) -> None:
     for module in (*BUILTIN_JOB_MODULES, *extra):
         importlib.import_module(module)

@@ -36,6 +36,7 @@ from sqlalchemy import and_, insert, select, update
 
 from malipo.config import Settings
 from malipo.core.clock import Clock, SystemClock
+from malipo.core.http import http_client
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger, redact_text
 from malipo.db import OUTBOX_CHANNEL, Database
@@ -46,6 +47,7 @@ from malipo.worker.registry import (
     JobContext,
     PermanentJobError,
     UnknownJobKind,
+    batched_kinds,
     get_kind,
 )
 
@@ -98,6 +100,7 @@ class Worker:
         self.clock = clock or SystemClock()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.concurrency = concurrency or settings.worker_concurrency
+        self.batch_size = settings.worker_batch_size
         self.poll_seconds = poll_seconds if poll_seconds is not None else settings.worker_poll_seconds
         self.lease = timedelta(seconds=lease_seconds or settings.worker_lease_seconds)
         self.grace = (
@@ -138,22 +141,28 @@ class Worker:
     async def run(self) -> None:
         """Claim and run jobs until ``stop()``; then finish or release what is running."""
         log.info("worker.started", worker=self.name, concurrency=self.concurrency)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+        self._http = http_client(httpx.Timeout(30.0, connect=10.0))
         renewer = asyncio.create_task(self._renew_leases())
         recorder = asyncio.create_task(self._record_successes())
         listener = await self._listen()
         try:
             while not self._stopping.is_set():
-                free = self.concurrency - self._busy()
-                claimed: list[ClaimedJob] = []
-                if free > 0:
+                # Single jobs up to the concurrency, jobs of batched kinds up to the batch size.
+                full = False
+                for batched, free in (
+                    (True, self.batch_size - self._batched()),
+                    (False, self.concurrency - len(self._running)),
+                ):
+                    if free <= 0:
+                        continue
                     try:
-                        claimed, token = await self._claim(free)
+                        claimed, token = await self._claim(free, batched=batched)
                     except Exception:
                         log.exception("worker.claim_failed", worker=self.name)
                         claimed, token = [], uuid.uuid4()
                     self._start(claimed, token)
-                if free > 0 and len(claimed) == free:
+                    full = full or len(claimed) == free
+                if full:
                     continue  # there may be more due; slots free up as tasks finish
                 woken = False
                 with contextlib.suppress(TimeoutError):
@@ -194,7 +203,7 @@ class Worker:
     async def run_once(self, limit: int | None = None) -> int:
         """Claim what is due now, run it to the end, return how many ran. For tests and tools."""
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=30.0)
+            self._http = http_client(30.0)
         claimed, token = await self._claim(limit or self.concurrency)
         await asyncio.gather(*self._start(claimed, token))
         await self._flush_successes()
@@ -236,8 +245,8 @@ class Worker:
         self._running_batches.pop(task, None)
         self._wakeup.set()
 
-    def _busy(self) -> int:
-        return len(self._running) + sum(len(jobs) for jobs in self._running_batches.values())
+    def _batched(self) -> int:
+        return sum(len(jobs) for jobs in self._running_batches.values())
 
     def _held(self) -> list[tuple[ClaimedJob, uuid.UUID]]:
         held = list(self._running.values())
@@ -258,16 +267,15 @@ class Worker:
 
     # -- claiming ----------------------------------------------------------------
 
-    async def _claim(self, limit: int) -> tuple[list[ClaimedJob], uuid.UUID]:
+    async def _claim(self, limit: int, *, batched: bool | None = None) -> tuple[list[ClaimedJob], uuid.UUID]:
+        """Claim up to ``limit`` due jobs: of batched kinds only, of the others only, or (None) any."""
         now = self.clock.now()
         token = uuid.uuid4()
-        due = (
-            select(Job.id)
-            .where(Job.status.in_([JobStatus.PENDING, JobStatus.RUNNING]), Job.run_at <= now)
-            .order_by(Job.run_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        due = select(Job.id).where(Job.status.in_([JobStatus.PENDING, JobStatus.RUNNING]), Job.run_at <= now)
+        if batched is not None:
+            kinds = Job.kind.in_(batched_kinds())
+            due = due.where(kinds if batched else ~kinds)
+        due = due.order_by(Job.run_at).limit(limit).with_for_update(skip_locked=True)
         async with self.db.transaction() as session:
             rows = (
                 await session.execute(

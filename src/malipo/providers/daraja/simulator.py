@@ -116,6 +116,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from malipo.core.clock import Clock, SystemClock
+from malipo.core.http import http_client
 from malipo.core.ids import new_reference
 from malipo.core.logging import configure_logging, get_logger
 from malipo.providers.daraja.schemas import (
@@ -1118,7 +1119,7 @@ class DarajaSimulator:
 
     def _callback_client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.callback_timeout)
+            self._http = http_client(self.callback_timeout)
         return self._http
 
     async def _deliver(self, url: str, body: dict[str, Any]) -> None:
