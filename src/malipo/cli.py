@@ -75,7 +75,15 @@ def worker(
         finally:
             await db.dispose()
 
-    asyncio.run(main())
+    # uvloop where installed (uvicorn[standard] brings it, as `malipo serve` runs on it): the
+    # worker is mostly socket I/O, which asyncio's own loop does at several times the CPU.
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop_runner:
+            loop_runner.run(main())
 
 
 @db_app.command("upgrade")

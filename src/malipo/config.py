@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Jobs of batched kinds (STK pushes, webhook deliveries …) in flight at once, on top of the
     # concurrency above: a batch is a few transactions and a burst of HTTP calls over one client.
     worker_batch_size: int = 256
+    # Connections the worker's HTTP client keeps open (requests beyond wait their turn): about
+    # the requests in flight at once, which for Daraja is pushes/s times its reply time.
+    http_connections: int = 32
     worker_poll_seconds: float = 0.5
     worker_lease_seconds: float = 60.0
     worker_shutdown_grace_seconds: float = 10.0

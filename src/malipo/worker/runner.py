@@ -141,7 +141,9 @@ class Worker:
     async def run(self) -> None:
         """Claim and run jobs until ``stop()``; then finish or release what is running."""
         log.info("worker.started", worker=self.name, concurrency=self.concurrency)
-        self._http = http_client(httpx.Timeout(30.0, connect=10.0))
+        self._http = http_client(
+            httpx.Timeout(30.0, connect=10.0), connections=self.settings.http_connections
+        )
         renewer = asyncio.create_task(self._renew_leases())
         recorder = asyncio.create_task(self._record_successes())
         listener = await self._listen()
@@ -203,7 +205,7 @@ class Worker:
     async def run_once(self, limit: int | None = None) -> int:
         """Claim what is due now, run it to the end, return how many ran. For tests and tools."""
         if self._http is None:
-            self._http = http_client(30.0)
+            self._http = http_client(30.0, connections=self.settings.http_connections)
         claimed, token = await self._claim(limit or self.concurrency)
         await asyncio.gather(*self._start(claimed, token))
         await self._flush_successes()

@@ -1119,7 +1119,8 @@ class DarajaSimulator:
 
     def _callback_client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = http_client(self.callback_timeout)
+            # The receivers are near (loopback in tests and `make run`): a few connections do.
+            self._http = http_client(self.callback_timeout, connections=8)
         return self._http
 
     async def _deliver(self, url: str, body: dict[str, Any]) -> None:
