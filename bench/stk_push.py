@@ -163,6 +163,21 @@ async def _collections(dsn: str, run: str) -> dict[str, tuple[float, str]]:
     return {r["external_reference"]: (r["created_at"].timestamp(), r["status"]) for r in rows}
 
 
+def _load(args: argparse.Namespace, port: int, headers: dict[str, str], server_pid: int) -> lib.LoadResult:
+    """The same load for the baseline and for malipo: ``POST /api/v2/payments`` on ``port``."""
+    return lib.run_load(
+        f"http://127.0.0.1:{port}/api/v2/payments",
+        method="POST",
+        headers=headers,
+        body_factory=payment_request,
+        connections=args.connections,
+        duration=args.duration,
+        warmup=args.warmup,
+        server_pid=server_pid,
+        rate=args.rate,
+    )
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -217,17 +232,7 @@ def _baseline(
         pids = {"baseline": proc.pid, "simulator": sim_proc.pid, "receiver": receiver_proc.pid}
         cpu_before = {name: lib.process_cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
         started = time.time()
-        result = lib.run_load(
-            f"http://127.0.0.1:{port}/api/v2/payments",
-            method="POST",
-            headers=headers,
-            body_factory=payment_request,
-            connections=args.connections,
-            duration=args.duration,
-            warmup=args.warmup,
-            server_pid=proc.pid,
-            rate=args.rate,
-        )
+        result = _load(args, port, headers, proc.pid)
         load_end = time.time()
         print(f"  baseline accepted {result.rps:,.0f} collections/s, p99 {result.p99_ms:.0f} ms; draining")
         # The closed loop accepts far more than the push path carries: wait as long as the
@@ -451,17 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers_before = sum(lib.process_cpu_seconds(p.pid) or 0.0 for p in workers)
                 sim_cpu_before = lib.process_cpu_seconds(sim_proc.pid) or 0.0
                 started = time.time()
-                result = lib.run_load(
-                    f"http://127.0.0.1:{port}/api/v2/payments",
-                    method="POST",
-                    headers=auth,
-                    body_factory=payment_request,
-                    connections=args.connections,
-                    duration=args.duration,
-                    warmup=args.warmup,
-                    server_pid=proc.pid,
-                    rate=args.rate,
-                )
+                result = _load(args, port, auth, proc.pid)
                 load_end = time.time()
                 print(
                     f"  accepted {result.rps:,.0f} collections/s, p99 {result.p99_ms:.0f} ms; draining",
