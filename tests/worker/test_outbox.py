@@ -370,3 +370,35 @@ async def test_a_batch_handler_gets_every_job_of_its_kind_at_once_and_each_ends_
     assert _lines(out)[-1] == str(retried.id)
     [job] = [job for job in await _jobs(db) if job.id == retried.id]
     assert (job.status, job.attempts) == (JobStatus.DEAD, 2)
+
+
+async def test_batched_kinds_run_while_slow_single_jobs_fill_the_concurrency(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Single jobs are limited by the concurrency, batched kinds by the batch size, each apart:
+    slow SMTP sends (say) never hold up STK pushes or merchant callbacks."""
+    worker = Worker(db, settings, concurrency=2, poll_seconds=0.05, shutdown_grace_seconds=0.2)
+    out = tmp_path / "batches.txt"
+    async with db.transaction() as session:
+        now = worker.clock.now()
+        for n in range(3):
+            payload = {"path": str(tmp_path / "slow.txt"), "started": str(tmp_path / f"s{n}"), "seconds": 60}
+            enqueue(session, "test.slow", payload, now=now)
+    await worker.start()
+    try:
+        for _ in range(100):  # two slow jobs take both single slots; the third waits
+            if (tmp_path / "s0").exists() and (tmp_path / "s1").exists():
+                break
+            await asyncio.sleep(0.02)
+        async with db.transaction() as session:
+            batch = [
+                enqueue(session, "test.batch", {"path": str(out)}, now=worker.clock.now()) for _ in range(5)
+            ]
+        for _ in range(200):
+            if _lines(out):
+                break
+            await asyncio.sleep(0.02)
+        assert _lines(out) == [" ".join(sorted(str(job.id) for job in batch))]
+        assert not (tmp_path / "s2").exists(), "the concurrency of single jobs still holds"
+    finally:
+        await worker.stop()
