@@ -4,12 +4,14 @@ merchant's callback out, all over real HTTP (issue #5, "Tests that must exist").
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
 import structlog
 
 from malipo.collections.models import PaymentChannel
+from malipo.core import crypto
 from malipo.ledger.models import Hold, Journal
 from malipo.webhooks.models import WebhookDelivery
 from tests.collections.conftest import (
@@ -558,3 +560,24 @@ async def test_the_callback_token_never_reaches_the_logs(world: World, mailbox: 
     token = push.callback_url.rsplit("/", 1)[1]
     assert any(e.get("route") == "/callbacks/daraja/{token}" for e in events), "the callback was logged"
     assert not [e for e in events if token in repr(e)]
+
+
+async def test_the_callback_token_is_stored_nowhere_but_as_its_hash(world: World, mailbox: Mailbox) -> None:
+    """Derived from the collection's id with the secret key: the jobs table holds no callback
+    secret a reader of the database could use to forge Daraja's answer."""
+    reference = await world.queued(300, PAYS, mailbox)
+    assert (await world.final_status(reference))["status"] == "SUCCESS"
+    push = world.sim.push_for(reference)
+    assert push is not None
+    token = push.callback_url.rsplit("/", 1)[1]
+    collection = await world.collection(reference)
+    assert collection.callback_token_hash == crypto.sha256_hex(token)
+    jobs = await world.jobs("collection.send") + await world.jobs("collection.reconcile")
+    assert jobs
+    assert not [job for job in jobs if token in json.dumps(job.payload)]
+    # Another collection gets another secret.
+    other = await world.queued(301, PAYS)
+    await world.final_status(other)
+    other_push = world.sim.push_for(other)
+    assert other_push is not None
+    assert other_push.callback_url.rsplit("/", 1)[1] != token

@@ -37,10 +37,10 @@ from malipo.collections.models import (
 )
 from malipo.config import Settings
 from malipo.core.clock import Clock
-from malipo.core.crypto import sha256_hex
+from malipo.core.crypto import derived_token, sha256_hex
 from malipo.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from malipo.core.group_commit import GroupCommit
-from malipo.core.ids import new_id, new_reference, new_token
+from malipo.core.ids import new_id, new_reference
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
 from malipo.db import Database, cache_after_commit, cached
@@ -363,7 +363,7 @@ async def _request_collections(
     earlier = await _by_external_references(session, set(keys.values()))
     first_of: dict[tuple[uuid.UUID, str, str], int] = {}
     repeats: dict[int, int] = {}
-    new: list[tuple[int, dict[str, Any], str]] = []  # (index, collection row, callback token)
+    new: list[tuple[int, dict[str, Any]]] = []  # (index, collection row)
     tariffs: dict[uuid.UUID, pricing.Tariff] = {}
     for index, (phone, network) in checked.items():
         who, body = requests[index].who, requests[index].body
@@ -392,28 +392,29 @@ async def _request_collections(
                 )
                 tariffs[who.client_id] = tariff
             fee = tariff.fee(amount)
-        token = new_token()
+        collection_id = new_id()
+        token_hash = sha256_hex(callback_token(settings, collection_id))
         row = {
-            "id": new_id(), "client_id": who.client_id, "mode": who.mode.value,
+            "id": collection_id, "client_id": who.client_id, "mode": who.mode.value,
             "api_user_id": who.api_user_id, "purpose": body.purpose.value, "reference": new_reference(),
             "checkout_request_id": _checkout_request_id(now),
             "external_reference": body.external_reference or None,
             "channel_id": channel_id, "provider": body.provider, "network_code": network, "phone": phone,
             "amount": amount.amount, "currency": CURRENCY, "fee": fee.amount, "fee_hold_id": None,
             "customer_name": body.customer_name, "callback_url": body.callback_url,
-            "status": CollectionStatus.QUEUED.value, "callback_token_hash": sha256_hex(token),
+            "status": CollectionStatus.QUEUED.value, "callback_token_hash": token_hash,
             "created_at": now, "updated_at": now, "sent_at": None, "completed_at": None,
         }  # fmt: skip
-        new.append((index, row, token))
+        new.append((index, row))
     refused = await _hold_fees(session, new, now)
-    stored = [(index, row, token) for index, row, token in new if index not in refused]
+    stored = [(index, row) for index, row in new if index not in refused]
     for index, exc in refused.items():
         answers[index] = exc
     if stored:
-        await session.execute(insert(_COLLECTIONS), [row for _index, row, _token in stored])
-        jobs = [{"collection_id": str(row["id"]), "token": token} for _index, row, token in stored]
+        await session.execute(insert(_COLLECTIONS), [row for _index, row in stored])
+        jobs = [{"collection_id": str(row["id"])} for _index, row in stored]
         await enqueue_many(session, SEND_JOB, jobs, now=now)
-    for index, row, _token in stored:
+    for index, row in stored:
         answers[index] = (Collection(**row), True)
         log.info("collection.queued", reference=row["reference"], mode=row["mode"], amount=row["amount"])
     for index, first in repeats.items():
@@ -455,12 +456,12 @@ async def _collection_channel_id(
 
 
 async def _hold_fees(
-    session: AsyncSession, new: list[tuple[int, dict[str, Any], str]], now: datetime
+    session: AsyncSession, new: list[tuple[int, dict[str, Any]]], now: datetime
 ) -> dict[int, ServiceWalletTooLow]:
     """Hold each new collection's fee on its merchant's service wallet (``row["fee_hold_id"]``);
     the requests whose fee the wallet no longer covers, with their error."""
     by_wallet: dict[tuple[uuid.UUID, str], list[tuple[int, dict[str, Any]]]] = {}
-    for index, row, _token in new:
+    for index, row in new:
         if row["fee"] > 0:
             by_wallet.setdefault((row["client_id"], row["mode"]), []).append((index, row))
     refused: dict[int, ServiceWalletTooLow] = {}
@@ -487,7 +488,7 @@ async def hold_fee(
 ) -> uuid.UUID:
     """Hold one transaction's fee on the merchant's service wallet; ServiceWalletTooLow if it cannot."""
     row: dict[str, Any] = {"client_id": client_id, "mode": mode, "fee": fee.amount, "reference": reference}
-    refused = await _hold_fees(session, [(0, row, "")], now)
+    refused = await _hold_fees(session, [(0, row)], now)
     if refused:
         raise refused[0]
     hold_id: uuid.UUID = row["fee_hold_id"]
@@ -753,6 +754,14 @@ def payhero_callback(collection: Collection) -> dict[str, Any]:
 
 def reconcile_delay(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.stk_query_after_seconds)
+
+
+def callback_token(settings: Settings, subject_id: uuid.UUID, *, purpose: str = "daraja-stk") -> str:
+    """The secret in a Daraja callback URL of ``subject_id`` (a collection's CallBackURL, a
+    payout's ResultURL …): derived from the id with the secret key, so it is stored nowhere (only
+    its SHA-256, to find the subject) and the worker makes it again when it sends the request."""
+    assert settings.secret_key is not None, "settings.require_secrets() first"
+    return derived_token(settings.secret_key.get_secret_value(), f"{purpose}:{subject_id}")
 
 
 def callback_url(settings: Settings, token: str) -> str:

@@ -103,7 +103,8 @@ async def send_stk_pushes(ctx: BatchContext, items: list[BatchItem]) -> dict[uui
 
 async def _push(ctx: BatchContext, item: BatchItem, row: Any) -> StkPushReply | None:
     """Daraja's reply, or None when the push was refused (handled here)."""
-    token = str(item.payload.get("token", ""))
+    # Jobs queued before the token was derived carry it.
+    token = str(item.payload.get("token") or service.callback_token(ctx.settings, row.id))
     client = daraja_client(ctx.settings, row.mode, ctx.http)
     try:
         await client.access_token()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -87,3 +88,10 @@ def encryptor() -> Encryptor:
     if _encryptor is None:
         raise RuntimeError("no encryption key configured: load settings (Settings.require_secrets) first")
     return _encryptor
+
+
+@functools.lru_cache(maxsize=1024)
+def derived_token(secret: str, purpose: str) -> str:
+    """A token only the holder of ``secret`` can make for ``purpose`` (HMAC-SHA256, hex, 40
+    characters): a callback URL's secret that need not be stored anywhere to be sent again."""
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:40]

@@ -21,14 +21,12 @@ own random token.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
 from typing import Literal
 
 import httpx
 
 from malipo.config import Settings
+from malipo.core.crypto import derived_token
 from malipo.identity.models import KeyMode
 from malipo.providers.africastalking.client import LIVE_BASE_URL, AfricasTalkingClient
 from malipo.providers.whatsapp_cloud.client import WhatsAppCloudClient
@@ -59,13 +57,8 @@ Backend = Literal["cloud", "simulator"]
 
 def _derived_token(settings: Settings, purpose: str) -> str:
     assert settings.secret_key is not None, "settings.require_secrets() first"
-    return _hmac_token(settings.secret_key.get_secret_value(), purpose)
-
-
-@functools.lru_cache(maxsize=16)
-def _hmac_token(secret: str, purpose: str) -> str:
     # Cached: every delivery report checks its URL's token (a bulk's thousands within seconds).
-    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:40]
+    return derived_token(settings.secret_key.get_secret_value(), purpose)
 
 
 def at_report_token(settings: Settings) -> str:

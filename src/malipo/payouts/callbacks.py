@@ -72,7 +72,7 @@ async def status_result(token: str, request: Request, session: Session, clock: C
     )
     if query < service.MAX_STATUS_QUERIES:
         service.schedule_reconcile(
-            session, payout.id, token, query + 1, settings=request.app.state.settings, now=now
+            session, payout.id, query + 1, settings=request.app.state.settings, now=now
         )
     else:
         outcome = service.Outcome(

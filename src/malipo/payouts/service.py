@@ -28,7 +28,7 @@ from malipo.collections import service as collections
 from malipo.config import Settings
 from malipo.core.crypto import sha256_hex
 from malipo.core.errors import FieldError, NotFound, ValidationFailed
-from malipo.core.ids import new_id, new_reference, new_token
+from malipo.core.ids import new_id, new_reference
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
 from malipo.ledger import service as ledger
@@ -109,7 +109,6 @@ async def request_payout(
             return earlier, False
     amount = Money(body.amount * 100, CURRENCY)
     fee = await payout_fee(session, settings, who.client_id, amount)
-    token = new_token()
     conversation = str(uuid.uuid4())
     payout_id = new_id()
     reference = new_reference()
@@ -127,7 +126,8 @@ async def request_payout(
                 network_code=body.network_code, phone=phone, account_number=account, amount=amount.amount,
                 currency=CURRENCY, fee=fee.amount, hold_id=hold_id, fee_hold_id=fee_hold_id,
                 callback_url=body.callback_url, status=PayoutStatus.QUEUED,
-                callback_token_hash=sha256_hex(token), originator_conversation_id=conversation,
+                callback_token_hash=sha256_hex(callback_token(settings, payout_id)),
+                originator_conversation_id=conversation,
                 created_at=now, updated_at=now,
             )  # fmt: skip
             session.add(payout)
@@ -137,7 +137,7 @@ async def request_payout(
         if earlier is None:
             raise
         return earlier, False
-    job: dict[str, Any] = {"payout_id": str(payout.id), "token": token}
+    job: dict[str, Any] = {"payout_id": str(payout.id)}
     if paybill is not None:  # pinned now: a later change of MALIPO_BANK_PAYBILLS pays no other paybill
         job["paybill"] = paybill
     enqueue(session, SEND_JOB, job, now=now)
@@ -338,11 +338,16 @@ def status_url(settings: Settings, token: str) -> str:
     return f"{settings.public_url}/callbacks/daraja/{token}/status"
 
 
+def callback_token(settings: Settings, payout_id: uuid.UUID) -> str:
+    """The secret in the payout's ResultURL, QueueTimeOutURL and status URL (stored nowhere)."""
+    return collections.callback_token(settings, payout_id, purpose="daraja-payout")
+
+
 def schedule_reconcile(
-    session: AsyncSession, payout_id: uuid.UUID, token: str, query: int, *, settings: Settings, now: datetime
+    session: AsyncSession, payout_id: uuid.UUID, query: int, *, settings: Settings, now: datetime
 ) -> None:
     """Ask Daraja about the payout later, unless its result arrives first."""
     enqueue(
-        session, RECONCILE_JOB, {"payout_id": str(payout_id), "token": token, "query": query},
+        session, RECONCILE_JOB, {"payout_id": str(payout_id), "query": query},
         now=now, delay=timedelta(seconds=settings.payout_query_after_seconds),
     )  # fmt: skip

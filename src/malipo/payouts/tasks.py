@@ -27,7 +27,8 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
         payout_id = uuid.UUID(str(payload["payout_id"]))
     except (KeyError, ValueError) as exc:
         raise PermanentJobError(f"{service.SEND_JOB} payload has no valid payout_id: {exc}") from exc
-    token = str(payload.get("token", ""))
+    # Jobs queued before the token was derived carry it.
+    token = str(payload.get("token") or service.callback_token(ctx.settings, payout_id))
     now = ctx.clock.now()
     async with ctx.db.transaction() as session:
         claimed = await session.execute(
@@ -70,9 +71,7 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
             # stays SENT; the result (found by its token) or a transaction-status query decides.
             log.warning("payout.send_unconfirmed", reference=row.reference, error=str(exc))
             async with ctx.db.transaction() as session:
-                service.schedule_reconcile(
-                    session, payout_id, token, 1, settings=ctx.settings, now=ctx.clock.now()
-                )
+                service.schedule_reconcile(session, payout_id, 1, settings=ctx.settings, now=ctx.clock.now())
             return
         if exc.retryable and ctx.attempt < ctx.max_attempts:
             async with ctx.db.transaction() as session:  # Daraja never had it: try again later
@@ -97,7 +96,7 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
             .values(conversation_id=reply.ConversationID, updated_at=ctx.clock.now())
             .execution_options(synchronize_session=False)
         )
-        service.schedule_reconcile(session, payout_id, token, 1, settings=ctx.settings, now=ctx.clock.now())
+        service.schedule_reconcile(session, payout_id, 1, settings=ctx.settings, now=ctx.clock.now())
     log.info("payout.sent", reference=row.reference, conversation=reply.ConversationID)
 
 
@@ -125,7 +124,8 @@ async def reconcile_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
         payout_id = uuid.UUID(str(payload["payout_id"]))
     except (KeyError, ValueError) as exc:
         raise PermanentJobError(f"{service.RECONCILE_JOB} payload has no valid payout_id: {exc}") from exc
-    token, query = str(payload.get("token", "")), int(payload.get("query", 1))
+    query = int(payload.get("query", 1))
+    token = str(payload.get("token") or service.callback_token(ctx.settings, payout_id))
     async with ctx.db.transaction() as session:
         payout = await session.get(Payout, payout_id)
         if payout is None or payout.status in PAYOUT_FINAL_STATES:
