@@ -165,3 +165,34 @@ async def test_an_idempotency_key_makes_a_retried_withdrawal_or_payment_happen_o
     async with world.db.transaction() as session:
         assert len((await session.scalars(select(Payout))).all()) == 1
     assert len(await world.collections()) == 1
+
+
+async def test_the_transaction_list_shows_withdrawals_beside_collections_newest_first(world: World) -> None:
+    collected = await world.queued(500, PAID)
+    await world.final_status(collected)
+    reply = await _withdraw(world, 200, PAID)
+    assert reply.status_code == 201, reply.text
+    withdrawn = reply.json()["merchant_reference"]
+    failed = (await _withdraw(world, 100, INITIATOR_INVALID)).json()["merchant_reference"]
+    await final_payout(world, withdrawn)
+    await final_payout(world, failed)
+
+    listed = (await world.http.get("/api/v2/transactions", headers=world.a.headers)).json()
+    rows = [
+        (t["transaction_reference"], t["transaction_type"], t["amount"], t["cost"], t["status"])
+        for t in listed["transactions"]
+    ]
+    assert rows == [
+        (failed, "outbound_payment", -100, 15, "FAILED"),
+        (withdrawn, "outbound_payment", -200, 15, "SUCCESS"),
+        (collected, "inbound_payment", 500, 7.5, "SUCCESS"),
+    ]
+    assert listed["transactions"][1]["description"] == "KES 200 to 254711222333"
+    assert listed["pagination"]["count"] == 3
+    # Paged across both kinds: two per page.
+    second = (await world.http.get("/api/v2/transactions?page=2&per=2", headers=world.a.headers)).json()
+    assert [t["transaction_reference"] for t in second["transactions"]] == [collected]
+    assert (second["pagination"]["count"], second["pagination"]["prev_page"]) == (3, 1)
+    # Merchant B sees none of them.
+    b_listed = (await world.http.get("/api/v2/transactions", headers=world.b.headers)).json()
+    assert b_listed["transactions"] == []

@@ -524,17 +524,6 @@ async def find_by_reference(session: AsyncSession, who: Principal, reference: st
     return found
 
 
-async def list_collections(
-    session: AsyncSession, who: Principal, *, page: int, per: int
-) -> tuple[list[Collection], int]:
-    query = select(Collection).where(Collection.client_id == who.client_id, Collection.mode == who.mode.value)
-    total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    rows = await session.scalars(
-        query.order_by(Collection.created_at.desc(), Collection.id.desc()).offset((page - 1) * per).limit(per)
-    )
-    return list(rows.all()), total
-
-
 # -- Daraja's answer ---------------------------------------------------------------------
 
 

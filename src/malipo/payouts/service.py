@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.auth.principals import Principal
 from malipo.collections import service as collections
+from malipo.collections.models import Collection
 from malipo.config import Settings
 from malipo.core.crypto import sha256_hex
 from malipo.core.errors import FieldError, NotFound, ValidationFailed
@@ -280,6 +281,33 @@ async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now
     await session.flush()
     log.info("payout.finished", reference=payout.reference, status=status, result_code=outcome.result_code)
     return True
+
+
+async def list_transactions(
+    session: AsyncSession, who: Principal, *, page: int, per: int
+) -> tuple[list[Collection | Payout], int]:
+    """The merchant's collections and payouts in ``who``'s mode, newest first, one page of both."""
+    mine_c = (Collection.client_id == who.client_id) & (Collection.mode == who.mode.value)
+    mine_p = (Payout.client_id == who.client_id) & (Payout.mode == who.mode.value)
+    both = union_all(
+        select(Collection.id, literal("collection").label("kind"), Collection.created_at).where(mine_c),
+        select(Payout.id, literal("payout").label("kind"), Payout.created_at).where(mine_p),
+    ).subquery()
+    total = int(await session.scalar(select(func.count()).select_from(both)) or 0)
+    listed = (
+        await session.execute(
+            select(both.c.id, both.c.kind)
+            .order_by(both.c.created_at.desc(), both.c.id.desc())
+            .offset((page - 1) * per)
+            .limit(per)
+        )
+    ).all()
+    wanted = {kind: [row.id for row in listed if row.kind == kind] for kind in ("collection", "payout")}
+    found: dict[uuid.UUID, Collection | Payout] = {}
+    for model, ids in ((Collection, wanted["collection"]), (Payout, wanted["payout"])):
+        if ids:
+            found |= {row.id: row for row in await session.scalars(select(model).where(model.id.in_(ids)))}
+    return [found[row.id] for row in listed], total
 
 
 def payout_destination(payout: Payout) -> str:

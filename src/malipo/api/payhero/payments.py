@@ -298,6 +298,49 @@ def _payout_status_out(payout: Payout) -> dict[str, Any]:
     }
 
 
+def _status(status: str) -> str:
+    return "QUEUED" if status in ("QUEUED", "SENT") else status
+
+
+def _collection_row(c: Collection) -> dict[str, Any]:
+    return {
+        "id": str(c.id),
+        "account_id": str(c.client_id),
+        "transaction_type": "inbound_payment"
+        if c.purpose == CollectionPurpose.PAYMENT
+        else "service_wallet_top_up",
+        "description": f"KES {_amount(c.amount)} from +{c.phone}",
+        "amount": _amount(c.amount),
+        "cost": _amount(c.fee),
+        "transaction_reference": c.reference,
+        "provider_reference": c.mpesa_receipt or "",
+        "status": _status(c.status),
+        "external_reference": c.external_reference or "",
+        "gateway": c.provider,
+        "created_at": _iso(c.created_at),
+        "updated_at": _iso(c.updated_at),
+    }
+
+
+def _payout_row(p: Payout) -> dict[str, Any]:
+    """A withdrawal: money out of the payments wallet, so a negative amount."""
+    return {
+        "id": str(p.id),
+        "account_id": str(p.client_id),
+        "transaction_type": "outbound_payment",
+        "description": f"KES {_amount(p.amount)} to {payouts.payout_destination(p)}",
+        "amount": -_amount(p.amount),
+        "cost": _amount(p.fee),
+        "transaction_reference": p.reference,
+        "provider_reference": p.transaction_id or "",
+        "status": _status(p.status),
+        "external_reference": p.external_reference or "",
+        "gateway": payouts.payout_provider(p),
+        "created_at": _iso(p.created_at),
+        "updated_at": _iso(p.updated_at),
+    }
+
+
 @router.get("/transactions", name="PayHero.Transactions")
 async def transactions(
     who: PayHeroPrincipal,
@@ -307,25 +350,6 @@ async def transactions(
     per_page: Annotated[int | None, Query(ge=1, le=100)] = None,
 ) -> dict[str, Any]:
     size = per or per_page or 20
-    found, total = await collections.list_collections(session, who, page=page, per=size)
-    rows = [
-        {
-            "id": str(c.id),
-            "account_id": str(c.client_id),
-            "transaction_type": "inbound_payment"
-            if c.purpose == CollectionPurpose.PAYMENT
-            else "service_wallet_top_up",
-            "description": f"KES {_amount(c.amount)} from +{c.phone}",
-            "amount": _amount(c.amount),
-            "cost": _amount(c.fee),
-            "transaction_reference": c.reference,
-            "provider_reference": c.mpesa_receipt or "",
-            "status": "QUEUED" if c.status in ("QUEUED", "SENT") else c.status,
-            "external_reference": c.external_reference or "",
-            "gateway": c.provider,
-            "created_at": _iso(c.created_at),
-            "updated_at": _iso(c.updated_at),
-        }
-        for c in found
-    ]
+    found, total = await payouts.list_transactions(session, who, page=page, per=size)
+    rows = [_collection_row(row) if isinstance(row, Collection) else _payout_row(row) for row in found]
     return {"transactions": rows, "pagination": _pagination(total, page, size)}
