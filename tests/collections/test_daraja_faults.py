@@ -57,6 +57,8 @@ async def test_a_push_is_never_sent_twice_nor_failed_while_the_payer_may_pay(
     await mailbox.wait_for(4)
     outcomes = {c["response"]["ExternalReference"]: c["status"] for c in mailbox.bodies}
     assert outcomes == {"GATEWAY": True, "GARBLED": True, "REFUSED": False, "RETRIED": True}
+    codes = {c["response"]["ExternalReference"]: c["response"]["ResultCode"] for c in mailbox.bodies}
+    assert codes["REFUSED"] == 1025, "Daraja's 'error sending push request', not 1 (insufficient balance)"
     for reference, pushes in ((gateway, 1), (garbled, 1), (refused, 0), (retried, 1)):
         assert sim.pushes_for(reference) == pushes, "the payer was pushed twice"
         assert len(await world.deliveries(reference)) == 1

@@ -27,6 +27,7 @@ log = get_logger("malipo.collections")
 
 # STK queries before a collection nobody answers is settled as failed (1037: no answer).
 MAX_QUERIES = 5
+REFUSED_PUSH = 1025
 
 
 def _collection_id(payload: dict[str, Any]) -> uuid.UUID:
@@ -150,7 +151,9 @@ async def _after_refusal(
         await service.finish(
             session,
             collection,
-            service.Outcome(1, f"M-Pesa refused the request: {desc}"),
+            # 1025, Daraja's "error sending push request": not 1, which merchants read as the
+            # payer's insufficient balance.
+            service.Outcome(REFUSED_PUSH, f"M-Pesa refused the request: {desc}"),
             now=ctx.clock.now(),
         )
 
