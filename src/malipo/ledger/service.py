@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -360,11 +360,8 @@ async def _apply_balances(session: AsyncSession, net: dict[uuid.UUID, int]) -> N
     net = {account_id: amount for account_id, amount in net.items() if amount != 0}
     if not net:
         return
-    # BIGINT: amounts in minor units pass 2**31 (21 million shillings).
     accounts = _ACCOUNTS.c
-    delta = case(
-        *[(accounts.id == account_id, literal(amount, BigInteger)) for account_id, amount in net.items()]
-    )
+    delta = _per_account(net)
     guard = accounts.allow_negative | (delta >= 0) | (accounts.balance + delta - accounts.held >= 0)
     updated = (
         await session.execute(
@@ -376,6 +373,13 @@ async def _apply_balances(session: AsyncSession, net: dict[uuid.UUID, int]) -> N
     ).all()
     if len(updated) != len(net):  # the lock makes this impossible; never write a partial journal
         raise RuntimeError(f"ledger: {len(net) - len(updated)} locked account(s) refused the update")
+
+
+def _per_account(amounts: dict[uuid.UUID, int]) -> Any:
+    """``CASE id WHEN … THEN amount …``: one UPDATE gives each account its own amount."""
+    # BIGINT: amounts in minor units pass 2**31 (21 million shillings).
+    whens = [(_ACCOUNTS.c.id == account, literal(amount, BigInteger)) for account, amount in amounts.items()]
+    return case(*whens)
 
 
 _INSERT_POSTINGS = insert(_POSTINGS).returning(_POSTINGS.c.id)
@@ -519,7 +523,8 @@ async def _finish_holds(
 ) -> list[Hold]:
     """End active holds (in the order given) and give their amounts back to ``held``: one UPDATE
     of the holds and one of their accounts, however many. NotFound or HoldNotActive for the first
-    that is missing or already ended, and then nothing is written."""
+    that is missing or already ended: raised after the holds' UPDATE, so the caller's transaction
+    must roll back (as it does when the error propagates); the accounts are left untouched."""
     if not hold_ids:
         return []
     holds = _HOLDS.c
@@ -535,7 +540,6 @@ async def _finish_holds(
     for hold_id in hold_ids:
         if hold_id not in ended:
             exists = await session.scalar(select(holds.id).where(holds.id == hold_id))
-            # Raised in the caller's transaction, which rolls the other holds back with it.
             if exists is None:
                 raise NotFound(f"no hold {hold_id}")
             raise HoldNotActive(f"hold {hold_id} is already settled or released")
@@ -543,12 +547,8 @@ async def _finish_holds(
     for hold in ended.values():
         released[hold.account_id] += hold.amount
     accounts = _ACCOUNTS.c
-    delta = case(
-        *[(accounts.id == account_id, literal(amount, BigInteger)) for account_id, amount in released.items()]
-    )
-    await session.execute(
-        update(_ACCOUNTS).where(accounts.id.in_(list(released))).values(held=accounts.held - delta)
-    )
+    held = accounts.held - _per_account(released)
+    await session.execute(update(_ACCOUNTS).where(accounts.id.in_(list(released))).values(held=held))
     return [ended[hold_id] for hold_id in hold_ids]
 
 
@@ -601,9 +601,17 @@ async def settle_holds(
     entries = [*(before or [])]
     for settlement, hold in zip(settlements, holds, strict=True):
         legs = [Leg(hold.account_id, -hold.amount, hold.currency), *settlement.counter_legs]
-        details = {"hold_id": str(hold.id)}
-        entry = Entry(legs, settlement.kind, settlement.description, settlement.mode, settlement.client_id)
-        entries.append(replace(entry, idempotency_key=settlement.idempotency_key, details=details))
+        entries.append(
+            Entry(
+                legs,
+                settlement.kind,
+                settlement.description,
+                settlement.mode,
+                client_id=settlement.client_id,
+                idempotency_key=settlement.idempotency_key,
+                details={"hold_id": str(hold.id)},
+            )
+        )
     return await post_journals(session, entries, now=now) if entries else []
 
 

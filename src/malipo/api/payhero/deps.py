@@ -17,7 +17,11 @@ _API_USERS = frozenset({PrincipalKind.PAYHERO, PrincipalKind.API_KEY})
 
 async def payhero_principal(request: Request, session: Session, clock: ClockDep) -> Principal:
     """The calling API user (its client is active); anyone else is refused."""
-    principal = await authenticate(request, session, clock.now())
+    return _admit(request, await authenticate(request, session, clock.now()))
+
+
+def _admit(request: Request, principal: Principal) -> Principal:
+    """``principal`` if it is an API user (kept on the request for idempotency and audit)."""
     if principal.kind not in _API_USERS:
         raise Forbidden("the Pay Hero API is for API users: send your api_username and api_password")
     request.state.principal = principal
@@ -37,9 +41,7 @@ async def payhero_caller(request: Request, db: DatabaseDep, clock: ClockDep) -> 
     """
     callers: RecentCallers = db.caches.setdefault(RECENT_CALLERS, RecentCallers())
     credential = await callers.caller(request, db, clock.now())
-    if credential.principal.kind not in _API_USERS:
-        raise Forbidden("the Pay Hero API is for API users: send your api_username and api_password")
-    request.state.principal = credential.principal
+    _admit(request, credential.principal)
     return credential
 
 
