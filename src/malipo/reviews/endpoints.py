@@ -27,8 +27,9 @@ class ReviewOut(CamelModel):
     mode: str
     status: str
     reason: str
-    asked_amount: str
-    received_amount: str | None
+    asked_amount: str  # major units of ``currency``, as a decimal string
+    received_amount: str | None  # None: the provider did not state it
+    currency: str
     asked_party: str | None
     received_party: str | None
     receipt: str | None
@@ -52,6 +53,7 @@ def review_out(review: CallbackReview) -> ReviewOut:
         kind=review.kind, id=review.subject_id, reference=review.reference, client_id=review.client_id,
         mode=review.mode, status=review.status, reason=review.reason,
         asked_amount=money(review.asked_amount) or "", received_amount=money(review.received_amount),
+        currency=review.currency,
         asked_party=review.asked_party, received_party=review.received_party, receipt=review.receipt,
         created_at=review.created_at, resolved_at=review.resolved_at, resolved_by=review.resolved_by,
     )  # fmt: skip
