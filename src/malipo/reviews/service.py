@@ -36,6 +36,11 @@ class AlreadyResolved(Conflict):
     title = "The review is resolved already"
 
 
+class NothingReceived(Conflict):
+    code = "nothing_received"
+    title = "The provider reported no money moved"
+
+
 async def list_reviews(
     session: AsyncSession, *, status: ReviewStatus | None, page: int, per: int
 ) -> tuple[list[CallbackReview], int]:
@@ -94,6 +99,8 @@ async def accept(
     """Take the amount the provider reported: a collection is credited with it, a payout settles
     it from its hold (refused with a 409 when it is more than the hold)."""
     review = await _open(session, kind, subject_id)
+    if review.received_amount is not None and review.received_amount <= 0:
+        raise NothingReceived(f"{kind.value} {review.reference}: the provider reported 0 moved; reject it")
     try:
         if kind == ReviewKind.COLLECTION:
             journal_id = (
