@@ -4,12 +4,14 @@ callbacks are refused and the STK query still settles the collection."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import structlog
 
 from malipo.collections.service import RECONCILE_JOB
+from malipo.reviews.records import same_party
 from tests.collections.conftest import (
     CALLBACK_LOST,
     NO_CALLBACK,
@@ -235,6 +237,9 @@ async def test_malformed_oversized_and_non_json_callbacks_are_refused_and_the_qu
     for body in malformed:
         reply = await world.http.post(push.callback_url, json=body)
         assert reply.status_code == 422, (body, reply.text)
+        assert reply.json()["errors"], "the fields are named"
+    reply = await world.http.post(push.callback_url, json=coded(2**63))
+    assert [e["field"] for e in reply.json()["errors"]] == ["Body.stkCallback.ResultCode"]
     for content_type in ("text/plain", "application/x-www-form-urlencoded", ""):
         reply = await world.http.post(
             push.callback_url, content=json.dumps(good), headers={"Content-Type": content_type}
@@ -258,3 +263,15 @@ async def test_a_non_json_or_malformed_callback_to_an_unknown_address_is_refused
         "/callbacks/daraja/" + "x" * 43, content="{}", headers={"Content-Type": "text/plain"}
     )
     assert reply.status_code == 404
+
+
+def test_a_masked_or_hashed_payer_is_compared_where_daraja_shows_it() -> None:
+    asked = "254708374149"
+    assert same_party(asked, "254708374149")
+    assert same_party(asked, "2547 ***** 149")  # Daraja's masked MSISDN
+    assert same_party(asked, hashlib.sha256(asked.encode()).hexdigest())  # and its hashed one
+    assert same_party(asked, None), "a party Daraja does not name is not compared"
+    assert not same_party(asked, "254722000000")
+    assert not same_party(asked, "2547 ***** 148")
+    assert not same_party(asked, hashlib.sha256(b"254722000000").hexdigest())
+    assert not same_party(asked, "25470837414")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from malipo.api.deps import DatabaseDep
 from malipo.collections import service
-from malipo.core.errors import MalipoError, ValidationFailed
+from malipo.core.errors import FieldError, MalipoError, ValidationFailed
 from malipo.core.logging import get_logger
 from malipo.providers.daraja.schemas import StkCallback, StkCallbackPayload
 from malipo.reviews.records import Received
@@ -43,6 +43,16 @@ def is_json(request: Request) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+def malformed(what: str, exc: ValidationError) -> ValidationFailed:
+    """A 422 naming the fields of the provider's body that are out of bounds (at most five)."""
+    fields = [
+        FieldError(".".join(str(part) for part in error["loc"]) or "body", error["msg"])
+        for error in exc.errors(include_url=False, include_input=False)[:5]
+    ]
+    named = ", ".join(field.field for field in fields)
+    return ValidationFailed(f"{what}: {exc.error_count()} problem(s) ({named})", errors=fields)
+
+
 def _unknown(request: Request) -> None:
     log.warning(
         "callback.unknown_token", provider="daraja", client=request.client.host if request.client else None
@@ -60,16 +70,14 @@ def outcome_of(callback: StkCallback) -> service.Outcome:
 
 @router.post("/daraja/{token}", name="Callbacks.Daraja")
 async def daraja_callback(token: str, request: Request, db: DatabaseDep) -> dict[str, Any]:
-    refusal: MalipoError | None = None
+    refusal: MalipoError = UnsupportedMediaType("a Daraja callback is sent as application/json")
     callback: StkCallback | None = None
-    if not is_json(request):
-        refusal = UnsupportedMediaType("a Daraja callback is sent as application/json")
-    else:
+    if is_json(request):
         try:
             callback = StkCallbackPayload.model_validate_json(await request.body()).callback
         except ValidationError as exc:
-            refusal = ValidationFailed(f"not a Daraja STK callback: {exc.error_count()} problem(s)")
-    if refusal is not None or callback is None:
+            refusal = malformed("not a Daraja STK callback", exc)
+    if callback is None:
         async with db.transaction() as session:  # an unknown address is refused as such first
             try:
                 collection = await service.collection_for_token(session, token)
@@ -77,12 +85,8 @@ async def daraja_callback(token: str, request: Request, db: DatabaseDep) -> dict
                 _unknown(request)
                 raise
         log.warning(
-            "callback.malformed",
-            provider="daraja",
-            reference=collection.reference,
-            reason=refusal.code if refusal else None,
+            "callback.malformed", provider="daraja", reference=collection.reference, reason=refusal.code
         )
-        assert refusal is not None
         raise refusal
     writer: service.CallbackWriter = request.app.state.daraja_callbacks
     try:

@@ -14,9 +14,8 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from malipo.api.deps import ClockDep, Session
-from malipo.collections.callbacks import UnsupportedMediaType, is_json
+from malipo.collections.callbacks import UnsupportedMediaType, is_json, malformed
 from malipo.collections.service import CallbackMismatch
-from malipo.core.errors import ValidationFailed
 from malipo.core.logging import get_logger
 from malipo.payouts import banks, service
 from malipo.payouts.models import Payout
@@ -43,7 +42,7 @@ async def _result(request: Request, token: str, session: Session) -> tuple[Payou
         result = ResultBody.model_validate_json(await request.body()).Result
     except ValidationError as exc:
         log.warning("callback.malformed", provider="daraja", reference=payout.reference)
-        raise ValidationFailed(f"not a Daraja result: {exc.error_count()} problem(s)") from None
+        raise malformed("not a Daraja result", exc) from None
     return payout, result
 
 
