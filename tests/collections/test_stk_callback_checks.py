@@ -4,6 +4,7 @@ callbacks are refused and the STK query still settles the collection."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -275,3 +276,40 @@ def test_a_masked_or_hashed_payer_is_compared_where_daraja_shows_it() -> None:
     assert not same_party(asked, "2547 ***** 148")
     assert not same_party(asked, hashlib.sha256(b"254722000000").hexdigest())
     assert not same_party(asked, "25470837414")
+
+
+async def test_a_review_is_resolved_once_under_concurrent_operators_and_needs_the_permission(
+    world: World, mailbox: Mailbox
+) -> None:
+    reference = await world.queued(60, NO_CALLBACK, mailbox)
+    push = await _sent(world, reference)
+    body = success_callback(push.merchant_request_id, push.checkout_request_id, 59)
+    assert (await world.http.post(push.callback_url, json=body)).status_code == 200
+    collection = await world.collection(reference)
+    before = await world.balances()
+
+    # An operator whose role only reads (ReadOnly) sees the list but resolves nothing.
+    reader = await portal_user(world, "ReadOnly")
+    assert (await review_list(world, reader)).status_code == 200
+    for action in ("accept", "reject"):
+        reply = await resolve(world, reader, "collection", collection.id, action)
+        assert reply.status_code == 403, reply.text
+        assert f"Review.{action.title()}" in reply.text
+    assert (await world.collection(reference)).status == "REVIEW"
+
+    operators = [await portal_user(world, "CompanyAdmin") for _ in range(2)]
+    replies = await asyncio.gather(
+        resolve(world, operators[0], "collection", collection.id, "accept"),
+        resolve(world, operators[1], "collection", collection.id, "accept"),
+        resolve(world, operators[0], "collection", collection.id, "reject"),
+    )
+    assert sorted(r.status_code for r in replies) == [200, 409, 409], [r.text for r in replies]
+    final = await world.collection(reference)
+    won = next(r for r in replies if r.status_code == 200).json()["status"]
+    assert final.status == ("SUCCESS" if won == "ACCEPTED" else "FAILED")
+    after = await world.balances()
+    credited = 59_00 if final.status == "SUCCESS" else 0
+    assert after.payments == (before.payments[0] + credited, 0)
+    assert len(await world.journals(kind="collection")) == (1 if credited else 0)
+    assert len(await world.deliveries(reference)) == 1
+    await world.verify_ledger()
