@@ -342,8 +342,8 @@ class StkCallback(_Wire):
 
     @property
     def phone_number(self) -> str | None:
-        """The payer's MSISDN as text (Daraja sends it as a number)."""
-        return _digits(self.item("PhoneNumber"))
+        """The payer's MSISDN as text (Daraja sends it as a number; masked or hashed in some APIs)."""
+        return _digits(self.item("PhoneNumber"), max_length=64)  # 64: a SHA-256 hex (hidden MSISDN)
 
 
 class StkCallbackBody(_Wire):
