@@ -270,12 +270,15 @@ def test_a_masked_or_hashed_payer_is_compared_where_daraja_shows_it() -> None:
     asked = "254708374149"
     assert same_party(asked, "254708374149")
     assert same_party(asked, "2547 ***** 149")  # Daraja's masked MSISDN
+    assert same_party(asked, "0708374149")  # written the Kenyan way
+    assert same_party(asked, "+254708374149")
     assert same_party(asked, hashlib.sha256(asked.encode()).hexdigest())  # and its hashed one
     assert same_party(asked, None), "a party Daraja does not name is not compared"
     assert not same_party(asked, "254722000000")
     assert not same_party(asked, "2547 ***** 148")
     assert not same_party(asked, hashlib.sha256(b"254722000000").hexdigest())
     assert not same_party(asked, "25470837414")
+    assert not same_party(asked, "0722000000")
 
 
 async def test_a_review_is_resolved_once_under_concurrent_operators_and_needs_the_permission(
