@@ -13,6 +13,7 @@ from malipo.ledger import models as ledger_models
 from malipo.messaging import models as messaging_models
 from malipo.payouts import models as payout_models
 from malipo.pricing import models as pricing_models
+from malipo.reviews import models as review_models
 from malipo.webhooks import models as webhook_models
 from malipo.worker import models as worker_models
 
@@ -26,6 +27,7 @@ __all__ = [
     "messaging_models",
     "payout_models",
     "pricing_models",
+    "review_models",
     "webhook_models",
     "worker_models",
 ]

@@ -105,9 +105,12 @@ async def test_callbacks_arriving_together_settle_each_collection_and_refuse_the
     ]
     forged = pushes[0].callback_url.rsplit("/", 1)[0] + "/forged-token-that-was-never-issued"
     calls.append(world.http.post(forged, json=success_callback("m", "c", 1)))
-    calls.append(world.http.post(pushes[0].callback_url, json=success_callback("m", "c", 100)))  # a repeat
+    first = success_callback(pushes[0].merchant_request_id, pushes[0].checkout_request_id, 100)
+    calls.append(world.http.post(pushes[0].callback_url, json=first))  # a repeat
+    # The right address with another request's ids: refused in the same batch as the others.
+    calls.append(world.http.post(pushes[0].callback_url, json=success_callback("m", "c", 100)))
     replies = await asyncio.gather(*calls)
-    assert [r.status_code for r in replies] == [200] * 6 + [404, 200], [r.text for r in replies]
+    assert [r.status_code for r in replies] == [200] * 6 + [404, 200, 409], [r.text for r in replies]
 
     for reference in references:
         assert (await world.collection(reference)).status == "SUCCESS"

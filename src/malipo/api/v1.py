@@ -12,6 +12,7 @@ from malipo.customers import endpoints as customers
 from malipo.identity import endpoints as identity
 from malipo.messaging import endpoints as messaging
 from malipo.pricing import endpoints as pricing
+from malipo.reviews import endpoints as reviews
 from malipo.wallets import endpoints as wallets
 
 router = APIRouter(prefix="/api/v1")
@@ -24,3 +25,4 @@ router.include_router(wallets.router, dependencies=protected)
 router.include_router(messaging.router, dependencies=protected)
 router.include_router(channels.router, dependencies=protected)
 router.include_router(pricing.router, dependencies=protected)
+router.include_router(reviews.router, dependencies=protected)

@@ -67,6 +67,7 @@ DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
         "Pricing.*",
         "Reports.*",
         "Metrics.*",
+        "Review.*",
     ),
     "ClientAdmin": (
         "Account.*",

@@ -67,9 +67,14 @@ class CollectionStatus(StrEnum):
     SENT = "SENT"  # Daraja accepted the push; waiting for the payer
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
+    # Daraja said paid, but not what was asked (amount or payer): nothing credited, the merchant
+    # not told, until an operator accepts or rejects it (malipo.reviews).
+    REVIEW = "REVIEW"
 
 
 FINAL_STATES = frozenset({CollectionStatus.SUCCESS, CollectionStatus.FAILED})
+# States no provider answer moves any more (a review is resolved by an operator only).
+CLOSED_STATES = FINAL_STATES | {CollectionStatus.REVIEW}
 
 
 class CollectionPurpose(StrEnum):

@@ -7,6 +7,11 @@ What callers can rely on:
 - A collection reaches SUCCESS or FAILED exactly once (a guarded UPDATE); only that
   transition posts the journal, settles or releases the fee hold and queues the
   merchant's callback. Repeated and late Daraja callbacks change nothing.
+- A Daraja callback is checked against the request before anything moves: one whose
+  CheckoutRequestID or MerchantRequestID is not this collection's is refused
+  (``CallbackMismatch``, nothing changes); a success whose Amount or PhoneNumber is not what
+  was asked puts the collection in REVIEW (nothing credited, the fee still held, the merchant
+  not told) until an operator accepts or rejects it (``accept_review``, ``reject_review``).
 - Amounts are whole units of the currency on the wire (Pay Hero and Daraja send integer
   shillings) and integer minor units inside.
 """
@@ -20,14 +25,14 @@ from decimal import Decimal
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.auth.authenticate import Credential, recheck
 from malipo.auth.principals import Principal, PrincipalKind
 from malipo.collections.models import (
-    FINAL_STATES,
+    CLOSED_STATES,
     TRANSACTION_TYPES,
     ChannelType,
     Collection,
@@ -49,6 +54,8 @@ from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
+from malipo.reviews import records as reviews
+from malipo.reviews.models import ReviewKind
 from malipo.webhooks import service as webhooks
 from malipo.worker.registry import enqueue_many
 
@@ -79,6 +86,18 @@ class CollectionNotFound(NotFound):
 class UnknownCallbackToken(NotFound):
     code = "unknown_callback"
     title = "Unknown callback"
+
+
+class CallbackMismatch(Conflict):
+    """A provider's callback names another request than the one its address belongs to."""
+
+    code = "callback_mismatch"
+    title = "The callback does not match the request"
+
+
+class NotInReview(Conflict):
+    code = "not_in_review"
+    title = "The item is not held for review"
 
 
 # -- phones and fees ---------------------------------------------------------------------
@@ -533,6 +552,25 @@ class Outcome:
     result_desc: str
     receipt: str | None = None
     merchant_request_id: str | None = None
+    # From a callback: Daraja's CheckoutRequestID, and what it says was paid (compared with
+    # what was asked before a success counts). None: an answer malipo asked for (STK query).
+    checkout_request_id: str | None = None
+    received: reviews.Received | None = None
+
+
+def callback_mismatch(collection: Collection, outcome: Outcome) -> str | None:
+    """Which of Daraja's ids in a callback are not this collection's; None if they are (an id
+    malipo has not stored yet cannot be compared: its worker may not have written Daraja's reply)."""
+    wrong = []
+    stored = collection.provider_checkout_request_id
+    if stored is not None and outcome.checkout_request_id != stored:
+        wrong.append("CheckoutRequestID")
+    if (
+        collection.merchant_request_id is not None
+        and outcome.merchant_request_id != collection.merchant_request_id
+    ):
+        wrong.append("MerchantRequestID")
+    return " and ".join(wrong) or None
 
 
 async def collection_for_token(session: AsyncSession, token: str) -> Collection:
@@ -558,12 +596,16 @@ async def finish(session: AsyncSession, collection: Collection, outcome: Outcome
     return moved
 
 
+CallbackAnswer = bool | UnknownCallbackToken | CallbackMismatch
+
+
 async def finish_by_tokens(
     session: AsyncSession, callbacks: list[tuple[str, Outcome]], *, now: datetime
-) -> list[bool | UnknownCallbackToken]:
+) -> list[CallbackAnswer]:
     """``finish`` for Daraja's callbacks, by the token in their URL: for each, whether it moved its
-    collection (False: final already), or UnknownCallbackToken. One SELECT and one UPDATE of the
-    collections, and one statement of each kind in the ledger, for all of them."""
+    collection (False: final already), UnknownCallbackToken, or CallbackMismatch when its ids are
+    another request's (nothing changes). One SELECT and one UPDATE of the collections, and one
+    statement of each kind in the ledger, for all of them."""
     hashes = [sha256_hex(token) for token, _outcome in callbacks]
     found = {
         collection.callback_token_hash: collection
@@ -575,25 +617,37 @@ async def finish_by_tokens(
             .execution_options(populate_existing=True)
         )
     }
-    pairs = zip(hashes, callbacks, strict=True)
-    known = [(found[digest], outcome) for digest, (_token, outcome) in pairs if digest in found]
-    moved = iter(await _finish_locked(session, known, now))
-    return [
-        next(moved) if digest in found else UnknownCallbackToken("no collection has this callback address")
-        for digest in hashes
-    ]
+    answers: list[CallbackAnswer | None] = [None] * len(callbacks)
+    known: list[tuple[Collection, Outcome]] = []
+    known_at: list[int] = []
+    for index, (digest, (_token, outcome)) in enumerate(zip(hashes, callbacks, strict=True)):
+        collection = found.get(digest)
+        if collection is None:
+            answers[index] = UnknownCallbackToken("no collection has this callback address")
+            continue
+        wrong = callback_mismatch(collection, outcome)
+        if wrong is not None:
+            log.warning(
+                "callback.mismatch", provider="daraja", kind="collection", reference=collection.reference,
+                fields=wrong, result_code=outcome.result_code,
+            )  # fmt: skip
+            answers[index] = CallbackMismatch(f"the callback's {wrong} is not this request's")
+            continue
+        known.append((collection, outcome))
+        known_at.append(index)
+    for index, moved in zip(known_at, await _finish_locked(session, known, now), strict=True):
+        answers[index] = moved
+    return [answer for answer in answers if answer is not None]
 
 
-CallbackWriter = GroupCommit[tuple[str, Outcome], bool | UnknownCallbackToken]
+CallbackWriter = GroupCommit[tuple[str, Outcome], CallbackAnswer]
 
 
 def callback_writer(db: Database, clock: Clock) -> CallbackWriter:
     """The process's Daraja callbacks, applied many to a transaction (``finish_by_tokens``): each
     success books into the same clearing account and merchant wallet rows."""
 
-    async def apply(
-        session: AsyncSession, callbacks: list[tuple[str, Outcome]]
-    ) -> list[bool | UnknownCallbackToken]:
+    async def apply(session: AsyncSession, callbacks: list[tuple[str, Outcome]]) -> list[CallbackAnswer]:
         return await finish_by_tokens(session, callbacks, now=clock.now())
 
     return GroupCommit(db, apply, name="daraja callbacks", max_batch=256, alone_after_failure=True)
@@ -602,28 +656,51 @@ def callback_writer(db: Database, clock: Clock) -> CallbackWriter:
 async def _finish_locked(
     session: AsyncSession, outcomes: list[tuple[Collection, Outcome]], now: datetime
 ) -> list[bool]:
-    """Each collection (locked, current) to its outcome's state, unless final; whether it moved.
+    """Each collection (locked, current) to its outcome's state, unless final or held for
+    review; whether it moved. A success that is not what was asked goes to REVIEW instead.
 
     A collection twice in the list moves once: its first outcome counts.
     """
     moved = []
     finishing = []
     for collection, outcome in outcomes:
-        if collection.status in FINAL_STATES:
+        if collection.status in CLOSED_STATES:
             log.info(
-                "collection.already_final", reference=collection.reference, result_code=outcome.result_code
-            )
+                "collection.already_final", reference=collection.reference, status=collection.status,
+                result_code=outcome.result_code,
+            )  # fmt: skip
             moved.append(False)
             continue
-        status = CollectionStatus.SUCCESS if outcome.result_code == 0 else CollectionStatus.FAILED
-        collection.status = status
         collection.result_code = outcome.result_code
         collection.result_desc = outcome.result_desc[:300]
         collection.mpesa_receipt = outcome.receipt
-        collection.completed_at = collection.updated_at = now
+        collection.updated_at = now
         collection.merchant_request_id = collection.merchant_request_id or outcome.merchant_request_id
-        finishing.append(collection)
+        collection.provider_checkout_request_id = (
+            collection.provider_checkout_request_id or outcome.checkout_request_id
+        )
         moved.append(True)
+        if outcome.result_code == 0 and outcome.received is not None:
+            differs = reviews.differences(collection.amount, collection.phone, outcome.received)
+            if differs:
+                collection.status = CollectionStatus.REVIEW
+                reviews.open_review(
+                    session, kind=ReviewKind.COLLECTION, subject_id=collection.id,
+                    client_id=collection.client_id, mode=collection.mode, reference=collection.reference,
+                    asked_amount=collection.amount, currency=collection.currency,
+                    asked_party=collection.phone, received=outcome.received, receipt=outcome.receipt,
+                    reason="; ".join(differs), now=now,
+                )  # fmt: skip
+                continue
+        collection.status = CollectionStatus.SUCCESS if outcome.result_code == 0 else CollectionStatus.FAILED
+        collection.completed_at = now
+        finishing.append(collection)
+    await _settled(session, finishing, now)
+    return moved
+
+
+async def _settled(session: AsyncSession, finishing: list[Collection], now: datetime) -> None:
+    """The books and the merchant's callback of collections just made SUCCESS or FAILED."""
     await _book(session, finishing, now)
     for collection in finishing:
         if collection.callback_url:
@@ -637,7 +714,55 @@ async def _finish_locked(
             result_code=collection.result_code,
         )  # fmt: skip
     await session.flush()
-    return moved
+
+
+# What a collection rejected on review ends with (the code is malipo's, not Daraja's).
+REJECTED_ON_REVIEW = 9001
+
+
+async def _reviewed(session: AsyncSession, collection_id: uuid.UUID, values: dict[str, Any]) -> Collection:
+    """Move a collection out of REVIEW (a guarded UPDATE): NotInReview if it is not in REVIEW
+    (resolved already, or never held), and nothing changes."""
+    moved = await session.execute(
+        update(Collection)
+        .where(Collection.id == collection_id, Collection.status == CollectionStatus.REVIEW)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotInReview(f"collection {collection_id} is not held for review")
+    found = await session.scalar(
+        select(Collection).where(Collection.id == collection_id).execution_options(populate_existing=True)
+    )
+    assert found is not None
+    return found
+
+
+async def accept_review(
+    session: AsyncSession, collection_id: uuid.UUID, received_amount: int | None, *, now: datetime
+) -> Collection:
+    """An operator accepts what Daraja says was paid: the collection becomes SUCCESS for the
+    received amount (credited with one balanced journal, the fee taken from its hold) and the
+    merchant is told. ``received_amount`` None (Daraja did not say): the amount asked."""
+    values: dict[str, Any] = {"status": CollectionStatus.SUCCESS, "completed_at": now, "updated_at": now}
+    if received_amount is not None:
+        values["amount"] = received_amount
+    collection = await _reviewed(session, collection_id, values)
+    await _settled(session, [collection], now)
+    return collection
+
+
+async def reject_review(session: AsyncSession, collection_id: uuid.UUID, *, now: datetime) -> Collection:
+    """An operator rejects the payment: the collection FAILS, nothing is credited, the fee hold
+    is released and the merchant is told it failed."""
+    collection = await _reviewed(
+        session, collection_id,
+        {"status": CollectionStatus.FAILED, "result_code": REJECTED_ON_REVIEW,
+         "result_desc": "Rejected on review: what M-Pesa reported differs from the request",
+         "completed_at": now, "updated_at": now},
+    )  # fmt: skip
+    await _settled(session, [collection], now)
+    return collection
 
 
 async def _channel_type(session: AsyncSession, channel_id: int) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from malipo.collections import service
-from malipo.collections.models import FINAL_STATES, Collection, CollectionStatus
+from malipo.collections.models import CLOSED_STATES, Collection, CollectionStatus
 from malipo.core.logging import get_logger
 from malipo.providers.daraja.client import DarajaError, DarajaPending, surely_not_taken
 from malipo.providers.daraja.schemas import StkPushReply
@@ -175,7 +175,7 @@ async def reconcile_many(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid
         still_open = set(
             await session.scalars(
                 select(Collection.id).where(
-                    Collection.id.in_(set(wanted.values())), Collection.status.not_in(list(FINAL_STATES))
+                    Collection.id.in_(set(wanted.values())), Collection.status.not_in(list(CLOSED_STATES))
                 )
             )
         )
@@ -195,7 +195,7 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
     query_number = int(payload.get("query", 1))
     async with ctx.db.transaction() as session:
         collection = await session.get(Collection, collection_id)
-        if collection is None or collection.status in FINAL_STATES:
+        if collection is None or collection.status in CLOSED_STATES:
             return
         mode, checkout = collection.mode, collection.provider_checkout_request_id
     outcome: service.Outcome | None = None

@@ -18,9 +18,14 @@ class PayoutStatus(StrEnum):
     SENT = "SENT"  # the provider accepted it; waiting for its result
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
+    # Daraja said paid, but not what was asked (amount or receiver): the holds kept, nothing
+    # settled, the merchant not told, until an operator accepts or rejects it (malipo.reviews).
+    REVIEW = "REVIEW"
 
 
 PAYOUT_FINAL_STATES = frozenset({PayoutStatus.SUCCESS, PayoutStatus.FAILED})
+# States no provider answer moves any more (a review is resolved by an operator only).
+PAYOUT_CLOSED_STATES = PAYOUT_FINAL_STATES | {PayoutStatus.REVIEW}
 
 
 class Payout(Base):

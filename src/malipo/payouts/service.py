@@ -10,6 +10,13 @@ What callers can rely on:
 - ``finish`` moves a payout to SUCCESS or FAILED once (a guarded UPDATE): success settles
   both holds (money leaves through the clearing account, the fee goes to fee revenue),
   failure releases them. A repeated or late result changes nothing.
+- A result is checked against the request first (``result_mismatch``): one naming another
+  request's ConversationID / OriginatorConversationID is refused and changes nothing; a success
+  for another amount or receiver than was asked puts the payout in REVIEW (both holds kept,
+  nothing settled, the merchant not told) until an operator resolves it:
+  ``accept_review`` settles the amount M-Pesa reports (when it is within the hold: the rest is
+  released; above the hold it is refused with a 409 — more left than was held, settle that by
+  hand), ``reject_review`` fails it and releases the holds (for when the money did not go).
 """
 
 from __future__ import annotations
@@ -28,17 +35,19 @@ from malipo.collections import service as collections
 from malipo.collections.models import Collection
 from malipo.config import Settings
 from malipo.core.crypto import sha256_hex
-from malipo.core.errors import FieldError, NotFound, ValidationFailed
+from malipo.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from malipo.core.ids import new_id, new_reference
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.payouts import banks
-from malipo.payouts.models import PAYOUT_FINAL_STATES, Payout, PayoutStatus
+from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout, PayoutStatus
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
 from malipo.providers.daraja.schemas import B2B_ACCOUNT_REFERENCE_MAX
+from malipo.reviews import records as reviews
+from malipo.reviews.models import ReviewKind
 from malipo.webhooks import service as webhooks
 from malipo.worker.registry import enqueue
 
@@ -220,26 +229,64 @@ def checkout_request_id(payout: Payout, settings: Settings) -> str:
     return f"{settings.daraja_shortcode}-{payout.originator_conversation_id}"
 
 
+class PayoutNotInReview(Conflict):
+    code = "not_in_review"
+    title = "The item is not held for review"
+
+
+class ReceivedAboveHold(Conflict):
+    code = "received_above_hold"
+    title = "M-Pesa reports more than was held"
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     result_code: int
     result_desc: str
     transaction_id: str | None = None
     conversation_id: str | None = None
+    # From a success result: what M-Pesa says it paid, compared with what was asked first.
+    received: reviews.Received | None = None
+
+
+def result_mismatch(
+    payout: Payout, originator_conversation_id: str | None, conversation_id: str | None
+) -> str | None:
+    """Which ids of a result are not this payout's; None if they are.
+
+    Our OriginatorConversationID must come back, except that Daraja's B2B may answer with its own:
+    then the ConversationID of its acknowledgement must (when malipo has stored it). A stored
+    ConversationID must always match.
+    """
+    ours = originator_conversation_id == payout.originator_conversation_id
+    stored = payout.conversation_id
+    if stored is not None and conversation_id != stored:
+        return "ConversationID"
+    if not ours and not (payout.channel == "bank" and stored is not None):
+        return "OriginatorConversationID"
+    return None
 
 
 async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now: datetime) -> bool:
-    """Settle (SUCCESS) or release (FAILED) once; False if the payout was final already."""
+    """Settle (SUCCESS) or release (FAILED) once; False if the payout was final already (or held
+    for review). A success that is not what was asked goes to REVIEW: the holds stay."""
     status = PayoutStatus.SUCCESS if outcome.result_code == 0 else PayoutStatus.FAILED
+    differs: list[str] = []
+    if status == PayoutStatus.SUCCESS and outcome.received is not None:
+        differs = reviews.differences(payout.amount, payout.phone, outcome.received)
+        if differs:
+            status = PayoutStatus.REVIEW
     values: dict[str, Any] = {
         "status": status, "result_code": outcome.result_code, "result_desc": outcome.result_desc[:300],
-        "transaction_id": outcome.transaction_id, "completed_at": now, "updated_at": now,
+        "transaction_id": outcome.transaction_id, "updated_at": now,
     }  # fmt: skip
+    if status != PayoutStatus.REVIEW:
+        values["completed_at"] = now
     if outcome.conversation_id:
         values["conversation_id"] = outcome.conversation_id
     moved = await session.execute(
         update(Payout)
-        .where(Payout.id == payout.id, Payout.status.not_in(list(PAYOUT_FINAL_STATES)))
+        .where(Payout.id == payout.id, Payout.status.not_in(list(PAYOUT_CLOSED_STATES)))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -247,13 +294,39 @@ async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now
         log.info("payout.already_final", reference=payout.reference, result_code=outcome.result_code)
         return False
     await session.refresh(payout)
+    if status == PayoutStatus.REVIEW:
+        assert outcome.received is not None
+        reviews.open_review(
+            session, kind=ReviewKind.PAYOUT, subject_id=payout.id, client_id=payout.client_id,
+            mode=payout.mode, reference=payout.reference, asked_amount=payout.amount,
+            currency=payout.currency, asked_party=payout.phone or payout.account_number,
+            received=outcome.received, receipt=outcome.transaction_id, reason="; ".join(differs), now=now,
+        )  # fmt: skip
+        await session.flush()
+        return True
+    await _settle_or_release(session, payout, now=now)
+    return True
+
+
+async def _settle_or_release(
+    session: AsyncSession, payout: Payout, *, now: datetime, held: int | None = None
+) -> None:
+    """The books and the merchant's callback of a payout just made SUCCESS or FAILED; ``held``:
+    the amount held, when more than ``payout.amount`` left (the rest goes back to the wallet)."""
+    status = payout.status
     if status == PayoutStatus.SUCCESS:
         clearing_kind = (
             AccountKind.MOBILE_MONEY_CLEARING if payout.channel == "mobile" else AccountKind.BANK_CLEARING
         )
         clearing = await ledger.system_account(session, clearing_kind, payout.currency, payout.mode, now)
+        legs = [ledger.Leg(clearing.id, payout.amount, payout.currency)]
+        if held is not None and held > payout.amount:
+            wallet = await collections._merchant_wallet_id(
+                session, payout.client_id, payout.mode, AccountKind.PAYMENTS_WALLET, now
+            )
+            legs.append(ledger.Leg(wallet, held - payout.amount, payout.currency))
         posted = await ledger.settle_hold(
-            session, payout.hold_id, [ledger.Leg(clearing.id, payout.amount, payout.currency)],
+            session, payout.hold_id, legs,
             kind="payout", mode=payout.mode,
             description=f"Payout {payout.reference} to {payout_destination(payout)}",
             now=now, client_id=payout.client_id, idempotency_key=f"payout:{payout.id}",
@@ -279,8 +352,64 @@ async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now
             now=now,
         )  # fmt: skip
     await session.flush()
-    log.info("payout.finished", reference=payout.reference, status=status, result_code=outcome.result_code)
-    return True
+    log.info("payout.finished", reference=payout.reference, status=status, result_code=payout.result_code)
+
+
+REJECTED_ON_REVIEW = 9001  # malipo's code for a payout an operator rejected on review
+
+
+async def _reviewed(session: AsyncSession, payout_id: uuid.UUID, values: dict[str, Any]) -> Payout:
+    """Move a payout out of REVIEW (a guarded UPDATE); PayoutNotInReview if it is not in REVIEW."""
+    moved = await session.execute(
+        update(Payout)
+        .where(Payout.id == payout_id, Payout.status == PayoutStatus.REVIEW)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise PayoutNotInReview(f"payout {payout_id} is not held for review")
+    found = await session.scalar(
+        select(Payout).where(Payout.id == payout_id).execution_options(populate_existing=True)
+    )
+    assert found is not None
+    return found
+
+
+async def accept_review(
+    session: AsyncSession, payout_id: uuid.UUID, received_amount: int | None, *, now: datetime
+) -> Payout:
+    """An operator accepts what M-Pesa reports: SUCCESS for the received amount (None: the amount
+    asked), settled from the hold with the rest released to the payments wallet; the fee is taken
+    as held. More than the hold is refused (ReceivedAboveHold) and nothing changes."""
+    current = await session.scalar(
+        select(Payout).where(Payout.id == payout_id).execution_options(populate_existing=True)
+    )
+    if current is None or current.status != PayoutStatus.REVIEW:
+        raise PayoutNotInReview(f"payout {payout_id} is not held for review")
+    held = current.amount
+    paid = held if received_amount is None else received_amount
+    if paid > held:
+        raise ReceivedAboveHold(
+            f"M-Pesa reports {Money(paid, current.currency)} paid, more than the "
+            f"{Money(held, current.currency)} held: reject it, or settle the difference by hand"
+        )
+    values = {"status": PayoutStatus.SUCCESS, "amount": paid, "completed_at": now, "updated_at": now}
+    payout = await _reviewed(session, payout_id, values)
+    await _settle_or_release(session, payout, now=now, held=held)
+    return payout
+
+
+async def reject_review(session: AsyncSession, payout_id: uuid.UUID, *, now: datetime) -> Payout:
+    """An operator rejects the result (M-Pesa confirms the money did not go, or it was reversed):
+    FAILED, both holds released, the merchant told it failed."""
+    payout = await _reviewed(
+        session, payout_id,
+        {"status": PayoutStatus.FAILED, "result_code": REJECTED_ON_REVIEW,
+         "result_desc": "Rejected on review: what M-Pesa reported differs from the request",
+         "completed_at": now, "updated_at": now},
+    )  # fmt: skip
+    await _settle_or_release(session, payout, now=now)
+    return payout
 
 
 async def list_transactions(

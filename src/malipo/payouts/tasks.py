@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from malipo.core.logging import get_logger
 from malipo.payouts import banks, service
-from malipo.payouts.models import PAYOUT_FINAL_STATES, Payout, PayoutStatus
+from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout, PayoutStatus
 from malipo.providers.daraja.client import DarajaClient, DarajaError, surely_not_taken
 from malipo.providers.daraja.schemas import B2CReply
 from malipo.providers.registry import daraja_client
@@ -128,7 +128,7 @@ async def reconcile_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
     token = str(payload.get("token") or service.callback_token(ctx.settings, payout_id))
     async with ctx.db.transaction() as session:
         payout = await session.get(Payout, payout_id)
-        if payout is None or payout.status in PAYOUT_FINAL_STATES:
+        if payout is None or payout.status in PAYOUT_CLOSED_STATES:
             return
         mode, originator = payout.mode, service.status_query_id(payout)
     await daraja_client(ctx.settings, mode, ctx.http).transaction_status(

@@ -79,7 +79,7 @@ def _amount(minor: int) -> int | float:
 
 def _queued(collection: Collection) -> QueuedOut:
     return QueuedOut(
-        status=collection.status if collection.status != "SENT" else "QUEUED",
+        status=collection.status if collection.status not in ("SENT", "REVIEW") else "QUEUED",
         reference=collection.reference,
         external_reference=collection.external_reference,
         CheckoutRequestID=collection.checkout_request_id,
@@ -254,7 +254,7 @@ async def read_channel(
 
 
 def _status_out(collection: Collection) -> dict[str, Any]:
-    shown = "QUEUED" if collection.status in ("QUEUED", "SENT") else collection.status
+    shown = "QUEUED" if collection.status in ("QUEUED", "SENT", "REVIEW") else collection.status
     return {
         "transaction_date": _iso(collection.completed_at or collection.created_at),
         "provider": collection.provider,
@@ -289,7 +289,7 @@ def _payout_status_out(payout: Payout) -> dict[str, Any]:
         "merchant": "",
         "payment_reference": payout.external_reference or "",
         "third_party_reference": payout.transaction_id or "",
-        "status": "QUEUED" if payout.status in ("QUEUED", "SENT") else payout.status,
+        "status": "QUEUED" if payout.status in ("QUEUED", "SENT", "REVIEW") else payout.status,
         "reference": payout.reference,
         "CheckoutRequestID": "",
         "provider_reference": payout.transaction_id or "",
@@ -299,7 +299,7 @@ def _payout_status_out(payout: Payout) -> dict[str, Any]:
 
 
 def _status(status: str) -> str:
-    return "QUEUED" if status in ("QUEUED", "SENT") else status
+    return "QUEUED" if status in ("QUEUED", "SENT", "REVIEW") else status
 
 
 def _collection_row(c: Collection) -> dict[str, Any]:

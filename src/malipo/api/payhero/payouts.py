@@ -34,7 +34,9 @@ class WithdrawIn(BaseModel):
 
 
 def payout_status(payout: Payout) -> str:
-    return "QUEUED" if payout.status in (PayoutStatus.QUEUED, PayoutStatus.SENT) else payout.status
+    # A payout held for review is not final: Pay Hero clients know it as QUEUED.
+    open_states = (PayoutStatus.QUEUED, PayoutStatus.SENT, PayoutStatus.REVIEW)
+    return "QUEUED" if payout.status in open_states else payout.status
 
 
 @router.post("/withdraw", status_code=status.HTTP_201_CREATED, name="PayHero.Withdraw")

@@ -5,15 +5,21 @@ leniently: unknown fields are kept, numbers arriving where strings are expected 
 (``ResponseCode`` is ``"0"`` in one sample and ``0`` in another), and a list that Daraja
 sometimes sends as a single object (``ResultParameter``, ``ReferenceItem``) is read either way.
 Look callback items up by name with the helpers, never by position.
+
+What Daraja sends is bounded before malipo reads it: every integer within the column or the
+range it lands in (``ResultCode`` within a 32-bit integer, strictly an integer in callbacks),
+every string no longer than the column it is stored in (a receipt in ``String(30)``), numbers
+finite. A callback outside these bounds is malformed and refused, whatever the database.
 """
 
 from __future__ import annotations
 
 import base64
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 __all__ = [
     "B2B_ACCOUNT_REFERENCE_MAX",
@@ -22,6 +28,8 @@ __all__ = [
     "BUSINESS_PAY_BILL",
     "BUY_GOODS",
     "EAT",
+    "INT32_MAX",
+    "INT32_MIN",
     "INVALID_ACCESS_TOKEN",
     "INVALID_AUTHENTICATION",
     "INVALID_GRANT_TYPE",
@@ -56,6 +64,7 @@ __all__ = [
     "TransactionStatusRequest",
     "daraja_timestamp",
     "parse_daraja_time",
+    "shillings_to_minor",
     "stk_password",
 ]
 
@@ -94,6 +103,23 @@ INVALID_GRANT_TYPE = "400.008.02"
 
 _TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
 
+#: Bounds of the ``Integer`` columns a result code lands in (PostgreSQL's ``integer``).
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+#: The largest amount in shillings malipo reads from Daraja (M-Pesa's largest is far below).
+_AMOUNT_MAX = 10**9
+#: Any other integer Daraja sends (balances, dates as numbers): within a 64-bit integer.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Any other string Daraja sends in a callback.
+_TEXT_MAX = 1000
+
+#: A result code: an integer (strictly, in callbacks) that fits the column it is stored in.
+ResultCodeInt = Annotated[StrictInt, Field(ge=INT32_MIN, le=INT32_MAX)]
+#: Lengths of the columns Daraja's ids, receipts and descriptions are stored in.
+RequestId = Annotated[str, Field(min_length=1, max_length=60)]
+Receipt = Annotated[str, Field(max_length=30)]
+Description = Annotated[str, Field(max_length=300)]
+Amount = Annotated[int, Field(ge=1, le=_AMOUNT_MAX)]
+
 
 def daraja_timestamp(when: datetime) -> str:
     """``when`` as Daraja's ``YYYYMMDDHHmmss`` in Kenya time; ``when`` must be timezone-aware."""
@@ -121,6 +147,47 @@ class _Wire(BaseModel):
 def _as_list(value: Any) -> Any:
     """Daraja sends a one-element list as the bare element in some replies."""
     return [value] if isinstance(value, dict) else value
+
+
+def _bounded_value(value: Any) -> Any:
+    """A callback item's value within bounds: integers in 64 bits, floats finite, strings short."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError("integer out of range")
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise ValueError("number out of range")
+    if isinstance(value, str) and len(value) > _TEXT_MAX:
+        raise ValueError(f"longer than {_TEXT_MAX} characters")
+    return value
+
+
+def shillings_to_minor(value: Any) -> int:
+    """An amount Daraja sends in shillings (``1``, ``1.0``, ``"1.00"``) in cents; ValueError if
+    it is not a number of cents from 0 to the bound."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError("not an amount")
+    try:
+        number = Decimal(str(value)) * 100
+    except InvalidOperation:
+        raise ValueError("not an amount") from None
+    if not number.is_finite() or number != number.to_integral_value() or not 0 <= number <= _AMOUNT_MAX * 100:
+        raise ValueError("not an amount in whole cents within bounds")
+    return int(number)
+
+
+def _digits(value: Any, *, max_length: int = 20) -> str | None:
+    """A phone number or shortcode as text (Daraja may send it as a number)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("not a phone number")
+        value = int(value)
+    text = str(value)
+    if len(text) > max_length:
+        raise ValueError(f"longer than {max_length} characters")
+    return text
 
 
 # --------------------------------------------------------------------------- common
@@ -151,7 +218,7 @@ class StkPushRequest(_Wire):
     Password: str = Field(repr=False)
     Timestamp: str
     TransactionType: str
-    Amount: int
+    Amount: Amount
     PartyA: str
     PartyB: str
     PhoneNumber: str
@@ -163,8 +230,8 @@ class StkPushRequest(_Wire):
 class StkPushReply(_Wire):
     """The synchronous acknowledgement; ``ResponseCode == "0"`` means accepted for processing."""
 
-    MerchantRequestID: str
-    CheckoutRequestID: str
+    MerchantRequestID: RequestId
+    CheckoutRequestID: RequestId
     ResponseCode: str
     ResponseDescription: str
     CustomerMessage: str | None = None
@@ -186,15 +253,24 @@ class StkQueryReply(_Wire):
     ResponseDescription: str
     MerchantRequestID: str | None = None
     CheckoutRequestID: str | None = None
-    ResultCode: str
-    ResultDesc: str
+    ResultCode: Annotated[str, Field(pattern=r"^-?[0-9]{1,10}$")]
+    ResultDesc: Description
+
+    @field_validator("ResultCode")
+    @classmethod
+    def _code_in_range(cls, value: str) -> str:
+        if not INT32_MIN <= int(value) <= INT32_MAX:
+            raise ValueError("ResultCode out of range")
+        return value
 
 
 class CallbackItem(_Wire):
     """One ``{Name, Value}`` of ``CallbackMetadata.Item``; ``Balance`` comes without a ``Value``."""
 
-    Name: str
+    Name: str = Field(max_length=100)
     Value: int | float | str | None = None
+
+    _bounded = field_validator("Value")(_bounded_value)
 
 
 class StkCallbackMetadata(_Wire):
@@ -208,11 +284,19 @@ class StkCallbackMetadata(_Wire):
 class StkCallback(_Wire):
     """``Body.stkCallback``: metadata is present only when ``ResultCode == 0``."""
 
-    MerchantRequestID: str
-    CheckoutRequestID: str
-    ResultCode: int
-    ResultDesc: str
+    MerchantRequestID: RequestId
+    CheckoutRequestID: RequestId
+    ResultCode: ResultCodeInt
+    ResultDesc: Description
     CallbackMetadata: StkCallbackMetadata | None = None
+
+    @model_validator(mode="after")
+    def _known_items(self) -> StkCallback:
+        """The items malipo stores or compares are read now: a bad one makes the callback malformed."""
+        self.amount_minor  # noqa: B018
+        self.mpesa_receipt_number  # noqa: B018
+        self.phone_number  # noqa: B018
+        return self
 
     def metadata(self) -> dict[str, Any]:
         """The metadata items by name (an item without a value maps to ``None``)."""
@@ -227,18 +311,28 @@ class StkCallback(_Wire):
     @property
     def amount(self) -> int | None:
         """The amount paid in whole shillings (Daraja may send ``1`` or ``1.0``)."""
-        value = self.item("Amount")
-        if value is None:
+        minor = self.amount_minor
+        if minor is None:
             return None
-        number = float(value)
-        if not number.is_integer():
-            raise ValueError(f"Amount {value!r} is not whole shillings")
-        return int(number)
+        if minor % 100:
+            raise ValueError(f"Amount {self.item('Amount')!r} is not whole shillings")
+        return minor // 100
+
+    @property
+    def amount_minor(self) -> int | None:
+        """The amount paid in cents; ValueError if it is not an amount."""
+        value = self.item("Amount")
+        return None if value is None else shillings_to_minor(value)
 
     @property
     def mpesa_receipt_number(self) -> str | None:
         value = self.item("MpesaReceiptNumber")
-        return None if value is None else str(value)
+        if value is None:
+            return None
+        text = str(value)
+        if len(text) > 30:
+            raise ValueError("MpesaReceiptNumber is longer than 30 characters")
+        return text
 
     @property
     def transaction_date(self) -> datetime | None:
@@ -248,11 +342,8 @@ class StkCallback(_Wire):
 
     @property
     def phone_number(self) -> str | None:
-        """The payer's MSISDN as text (Daraja sends it as a number)."""
-        value = self.item("PhoneNumber")
-        if value is None:
-            return None
-        return str(int(value)) if isinstance(value, float) else str(value)
+        """The payer's MSISDN as text (Daraja sends it as a number; masked or hashed in some APIs)."""
+        return _digits(self.item("PhoneNumber"), max_length=64)  # 64: a SHA-256 hex (hidden MSISDN)
 
 
 class StkCallbackBody(_Wire):
@@ -279,7 +370,7 @@ class B2CRequest(_Wire):
     InitiatorName: str
     SecurityCredential: str = Field(repr=False)
     CommandID: str
-    Amount: int
+    Amount: Amount
     PartyA: str
     PartyB: str
     Remarks: str
@@ -291,8 +382,8 @@ class B2CRequest(_Wire):
 class B2CReply(_Wire):
     """The synchronous acknowledgement of a B2C request (also of transaction status)."""
 
-    ConversationID: str
-    OriginatorConversationID: str
+    ConversationID: RequestId
+    OriginatorConversationID: Annotated[str, Field(max_length=100)]
     ResponseCode: str
     ResponseDescription: str
 
@@ -300,8 +391,10 @@ class B2CReply(_Wire):
 class KeyValue(_Wire):
     """One ``{Key, Value}`` of ``ResultParameter`` or ``ReferenceItem``; values keep their JSON types."""
 
-    Key: str
+    Key: str = Field(max_length=100)
     Value: Any = None
+
+    _bounded = field_validator("Value")(_bounded_value)
 
 
 class ResultParameterList(_Wire):
@@ -323,12 +416,12 @@ class ReferenceItemList(_Wire):
 class DarajaResult(_Wire):
     """``Result`` of an asynchronous command (B2C, B2B, transaction status, a queue timeout)."""
 
-    ResultType: int
-    ResultCode: int
-    ResultDesc: str
-    OriginatorConversationID: str
-    ConversationID: str
-    TransactionID: str | None = None
+    ResultType: Annotated[StrictInt, Field(ge=0, le=9)]
+    ResultCode: ResultCodeInt
+    ResultDesc: Description
+    OriginatorConversationID: RequestId
+    ConversationID: RequestId
+    TransactionID: Receipt | None = None
     ResultParameters: ResultParameterList | None = None
     ReferenceData: ReferenceItemList | None = None
 
@@ -346,6 +439,24 @@ class DarajaResult(_Wire):
         if self.ReferenceData is None:
             return {}
         return {item.Key: item.Value for item in self.ReferenceData.ReferenceItem}
+
+    @model_validator(mode="after")
+    def _known_parameters(self) -> DarajaResult:
+        """The parameters malipo stores or compares are read now: a bad one makes it malformed."""
+        parameters = self.parameters()
+        for key in ("TransactionReceipt", "ReceiptNo"):
+            value = parameters.get(key)
+            if value is not None and len(str(value)) > 30:
+                raise ValueError(f"{key} is longer than 30 characters")
+        for key in ("TransactionAmount", "Amount"):
+            if parameters.get(key) not in (None, ""):
+                shillings_to_minor(parameters[key])
+        return self
+
+    def amount_minor(self, key: str) -> int | None:
+        """A result parameter holding shillings, in cents (None when absent)."""
+        value = self.parameter(key)
+        return None if value in (None, "") else shillings_to_minor(value)
 
 
 class ResultBody(_Wire):
@@ -367,7 +478,7 @@ class B2BRequest(_Wire):
     CommandID: str = BUSINESS_PAY_BILL
     SenderIdentifierType: str = SHORTCODE_IDENTIFIER
     RecieverIdentifierType: str = SHORTCODE_IDENTIFIER
-    Amount: int
+    Amount: Amount
     PartyA: str
     PartyB: str
     AccountReference: str = Field(max_length=B2B_ACCOUNT_REFERENCE_MAX)

@@ -1,0 +1,102 @@
+"""What the collection and payout services need to hold an item for review (no service imports:
+``malipo.reviews.service`` imports those services)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.core.logging import get_logger
+from malipo.reviews.models import CallbackReview, ReviewKind, ReviewStatus
+
+log = get_logger("malipo.reviews")
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What the provider says it did, to compare with what malipo asked. ``amount`` in minor
+    units; ``party`` the payer or receiver as the provider wrote it; None where it said nothing."""
+
+    amount: int | None
+    party: str | None
+    # Other parties the provider names that must match too (``label``, asked, received).
+    extra: tuple[tuple[str, str | None, str | None], ...] = ()
+
+
+def same_party(asked: str | None, received: str | None) -> bool:
+    """Whether ``received`` names ``asked``: equal digits, equal where the provider did not mask
+    them (``2547 ***** 149``), or its SHA-256 hex (how Daraja hides MSISDNs in some callbacks).
+    A party the provider did not name is not compared."""
+    if received is None or asked is None:
+        return True
+    received = received.replace(" ", "").removeprefix("+")
+    if received.startswith("0") and asked.startswith("254"):  # Kenyan local form: 07…, 01…
+        received = "254" + received[1:]
+    if len(received) == 64 and "*" not in received:
+        return hmac.compare_digest(received.lower(), hashlib.sha256(asked.encode()).hexdigest())
+    if len(received) != len(asked):
+        return False
+    return all(r == "*" or r == a for r, a in zip(received, asked, strict=True))
+
+
+def leading_party(value: object) -> str | None:
+    """``"254708374149 - John Doe"`` → ``"254708374149"``: the number before Daraja's name."""
+    if value is None:
+        return None
+    text = str(value)
+    return text.split(" - ", 1)[0].strip() or None
+
+
+def differences(asked_amount: int, asked_party: str | None, received: Received) -> list[str]:
+    """How ``received`` differs from what was asked, for people; empty if it matches."""
+    found = []
+    if received.amount is None:
+        found.append("the amount was not stated")
+    elif received.amount != asked_amount:
+        found.append("the amount differs")
+    if not same_party(asked_party, received.party):
+        found.append("the party differs")
+    found += [f"the {label} differs" for label, a, r in received.extra if not same_party(a, r)]
+    return found
+
+
+def _shown(received: Received) -> str:
+    parts = [received.party or ""] + [f"{label} {r}" for label, _a, r in received.extra if r is not None]
+    return " / ".join(part for part in parts if part)
+
+
+def open_review(
+    session: AsyncSession,
+    *,
+    kind: ReviewKind,
+    subject_id: uuid.UUID,
+    client_id: uuid.UUID,
+    mode: str,
+    reference: str,
+    asked_amount: int,
+    currency: str,
+    asked_party: str | None,
+    received: Received,
+    receipt: str | None,
+    reason: str,
+    now: datetime,
+) -> CallbackReview:
+    """Record an item held for review (its own status is set to REVIEW by its service)."""
+    review = CallbackReview(
+        kind=kind.value, subject_id=subject_id, client_id=client_id, mode=mode, reference=reference,
+        status=ReviewStatus.OPEN.value, asked_amount=asked_amount, received_amount=received.amount,
+        currency=currency, asked_party=asked_party,
+        received_party=_shown(received)[:120] or None, receipt=receipt, reason=reason[:200],
+        created_at=now,
+    )  # fmt: skip
+    session.add(review)
+    log.warning(
+        "callback.held_for_review", kind=kind.value, reference=reference, reason=reason,
+        asked_amount=asked_amount, received_amount=received.amount,
+    )  # fmt: skip
+    return review

@@ -1,0 +1,131 @@
+"""Items held for review: the operator's list, and accepting or rejecting one.
+
+What callers can rely on:
+- ``list_reviews`` gives what malipo asked beside what the provider reported, newest first.
+- ``accept`` and ``reject`` resolve an OPEN review once: the item's own guarded transition out of
+  REVIEW (``update … where status = 'REVIEW'``) and the review's (``where status = 'OPEN'``) run
+  in the caller's transaction with the item's journal and the merchant's callback. Resolving a
+  resolved item is a 409 and changes nothing; another kind or an unknown id is a 404.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.auth.principals import Principal
+from malipo.collections import service as collections
+from malipo.core.errors import Conflict, NotFound
+from malipo.core.logging import get_logger
+from malipo.payouts import service as payouts
+from malipo.reviews.models import CallbackReview, ReviewKind, ReviewStatus
+
+log = get_logger("malipo.reviews")
+
+
+class ReviewNotFound(NotFound):
+    code = "review_not_found"
+    title = "No such review"
+
+
+class AlreadyResolved(Conflict):
+    code = "review_resolved"
+    title = "The review is resolved already"
+
+
+class NothingReceived(Conflict):
+    code = "nothing_received"
+    title = "The provider reported no money moved"
+
+
+async def list_reviews(
+    session: AsyncSession, *, status: ReviewStatus | None, page: int, per: int
+) -> tuple[list[CallbackReview], int]:
+    query = select(CallbackReview)
+    if status is not None:
+        query = query.where(CallbackReview.status == status.value)
+    total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    rows = await session.scalars(
+        query.order_by(CallbackReview.created_at.desc(), CallbackReview.id.desc())
+        .offset((page - 1) * per)
+        .limit(per)
+    )
+    return list(rows.all()), total
+
+
+async def _open(session: AsyncSession, kind: ReviewKind, subject_id: uuid.UUID) -> CallbackReview:
+    review = await session.scalar(
+        select(CallbackReview).where(
+            CallbackReview.kind == kind.value, CallbackReview.subject_id == subject_id
+        )
+    )
+    if review is None:
+        raise ReviewNotFound(f"no {kind.value} {subject_id} is held for review")
+    if review.status != ReviewStatus.OPEN:
+        raise AlreadyResolved(f"the review of {kind.value} {subject_id} is {review.status.lower()} already")
+    return review
+
+
+async def _close(
+    session: AsyncSession,
+    review: CallbackReview,
+    status: ReviewStatus,
+    who: Principal,
+    now: datetime,
+    journal_id: uuid.UUID | None,
+) -> CallbackReview:
+    closed = await session.execute(
+        update(CallbackReview)
+        .where(CallbackReview.id == review.id, CallbackReview.status == ReviewStatus.OPEN)
+        .values(status=status.value, resolved_at=now, resolved_by=who.id, journal_id=journal_id)
+        .execution_options(synchronize_session=False)
+    )
+    if closed.rowcount != 1:  # type: ignore[attr-defined]
+        raise AlreadyResolved(f"the review of {review.kind} {review.subject_id} is resolved already")
+    await session.refresh(review)
+    log.info(
+        "review.resolved", kind=review.kind, reference=review.reference, status=status.value,
+        operator=str(who.id),
+    )  # fmt: skip
+    return review
+
+
+async def accept(
+    session: AsyncSession, who: Principal, kind: ReviewKind, subject_id: uuid.UUID, *, now: datetime
+) -> CallbackReview:
+    """Take the amount the provider reported: a collection is credited with it, a payout settles
+    it from its hold (refused with a 409 when it is more than the hold)."""
+    review = await _open(session, kind, subject_id)
+    if review.received_amount is not None and review.received_amount <= 0:
+        raise NothingReceived(f"{kind.value} {review.reference}: the provider reported 0 moved; reject it")
+    try:
+        if kind == ReviewKind.COLLECTION:
+            journal_id = (
+                await collections.accept_review(session, subject_id, review.received_amount, now=now)
+            ).journal_id
+        else:
+            journal_id = (
+                await payouts.accept_review(session, subject_id, review.received_amount, now=now)
+            ).journal_id
+    except (collections.NotInReview, payouts.PayoutNotInReview):
+        raise AlreadyResolved(f"{kind.value} {subject_id} is not held for review any more") from None
+    return await _close(session, review, ReviewStatus.ACCEPTED, who, now, journal_id)
+
+
+async def reject(
+    session: AsyncSession, who: Principal, kind: ReviewKind, subject_id: uuid.UUID, *, now: datetime
+) -> CallbackReview:
+    """Refuse what the provider reported: the item FAILS, nothing is credited or settled, its
+    holds are released and the merchant is told it failed."""
+    review = await _open(session, kind, subject_id)
+    try:
+        if kind == ReviewKind.COLLECTION:
+            await collections.reject_review(session, subject_id, now=now)
+        else:
+            await payouts.reject_review(session, subject_id, now=now)
+    except (collections.NotInReview, payouts.PayoutNotInReview):
+        raise AlreadyResolved(f"{kind.value} {subject_id} is not held for review any more") from None
+    return await _close(session, review, ReviewStatus.REJECTED, who, now, None)
