@@ -174,8 +174,10 @@ class WhatsAppSession(Base):
     backend: Mapped[str] = mapped_column(String(10))  # cloud | simulator
     phone_number_id: Mapped[str | None] = mapped_column(String(64))
     access_token: Mapped[str | None] = mapped_column(EncryptedText)
-    # The secret part of this session's status webhook URL (/callbacks/whatsapp/{token}).
-    webhook_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # The secret part of its status webhook URL (/callbacks/whatsapp/{token}) is derived from the id
+    # with the secret key (``whatsapp.webhook_token``). Sessions made before that keep the token they
+    # were given, of which only the SHA-256 is kept here.
+    legacy_webhook_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
