@@ -16,7 +16,7 @@ from tests.identity.test_sign_in import (  # noqa: F401  (fixtures)
 )
 
 
-def test_the_csrf_token_is_not_in_the_database_and_works_only_for_its_own_session(gateway: Gateway) -> None:
+def test_the_csrf_token_is_not_in_the_database_and_works_only_for_its_own_session(gateway: Gateway) -> None:  # noqa: F811
     demo = gateway.demo
     body = {"apiUserId": demo.api_user_id, "description": "csrf at rest"}
     with gateway.client() as first, gateway.client() as second:
