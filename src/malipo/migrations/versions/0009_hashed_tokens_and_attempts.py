@@ -9,6 +9,9 @@
 - ``whatsapp_sessions.webhook_token`` goes: webhook URLs are derived from the session's id with the
   secret key (``malipo.messaging.whatsapp.webhook_token``). The URLs already given out keep working:
   only their SHA-256 is kept, in ``legacy_webhook_token_hash``.
+- ``mailers.sandbox``: registered with a sandbox key, so it may reach a loopback or private SMTP
+  host unless MALIPO_SMTP_ALLOW_PRIVATE says otherwise. Mailers registered before are not (register
+  them again with a sandbox key, or set MALIPO_SMTP_ALLOW_PRIVATE=true).
 
 Revision ID: 0009
 Revises: 0008
@@ -42,6 +45,9 @@ _whatsapp = sa.table(
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("mailers", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sandbox", sa.Boolean(), server_default=sa.false(), nullable=False))
+
     with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("outcome", sa.String(length=10), nullable=True))
         batch_op.alter_column("duration_ms", existing_type=sa.Integer(), nullable=True)
@@ -102,3 +108,6 @@ def downgrade() -> None:
     with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
         batch_op.alter_column("duration_ms", existing_type=sa.Integer(), nullable=False)
         batch_op.drop_column("outcome")
+
+    with op.batch_alter_table("mailers", schema=None) as batch_op:
+        batch_op.drop_column("sandbox")
