@@ -122,7 +122,12 @@ async def _push_all(
     running: dict[asyncio.Task[StkPushReply | None], uuid.UUID] = {}
     slots = max(1, ctx.settings.http_connections)
     while waiting or running:
-        group, waiting = waiting[: slots - len(running)], waiting[slots - len(running) :]
+        free = slots - len(running)
+        # Refilled when half the connections are free, not at each reply: a stamp per push would be
+        # a transaction per push.
+        group: list[Any] = []
+        if waiting and (not running or free >= max(1, slots // 2)):
+            group, waiting = waiting[:free], waiting[free:]
         if group:
             marked = await _marked(ctx, [row.id for row in group])
             for row in group:
