@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # smtp://host:1025?tls=none for a local test server.
     smtp_url: SecretStr | None = None
     mail_from: str = "malipo <no-reply@malipo.local>"
+    # Merchants' own SMTP servers (/mailer/register): may they resolve to loopback, private,
+    # link-local or reserved addresses? Unset: only mailers registered with a sandbox key may
+    # (a local test server); live ones may not, so the mailer cannot probe the internal network.
+    smtp_allow_private: bool | None = None
 
     # Messaging. SMS goes through Africa's Talking when its API key is set, else through the
     # built-in simulator (mounted at /_sim/africastalking); sandbox keys always use the simulator.

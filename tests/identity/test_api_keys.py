@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -121,13 +122,43 @@ def test_revoked_sandbox_key_fails_on_its_very_next_request(served: Served) -> N
     assert other.status_code == 404
 
 
+def _flushed(served: Served, request_ids: list[str], timeout: float = 10.0) -> None:
+    """Wait until each request's access-log line is written and its audit entry committed: what they
+    would leak is then in the logs and the database files, where the caller looks for it."""
+
+    async def committed() -> set[str]:
+        db = Database.from_url(served.settings.resolved_database_url)
+        try:
+            async with db.transaction() as session:
+                return set(await session.scalars(select(AuditLog.request_id)))
+        finally:
+            await db.dispose()
+
+    deadline = time.monotonic() + timeout
+    while True:
+        logged = {
+            line["request_id"]
+            for line in map(json.loads, served.logs.getvalue().splitlines())
+            if line.get("event") == "http.request" and "request_id" in line
+        }
+        if set(request_ids) <= logged and set(request_ids) <= asyncio.run(committed()):
+            return
+        assert time.monotonic() < deadline, f"requests {request_ids} not logged and audited in {timeout} s"
+        time.sleep(0.02)
+
+
 def test_secrets_are_never_stored_or_logged_in_the_clear(served: Served, db_url: str) -> None:
     demo = served.demo
-    created = httpx.post(served.url + KEYS, json={}, headers=_bearer(demo.sandbox_api_key)).json()["apiKey"]
-    httpx.get(served.url + KEYS, headers=_bearer(created))
-    httpx.get(served.url + KEYS, headers=_basic(demo.payhero_api_username, demo.payhero_api_password))
-    httpx.get(served.url + KEYS, headers=_bearer(created + "x"))  # a failed attempt is logged too
-    time.sleep(0.3)  # let the audit log flush
+    ids = [f"secrets-{n}" for n in range(4)]
+    created = httpx.post(
+        served.url + KEYS, json={}, headers={**_bearer(demo.sandbox_api_key), "X-Request-ID": ids[0]}
+    ).json()["apiKey"]
+    httpx.get(served.url + KEYS, headers={**_bearer(created), "X-Request-ID": ids[1]})
+    payhero = _basic(demo.payhero_api_username, demo.payhero_api_password)
+    httpx.get(served.url + KEYS, headers={**payhero, "X-Request-ID": ids[2]})
+    # A failed attempt is logged and audited too.
+    httpx.get(served.url + KEYS, headers={**_bearer(created + "x"), "X-Request-ID": ids[3]})
+    _flushed(served, ids)
 
     secrets = [demo.sandbox_api_key, created, demo.payhero_api_password, demo.operator_password]
     logs = served.logs.getvalue()

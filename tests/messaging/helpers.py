@@ -210,7 +210,7 @@ async def messaging_objects(session: Any, client_id: uuid.UUID, now: Any) -> dic
         currency="KES", created_at=now,
     )  # fmt: skip
     wa_session = WhatsAppSession(
-        client_id=client_id, name="shop", backend="simulator", webhook_token=uuid.uuid4().hex,
+        client_id=client_id, name="shop", backend="simulator",
         created_at=now, updated_at=now,
     )  # fmt: skip
     session.add_all([sms_batch, wa_session])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import httpx
@@ -83,6 +83,26 @@ async def eventually(read: Callable[[], list[T]], timeout: float = 5.0) -> list[
     return found
 
 
+def count_schedules(app: AfricasTalkingSimulator) -> list[int]:
+    """Each send's delivery reports are scheduled by a background task after its reply; this lists
+    every such scheduling, by its number of recipients with reports (0 included)."""
+    scheduled: list[int] = []
+    schedule = app._schedule_reports
+
+    async def counted(pending: list[Any]) -> None:
+        await schedule(pending)
+        scheduled.append(len(pending))
+
+    app._schedule_reports = counted  # type: ignore[method-assign]
+    return scheduled
+
+
+async def settled(app: AfricasTalkingSimulator, scheduled: list[int], sends: int) -> None:
+    """Wait until the reports of ``sends`` sends are scheduled and every one of them delivered or given
+    up: a report not received by then is never sent."""
+    await eventually(lambda: [True] if len(scheduled) >= sends and app.pending_reports == 0 else [])
+
+
 @pytest.fixture
 def receiver(live_server: StartServer) -> tuple[Receiver, LiveServer]:
     receiver = Receiver()
@@ -99,6 +119,7 @@ def simulator(
         sender_ids={"MALIPO"},
         report_retry_delay=0.01,
     )
+    app.scheduled = count_schedules(app)  # type: ignore[attr-defined]
     return app, live_server(app)
 
 
@@ -146,7 +167,7 @@ async def test_single_recipient_is_accepted_and_its_delivery_report_arrives(simu
 
 
 async def test_each_recipient_gets_its_own_result_in_order(simulator, receiver) -> None:
-    _app, server = simulator
+    app, server = simulator
     to = [GOOD_NUMBER, "0712345678", NUMBER_REJECTED_AT_SEND, NUMBER_PROVIDER_ERROR, NUMBER_DELIVERY_FAILED]
     results = await send(server, to)
 
@@ -175,7 +196,7 @@ async def test_each_recipient_gets_its_own_result_in_order(simulator, receiver) 
         "Failed",
     )
     assert failed.failure_reason == "UserInBlacklist"
-    await asyncio.sleep(0.1)
+    await settled(app, app.scheduled, sends=1)
     assert len(receiver[0].forms) == 2
 
 
@@ -210,17 +231,17 @@ async def test_multipart_message_costs_per_segment(simulator) -> None:
 
 
 async def test_sender_id_not_registered_is_refused_for_every_recipient(simulator, receiver) -> None:
-    _app, server = simulator
+    app, server = simulator
     results = await send(server, [GOOD_NUMBER, OTHER_GOOD_NUMBER], sender_id="SOMEONE")
     assert [(r.status, r.status_code, r.accepted, r.retryable) for r in results] == [
         ("InvalidSenderId", 402, False, False)
     ] * 2
-    await asyncio.sleep(0.1)
+    await settled(app, app.scheduled, sends=1)
     assert receiver[0].forms == []
 
 
 async def test_reports_follow_the_test_number_table(simulator, receiver) -> None:
-    _app, server = simulator
+    app, server = simulator
     results = await send(server, [NUMBER_ABSENT_SUBSCRIBER, NUMBER_BUFFERED_THEN_DELIVERED, NUMBER_NO_REPORT])
     assert all(result.accepted for result in results)
     absent, buffered, silent = results
@@ -234,7 +255,7 @@ async def test_reports_follow_the_test_number_table(simulator, receiver) -> None
         ("Buffered", "sent", False),
         ("Success", "delivered", True),
     ]
-    await asyncio.sleep(0.1)
+    await settled(app, app.scheduled, sends=1)
     assert receiver[0].by_id(silent.message_id or "") == []
     assert len(receiver[0].forms) == 3
 
@@ -243,10 +264,11 @@ async def test_delivery_report_url_can_be_set_after_start_and_reports_are_retrie
     flaky = Receiver(fail_first=1)
     receiver_server = live_server(flaky.app)
     app = create_simulator_app(report_retry_delay=0.01)
+    scheduled = count_schedules(app)
     server = live_server(app)
 
     await send(server, [GOOD_NUMBER])  # no URL yet: no report
-    await asyncio.sleep(0.1)
+    await settled(app, scheduled, sends=1)
     assert flaky.requests == 0
 
     app.delivery_report_url = receiver_server.url + "/sms/reports"

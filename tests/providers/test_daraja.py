@@ -66,6 +66,13 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
         await asyncio.sleep(0.01)
 
 
+async def settled(sim: DarajaSimulator) -> None:
+    """Wait until the simulator has nothing scheduled: every outcome settled and every callback it
+    will send delivered (its ``daraja_sim.callback.delivered`` logged) or given up. What has not
+    arrived by then never will."""
+    await eventually(lambda: sim.pending == 0)
+
+
 class CallbackServer:
     """Merchants' callback endpoints: keeps every POSTed body by path, under one mailbox per test."""
 
@@ -408,7 +415,7 @@ async def test_an_unanswered_push_sends_no_callback_and_the_query_tells(
     reply = await client.stk_query(checkout_request_id)
     assert reply.ResultCode == "1037"
 
-    await asyncio.sleep(0.2)
+    await settled(simulated.sim)
     assert receiver.hits == 0
 
 
@@ -579,7 +586,7 @@ async def test_each_b2c_failure_number_posts_its_result_code(
 
 
 async def test_b2c_queue_timeout_notifies_the_queue_timeout_url(
-    client: DarajaClient, receiver: Receiver
+    client: DarajaClient, simulated: Simulated, receiver: Receiver
 ) -> None:
     oc_id = f"po-{new_reference()}"
     conversation_id = await pay_out(client, receiver, phone="254700000014", oc_id=oc_id)
@@ -588,7 +595,7 @@ async def test_b2c_queue_timeout_notifies_the_queue_timeout_url(
     result = ResultBody.model_validate(body).Result
     assert (result.OriginatorConversationID, result.ConversationID) == (oc_id, conversation_id)
     assert result.ResultDesc == "The service request has timed out."
-    await asyncio.sleep(0.1)
+    await settled(simulated.sim)
     assert receiver.received("/b2c/result") == []
 
 
@@ -615,7 +622,7 @@ async def test_b2c_beyond_the_utility_funds_fails_with_insufficient_balance(
 
 
 async def test_a_duplicate_originator_conversation_id_is_refused_and_pays_once(
-    client: DarajaClient, receiver: Receiver
+    client: DarajaClient, simulated: Simulated, receiver: Receiver
 ) -> None:
     oc_id = f"po-{new_reference()}"
     await pay_out(client, receiver, oc_id=oc_id)
@@ -626,7 +633,7 @@ async def test_a_duplicate_originator_conversation_id_is_refused_and_pays_once(
     assert caught.value.retryable is False
     assert caught.value.error_code == "500.001.1001"
     await receiver.wait_for("/b2c/result")
-    await asyncio.sleep(0.1)
+    await settled(simulated.sim)
     assert len(receiver.received("/b2c/result")) == 1
 
 
@@ -756,7 +763,10 @@ async def test_no_secret_reaches_the_logs_or_the_errors(simulated: Simulated, re
             except DarajaError as exc:
                 errors.append(exc)
         await receiver.wait_for("/b2c/result")
+        await settled(simulated.sim)  # the simulator's last lines are written before this returns
 
+    # The STK callback and the B2C result were both delivered, and their log lines captured.
+    assert [e["event"] for e in events].count("daraja_sim.callback.delivered") >= 2
     assert events
     assert errors
     shown = repr(events) + "".join(f"{error} {error!r}" for error in errors)

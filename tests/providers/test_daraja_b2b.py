@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -30,6 +29,7 @@ from tests.providers.test_daraja import (
     access_token,
     eventually,
     make_client,
+    settled,
     simulator_app,
     start_simulator,
 )
@@ -211,7 +211,7 @@ async def test_each_b2b_failure_account_posts_its_result_code(
 
 
 async def test_b2b_queue_timeout_notifies_the_queue_timeout_url_only(
-    client: DarajaClient, receiver: Receiver
+    client: DarajaClient, simulated: Simulated, receiver: Receiver
 ) -> None:
     oc_id, conversation_id = await pay_bill(client, receiver, account=QUEUE_TIMEOUT_ACCOUNT)
 
@@ -220,7 +220,7 @@ async def test_b2b_queue_timeout_notifies_the_queue_timeout_url_only(
     assert (result.ResultType, result.ResultCode) == (1, 1)
     assert (result.OriginatorConversationID, result.ConversationID) == (oc_id, conversation_id)
     assert result.ResultDesc == "The service request has timed out."
-    await asyncio.sleep(0.1)
+    await settled(simulated.sim)
     assert receiver.received("/b2b/result") == []
 
 
@@ -250,7 +250,7 @@ async def test_b2b_beyond_the_working_account_fails_with_insufficient_balance(
 
 
 async def test_a_duplicate_originator_conversation_id_is_refused_and_pays_once(
-    client: DarajaClient, receiver: Receiver
+    client: DarajaClient, simulated: Simulated, receiver: Receiver
 ) -> None:
     oc_id = f"bp-{new_reference()}"
     await pay_bill(client, receiver, oc_id=oc_id)
@@ -261,7 +261,7 @@ async def test_a_duplicate_originator_conversation_id_is_refused_and_pays_once(
     assert caught.value.retryable is False
     assert caught.value.error_code == "500.001.1001"
     await receiver.wait_for("/b2b/result")
-    await asyncio.sleep(0.1)
+    await settled(simulated.sim)
     assert len(receiver.received("/b2b/result")) == 1
 
 
@@ -391,7 +391,9 @@ async def test_no_secret_reaches_the_logs(simulated: Simulated, receiver: Receiv
             await pay_bill(client, receiver)
             token = await client.access_token()
         await receiver.wait_for("/b2b/result")
+        await settled(simulated.sim)  # the simulator's last lines are written before this returns
 
+    assert "daraja_sim.callback.delivered" in [e["event"] for e in events]
     assert events
     shown = repr(events)
     for secret in (SECURITY_CREDENTIAL, token):

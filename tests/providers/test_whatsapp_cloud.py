@@ -450,13 +450,19 @@ async def test_an_accepted_message_can_fail_later(live_server: StartServer) -> N
 async def test_refused_messages_get_no_webhooks(live_server: StartServer) -> None:
     receiver = WebhookReceiver()
     hook = live_server(receiver.app())
-    server = live_server(create_simulator_app(status_webhook_url=f"{hook.url}/whatsapp/webhook"))
+    app = create_simulator_app(status_webhook_url=f"{hook.url}/whatsapp/webhook")
+    server = live_server(app)
     async with WhatsAppCloudClient(server.url, PHONE_NUMBER_ID, TOKEN) as whatsapp:
         await send_error(whatsapp, to="254712340001")
         await whatsapp.send_text(CUSTOMER, "Paid")
 
     payloads = await receiver.wait_for(2)
-    await asyncio.sleep(0.05)
+    # Each accepted message's webhooks are scheduled before its reply: once none is left to send,
+    # whatever did not arrive never will.
+    deadline = time.monotonic() + 5
+    while app.state.webhook_tasks:
+        assert time.monotonic() < deadline, "the simulator's webhooks did not finish"
+        await asyncio.sleep(0.01)
 
     assert len(receiver.calls) == 2
     assert {parse_status_webhook(payload)[0].recipient_id for payload in payloads} == {CUSTOMER}

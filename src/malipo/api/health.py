@@ -11,7 +11,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from malipo.api.deps import DatabaseDep
+from malipo.collections.tasks import not_sent_counts
 from malipo.core.logging import get_logger
+from malipo.db import Database
 
 router = APIRouter(tags=["health"])
 log = get_logger("malipo.health")
@@ -75,5 +77,25 @@ async def readyz(request: Request, db: DatabaseDep) -> JSONResponse:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     summary="Prometheus metrics",
 )
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(db: DatabaseDep) -> Response:
+    return Response(generate_latest() + await _database_metrics(db), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _database_metrics(db: Database) -> bytes:
+    """Counters kept in the database, so that they count what every process (web, workers) did."""
+    try:
+        async with db.transaction() as session:
+            not_sent = await not_sent_counts(session)
+    except Exception as exc:
+        log.warning("metrics.database_unreachable", error=type(exc).__name__)
+        return b""
+    lines = [
+        "# HELP malipo_collections_not_sent_total Collections that ended FAILED because their STK push "
+        "never reached M-Pesa (the payer was never prompted)",
+        "# TYPE malipo_collections_not_sent_total counter",
+        *(
+            f'malipo_collections_not_sent_total{{mode="{mode}"}} {not_sent.get(mode, 0)}'
+            for mode in ("live", "test")
+        ),
+    ]
+    return ("\n".join(lines) + "\n").encode()

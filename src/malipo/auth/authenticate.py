@@ -40,6 +40,7 @@ from malipo.identity.models import (
     PortalUserRole,
     Role,
 )
+from malipo.identity.sessions import csrf_token_for
 
 SESSION_COOKIE = "malipo_session"
 CSRF_COOKIE = "malipo_csrf"
@@ -389,5 +390,5 @@ async def by_session(session: AsyncSession, raw_token: str, now: datetime) -> Pr
         role_ids=tuple(r.id for r in roles),
         role_names=frozenset(r.name for r in roles),
         session_id=portal_session.id,
-        csrf_token=portal_session.csrf_token,
+        csrf_token=csrf_token_for(raw_token),
     )

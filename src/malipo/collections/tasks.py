@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from malipo.collections import service
 from malipo.collections.models import CLOSED_STATES, Collection, CollectionStatus
@@ -28,6 +28,11 @@ log = get_logger("malipo.collections")
 # STK queries before a collection nobody answers is settled as failed (1037: no answer).
 MAX_QUERIES = 5
 REFUSED_PUSH = 1025
+# malipo's own final result code (not one of Daraja's): the STK push never reached M-Pesa, so the
+# payer was never prompted. A collection whose worker died after claiming it and before pushing ends
+# with it, and so does one whose push was still waiting for a retry when it was given up.
+NOT_SENT = 1099
+NOT_SENT_DESC = "not sent: the request never reached M-Pesa"
 
 
 def _collection_id(payload: dict[str, Any]) -> uuid.UUID:
@@ -66,11 +71,13 @@ async def send_stk_pushes(ctx: BatchContext, items: list[BatchItem]) -> dict[uui
         return failed
     now = ctx.clock.now()
     async with ctx.db.transaction() as session:
+        # Claimed without sent_at: that is set, in a transaction of its own, just before each push
+        # is made (``_marked``). SENT without sent_at is a claim whose push was never made.
         rows = (
             await session.execute(
                 update(_COLLECTIONS)
                 .where(_COLLECTIONS.c.id.in_(list(wanted)), _COLLECTIONS.c.status == CollectionStatus.QUEUED)
-                .values(status=CollectionStatus.SENT, sent_at=now, updated_at=now)
+                .values(status=CollectionStatus.SENT, sent_at=None, updated_at=now)
                 .returning(
                     _COLLECTIONS.c.id, _COLLECTIONS.c.phone, _COLLECTIONS.c.amount,
                     _COLLECTIONS.c.reference, _COLLECTIONS.c.mode,
@@ -84,8 +91,9 @@ async def send_stk_pushes(ctx: BatchContext, items: list[BatchItem]) -> dict[uui
             now=now, delays=[service.reconcile_delay(ctx.settings)] * len(rows),
         )  # fmt: skip
     if len(rows) < len(wanted):
-        log.info("collection.not_queued", count=len(wanted) - len(rows))
-    results = await asyncio.gather(*(_push(ctx, wanted[row.id], row) for row in rows), return_exceptions=True)
+        claimed = {row.id for row in rows}
+        await _end_unpushed_claims(ctx, [cid for cid in wanted if cid not in claimed])
+    results = await _push_all(ctx, wanted, rows)
     stored = []
     for row, result in zip(rows, results, strict=True):
         if isinstance(result, BaseException):
@@ -100,6 +108,93 @@ async def send_stk_pushes(ctx: BatchContext, items: list[BatchItem]) -> dict[uui
             await session.execute(_STORE_IDS, stored)
         log.info("collection.sent", count=len(stored))
     return failed
+
+
+async def _push_all(
+    ctx: BatchContext, wanted: dict[uuid.UUID, BatchItem], rows: list[Any]
+) -> list[StkPushReply | BaseException | None]:
+    """Push each claimed collection, as many at a time as the HTTP client has connections. Before
+    each group goes out, its collections get their sent_at in one committed transaction: a worker
+    killed between its claim and its pushes leaves the unpushed ones without it, and they end
+    NOT_SENT (``_end_unpushed_claims``) rather than as pushes nobody answered."""
+    results: dict[uuid.UUID, StkPushReply | BaseException | None] = {}
+    waiting = list(rows)
+    running: dict[asyncio.Task[StkPushReply | None], uuid.UUID] = {}
+    slots = max(1, ctx.settings.http_connections)
+    while waiting or running:
+        free = slots - len(running)
+        # Refilled when half the connections are free, not at each reply: a stamp per push would be
+        # a transaction per push.
+        group: list[Any] = []
+        if waiting and (not running or free >= max(1, slots // 2)):
+            group, waiting = waiting[:free], waiting[free:]
+        if group:
+            marked = await _marked(ctx, [row.id for row in group])
+            for row in group:
+                if row.id in marked:
+                    running[asyncio.ensure_future(_push(ctx, wanted[row.id], row))] = row.id
+                else:  # ended meanwhile (given up as not sent): never pushed
+                    results[row.id] = None
+        if not running:
+            continue
+        try:
+            done, _pending = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled (the worker stops): so are the pushes in flight
+            for task in running:
+                task.cancel()
+            raise
+        for task in done:
+            collection_id = running.pop(task)
+            exc = task.exception()
+            results[collection_id] = exc if exc is not None else task.result()
+    return [results[row.id] for row in rows]
+
+
+async def _marked(ctx: BatchContext, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Stamp sent_at on those still SENT without one, just before their pushes: the ones stamped."""
+    now = ctx.clock.now()
+    async with ctx.db.transaction() as session:
+        return set(
+            await session.scalars(
+                update(_COLLECTIONS)
+                .where(
+                    _COLLECTIONS.c.id.in_(ids),
+                    _COLLECTIONS.c.status == CollectionStatus.SENT,
+                    _COLLECTIONS.c.sent_at.is_(None),
+                )
+                .values(sent_at=now, updated_at=now)
+                .returning(_COLLECTIONS.c.id)
+            )
+        )
+
+
+async def _end_unpushed_claims(ctx: BatchContext, ids: list[uuid.UUID]) -> None:
+    """This job's collections that an earlier run claimed (SENT) and never pushed (no sent_at): that
+    run's worker died, or lost its lease, between the claim and the push. The payer was never
+    prompted; pushing now, a lease later, would prompt a payer who has likely gone, so they end
+    NOT_SENT. Locked first: a run still alive cannot stamp (and push) one that ends here."""
+    async with ctx.db.transaction() as session:
+        unpushed = (
+            await session.scalars(
+                select(Collection)
+                .where(
+                    Collection.id.in_(ids),
+                    Collection.status == CollectionStatus.SENT,
+                    Collection.sent_at.is_(None),
+                )
+                .order_by(Collection.id)
+                .with_for_update()
+            )
+        ).all()
+        for collection in unpushed:
+            await _finish_not_sent(session, collection, ctx)
+
+
+async def _finish_not_sent(session: Any, collection: Collection, ctx: BatchContext) -> None:
+    if await service.finish(
+        session, collection, service.Outcome(NOT_SENT, NOT_SENT_DESC), now=ctx.clock.now()
+    ):
+        log.warning("collection.not_sent", collection_id=str(collection.id), reference=collection.reference)
 
 
 async def _push(ctx: BatchContext, item: BatchItem, row: Any) -> StkPushReply | None:
@@ -201,9 +296,10 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
     outcome: service.Outcome | None = None
     if checkout is None:
         # Not sent yet (a retry is pending), or its worker died before Daraja's reply: nothing
-        # to ask Daraja about. Wait for a callback a while longer, then give up.
+        # to ask Daraja about. Wait for a callback a while longer, then give up: NOT_SENT when no
+        # push was ever made (no sent_at, checked again under the lock below).
         if query_number >= MAX_QUERIES:
-            outcome = service.Outcome(1037, "No answer from M-Pesa for this request")
+            outcome = service.Outcome(NOT_SENT, NOT_SENT_DESC)
     else:
         try:
             answer = await daraja_client(ctx.settings, mode, ctx.http).stk_query(checkout)
@@ -231,4 +327,21 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
                 now=ctx.clock.now(), delay=service.reconcile_delay(ctx.settings),
             )  # fmt: skip
             return
+        if outcome.result_code == NOT_SENT:
+            locked = await session.get(
+                Collection, collection_id, with_for_update=True, populate_existing=True
+            )
+            assert locked is not None
+            if locked.sent_at is not None:  # its push was made: nobody answered it
+                outcome = service.Outcome(1037, "No answer from M-Pesa for this request")
         await service.finish(session, collection, outcome, now=ctx.clock.now())
+
+
+async def not_sent_counts(session: Any) -> dict[str, int]:
+    """How many collections ended NOT_SENT, by mode (live, test): for ``/metrics``."""
+    rows = await session.execute(
+        select(Collection.mode, func.count())
+        .where(Collection.status == CollectionStatus.FAILED, Collection.result_code == NOT_SENT)
+        .group_by(Collection.mode)
+    )
+    return {str(mode): int(count) for mode, count in rows}

@@ -160,9 +160,9 @@ class PortalSession(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("portal_users.id", ondelete="CASCADE"), index=True)
+    # Double-submit CSRF: its token is derived from the raw token (``sessions.csrf_token_for``),
+    # so it is stored nowhere.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # Double-submit CSRF: the same value is in a readable cookie and must come back in a header.
-    csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     ip: Mapped[str | None] = mapped_column(String(64))

@@ -8,6 +8,8 @@ row the account is locked for fifteen minutes, even against the right password.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -118,7 +120,8 @@ async def sign_in(
         if user is not None:
             await _record_failure(db, user, now)
         raise Unauthorized("invalid username or password")
-    token, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    token = secrets.token_urlsafe(32)
+    csrf_token = csrf_token_for(token)
     expires_at = now + (REMEMBER_ME_LIFETIME if remember_me else SESSION_LIFETIME)
     async with db.transaction() as session:
         user = await session.get(PortalUser, user.id, populate_existing=True)
@@ -130,7 +133,6 @@ async def sign_in(
             PortalSession(
                 user_id=user.id,
                 token_hash=crypto.sha256_hex(token),
-                csrf_token=csrf_token,
                 created_at=now,
                 expires_at=expires_at,
                 ip=ip,
@@ -138,6 +140,12 @@ async def sign_in(
         )
         roles = await _roles_of(session, user)
     return SignedIn(user, roles, token, csrf_token, expires_at, remember_me)
+
+
+def csrf_token_for(session_token: str) -> str:
+    """A session's double-submit CSRF token: an HMAC keyed by the session's own (raw) token, so it is
+    stored nowhere and the database, which holds only the token's SHA-256, cannot yield it."""
+    return hmac.new(session_token.encode(), b"malipo portal csrf", hashlib.sha256).hexdigest()
 
 
 async def _record_failure(db: Database, user: PortalUser, now: datetime) -> None:

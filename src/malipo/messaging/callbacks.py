@@ -103,7 +103,7 @@ async def whatsapp_verify(
 ) -> Response:
     """Meta's webhook check: answers the challenge when the verify token is the URL's own token."""
     async with db.transaction() as session:
-        found = await whatsapp.session_by_webhook_token(session, token)
+        found = await whatsapp.session_by_webhook_token(session, settings, token)
     if found is None or mode != "subscribe" or not constant_time_equal(verify_token or "", token):
         raise _unknown_token("whatsapp", request)
     return PlainTextResponse(challenge or "")
@@ -118,7 +118,7 @@ async def whatsapp_status_webhook(
     session_id = None
     if not simulator:
         async with db.transaction() as session:
-            found = await whatsapp.session_by_webhook_token(session, token)
+            found = await whatsapp.session_by_webhook_token(session, settings, token)
         if found is None:
             raise _unknown_token("whatsapp", request)
         session_id = found.id

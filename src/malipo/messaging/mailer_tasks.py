@@ -17,7 +17,7 @@ from sqlalchemy import update
 
 from malipo.core.logging import REDACTED, get_logger, redact_text
 from malipo.messaging.models import Mailer, MerchantEmail, MerchantEmailStatus
-from malipo.messaging.smtp import SmtpError, SmtpTarget, build_message, deliver
+from malipo.messaging.smtp import SmtpError, SmtpTarget, build_message, deliver, private_allowed
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
 log = get_logger("malipo.messaging.mailers")
@@ -39,7 +39,10 @@ async def send_merchant_email(ctx: JobContext, payload: dict[str, Any]) -> None:
             return  # sent or failed already (the job ran twice)
         mailer = await session.get(Mailer, found.mailer_id)
         assert mailer is not None  # a foreign key
-        target = SmtpTarget(mailer.host, mailer.port, mailer.username, mailer.password, mailer.tls)  # type: ignore[arg-type]
+        target = SmtpTarget(
+            mailer.host, mailer.port, mailer.username, mailer.password, mailer.tls,  # type: ignore[arg-type]
+            allow_private=private_allowed(ctx.settings.smtp_allow_private, mailer.sandbox),
+        )  # fmt: skip
         domain = found.sender_email.rpartition("@")[2] or "malipo.local"
         message = build_message(
             mail_from=email.utils.formataddr((found.sender_name or "", found.sender_email)),

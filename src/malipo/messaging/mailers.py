@@ -4,6 +4,10 @@ What callers can rely on:
 - An API user registers one mailer (host, port, username, password); registering
   again replaces it. Registration connects and logs in first and says what failed;
   the password is stored encrypted and never returned or logged.
+- The server's host must resolve to public addresses only, unless the operator allows others
+  (``MALIPO_SMTP_ALLOW_PRIVATE``; by default only sandbox keys may use a loopback or private
+  server): the mailer is no probe of the internal network. A connection failure reads the same
+  whatever its cause.
 - Port 465 is implicit TLS; any other port must offer STARTTLS, unless the mailer was
   registered ``insecure`` (plain text: local test servers only).
 - A send queues one email per recipient (rows plus outbox jobs, in one transaction)
@@ -28,14 +32,22 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.auth.principals import Principal
+from malipo.config import Settings
 from malipo.core.errors import Forbidden, MalipoError, NotFound, ValidationFailed
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger
 from malipo.db import Database
-from malipo.identity.models import ApiUser
+from malipo.identity.models import ApiUser, KeyMode
 from malipo.messaging import mailer_tasks
 from malipo.messaging.models import Mailer, MerchantEmail, MerchantEmailStatus
-from malipo.messaging.smtp import SmtpError, SmtpTarget, TlsMode, verify_login
+from malipo.messaging.smtp import (
+    SmtpDestinationRefused,
+    SmtpError,
+    SmtpTarget,
+    TlsMode,
+    private_allowed,
+    verify_login,
+)
 from malipo.worker.registry import enqueue_many
 
 __all__ = [
@@ -110,6 +122,7 @@ def tls_mode(port: int, insecure: bool) -> TlsMode:
 async def register_mailer(
     db: Database,
     who: Principal,
+    settings: Settings,
     *,
     api_username: str | None,
     host: str,
@@ -122,11 +135,20 @@ async def register_mailer(
     """Check the credentials against the server, then store them (no transaction is held meanwhile)."""
     async with db.transaction() as session:
         user = await check_api_username(session, who, api_username)
+    sandbox = who.mode == KeyMode.TEST
     target = SmtpTarget(
-        host=host, port=port, username=username, password=password, tls=tls_mode(port, insecure)
+        host=host,
+        port=port,
+        username=username,
+        password=password,
+        tls=tls_mode(port, insecure),
+        allow_private=private_allowed(settings.smtp_allow_private, sandbox),
     )
     try:
         await verify_login(target)
+    except SmtpDestinationRefused as exc:
+        log.info("mailer.host_refused", client_id=str(user.client_id), host=host, port=port)
+        raise ValidationFailed.for_field("smtp_host", f"{exc}; MALIPO_SMTP_ALLOW_PRIVATE allows it") from None
     except SmtpError as exc:
         detail = str(exc).replace(password, "[REDACTED]") if password else str(exc)
         hint = ""
@@ -143,7 +165,7 @@ async def register_mailer(
             mailer = Mailer(id=new_id(), client_id=user.client_id, api_user_id=user.id, created_at=now)
             session.add(mailer)
         mailer.host, mailer.port, mailer.username, mailer.password = host, port, username, password
-        mailer.tls, mailer.insecure, mailer.updated_at = target.tls, insecure, now
+        mailer.tls, mailer.insecure, mailer.sandbox, mailer.updated_at = target.tls, insecure, sandbox, now
         await session.flush()
     log.info(
         "mailer.registered", mailer_id=str(mailer.id), client_id=str(user.client_id), host=host, port=port

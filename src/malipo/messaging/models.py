@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from malipo.core.ids import new_id
@@ -122,6 +122,9 @@ class Mailer(Base):
     # implicit (465), starttls (required), or none: plain text, only when registered insecure.
     tls: Mapped[str] = mapped_column(String(10))
     insecure: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Registered with a sandbox key: unless MALIPO_SMTP_ALLOW_PRIVATE says otherwise, only such a
+    # mailer may reach a host on a loopback, private or link-local address (a local test server).
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -174,8 +177,10 @@ class WhatsAppSession(Base):
     backend: Mapped[str] = mapped_column(String(10))  # cloud | simulator
     phone_number_id: Mapped[str | None] = mapped_column(String(64))
     access_token: Mapped[str | None] = mapped_column(EncryptedText)
-    # The secret part of this session's status webhook URL (/callbacks/whatsapp/{token}).
-    webhook_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # The secret part of its status webhook URL (/callbacks/whatsapp/{token}) is derived from the id
+    # with the secret key (``whatsapp.webhook_token``). Sessions made before that keep the token they
+    # were given, of which only the SHA-256 is kept here.
+    legacy_webhook_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

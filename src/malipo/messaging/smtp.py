@@ -11,12 +11,24 @@ It knows nothing of the database. The server comes from a URL
 port. User names and passwords are percent-decoded (``p%40ss`` is ``p@ss``).
 
 Every failure is an :class:`SmtpError`; the password never appears in an
-exception message, a ``repr`` or a log line.
+exception message, a ``repr`` or a log line. A connection that cannot be made
+or is not answered is one generic error, whatever the reason (refused, timed
+out, unknown host): the text is no port scanner's oracle.
+
+A target with ``allow_private=False`` (a merchant's server) is connected to only
+when every address its host resolves to is public: not loopback, private,
+link-local, unspecified, multicast, reserved or a cloud metadata address. The
+connection goes to the address that was checked, so a DNS answer that changes in
+between (rebinding) cannot swap it; TLS still checks the certificate against the
+host name.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import ipaddress
+import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +42,7 @@ import aiosmtplib
 from malipo.core.logging import get_logger
 
 __all__ = [
+    "SmtpDestinationRefused",
     "SmtpError",
     "SmtpTarget",
     "SmtpUrlError",
@@ -37,6 +50,7 @@ __all__ = [
     "build_message",
     "deliver",
     "parse_smtp_url",
+    "private_allowed",
     "send_message",
     "verify_login",
 ]
@@ -68,6 +82,10 @@ class SmtpError(Exception):
         self.permanent = permanent
 
 
+class SmtpDestinationRefused(SmtpError):
+    """The host resolves to an address that is not public, and the target does not allow that."""
+
+
 class SmtpUrlError(SmtpError, ValueError):
     """The SMTP URL cannot be used. Its message never repeats the URL (it may hold a password)."""
 
@@ -82,6 +100,9 @@ class SmtpTarget:
     # Kept out of repr: a target may end up in a log line or a traceback's locals.
     password: str | None = field(default=None, repr=False)
     tls: TlsMode = "starttls"
+    # False for a merchant's server: refuse hosts that resolve to non-public addresses. The
+    # operator's own MALIPO_SMTP_URL may point anywhere.
+    allow_private: bool = True
 
 
 def parse_smtp_url(url: str) -> SmtpTarget:
@@ -184,11 +205,12 @@ async def deliver(
 ) -> str:
     """Send a built message; return the server's reply to it (``250 …``). Raises :class:`SmtpError`."""
     with _as_smtp_error(target):
+        sock = await _connect(target, timeout)
         try:
             _refused, reply = await aiosmtplib.send(
                 message,
                 hostname=target.host,
-                port=target.port,
+                sock=sock,
                 username=target.username,
                 password=target.password if target.username else None,
                 use_tls=target.tls == "implicit",
@@ -209,6 +231,8 @@ async def deliver(
         ) as exc:
             what = "sender refused" if isinstance(exc, aiosmtplib.SMTPSenderRefused) else "message refused"
             raise _reply_error(what, exc.code, exc.message, permanent_ok=True) from None
+        finally:
+            sock.close()
     log.info("smtp.sent", host=target.host, port=target.port, message_id=message["Message-ID"])
     return " ".join(str(reply).split())
 
@@ -220,9 +244,11 @@ async def verify_login(
 ) -> None:
     """Connect, secure the connection as ``target.tls`` says, log in, and leave. Raises
     :class:`SmtpError` saying what failed (the password is never in it)."""
+    with _as_smtp_error(target):
+        sock = await _connect(target, timeout)
     client = aiosmtplib.SMTP(
         hostname=target.host,
-        port=target.port,
+        sock=sock,
         use_tls=target.tls == "implicit",
         start_tls=target.tls == "starttls",
         timeout=timeout,
@@ -238,6 +264,77 @@ async def verify_login(
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
+        sock.close()
+
+
+def private_allowed(setting: bool | None, sandbox: bool) -> bool:
+    """Whether a merchant's mailer may reach a non-public address: ``MALIPO_SMTP_ALLOW_PRIVATE``
+    (``setting``) when set, else only a mailer registered with a sandbox key."""
+    return setting if setting is not None else sandbox
+
+
+# Cloud metadata services: link-local or unique-local already, named for clarity.
+_METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def is_public_address(address: str) -> bool:
+    """Whether ``address`` (an IP literal) is a public unicast address malipo may connect to for a
+    merchant: not loopback, private, link-local, unspecified, multicast, reserved or metadata."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return not (
+        ip in _METADATA
+        or ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_unspecified
+        or ip.is_multicast
+        or ip.is_reserved
+        or not ip.is_global
+    )
+
+
+def _unreachable(target: SmtpTarget) -> SmtpError:
+    # One text for refused, timed out, reset and unknown host alike.
+    return SmtpError(f"could not connect to {target.host}:{target.port}, or it did not answer")
+
+
+async def _connect(
+    target: SmtpTarget,
+    timeout: float,  # noqa: ASYNC109  (per operation, as aiosmtplib's)
+) -> socket.socket:
+    """A socket connected to ``target``: to one of the addresses its host resolved to, each of them
+    checked first unless the target allows private addresses."""
+    loop = asyncio.get_running_loop()
+    host = target.host.strip("[]")
+    try:
+        async with asyncio.timeout(timeout):
+            found = await loop.getaddrinfo(host, target.port, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError):
+        raise _unreachable(target) from None
+    if not found:
+        raise _unreachable(target)
+    if not target.allow_private and not all(is_public_address(str(info[4][0])) for info in found):
+        raise SmtpDestinationRefused(
+            f"{target.host} resolves to an address that is not public (loopback, private, link-local "
+            "or reserved): a mailer may not use it"
+        )
+    for family, kind, proto, _name, address in found:
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.sock_connect(sock, address)
+        except (OSError, TimeoutError):
+            sock.close()
+            continue
+        return sock
+    raise _unreachable(target)
 
 
 @contextmanager
@@ -251,16 +348,14 @@ def _as_smtp_error(target: SmtpTarget) -> Iterator[None]:
         raise _reply_error("login refused", exc.code, exc.message, permanent_ok=False) from None
     except aiosmtplib.SMTPResponseException as exc:
         raise _reply_error("server error", exc.code, exc.message, permanent_ok=False) from None
-    except aiosmtplib.SMTPTimeoutError as exc:
-        raise SmtpError(f"timed out talking to {target.host}:{target.port}: {exc.message}") from None
-    except aiosmtplib.SMTPConnectError as exc:
-        raise SmtpError(f"cannot reach {target.host}:{target.port}: {exc.message}") from None
+    except (aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPConnectError):
+        raise _unreachable(target) from None
     except aiosmtplib.SMTPException as exc:
         raise SmtpError(f"SMTP failure with {target.host}:{target.port}: {exc.message}") from None
     except ssl.SSLError as exc:
         raise SmtpError(f"TLS failure with {target.host}:{target.port}: {exc.reason or exc}") from None
-    except OSError as exc:
-        raise SmtpError(f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}") from None
+    except OSError:
+        raise _unreachable(target) from None
 
 
 def _reply_error(what: str, code: int | None, reply: str, *, permanent_ok: bool) -> SmtpError:

@@ -33,8 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.auth.principals import Principal
 from malipo.config import Settings
+from malipo.core.crypto import constant_time_equal, derived_token, sha256_hex
 from malipo.core.errors import NotFound, ValidationFailed
-from malipo.core.ids import new_id, new_token
+from malipo.core.ids import new_id
 from malipo.core.logging import get_logger
 from malipo.messaging import whatsapp_tasks
 from malipo.messaging.batches import batch_page
@@ -71,6 +72,7 @@ log = get_logger("malipo.messaging.whatsapp")
 MAX_BODY = 4096
 MAX_CAPTION = 1024  # Meta's limit on an image's or document's caption
 MAX_MEDIA_URL = 2000
+_DERIVED_TOKEN_LENGTH = 32 + 40  # the session id's hex, then the HMAC's
 _NAME_SLOT = re.compile(r"[ \t]*\{name\}")
 _PHONE_COLUMNS = ("phone", "phone_number", "phonenumber", "msisdn", "number", "mobile", "recipient")
 _NAME_COLUMNS = ("name", "first_name", "firstname", "full_name", "fullname")
@@ -131,9 +133,7 @@ async def register_session(
     )
     cloud = backend == "cloud"
     if found is None:
-        found = WhatsAppSession(
-            id=new_id(), client_id=client.id, name=name, webhook_token=new_token(24), created_at=now
-        )
+        found = WhatsAppSession(id=new_id(), client_id=client.id, name=name, created_at=now)
         session.add(found)
     found.backend = backend
     found.phone_number_id = phone_number_id if cloud else None
@@ -158,8 +158,17 @@ async def list_sessions(session: AsyncSession, who: Principal) -> list[WhatsAppS
     )
 
 
+def webhook_token(settings: Settings, session_id: uuid.UUID) -> str:
+    """The secret part of a session's status webhook URL (and Meta's verify token): its id, then an
+    HMAC of the id under the secret key. Stored nowhere; checked by recomputing it."""
+    assert settings.secret_key is not None
+    return session_id.hex + derived_token(
+        settings.secret_key.get_secret_value(), f"whatsapp-webhook:{session_id}"
+    )
+
+
 def webhook_url(settings: Settings, found: WhatsAppSession) -> str:
-    return whatsapp_webhook_url(settings, found.webhook_token)
+    return whatsapp_webhook_url(settings, webhook_token(settings, found.id))
 
 
 async def find_session(session: AsyncSession, who: Principal, name: str) -> WhatsAppSession:
@@ -457,8 +466,19 @@ async def get_batch(
 # -- status webhooks --------------------------------------------------------------------------
 
 
-async def session_by_webhook_token(session: AsyncSession, token: str) -> WhatsAppSession | None:
-    return await session.scalar(select(WhatsAppSession).where(WhatsAppSession.webhook_token == token))
+async def session_by_webhook_token(
+    session: AsyncSession, settings: Settings, token: str
+) -> WhatsAppSession | None:
+    """The session whose webhook URL holds ``token``: a derived token (``webhook_token``), or one given
+    out before tokens were derived (its hash is kept). None for any other."""
+    if len(token) == _DERIVED_TOKEN_LENGTH and all(c in "0123456789abcdef" for c in token):
+        session_id = uuid.UUID(hex=token[:32])
+        if not constant_time_equal(token, webhook_token(settings, session_id)):
+            return None
+        return await session.get(WhatsAppSession, session_id)
+    return await session.scalar(
+        select(WhatsAppSession).where(WhatsAppSession.legacy_webhook_token_hash == sha256_hex(token))
+    )
 
 
 async def apply_status(

@@ -1,4 +1,11 @@
-"""Outbox job: POST a merchant callback, record the attempt, retry with backoff until it lands."""
+"""Outbox job: POST a merchant callback, record the attempt, retry with backoff until it lands.
+
+Delivery is at-least-once: a worker killed after its POST reached the merchant and before it
+recorded the answer leaves an attempt whose outcome nobody knows, and the callback is posted
+again. Every attempt of a delivery carries the same callback id (the ``X-Malipo-Callback-Id``
+header and the body's ``callback_id``) for the merchant to de-duplicate on; the attempt is
+recorded ``in_flight`` before the POST, so one whose answer was lost shows as ``unknown``.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from sqlalchemy import insert, select, update
 
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger
-from malipo.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from malipo.webhooks.models import AttemptOutcome, DeliveryStatus, WebhookAttempt, WebhookDelivery
 from malipo.webhooks.service import DELIVER_JOB
 from malipo.worker.registry import BatchContext, BatchItem, PermanentJobError, batch_job_handler, enqueue_many
 from malipo.worker.runner import backoff_delay
@@ -22,14 +29,19 @@ from malipo.worker.runner import backoff_delay
 log = get_logger("malipo.webhooks")
 
 TIMEOUT_SECONDS = 10.0
+# The header and the top-level body key holding the delivery's id (Pay Hero clients ignore it).
+CALLBACK_ID_HEADER = "X-Malipo-Callback-Id"
+CALLBACK_ID_FIELD = "callback_id"
 
 
 _DELIVERIES = WebhookDelivery.__table__
+_ATTEMPTS = WebhookAttempt.__table__
 
 
 @dataclass(slots=True)
 class _Attempt:
     item: BatchItem
+    id: uuid.UUID
     delivery_id: uuid.UUID
     number: int
     started: datetime
@@ -38,18 +50,26 @@ class _Attempt:
     error: str | None = None
 
 
+def callback_body(delivery_id: uuid.UUID, payload: Any) -> Any:
+    """What is POSTed: the stored payload with the callback id beside its own keys."""
+    if isinstance(payload, dict):
+        return {**payload, CALLBACK_ID_FIELD: str(delivery_id)}
+    return payload
+
+
 # The job's own retries only cover crashes (the database, a dead worker); a refused attempt
 # schedules the next one itself, with the settings' backoff and limit.
 @batch_job_handler(DELIVER_JOB, max_attempts=5, base_delay=2.0, max_delay=60.0)
 async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, BaseException]:
     """POST each delivery's JSON; 2xx delivers it, anything else is an attempt to retry.
 
-    The deliveries are read in one query and posted together, outside any transaction; the
-    attempts and the deliveries' states are written after, in one transaction, with each next
-    attempt's job (after ``webhook_retry_base_seconds``, doubling, jittered, capped at
-    ``webhook_retry_max_seconds``) until ``webhook_max_attempts``: the last refused attempt
-    marks it failed. A job whose attempt is already recorded (it ran again after its worker
-    died) does nothing.
+    The deliveries are read and their attempts recorded ``in_flight`` in one transaction, then
+    posted together outside any transaction; the attempts' answers and the deliveries' states are
+    written after, in one transaction, with each next attempt's job (after
+    ``webhook_retry_base_seconds``, doubling, jittered, capped at ``webhook_retry_max_seconds``)
+    until ``webhook_max_attempts``: the last refused attempt marks it failed. A job that finds its
+    attempt still in flight (it runs again because its worker died mid-call) marks that attempt
+    ``unknown`` and posts the callback again as the next attempt, with the same callback id.
     """
     failed: dict[uuid.UUID, BaseException] = {}
     wanted: dict[uuid.UUID, tuple[BatchItem, int]] = {}
@@ -60,6 +80,8 @@ async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, 
             failed[item.job_id] = PermanentJobError(f"{DELIVER_JOB} payload has no valid delivery_id: {exc}")
     if not wanted:
         return failed
+    due: list[tuple[_Attempt, str, Any]] = []
+    now = ctx.clock.now()
     async with ctx.db.transaction() as session:
         rows = {
             row.id: row
@@ -68,13 +90,44 @@ async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, 
                        _DELIVERIES.c.payload).where(_DELIVERIES.c.id.in_(list(wanted)))
             )
         }  # fmt: skip
-    due: list[tuple[_Attempt, str, Any]] = []
-    for delivery_id, (item, expected) in wanted.items():
-        row = rows.get(delivery_id)
-        if row is None:
-            failed[item.job_id] = PermanentJobError(f"webhook delivery {delivery_id} does not exist")
-        elif row.status == DeliveryStatus.PENDING and row.attempts == expected - 1:
-            due.append((_Attempt(item, delivery_id, row.attempts + 1, ctx.clock.now()), row.url, row.payload))
+        started: list[dict[str, Any]] = []
+        for delivery_id, (item, expected) in wanted.items():
+            row = rows.get(delivery_id)
+            if row is None:
+                failed[item.job_id] = PermanentJobError(f"webhook delivery {delivery_id} does not exist")
+                continue
+            if row.status != DeliveryStatus.PENDING:
+                continue
+            if row.attempts == expected:
+                # This job's attempt was recorded and never answered: its worker died mid-call.
+                lost = await session.execute(
+                    update(_ATTEMPTS)
+                    .where(_ATTEMPTS.c.delivery_id == delivery_id, _ATTEMPTS.c.number == expected,
+                           _ATTEMPTS.c.outcome == AttemptOutcome.IN_FLIGHT)
+                    .values(outcome=AttemptOutcome.UNKNOWN)
+                )  # fmt: skip
+                if lost.rowcount != 1:  # type: ignore[attr-defined]
+                    continue  # answered already: the job ran again for another reason
+                log.warning("webhook.attempt_unknown", delivery_id=str(delivery_id), number=expected)
+            elif row.attempts != expected - 1:
+                continue  # another run of this job moved on
+            number = row.attempts + 1
+            claimed = await session.execute(
+                update(_DELIVERIES)
+                .where(_DELIVERIES.c.id == delivery_id, _DELIVERIES.c.attempts == row.attempts,
+                       _DELIVERIES.c.status == DeliveryStatus.PENDING)
+                .values(attempts=number)
+            )  # fmt: skip
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # another run of this job claimed it first
+            attempt = _Attempt(item, new_id(), delivery_id, number, now)
+            started.append(
+                {"id": attempt.id, "delivery_id": delivery_id, "number": number,
+                 "outcome": AttemptOutcome.IN_FLIGHT, "started_at": now}
+            )  # fmt: skip
+            due.append((attempt, row.url, callback_body(delivery_id, row.payload)))
+        if started:
+            await session.execute(insert(_ATTEMPTS), started)
     if not due:
         return failed
     await asyncio.gather(*(_post(ctx, attempt, url, body) for attempt, url, body in due))
@@ -85,7 +138,12 @@ async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, 
 async def _post(ctx: BatchContext, attempt: _Attempt, url: str, body: Any) -> None:
     began = time.perf_counter()
     try:
-        reply = await ctx.http.post(url, json=body, timeout=TIMEOUT_SECONDS)
+        reply = await ctx.http.post(
+            url,
+            json=body,
+            headers={CALLBACK_ID_HEADER: str(attempt.delivery_id)},
+            timeout=TIMEOUT_SECONDS,
+        )
         attempt.status_code = reply.status_code
         if not reply.is_success:
             attempt.error = f"HTTP {reply.status_code}: {reply.text[:200]}"
@@ -95,38 +153,37 @@ async def _post(ctx: BatchContext, attempt: _Attempt, url: str, body: Any) -> No
 
 
 async def _record(ctx: BatchContext, attempts: list[_Attempt]) -> None:
+    """Each attempt's answer, and its delivery's state when it is still the delivery's latest
+    attempt (a delivered answer delivers it whatever came since)."""
     now = ctx.clock.now()
     async with ctx.db.transaction() as session:
         retries: list[dict[str, Any]] = []
         delays: list[timedelta] = []
-        recorded: list[dict[str, Any]] = []
         for attempt in attempts:
             delivered = attempt.error is None
             last = not delivered and attempt.number >= ctx.settings.webhook_max_attempts
-            values: dict[str, Any] = {
-                "attempts": attempt.number,
-                "last_status_code": attempt.status_code,
-                "last_error": attempt.error,
-            }
+            await session.execute(
+                update(_ATTEMPTS)
+                .where(_ATTEMPTS.c.id == attempt.id)
+                .values(
+                    outcome=AttemptOutcome.DELIVERED if delivered else AttemptOutcome.REFUSED,
+                    duration_ms=attempt.duration_ms,
+                    status_code=attempt.status_code,
+                    error=attempt.error,
+                )
+            )
+            values: dict[str, Any] = {"last_status_code": attempt.status_code, "last_error": attempt.error}
+            where = [_DELIVERIES.c.id == attempt.delivery_id]
             if delivered:
                 values |= {"status": DeliveryStatus.DELIVERED, "delivered_at": now}
-            elif last:
-                values["status"] = DeliveryStatus.FAILED
-            moved = await session.execute(
-                update(_DELIVERIES)
-                .where(_DELIVERIES.c.id == attempt.delivery_id, _DELIVERIES.c.attempts == attempt.number - 1)
-                .values(**values)
-            )
-            if moved.rowcount != 1:  # type: ignore[attr-defined]
-                continue  # another run of this job recorded this attempt first
-            recorded.append(
-                {
-                    "id": new_id(), "delivery_id": attempt.delivery_id, "number": attempt.number,
-                    "started_at": attempt.started, "duration_ms": attempt.duration_ms,
-                    "status_code": attempt.status_code, "error": attempt.error,
-                }
-            )  # fmt: skip
-            if not delivered and not last:
+                where.append(_DELIVERIES.c.status != DeliveryStatus.DELIVERED)
+            else:
+                where += [_DELIVERIES.c.status == DeliveryStatus.PENDING,
+                          _DELIVERIES.c.attempts == attempt.number]  # fmt: skip
+                if last:
+                    values["status"] = DeliveryStatus.FAILED
+            moved = await session.execute(update(_DELIVERIES).where(*where).values(**values))
+            if moved.rowcount == 1 and not delivered and not last:  # type: ignore[attr-defined]
                 retries.append({"delivery_id": str(attempt.delivery_id), "attempt": attempt.number + 1})
                 delays.append(
                     timedelta(
@@ -145,6 +202,4 @@ async def _record(ctx: BatchContext, attempts: list[_Attempt]) -> None:
                 delivered=delivered,
                 given_up=last,
             )
-        if recorded:
-            await session.execute(insert(WebhookAttempt.__table__), recorded)
         await enqueue_many(session, DELIVER_JOB, retries, now=now, delays=delays)

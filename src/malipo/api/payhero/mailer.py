@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.api.deps import ClockDep, DatabaseDep, Session
+from malipo.api.deps import ClockDep, DatabaseDep, Session, SettingsDep
 from malipo.auth.authenticate import authenticate
 from malipo.auth.principals import Principal, PrincipalKind
 from malipo.core.clock import Clock
@@ -165,11 +165,14 @@ def _description(found: MerchantEmail) -> str:
 
 
 @router.post("/register", response_model=RegisterOut)
-async def register(body: RegisterIn, who: MailerCaller, db: DatabaseDep, clock: ClockDep) -> RegisterOut:
+async def register(
+    body: RegisterIn, who: MailerCaller, db: DatabaseDep, settings: SettingsDep, clock: ClockDep
+) -> RegisterOut:
     """Register your SMTP server: checked by logging in first; the password is stored encrypted."""
     mailer = await mailers.register_mailer(
         db,
         who,
+        settings,
         api_username=body.api_username,
         host=body.smtp_host,
         port=int(body.smtp_port),
