@@ -235,13 +235,23 @@ async def test_an_api_users_overrides_count_on_the_pay_hero_surface(world: World
         await world.http.post("/api/v2/withdraw", json=WITHDRAW, headers=developer.key)
     ).status_code == 201
 
-    for user, permission, allowed in (
-        (reader, ("POST", "/api/v2/payments"), True),
-        (developer, ("POST", "/api/v2/withdraw"), False),
-    ):
+    # One row of a permission stands for its name: denying the v1 row of Channels.Create, or
+    # one spelling of Pay Hero's WhatsApp path, denies the act on every route that serves it.
+    overrides = [
+        (reader, {("POST", "/api/v2/payments"): True}),
+        (
+            developer,
+            {
+                ("POST", "/api/v2/withdraw"): False,
+                ("POST", "/api/v1/channels"): False,
+                ("POST", "/api/v2/whatspp/sendText"): False,
+            },
+        ),
+    ]
+    for user, wanted in overrides:
         put = await world.http.put(
             f"/api/v1/api-users/{user.id}/permissions",
-            json={"overrides": {str(ids[permission]): allowed}},
+            json={"overrides": {str(ids[row]): allowed for row, allowed in wanted.items()}},
             **operator,
         )
         assert put.status_code == 200, put.text
@@ -250,6 +260,12 @@ async def test_an_api_users_overrides_count_on_the_pay_hero_surface(world: World
     assert granted.status_code == 201, granted.text
     revoked = await world.http.post("/api/v2/withdraw", json=WITHDRAW, headers=developer.key)
     assert _refused_for(revoked, "Payouts.Withdraw"), revoked.text
+    channels = await world.count(PaymentChannel)
+    for path, body, permission in (WRITES[3], WRITES[4], WRITES[6]):
+        for spelling in {path, path.replace("whatspp", "whatsapp")}:
+            reply = await world.http.post(spelling, json=body, headers=developer.basic)
+            assert _refused_for(reply, permission), f"{spelling}: {reply.text}"
+    assert await world.count(PaymentChannel) == channels
     assert await world.count(Payout) == 1
 
 

@@ -20,10 +20,11 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
-from sqlalchemy import bindparam, event, exists, select
+from sqlalchemy import bindparam, event, exists, false, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import aliased
 
 from malipo.api.deps import ClockDep, Session
 from malipo.api.routes import EffectiveRoute, effective_routes, route_template
@@ -185,23 +186,31 @@ async def _sync(session: AsyncSession, wanted: list[tuple[str, str, str]], now: 
     return created
 
 
-# Built once (it runs on every /api/v1 call): the permission of (method, route), whether one of
-# the caller's roles grants it, and the API user's own override if it has one.
+# Built once (it runs on every protected call): the permission of (method, route), whether one
+# of the caller's roles grants it, and whether the API user's own overrides deny or grant it.
+# A permission is an act, by name; its rows are the routes that serve it (v1 and v2 both create a
+# channel, Pay Hero's WhatsApp paths have two spellings): a grant or an override of one row of a
+# name counts for all of them, so that no alias or other surface is left open, and a denial wins.
+_SAME = aliased(Permission)
+
+
+def _held(link: Any, *where: Any) -> Any:
+    return exists().where(link.permission_id == _SAME.id, _SAME.name == Permission.name, *where)
+
+
 _PERMISSION_CHECK = select(
     Permission.name,
-    exists()
-    .where(
-        RolePermission.permission_id == Permission.id,
-        RolePermission.role_id.in_(bindparam("role_ids", expanding=True)),
-    )
-    .label("by_role"),
-    select(ApiUserPermission.is_allowed)
-    .where(
-        ApiUserPermission.permission_id == Permission.id,
+    _held(RolePermission, RolePermission.role_id.in_(bindparam("role_ids", expanding=True))).label("by_role"),
+    _held(
+        ApiUserPermission,
         ApiUserPermission.api_user_id == bindparam("api_user_id"),
-    )
-    .scalar_subquery()
-    .label("override"),
+        ApiUserPermission.is_allowed == false(),
+    ).label("denied"),
+    _held(
+        ApiUserPermission,
+        ApiUserPermission.api_user_id == bindparam("api_user_id"),
+        ApiUserPermission.is_allowed == true(),
+    ).label("granted"),
 ).where(Permission.http_method == bindparam("method"), Permission.route_pattern == bindparam("route"))
 
 
@@ -289,7 +298,7 @@ async def _decide(
     ).first()
     if row is None:
         return None, False
-    return row.name, bool(row.override if row.override is not None else row.by_role)
+    return row.name, not row.denied and bool(row.granted or row.by_role)
 
 
 async def check_permission(
