@@ -326,7 +326,7 @@ async def check_permission_in(db: Database, principal: Principal, method: str, r
     decisions: _Decisions = db.caches.setdefault(_CACHE_NAME, _Decisions())
     decision = decisions.get(key)
     if decision is None:
-        async with db.sessionmaker() as session, session.begin():
+        async with db.transaction() as session:
             decision = await _decide(session, principal, method, route_pattern)
         decisions.put(key, *decision)
     _enforce(decision, method, route_pattern)
@@ -357,6 +357,8 @@ def admit(request: Request, principal: Principal) -> str:
     allowed = route_callers(route)
     if principal.audience not in allowed:
         who = ", ".join(sorted(a.name.lower().replace("_", " ") for a in allowed))
+        if allowed == {KEY}:
+            who += " (an API key, or a Pay Hero api_username and api_password)"
         raise Forbidden(f"{route.name} is only for: {who}", permission=route.name)
     if principal.uses_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER) or ""
