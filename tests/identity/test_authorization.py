@@ -1,9 +1,12 @@
-"""The authorisation matrix, generated from the app's own routes.
+"""The authorisation matrix, generated from the app's own routes, of every surface: /api/v1,
+the Pay Hero surface (/api/v2, /mailer) and the portal's pages.
 
-For every protected /api/v1 route: no credentials is 401; a caller without the
-route's permission is 403 naming it; and a route with an object id in its path
-answers 404 for another client's object. A route added later without a check,
-or with a tenant id the matrix does not know, fails here.
+Every route checks a permission or is in PUBLIC_ROUTES, with its reason. For every
+protected route: no credentials is 401; a caller without the route's permission is 403
+naming it (in the Pay Hero shape on /api/v2 and /mailer); a caller of an audience the
+route does not serve is refused even holding every permission; and a route with an
+object id in its path or query answers 404 for another client's object. A route added
+later without a check, or with a tenant id the matrix does not know, fails here.
 
 Wallet customers (JWTs) all share the Customer role, so a customer without a
 route's permission exists only once that role has lost its permissions: the
@@ -13,6 +16,8 @@ customer routes' 403s are checked last, after emptying the role.
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
 import re
 import time
 import uuid
@@ -23,11 +28,13 @@ import httpx
 import pytest
 from sqlalchemy import delete, select
 
+from malipo.api.errors import is_payhero_path
 from malipo.api.routes import effective_routes
 from malipo.app import create_app
-from malipo.auth.permissions import DECISION_TTL, authorize, protected_routes, route_callers
+from malipo.auth.permissions import CALLERS_KEY, DECISION_TTL, is_protected, protected_routes, route_callers
 from malipo.auth.principals import Audience
 from malipo.collections import service as collections
+from malipo.collections.models import Collection
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.customers import service as customers
@@ -43,10 +50,30 @@ from malipo.identity.models import (
     Role,
     RolePermission,
 )
+from malipo.messaging.models import Mailer, MerchantEmail
 from tests.messaging.helpers import messaging_objects
 
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
-# Routes that act on another tenant's object, and which of client B's objects to name.
+# The routes anyone may call, and why. Everything else must check a permission.
+PUBLIC_ROUTES = {
+    ("GET", "/healthz"): "liveness probe: says the process answers, nothing more",
+    ("GET", "/readyz"): "readiness probe for the load balancer: database reachable and migrated",
+    ("GET", "/metrics"): "Prometheus scrape: process-wide counters, no tenant's data",
+    ("POST", "/api/v1/account/login"): "signing in is how a portal user gets credentials",
+    ("POST", "/api/v1/account/forgot-password"): "for a user who cannot sign in; answers the same for all",
+    ("POST", "/api/v1/account/reset-password"): "authenticated by the emailed one-time reset token",
+    ("POST", "/api/v1/clients"): "a merchant's registration, before it has any credentials",
+    # Provider callbacks: each is authenticated by the unguessable per-request token in its path.
+    ("POST", "/callbacks/daraja/{token}"): "Daraja STK result, per-collection callback token",
+    ("POST", "/callbacks/daraja/{token}/result"): "Daraja B2C/B2B result, per-payout callback token",
+    ("POST", "/callbacks/daraja/{token}/timeout"): "Daraja queue timeout, per-payout callback token",
+    ("POST", "/callbacks/daraja/{token}/status"): "Daraja status query result, per-request token",
+    ("POST", "/callbacks/africastalking/{token}"): "SMS delivery reports, per-client callback token",
+    ("GET", "/callbacks/whatsapp/{token}"): "Meta's webhook verification, per-session webhook token",
+    ("POST", "/callbacks/whatsapp/{token}"): "WhatsApp statuses, per-session webhook token",
+}
+# Routes that act on another tenant's object, and which of client B's objects to name: in the
+# path, or (a name the path does not hold) in the query.
 TENANT_OBJECTS = {
     "/api/v1/clients/{id}": {"id": "client"},
     "/api/v1/clients/{id}/api-users/count": {"id": "client"},
@@ -62,6 +89,14 @@ TENANT_OBJECTS = {
     "/api/v1/channels/{id}/deactivate": {"id": "channel"},
     "/api/v1/channels/{id}/activate": {"id": "channel"},
     "/api/v1/clients/{id}/pricing": {"id": "client"},
+    "/api/v2/payment_channels/{channel_id}": {"channel_id": "channel"},
+    "/api/v2/whatspp/batches/{batch_id}": {"batch_id": "whatsapp_batch"},
+    "/api/v2/whatsapp/batches/{batch_id}": {"batch_id": "whatsapp_batch"},
+    "/api/v2/transaction-status": {"reference": "collection_reference"},
+    "/mailer/status/{id}": {"id": "email"},
+    "/mailer/mail_status": {"batch_id": "email_batch"},
+    # A WhatsApp session is named by the caller: client B's "shop" is not client A's.
+    "/api/v1/whatsapp/bulk-csv": {"session": "whatsapp_session_name", "message": "greeting"},
 }
 # A body that passes validation, so the request reaches the tenancy check.
 VALID_BODIES: dict[tuple[str, str], Any] = {
@@ -82,8 +117,10 @@ class World:
     powerless: dict[Audience, Caller]
     # Client A's callers holding every permission.
     mighty: dict[Audience, Caller]
-    client_b: dict[str, uuid.UUID | int]
+    client_b: dict[str, uuid.UUID | int | str]
     db_url: str
+    # Client A's API user without permissions, by its Pay Hero Basic pair.
+    powerless_pair: Caller
 
 
 async def _build(
@@ -103,6 +140,19 @@ async def _build(
         await session.flush()
         all_ids = (await session.scalars(select(Permission.id))).all()
         session.add_all(RolePermission(role_id=everything.id, permission_id=pid) for pid in all_ids)
+        # Customers share the Customer role: it holds everything until test_matrix empties it, so
+        # that a customer on a route for others is refused by its audience, not a permission.
+        customer_role = roles["Customer"].id
+        held = set(
+            (
+                await session.scalars(
+                    select(RolePermission.permission_id).where(RolePermission.role_id == customer_role)
+                )
+            ).all()
+        )
+        session.add_all(
+            RolePermission(role_id=customer_role, permission_id=pid) for pid in all_ids if pid not in held
+        )
         for tag in ("a", "b"):
             client = await service.create_client(
                 session, name=f"Client {tag}", client_type=ClientType.COMPANY, email=f"{tag}@example.com",
@@ -129,6 +179,7 @@ async def _build(
                     session, api_user=issued.api_user, mode=KeyMode.TEST, now=now
                 )
                 made[f"key_{label}_{tag}"] = key.raw
+                made[f"basic_{label}_{tag}"] = (issued.api_user.api_username, issued.api_password)
                 made[f"api_user_{label}_{tag}"] = issued.api_user.id
                 made[f"sandbox_key_{label}_{tag}"] = key.key.id
                 # Sandbox customers, like the keys: tenancy, not mode, is what hides B's from A.
@@ -146,6 +197,35 @@ async def _build(
             account_number=None, description=f"Paybill {tag}", now=now,
         )  # fmt: skip
         made[f"channel_{tag}"] = channel.id
+        # A collection (by its reference) and an email of each client.
+        reference = f"REF{tag.upper()}{uuid.uuid4().hex[:10]}"
+        session.add(
+            Collection(
+                client_id=client.id, mode="test", purpose="payment", reference=reference,
+                checkout_request_id=f"ws_CO_{uuid.uuid4().hex}", provider="m-pesa", network_code="63902",
+                phone="254711222333", amount=100_00, currency="KES", fee=150, status="SUCCESS",
+                callback_token_hash=uuid.uuid4().hex + uuid.uuid4().hex, created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+        made[f"collection_reference_{tag}"] = reference
+        api_user_id = made[f"api_user_mighty_{tag}"]
+        mailer = Mailer(
+            client_id=client.id, api_user_id=api_user_id, host="smtp.example.com", port=587,
+            username="shop", password="secret", tls="starttls", created_at=now, updated_at=now,
+        )  # fmt: skip
+        session.add(mailer)
+        await session.flush()
+        email = MerchantEmail(
+            client_id=client.id, mailer_id=mailer.id, batch_id=uuid.uuid4().hex,
+            sender_email="shop@example.com", sender_name=None, reply_to=None,
+            recipient_email="payer@example.com", recipient_name=None,
+            subject="Receipt", text_body="Thanks", html_body=None, status="queued", created_at=now,
+            updated_at=now, sent_at=None,
+        )  # fmt: skip
+        session.add(email)
+        await session.flush()
+        made[f"email_{tag}"] = email.id
+        made[f"email_batch_{tag}"] = email.batch_id
         # An SMS, an SMS batch and a WhatsApp batch of each client.
         for kind, object_id in (await messaging_objects(session, client.id, now)).items():
             made[f"{kind}_{tag}"] = object_id
@@ -164,6 +244,11 @@ async def _build(
         "sms": made["sms_b"],
         "sms_batch": made["sms_batch_b"],
         "whatsapp_batch": made["whatsapp_batch_b"],
+        "collection_reference": made["collection_reference_b"],
+        "email": made["email_b"],
+        "email_batch": made["email_batch_b"],
+        "whatsapp_session_name": "shop",
+        "greeting": "hi",
     }
     return made, tenant_b
 
@@ -210,27 +295,45 @@ def world(settings: Settings, live_server: Any) -> World:
         mighty={
             Audience.KEY: key(made["key_mighty_a"]),
             Audience.CLIENT_ADMIN: _sign_in(url, "mighty-a@example.com"),
+            Audience.OPERATOR: _sign_in(url, "op-mighty@example.com"),
             Audience.CUSTOMER: key(made["customer_token_mighty_a"]),
         },
         client_b=tenant_b,
         db_url=settings.resolved_database_url,
+        powerless_pair=Caller({"Authorization": _basic(*made["basic_powerless_a"])}, {}),
     )
 
 
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+@functools.cache
+def _app() -> Any:
+    return create_app(Settings(inprocess_worker=False))
+
+
 def _routes() -> list[tuple[str, str, str]]:
-    app = create_app(Settings(inprocess_worker=False))
-    return protected_routes(app.routes)
+    return protected_routes(_app().routes)
 
 
-def _callers_of(path: str, method: str) -> frozenset[Audience]:
-    app = create_app(Settings(inprocess_worker=False))
-    for route in effective_routes(app.routes):
+def _route(path: str, method: str) -> Any:
+    for route in effective_routes(_app().routes):
         if route.path == path and method in route.methods:
-            return route_callers(route)  # type: ignore[arg-type]
+            return route
     raise AssertionError(f"no route {method} {path}")
 
 
-def _fill(path: str, values: dict[str, uuid.UUID | int] | None = None) -> str:
+def _callers_of(path: str, method: str) -> frozenset[Audience]:
+    return route_callers(_route(path, method))
+
+
+def _required_query(path: str, method: str) -> set[str]:
+    dependant = _route(path, method).original.dependant
+    return {q.alias for q in dependant.query_params if q.field_info.is_required()}
+
+
+def _fill(path: str, values: dict[str, uuid.UUID | int | str] | None = None) -> str:
     return PARAM.sub(lambda m: str((values or {}).get(m.group(1), uuid.uuid4())), path)
 
 
@@ -239,34 +342,46 @@ def _call(
     method: str,
     path: str,
     caller: Caller | None,
-    values: dict[str, uuid.UUID | int] | None = None,
+    values: dict[str, uuid.UUID | int | str] | None = None,
 ):
     body = VALID_BODIES.get((method, path), {} if method in ("POST", "PUT", "PATCH") else None)
+    in_path = set(PARAM.findall(path))
+    query = {k: str(v) for k, v in (values or {}).items() if k not in in_path}
     return httpx.request(
         method,
         world.url + _fill(path, values),
+        params=query,
         json=body,
         headers=caller.headers if caller else {},
         cookies=caller.cookies if caller else {},
     )
 
 
-def test_every_api_v1_route_is_protected_except_the_public_ones() -> None:
-    app = create_app(Settings(inprocess_worker=False))
-    public = {
-        (r.path, m)
-        for r in effective_routes(app.routes)
-        if r.path.startswith("/api/v1")
-        and not any(getattr(d, "dependency", None) is authorize for d in r.dependencies)
-        for m in r.methods
-    }
-    assert public == {
-        ("/api/v1/account/login", "POST"),
-        ("/api/v1/account/forgot-password", "POST"),
-        ("/api/v1/account/reset-password", "POST"),
-        ("/api/v1/clients", "POST"),
-    }
-    assert len(_routes()) >= 30
+def _refusal(reply: httpx.Response, path: str) -> tuple[str | None, str]:
+    """(the permission named, the message) of a 403, in either surface's shape."""
+    body = reply.json()
+    if is_payhero_path(path):
+        assert set(body) == {"error_code", "error_message", "status_code"}, body
+        assert body["error_code"] == "permission_denied", body
+        assert body["status_code"] == 403, body
+        message = body["error_message"]
+        named = re.match(r"missing permission (\S+) ", message)
+        return (named.group(1) if named else None), message
+    return body.get("permission"), body.get("detail", "")
+
+
+def test_every_route_checks_a_permission_or_is_public_for_a_reason() -> None:
+    """Every route of every surface: /api/v1, /api/v2, /mailer, the callbacks and the pages."""
+    routes = effective_routes(_app().routes)
+    unprotected = {(m, r.path) for r in routes if not is_protected(r) for m in r.methods}
+    assert unprotected == set(PUBLIC_ROUTES)
+    protected = [r for r in routes if is_protected(r)]
+    undeclared = [r.path for r in protected if CALLERS_KEY not in r.openapi_extra]
+    assert undeclared == [], "a protected route must say who may call it (callers(...))"
+    surfaces = {p for _name, _method, p in _routes()}
+    for prefix in ("/api/v1/", "/api/v2/", "/mailer/", "/portal/"):
+        assert any(p.startswith(prefix) for p in surfaces), prefix
+    assert len(_routes()) >= 50
 
 
 async def _empty_customer_role(db_url: str) -> None:
@@ -290,23 +405,39 @@ def test_matrix(world: World) -> None:
             problems.append(f"{label}: anonymous got {anonymous.status_code}, not 401")
 
         audiences = _callers_of(path, method)
-        for audience in audiences:
-            if audience == Audience.CUSTOMER:  # checked last: see the module's docstring
-                customer_routes.append((name, method, path))
-                continue
-            reply = _call(world, method, path, world.powerless[audience])
-            if reply.status_code != 403 or reply.json().get("permission") != name:
+        powerless = [(a, world.powerless[a]) for a in audiences if a != Audience.CUSTOMER]
+        if Audience.KEY in audiences and is_payhero_path(path):
+            powerless.append((Audience.KEY, world.powerless_pair))  # Pay Hero's Basic pair too
+        if Audience.CUSTOMER in audiences:  # checked last: see the module's docstring
+            customer_routes.append((name, method, path))
+        for audience, caller in powerless:
+            reply = _call(world, method, path, caller)
+            if reply.status_code != 403 or _refusal(reply, path)[0] != name:
                 problems.append(
                     f"{label}: {audience.value} without {name} got {reply.status_code} {reply.text[:120]}"
                 )
 
-        if not PARAM.search(path):
+        # Callers the route is not for are refused by their audience, whatever they hold.
+        for audience in set(Audience) - audiences:
+            try:
+                reply = _call(world, method, path, world.mighty[audience])
+            except httpx.TimeoutException:
+                problems.append(f"{label}: {audience.value} holding every permission got no answer")
+                continue
+            if reply.status_code != 403 or "is only for" not in _refusal(reply, path)[1]:
+                problems.append(
+                    f"{label}: {audience.value} holding every permission got {reply.status_code} "
+                    f"{reply.text[:120]}"
+                )
+
+        names_an_object = bool(PARAM.search(path)) or bool(_required_query(path, method))
+        if not names_an_object:
             continue
         tenant_audiences = audiences - {Audience.OPERATOR}
         if not tenant_audiences:
             continue  # operator-only: operators act across clients by design
         if path not in TENANT_OBJECTS:
-            problems.append(f"{label}: has an id in its path; add it to TENANT_OBJECTS")
+            problems.append(f"{label}: names an object in its path or query; add it to TENANT_OBJECTS")
             continue
         values = {param: world.client_b[kind] for param, kind in TENANT_OBJECTS[path].items()}
         for audience in tenant_audiences:

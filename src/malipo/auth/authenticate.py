@@ -17,7 +17,7 @@ import re
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import jwt
 from fastapi import Request
@@ -305,6 +305,7 @@ CUSTOMER_JWT_ISSUER = "malipo"
 CUSTOMER_JWT_TYPE = "customer"
 CUSTOMER_JWT_ALGORITHM = "HS256"
 CUSTOMER_ROLE = "Customer"
+CUSTOMER_TOKEN_TTL = timedelta(minutes=15)  # how long a customer token is good for, at most
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
@@ -330,10 +331,16 @@ async def by_customer_token(request: Request, session: AsyncSession, token: str,
             options={"verify_exp": False, "verify_iat": False, "require": ["exp", "iss", "sub", "typ"]},
         )
         customer_id = uuid.UUID(str(claims["sub"]))
-        expires = float(claims["exp"])
     except (jwt.InvalidTokenError, ValueError, TypeError):
         raise _unauthorized("invalid customer token: log in again") from None
-    if claims["typ"] != CUSTOMER_JWT_TYPE:
+    expires = claims["exp"]
+    # An integer (not a bool, a string or a float such as 1e30 or 1e400 read as infinity) no
+    # further off than a token issued now would be: a token is never good for longer.
+    if (
+        claims["typ"] != CUSTOMER_JWT_TYPE
+        or type(expires) is not int
+        or expires - now.timestamp() > CUSTOMER_TOKEN_TTL.total_seconds()
+    ):
         raise _unauthorized("invalid customer token: log in again")
     if now.timestamp() >= expires:
         raise _unauthorized("your customer token has expired: log in again")

@@ -1,7 +1,10 @@
-"""Permissions ``(name, httpMethod, routePattern)`` and the check every /api/v1 request passes.
+"""Permissions ``(name, httpMethod, routePattern)`` and the check every protected request passes.
 
-Each route under /api/v1 declares its permission name (the route's ``name``)
-and its audience (``callers(...)``). At start the gateway makes sure a
+Each protected route — on /api/v1, the Pay Hero surface (/api/v2, /mailer) and
+the portal's pages — declares its permission name (the route's ``name``) and
+its audience (``callers(...)``), and depends on a guard (``authorize``, or one
+registered with ``guard``) that checks both. The same name may serve the same
+act on both surfaces (``Channels.Create``). At start the gateway makes sure a
 permission exists for every such route and grants a new permission to the
 system roles whose default patterns match it; an operator's later changes to
 a role are never undone.
@@ -11,15 +14,17 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
-from sqlalchemy import bindparam, event, exists, select
+from sqlalchemy import bindparam, event, exists, false, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import aliased
 
 from malipo.api.deps import ClockDep, Session
 from malipo.api.routes import EffectiveRoute, effective_routes, route_template
@@ -48,7 +53,11 @@ _MERCHANT_API = (
     "Kyc.Documents*",
     "Sms.*",
     "Whatsapp.*",
+    "Email.*",
     "Channels.*",
+    "MerchantWallets.*",
+    "Payouts.*",
+    "Transactions.*",
     "Pricing.Read",
     "Webhooks.*",
     "SandboxKeys.*",
@@ -98,13 +107,43 @@ def route_callers(route: APIRoute | EffectiveRoute) -> frozenset[Audience]:
     return frozenset(Audience(w) for w in declared)
 
 
+# The dependencies that check a route's audience and permission: ``authorize`` and the ones
+# registered with ``guard`` (the Pay Hero surface's, which authenticate their own way).
+_GUARDS: set[Any] = set()
+_Check = TypeVar("_Check", bound=Callable[..., Any])
+
+
+def guard(check: _Check) -> _Check:
+    """Register ``check`` (a dependency) as one that calls ``admit``: its routes are protected."""
+    _GUARDS.add(check)
+    return check
+
+
+def _depends_on_a_guard(dependant: Any, seen: set[int] | None = None) -> bool:
+    seen = seen if seen is not None else set()
+    for sub in getattr(dependant, "dependencies", ()):
+        if sub.call in _GUARDS:
+            return True
+        if id(sub) not in seen:
+            seen.add(id(sub))
+            if _depends_on_a_guard(sub, seen):
+                return True
+    return False
+
+
+def is_protected(route: EffectiveRoute) -> bool:
+    """Whether a guard checks this route's audience and permission (as a route's or a router's
+    dependency, or as a parameter's, at any depth)."""
+    if any(getattr(dep, "dependency", None) in _GUARDS for dep in route.dependencies):
+        return True
+    return _depends_on_a_guard(getattr(route.original, "dependant", None))
+
+
 def protected_routes(routes: list[Any]) -> list[tuple[str, str, str]]:
-    """``(name, method, path)`` of every /api/v1 route that needs a permission."""
+    """``(name, method, path)`` of every route, of every surface, that needs a permission."""
     found = []
     for route in effective_routes(routes):
-        if route.path.startswith("/api/v1") and any(
-            getattr(dep, "dependency", None) is authorize for dep in route.dependencies
-        ):
+        if is_protected(route):
             found.extend((route.name, method, route.path) for method in sorted(route.methods))
     return found
 
@@ -148,23 +187,31 @@ async def _sync(session: AsyncSession, wanted: list[tuple[str, str, str]], now: 
     return created
 
 
-# Built once (it runs on every /api/v1 call): the permission of (method, route), whether one of
-# the caller's roles grants it, and the API user's own override if it has one.
+# Built once (it runs on every protected call): the permission of (method, route), whether one
+# of the caller's roles grants it, and whether the API user's own overrides deny or grant it.
+# A permission is an act, by name; its rows are the routes that serve it (v1 and v2 both create a
+# channel, Pay Hero's WhatsApp paths have two spellings): a grant or an override of one row of a
+# name counts for all of them, so that no alias or other surface is left open, and a denial wins.
+_SAME = aliased(Permission)
+
+
+def _held(link: Any, *where: Any) -> Any:
+    return exists().where(link.permission_id == _SAME.id, _SAME.name == Permission.name, *where)
+
+
 _PERMISSION_CHECK = select(
     Permission.name,
-    exists()
-    .where(
-        RolePermission.permission_id == Permission.id,
-        RolePermission.role_id.in_(bindparam("role_ids", expanding=True)),
-    )
-    .label("by_role"),
-    select(ApiUserPermission.is_allowed)
-    .where(
-        ApiUserPermission.permission_id == Permission.id,
+    _held(RolePermission, RolePermission.role_id.in_(bindparam("role_ids", expanding=True))).label("by_role"),
+    _held(
+        ApiUserPermission,
         ApiUserPermission.api_user_id == bindparam("api_user_id"),
-    )
-    .scalar_subquery()
-    .label("override"),
+        ApiUserPermission.is_allowed == false(),
+    ).label("denied"),
+    _held(
+        ApiUserPermission,
+        ApiUserPermission.api_user_id == bindparam("api_user_id"),
+        ApiUserPermission.is_allowed == true(),
+    ).label("granted"),
 ).where(Permission.http_method == bindparam("method"), Permission.route_pattern == bindparam("route"))
 
 
@@ -232,6 +279,29 @@ def _forget_change_after_rollback(session: OrmSession, _previous: Any) -> None:
     session.info.pop(_PERMISSIONS_CHANGED, None)
 
 
+def _decision_key(principal: Principal, method: str, route_pattern: str) -> tuple[Any, ...]:
+    return (method, route_pattern, principal.role_ids, principal.api_user_id)
+
+
+async def _decide(
+    session: AsyncSession, principal: Principal, method: str, route_pattern: str
+) -> tuple[str | None, bool]:
+    row = (
+        await session.execute(
+            _PERMISSION_CHECK,
+            {
+                "method": method,
+                "route": route_pattern,
+                "role_ids": list(principal.role_ids),
+                "api_user_id": principal.api_user_id,
+            },
+        )
+    ).first()
+    if row is None:
+        return None, False
+    return row.name, not row.denied and bool(row.granted or row.by_role)
+
+
 async def check_permission(
     session: AsyncSession, principal: Principal, method: str, route_pattern: str
 ) -> None:
@@ -240,27 +310,30 @@ async def check_permission(
     Effective permissions are the principal's roles' grants, with an API user's
     own overrides (allow or deny) taking precedence.
     """
-    key = (method, route_pattern, principal.role_ids, principal.api_user_id)
+    key = _decision_key(principal, method, route_pattern)
     decisions = _decisions(session)
     decision = decisions.get(key) if decisions is not None else None
     if decision is None:
-        row = (
-            await session.execute(
-                _PERMISSION_CHECK,
-                {
-                    "method": method,
-                    "route": route_pattern,
-                    "role_ids": list(principal.role_ids),
-                    "api_user_id": principal.api_user_id,
-                },
-            )
-        ).first()
-        if row is None:
-            decision = (None, False)
-        else:
-            decision = (row.name, bool(row.override if row.override is not None else row.by_role))
+        decision = await _decide(session, principal, method, route_pattern)
         if decisions is not None:
             decisions.put(key, *decision)
+    _enforce(decision, method, route_pattern)
+
+
+async def check_permission_in(db: Database, principal: Principal, method: str, route_pattern: str) -> None:
+    """``check_permission`` for a caller that holds no session: the cached decision, or on a
+    miss a short transaction of its own (over before this returns)."""
+    key = _decision_key(principal, method, route_pattern)
+    decisions: _Decisions = db.caches.setdefault(_CACHE_NAME, _Decisions())
+    decision = decisions.get(key)
+    if decision is None:
+        async with db.transaction() as session:
+            decision = await _decide(session, principal, method, route_pattern)
+        decisions.put(key, *decision)
+    _enforce(decision, method, route_pattern)
+
+
+def _enforce(decision: tuple[str | None, bool], method: str, route_pattern: str) -> None:
     name, allowed = decision
     if name is None:
         raise Forbidden(f"no permission is defined for {method} {route_pattern}")
@@ -271,12 +344,22 @@ async def check_permission(
 async def authorize(request: Request, session: Session, clock: ClockDep) -> Principal:
     """Authenticate, then check audience, CSRF (cookie sessions) and the route's permission."""
     principal = await authenticate(request, session, clock.now())
+    template = admit(request, principal)
+    await check_permission(session, principal, request.method, template)
+    return principal
+
+
+def admit(request: Request, principal: Principal) -> str:
+    """Check the route's audience and, for cookie sessions, CSRF; keep the principal on the
+    request; answer the route's template, whose permission the caller must check next."""
     request.state.principal = principal
     route: APIRoute = request.scope["route"]
     template = route_template(request.scope) or route.path
     allowed = route_callers(route)
     if principal.audience not in allowed:
         who = ", ".join(sorted(a.name.lower().replace("_", " ") for a in allowed))
+        if allowed == {KEY}:
+            who += " (an API key, or a Pay Hero api_username and api_password)"
         raise Forbidden(f"{route.name} is only for: {who}", permission=route.name)
     if principal.uses_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER) or ""
@@ -286,8 +369,9 @@ async def authorize(request: Request, session: Session, clock: ClockDep) -> Prin
             raise Forbidden(
                 f"missing or wrong CSRF token: send the {CSRF_COOKIE} cookie's value in {CSRF_HEADER}"
             )
-    await check_permission(session, principal, request.method, template)
-    return principal
+    return template
 
+
+guard(authorize)
 
 CurrentPrincipal = Annotated[Principal, Depends(authorize)]

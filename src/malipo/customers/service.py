@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 
 import jwt
@@ -23,7 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.authenticate import CUSTOMER_JWT_ALGORITHM, CUSTOMER_JWT_ISSUER, CUSTOMER_JWT_TYPE
+from malipo.auth.authenticate import (
+    CUSTOMER_JWT_ALGORITHM,
+    CUSTOMER_JWT_ISSUER,
+    CUSTOMER_JWT_TYPE,
+    CUSTOMER_TOKEN_TTL,
+)
 from malipo.auth.principals import Principal, PrincipalKind
 from malipo.core import crypto
 from malipo.core.errors import Conflict, NotFound, Unauthorized
@@ -32,9 +37,6 @@ from malipo.customers.models import Customer
 from malipo.identity.models import Client, KeyMode
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
-
-#: How long a customer's token is good for; the customer logs in again after.
-CUSTOMER_TOKEN_TTL = timedelta(minutes=15)
 
 
 class CustomerEmailTaken(Conflict):

@@ -1,4 +1,5 @@
-"""Who may call the Pay Hero surface: an API user, by its Pay Hero Basic pair or a key."""
+"""Who may call the Pay Hero surface: an API user, by its Pay Hero Basic pair or a key, holding
+the route's permission (as on /api/v1: its roles' grants and its own overrides)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,20 @@ from fastapi import Depends, Request
 
 from malipo.api.deps import ClockDep, DatabaseDep, Session
 from malipo.auth.authenticate import Credential, RecentCallers, authenticate
-from malipo.auth.principals import Principal, PrincipalKind
-from malipo.core.errors import Forbidden
+from malipo.auth.permissions import KEY, admit, callers, check_permission, check_permission_in, guard
+from malipo.auth.principals import Principal
 from malipo.db import Database
 
-_API_USERS = frozenset({PrincipalKind.PAYHERO, PrincipalKind.API_KEY})
+# Every Pay Hero route's audience: API users (a Pay Hero pair or a key).
+API_USERS = callers(KEY)
 
 
+@guard
 async def payhero_principal(request: Request, session: Session, clock: ClockDep) -> Principal:
-    """The calling API user (its client is active); anyone else is refused."""
-    return _admit(request, await authenticate(request, session, clock.now()))
-
-
-def _admit(request: Request, principal: Principal) -> Principal:
-    """``principal`` if it is an API user (kept on the request for idempotency and audit)."""
-    if principal.kind not in _API_USERS:
-        raise Forbidden("the Pay Hero API is for API users: send your api_username and api_password")
-    request.state.principal = principal
+    """The calling API user (its client is active), holding the route's permission."""
+    principal = await authenticate(request, session, clock.now())
+    template = admit(request, principal)
+    await check_permission(session, principal, request.method, template)
     return principal
 
 
@@ -37,12 +35,17 @@ async def payhero_caller(request: Request, db: DatabaseDep, clock: ClockDep) -> 
     For endpoints whose writes go through a group commit: a known Pay Hero pair is taken from
     ``RecentCallers`` and checked again by the batch (``recheck``); anyone else is checked in a
     transaction of its own, over before the endpoint runs. A request waiting for its batch must
-    not hold a pooled connection, or enough waiting requests would leave the batch none.
+    not hold a pooled connection, or enough waiting requests would leave the batch none. The
+    permission is checked the same way: a recent decision, or a short transaction of its own.
     """
-    callers: RecentCallers = db.caches.setdefault(RECENT_CALLERS, RecentCallers())
-    credential = await callers.caller(request, db, clock.now())
-    _admit(request, credential.principal)
+    recent: RecentCallers = db.caches.setdefault(RECENT_CALLERS, RecentCallers())
+    credential = await recent.caller(request, db, clock.now())
+    template = admit(request, credential.principal)
+    await check_permission_in(db, credential.principal, request.method, template)
     return credential
+
+
+guard(payhero_caller)
 
 
 RECENT_CALLERS = "auth.recent_callers"

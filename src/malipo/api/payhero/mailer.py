@@ -20,29 +20,30 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.api.deps import ClockDep, DatabaseDep, Session, SettingsDep
+from malipo.api.payhero.deps import API_USERS
 from malipo.auth.authenticate import authenticate
-from malipo.auth.principals import Principal, PrincipalKind
+from malipo.auth.permissions import admit, check_permission, guard
+from malipo.auth.principals import Principal
 from malipo.core.clock import Clock
-from malipo.core.errors import Forbidden
 from malipo.core.idempotency import Idempotency, IdempotencyKey
 from malipo.messaging import mailers
 from malipo.messaging.models import MerchantEmail, MerchantEmailStatus
 
 router = APIRouter(prefix="/mailer", tags=["pay hero: email"])
 
-_API_USERS = frozenset({PrincipalKind.PAYHERO, PrincipalKind.API_KEY})
 # Pay Hero's mail_status "status": 1 is sent (documented); the others are malipo's.
 _STATUS_CODES = {MerchantEmailStatus.QUEUED: 0, MerchantEmailStatus.SENT: 1, MerchantEmailStatus.FAILED: 2}
 
 
+@guard
 async def mailer_caller(request: Request, db: DatabaseDep, clock: ClockDep) -> Principal:
-    """The calling API user, authenticated in a short transaction of its own: registration talks to
-    an SMTP server afterwards, and no transaction (on SQLite, the write lock) may wait on that."""
+    """The calling API user holding the route's permission, checked in a short transaction of its
+    own: registration talks to an SMTP server afterwards, and no transaction (on SQLite, the write
+    lock) may wait on that."""
     async with db.transaction() as session:
         principal = await authenticate(request, session, clock.now())
-    if principal.kind not in _API_USERS:
-        raise Forbidden("the mailer is for API users: send your api_username and api_password")
-    request.state.principal = principal
+        template = admit(request, principal)
+        await check_permission(session, principal, request.method, template)
     return principal
 
 
@@ -164,7 +165,7 @@ def _description(found: MerchantEmail) -> str:
     return f"Queued for {found.recipient_email}"
 
 
-@router.post("/register", response_model=RegisterOut)
+@router.post("/register", response_model=RegisterOut, name="Email.Register", openapi_extra=API_USERS)
 async def register(
     body: RegisterIn, who: MailerCaller, db: DatabaseDep, settings: SettingsDep, clock: ClockDep
 ) -> RegisterOut:
@@ -208,7 +209,7 @@ async def _send(
     return reply
 
 
-@router.post("/send", response_model=SendOut)
+@router.post("/send", response_model=SendOut, name="Email.Send", openapi_extra=API_USERS)
 async def send(
     body: SendIn, who: MailerCaller, idem: IdempotencyKey, session: Session, clock: ClockDep
 ) -> SendOut:
@@ -217,14 +218,16 @@ async def send(
     return await _send(body, who, idem, session, clock)
 
 
-@router.post("/send_email", response_model=SendOut, include_in_schema=False)
+@router.post(
+    "/send_email", response_model=SendOut, include_in_schema=False, name="Email.Send", openapi_extra=API_USERS
+)
 async def send_alias(
     body: SendIn, who: MailerCaller, idem: IdempotencyKey, session: Session, clock: ClockDep
 ) -> SendOut:
     return await _send(body, who, idem, session, clock)
 
 
-@router.get("/mail_status", response_model=MailStatusOut)
+@router.get("/mail_status", response_model=MailStatusOut, name="Email.ReadStatus", openapi_extra=API_USERS)
 async def mail_status(
     who: MailerCaller,
     session: Session,
@@ -262,7 +265,7 @@ async def mail_status(
     )
 
 
-@router.get("/status/{id:uuid}", response_model=EmailStatusOut)
+@router.get("/status/{id:uuid}", response_model=EmailStatusOut, name="Email.Read", openapi_extra=API_USERS)
 async def email_status(
     id: uuid.UUID,
     who: MailerCaller,

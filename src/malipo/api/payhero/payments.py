@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
-from malipo.api.payhero.deps import PayHeroCaller, PayHeroPrincipal, forget_caller
+from malipo.api.payhero.deps import API_USERS, PayHeroCaller, PayHeroPrincipal, forget_caller
 from malipo.auth.authenticate import Credential
 from malipo.collections import service as collections
 from malipo.collections.models import Collection, CollectionPurpose, PaymentChannel
@@ -120,7 +120,11 @@ async def _request_collection(
 
 
 @router.post(
-    "/payments", status_code=status.HTTP_201_CREATED, response_model=QueuedOut, name="PayHero.Payments"
+    "/payments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=QueuedOut,
+    name="Payments.Collect",
+    openapi_extra=API_USERS,
 )
 async def payments(
     body: PaymentIn,
@@ -141,7 +145,13 @@ async def payments(
     return await _request_collection(who, wanted, idem, session, intake, settings, clock.now())
 
 
-@router.post("/topup", status_code=status.HTTP_201_CREATED, response_model=QueuedOut, name="PayHero.TopUp")
+@router.post(
+    "/topup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=QueuedOut,
+    name="MerchantWallets.TopUp",
+    openapi_extra=API_USERS,
+)
 async def top_up(
     body: TopUpIn,
     who: PayHeroCaller,
@@ -158,7 +168,7 @@ async def top_up(
     return await _request_collection(who, wanted, idem, session, intake, settings, clock.now())
 
 
-@router.get("/wallets", name="PayHero.Wallets")
+@router.get("/wallets", name="MerchantWallets.Read", openapi_extra=API_USERS)
 async def wallets(
     who: PayHeroPrincipal,
     session: Session,
@@ -202,7 +212,12 @@ async def _channel_out(session: Session, channel: PaymentChannel, now: datetime)
     }
 
 
-@router.post("/payment_channels", status_code=status.HTTP_201_CREATED, name="PayHero.CreateChannel")
+@router.post(
+    "/payment_channels",
+    status_code=status.HTTP_201_CREATED,
+    name="Channels.Create",
+    openapi_extra=API_USERS,
+)
 async def create_channel(
     body: ChannelIn, who: PayHeroPrincipal, session: Session, clock: ClockDep
 ) -> dict[str, Any]:
@@ -225,7 +240,7 @@ def _pagination(total: int, page: int, per: int) -> dict[str, Any]:
     }
 
 
-@router.get("/payment_channels", name="PayHero.ListChannels")
+@router.get("/payment_channels", name="Channels.List", openapi_extra=API_USERS)
 async def list_channels(
     who: PayHeroPrincipal,
     session: Session,
@@ -243,7 +258,7 @@ async def list_channels(
     }
 
 
-@router.get("/payment_channels/{channel_id}", name="PayHero.ReadChannel")
+@router.get("/payment_channels/{channel_id}", name="Channels.Read", openapi_extra=API_USERS)
 async def read_channel(
     channel_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     who: PayHeroPrincipal,
@@ -271,7 +286,7 @@ def _status_out(collection: Collection) -> dict[str, Any]:
     }
 
 
-@router.get("/transaction-status", name="PayHero.TransactionStatus")
+@router.get("/transaction-status", name="Transactions.ReadStatus", openapi_extra=API_USERS)
 async def transaction_status(
     who: PayHeroPrincipal, session: Session, reference: Annotated[str, Query(min_length=1, max_length=100)]
 ) -> dict[str, Any]:
@@ -341,7 +356,7 @@ def _payout_row(p: Payout) -> dict[str, Any]:
     }
 
 
-@router.get("/transactions", name="PayHero.Transactions")
+@router.get("/transactions", name="Transactions.List", openapi_extra=API_USERS)
 async def transactions(
     who: PayHeroPrincipal,
     session: Session,

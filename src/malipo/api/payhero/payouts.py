@@ -9,7 +9,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
-from malipo.api.payhero.deps import PayHeroPrincipal
+from malipo.api.payhero.deps import API_USERS, PayHeroPrincipal
 from malipo.core.idempotency import IdempotencyKey
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout, PayoutStatus
@@ -39,7 +39,9 @@ def payout_status(payout: Payout) -> str:
     return "QUEUED" if payout.status in open_states else payout.status
 
 
-@router.post("/withdraw", status_code=status.HTTP_201_CREATED, name="PayHero.Withdraw")
+@router.post(
+    "/withdraw", status_code=status.HTTP_201_CREATED, name="Payouts.Withdraw", openapi_extra=API_USERS
+)
 async def withdraw(
     body: WithdrawIn,
     who: PayHeroPrincipal,

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
-from malipo.api.payhero.deps import PayHeroPrincipal
+from malipo.api.payhero.deps import API_USERS, PayHeroPrincipal
 from malipo.core.idempotency import IdempotencyKey
 from malipo.messaging import whatsapp
 
@@ -219,7 +219,8 @@ for _prefix in _PREFIXES:
         response_model=SendTextOut,
         summary="Send a WhatsApp text, image or document",
         include_in_schema=_documented,
-        name=f"payhero.whatsapp.send_text{_prefix}",
+        name="Whatsapp.SendText",
+        openapi_extra=API_USERS,
     )
     router.add_api_route(
         f"{_prefix}/sendBulk",
@@ -228,12 +229,24 @@ for _prefix in _PREFIXES:
         response_model=SendBulkOut,
         summary="Send a WhatsApp text, image or document to many numbers; answers a batch id at once",
         include_in_schema=_documented,
-        name=f"payhero.whatsapp.send_bulk{_prefix}",
+        name="Whatsapp.SendBulk",
+        openapi_extra=API_USERS,
     )
 
 
-@router.get("/whatspp/batches/{batch_id:uuid}", response_model=BatchOut)
-@router.get("/whatsapp/batches/{batch_id:uuid}", response_model=BatchOut, include_in_schema=False)
+@router.get(
+    "/whatspp/batches/{batch_id:uuid}",
+    response_model=BatchOut,
+    name="Whatsapp.ReadBatch",
+    openapi_extra=API_USERS,
+)
+@router.get(
+    "/whatsapp/batches/{batch_id:uuid}",
+    response_model=BatchOut,
+    include_in_schema=False,
+    name="Whatsapp.ReadBatch",
+    openapi_extra=API_USERS,
+)
 async def batch_status(
     batch_id: uuid.UUID,
     who: PayHeroPrincipal,
