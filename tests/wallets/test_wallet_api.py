@@ -47,8 +47,10 @@ def merchant_payments(served: Served, client_id: uuid.UUID, mode: str = "test") 
     )
 
 
-def sandbox_funding(served: Served) -> int:
-    return asyncio.run(_account_balance(served.db_url, "system", AccountKind.SANDBOX_FUNDING))
+def sandbox_funding(served: Served, client_id: uuid.UUID | None = None) -> int:
+    """The sandbox funding account of merchant ``client_id`` (merchant A by default)."""
+    owner = ledger.owner_key(client_id=client_id or served.a.client_id)
+    return asyncio.run(_account_balance(served.db_url, owner, AccountKind.SANDBOX_FUNDING))
 
 
 def assert_books_add_up(served: Served) -> Books:

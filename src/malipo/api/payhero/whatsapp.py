@@ -12,19 +12,21 @@ are queued; the worker sends them.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import PayHeroPrincipal
+from malipo.api.schemas import PageQuery, page_size_query
 from malipo.core.idempotency import IdempotencyKey
 from malipo.messaging import whatsapp
 
 router = APIRouter(prefix="/api/v2", tags=["pay hero: whatsapp"])
 
 _PREFIXES = ("/whatspp", "/whatsapp")
+PerPage = page_size_query(1000)
 
 
 MessageType = Literal["TEXT", "IMAGE", "DOCUMENT"]
@@ -238,8 +240,8 @@ async def batch_status(
     batch_id: uuid.UUID,
     who: PayHeroPrincipal,
     session: Session,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page: PageQuery = 1,
+    per_page: PerPage = 100,
 ) -> BatchOut:
     """A bulk send's counts by status and its recipients, a page at a time."""
     return await _batch(batch_id, who, session, page, per_page)
