@@ -139,7 +139,7 @@ def _plain_text_input(value: Any) -> Any:
 #: One line of free text (a description, a reference, a name): no control characters at all.
 PlainText = Annotated[str, AfterValidator(_plain_text)]
 #: ``PlainText``'s rule as a validator that runs before the others (before whitespace is
-#: stripped): ``Annotated[str, NoControlCharacters, StringConstraints(...)]``.
+#: stripped): ``Annotated[str, StringConstraints(...), NoControlCharacters]``.
 NoControlCharacters = BeforeValidator(_plain_text_input)
 #: A message body: line breaks and tabs allowed, no other control characters.
 MessageText = Annotated[str, AfterValidator(_message_text)]

@@ -16,10 +16,10 @@ from malipo.api.schemas import CamelModel, NoControlCharacters
 
 ShortCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{5,10}$")]
 AccountNumber = Annotated[
-    str, NoControlCharacters, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), NoControlCharacters
 ]
 Description = Annotated[
-    str, NoControlCharacters, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControlCharacters
 ]
 
 

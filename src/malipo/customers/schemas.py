@@ -11,7 +11,7 @@ from pydantic import EmailStr, Field, StringConstraints
 from malipo.api.schemas import CamelModel, NoControlCharacters
 
 CustomerEmail = Annotated[EmailStr, StringConstraints(max_length=200)]
-FullName = Annotated[str, NoControlCharacters, StringConstraints(strip_whitespace=True, max_length=200)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoControlCharacters]
 
 
 class CustomerRegisterIn(CamelModel):

@@ -36,10 +36,10 @@ Amount = Annotated[
     ),
 ]
 Description = Annotated[
-    str, NoControlCharacters, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControlCharacters
 ]
 ExternalReference = Annotated[
-    str, NoControlCharacters, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoControlCharacters
 ]
 EntryType = Literal["credit", "debit"]
 
