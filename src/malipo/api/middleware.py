@@ -216,7 +216,14 @@ class BodyTooLarge(PayloadTooLarge, StarletteHTTPException):
     """
 
     def __init__(self, limit: int) -> None:
-        PayloadTooLarge.__init__(self, f"the request body is larger than {limit} bytes")
+        # Not through the two bases' __init__ (their cooperative chain would mix their arguments):
+        # the attributes each one's handler reads.
+        detail = f"the request body is larger than {limit} bytes"
+        Exception.__init__(self, detail)
+        self.detail = detail
+        self.errors = []
+        self.headers = {}
+        self.extensions = {}
         self.status_code = self.status
 
 
