@@ -12,21 +12,20 @@ are queued; the worker sends them.
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import PayHeroPrincipal
-from malipo.api.schemas import PageQuery, page_size_query
+from malipo.api.schemas import MAX_PAGE, plain_integer
 from malipo.core.idempotency import IdempotencyKey
 from malipo.messaging import whatsapp
 
 router = APIRouter(prefix="/api/v2", tags=["pay hero: whatsapp"])
 
 _PREFIXES = ("/whatspp", "/whatsapp")
-PerPage = page_size_query(1000)
 
 
 MessageType = Literal["TEXT", "IMAGE", "DOCUMENT"]
@@ -240,8 +239,8 @@ async def batch_status(
     batch_id: uuid.UUID,
     who: PayHeroPrincipal,
     session: Session,
-    page: PageQuery = 1,
-    per_page: PerPage = 100,
+    page: Annotated[int, BeforeValidator(plain_integer), Query(ge=1, le=MAX_PAGE)] = 1,
+    per_page: Annotated[int, BeforeValidator(plain_integer), Query(ge=1, le=1000)] = 100,
 ) -> BatchOut:
     """A bulk send's counts by status and its recipients, a page at a time."""
     return await _batch(batch_id, who, session, page, per_page)
