@@ -215,6 +215,43 @@ async def test_same_key_with_a_different_body_is_422_and_moves_nothing(gateway: 
     assert await _count(gateway.db, Journal) == 1
 
 
+@pytest.mark.parametrize(
+    "retry",
+    [
+        pytest.param(b'{"note": "", "amount": 500}', id="keys-reordered"),
+        pytest.param(b'{\n  "amount" : 500,\n  "note" : ""\n}', id="pretty-printed"),
+        pytest.param(b'{"amount":500,"note":""}', id="compact"),
+    ],
+)
+async def test_the_same_body_written_differently_replays(gateway: Gateway, retry: bytes) -> None:
+    # A client library may serialise a dict in another key order or layout on a retry: it is
+    # still the same request, and must not be refused as another one (nor move money again).
+    async with gateway.client() as client:
+        first = await _move(client, "key-1", _body(500))
+        again = await _move(client, "key-1", retry)
+    assert first.status_code == 201, first.text
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    assert await _count(gateway.db, Journal) == 1
+
+
+async def test_a_retry_of_a_key_claimed_with_the_raw_body_still_replays(gateway: Gateway) -> None:
+    # Keys stored before bodies were compared canonically carry the raw body's fingerprint.
+    body = b'{"note": "", "amount": 500}'
+    async with gateway.client() as client:
+        first = await _move(client, "old-style", body)
+    assert first.status_code == 201, first.text
+    async with gateway.db.transaction() as session:
+        record = await session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "old-style"))
+        assert record is not None
+        record.request_hash = request_fingerprint("POST", MOVE_PATH, body)
+    async with gateway.client() as client:
+        again = await _move(client, "old-style", body)
+    assert again.headers.get("idempotent-replayed") == "true", again.text
+    assert await _count(gateway.db, Journal) == 1
+
+
 async def test_keys_are_per_caller(gateway: Gateway) -> None:
     async with gateway.client() as client:
         alice = await _move(client, "shared-key", _body(), caller="alice")

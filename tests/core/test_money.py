@@ -110,8 +110,6 @@ def test_money_is_frozen() -> None:
         ("10.50", "KES", 1050),
         ("10.500", "KES", 1050),  # trailing zeros beyond the exponent are fine
         ("10.50000000000000000000000000000000", "KES", 1050),
-        ("  10.50\n", "KES", 1050),
-        ("+10.50", "KES", 1050),
         (".5", "KES", 50),
         ("10.", "KES", 1000),
         ("1E+2", "KES", 10000),
@@ -144,20 +142,42 @@ def test_parse_largest_amount() -> None:
 
 
 def test_parse_zero_when_allowed() -> None:
-    for value in (0, "0", "0.00", "-0", Decimal("0E-10"), 0.0, -0.0):
+    for value in (0, "0", "0.00", Decimal("0E-10"), 0.0, -0.0):
         assert Money.parse(value, "KES", allow_zero=True) == Money(0, "KES")
 
 
 # -- parsing: rejected inputs -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "value", ["", "   ", "abc", "10abc", "1.2.3", "--1", "1e", "e5", ".", "1 000", "1_000"]
-)
+@pytest.mark.parametrize("value", ["", "abc", "10abc", "1.2.3", "1e", "e5", ".", "1 000", "1_000"])
 def test_parse_rejects_garbage(value: str) -> None:
     with pytest.raises(InvalidAmount) as exc:
         Money.parse(value, "KES", field="body.amount")
     assert_invalid(exc, "body.amount", "must be a number")
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("+5", ("'+' sign",)),
+        ("+5 ", ("spaces",)),
+        (" 5", ("spaces",)),
+        ("   ", ("spaces",)),
+        ("5\n", ("spaces",)),
+        ("\t10.50", ("spaces",)),
+        ("-5", ("greater than zero",)),
+        ("-0", ("greater than zero",)),
+        ("1_000", ("must be a number",)),
+        ("1_000.00", ("must be a number",)),
+        ("\u0661\u0660", ("must be a number",)),  # Arabic-Indic digits
+        ("\uff11\uff10", ("must be a number",)),  # full-width digits
+    ],
+)
+def test_parse_refuses_signs_spaces_and_underscores(value: str, words: tuple[str, ...]) -> None:
+    # int() and Decimal() read all of these; an amount a client means is written plainly.
+    with pytest.raises(InvalidAmount) as exc:
+        Money.parse(value, "KES", field="amount")
+    assert_invalid(exc, "amount", *words)
 
 
 @pytest.mark.parametrize("value", [None, [1], {"a": 1}, b"10", object()])
@@ -185,6 +205,7 @@ def test_parse_rejects_bool(value: bool) -> None:
         Decimal("Infinity"),
         "NaN",
         "inf",
+        "Infinity",
         "-Infinity",
     ],
 )
@@ -194,7 +215,7 @@ def test_parse_rejects_non_finite(value: Any) -> None:
     assert_invalid(exc, "amount", "finite")
 
 
-@pytest.mark.parametrize("value", ["1,000.25", " 1,000.25", "10,50", "1,000"])
+@pytest.mark.parametrize("value", ["1,000.25", "10,50", "1,000"])
 def test_parse_rejects_thousands_separators(value: str) -> None:
     with pytest.raises(InvalidAmount) as exc:
         Money.parse(value, "KES", field="body.amount")

@@ -14,10 +14,13 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
+from malipo.core.clock import FrozenClock
+from malipo.core.money import Money
 from malipo.db import Database
 from malipo.identity.models import Client
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, LedgerAccount
+from malipo.wallets import service as wallets
 from tests.customers.helpers import Books, Customer, Served, books
 
 
@@ -47,8 +50,10 @@ def merchant_payments(served: Served, client_id: uuid.UUID, mode: str = "test") 
     )
 
 
-def sandbox_funding(served: Served) -> int:
-    return asyncio.run(_account_balance(served.db_url, "system", AccountKind.SANDBOX_FUNDING))
+def sandbox_funding(served: Served, client_id: uuid.UUID | None = None) -> int:
+    """The sandbox funding account of merchant ``client_id`` (merchant A by default)."""
+    owner = ledger.owner_key(client_id=client_id or served.a.client_id)
+    return asyncio.run(_account_balance(served.db_url, owner, AccountKind.SANDBOX_FUNDING))
 
 
 def assert_books_add_up(served: Served) -> Books:
@@ -110,7 +115,15 @@ INVALID_TOP_UPS: list[tuple[dict[str, Any], str, str]] = [
     ({"amount": "1,000", "description": "x"}, "amount", "invalid_amount"),
     ({"amount": "ten", "description": "x"}, "amount", "invalid_amount"),
     ({"amount": "1e30", "description": "x"}, "amount", "invalid_amount"),
+    ({"amount": "+5 ", "description": "x"}, "amount", "invalid_amount"),
+    ({"amount": "+5", "description": "x"}, "amount", "invalid_amount"),
+    ({"amount": " 5", "description": "x"}, "amount", "invalid_amount"),
+    ({"amount": "1_000", "description": "x"}, "amount", "invalid_amount"),
+    ({"amount": "1.0000000000000000000000001", "description": "x"}, "amount", "invalid_amount"),
     ({"amount": True, "description": "x"}, "amount", "validation_failed"),
+    ({"amount": 10, "description": "top\x00up"}, "description", "validation_failed"),
+    ({"amount": 10, "description": "top\nup"}, "description", "validation_failed"),
+    ({"amount": 10, "description": "\u202etop up"}, "description", "validation_failed"),
     ({"amount": None, "description": "x"}, "amount", "validation_failed"),
     ({"amount": 10, "description": ""}, "description", "validation_failed"),
     ({"amount": 10, "description": "x" * 201}, "description", "validation_failed"),
@@ -130,6 +143,84 @@ def test_an_invalid_top_up_is_422_naming_the_field_and_changes_nothing(served: S
             code,
         )
         assert _fields(reply) == [field], body
+
+
+def _raw_top_up(served: Served, customer: Customer, body: bytes) -> httpx.Response:
+    headers = {**customer.headers, "Content-Type": "application/json"}
+    return served.request("POST", "/api/v1/wallet/top-up", headers, content=body)
+
+
+def test_json_numbers_are_read_exactly_or_refused(served: Served) -> None:
+    customer = served.customer(served.a.test_key)
+    # 1.0000000000000000000000001 was read as the float 1.0 and credited KES 1.00.
+    for number in (b"1.0000000000000000000000001", b"1e400", b"NaN", b"Infinity"):
+        body = b'{"amount": ' + number + b', "description": "x"}'
+        reply = assert_changes_nothing(
+            served, [customer], lambda b=body: _raw_top_up(served, customer, b), 422, "validation_failed"
+        )
+        assert _fields(reply) == ["amount"], reply.text
+    exact = _raw_top_up(served, customer, b'{"amount": 10.10, "description": "x"}')
+    assert exact.status_code == 201, exact.text
+    assert served.balance(customer) == "10.10"
+
+
+def test_a_balance_has_a_ceiling_checked_before_the_update(served: Served) -> None:
+    customer = served.customer(served.a.test_key)
+    largest = Money(ledger.MAX_BALANCE, "KES").format()  # 10000000000000.00
+    assert served.top_up(customer, largest).status_code == 201
+    reply = assert_changes_nothing(
+        served, [customer], lambda: served.top_up(customer, "0.01"), 422, "balance_limit"
+    )
+    assert _fields(reply) == ["amount"]
+    # The issue's probe: a float that passes any per-request check but not a 64-bit balance.
+    fresh = served.customer(served.a.test_key)
+    reply = assert_changes_nothing(
+        served, [fresh],
+        lambda: _raw_top_up(served, fresh, b'{"amount": 6.592609402996187e+16, "description": "x"}'),
+        422, "balance_limit",
+    )  # fmt: skip
+    assert _fields(reply) == ["amount"]
+    assert served.balance(customer) == largest
+
+
+async def _exhaust_sandbox_funding(db_url: str, client_id: uuid.UUID) -> None:
+    """Take the merchant's sandbox funding account to within KES 5 of its limit."""
+    db = Database.from_url(db_url)
+    try:
+        async with db.transaction() as session:
+            now = FrozenClock().now()
+            funding = await wallets.sandbox_funding_id(session, client_id, "KES", now)
+            suspense = await ledger.system_account_id(session, AccountKind.SUSPENSE, "KES", "test", now)
+            amount = ledger.MAX_OPEN_BALANCE - 500
+            await ledger.post_journal(
+                session, [ledger.Leg(funding, -amount, "KES"), ledger.Leg(suspense, amount, "KES")],
+                kind="test_funding", description="a sandbox that handed out all it may", mode="test", now=now,
+            )  # fmt: skip
+    finally:
+        await db.dispose()
+
+
+def test_one_merchants_sandbox_top_ups_never_break_anothers(served: Served) -> None:
+    a_customer, b_customer = served.customer(served.a.test_key), served.customer(served.b.test_key)
+    everyone = [a_customer, b_customer]
+    # The issue: after merchant A's customer topped up "12319406771007389", merchant B's customer's
+    # KES 10 top-up was a 500 (the sandbox funding account was shared and passed int64).
+    reply = assert_changes_nothing(
+        served, everyone, lambda: served.top_up(a_customer, "12319406771007389"), 422, "balance_limit"
+    )
+    assert _fields(reply) == ["amount"]
+    # However far merchant A's sandbox goes, it is A's own: its limit refuses A's top-ups alone.
+    asyncio.run(_exhaust_sandbox_funding(served.db_url, served.a.client_id))
+    reply = assert_changes_nothing(
+        served, everyone, lambda: served.top_up(a_customer, "10.00"), 422, "balance_limit"
+    )
+    assert _fields(reply) == ["amount"]
+    topped = served.top_up(b_customer, "10.00")
+    assert topped.status_code == 201, topped.text
+    assert served.balance(b_customer) == "10.00"
+    assert sandbox_funding(served, served.b.client_id) == -1000
+    assert sandbox_funding(served, served.a.client_id) == -(ledger.MAX_OPEN_BALANCE - 500)
+    assert_books_add_up(served)
 
 
 def test_a_live_top_up_is_501_and_changes_nothing(served: Served) -> None:

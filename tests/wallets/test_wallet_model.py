@@ -182,7 +182,10 @@ class WalletMachine(RuleBasedStateMachine):
                     )
                 )
                 funding = await session.scalar(
-                    select(LedgerAccount.balance).where(LedgerAccount.kind == AccountKind.SANDBOX_FUNDING)
+                    select(LedgerAccount.balance).where(
+                        LedgerAccount.owner_key == ledger.owner_key(client_id=self.seeded.client_id),
+                        LedgerAccount.kind == AccountKind.SANDBOX_FUNDING,
+                    )
                 )
                 return found, int(merchant or 0), int(funding or 0)
 

@@ -1,23 +1,39 @@
-"""The request context: request id, access log, metrics, body limit, last-resort 500.
+"""The request context: request id, access log, metrics, body limit, exact JSON numbers,
+last-resort 500.
 
 A pure ASGI middleware (no BaseHTTPMiddleware): it sits on every request, so it
 must cost little.
+
+- A body over ``max_body_bytes`` is a 413, whether its size was declared (Content-Length) or
+  not (chunked).
+- JSON numbers are read exactly: Python (and FastAPI) read a JSON number with a fraction or
+  an exponent as a float, which silently rounds ``1.0000000000000000000000001`` to ``1.0`` and
+  ``1e400`` to infinity. A JSON body of the API is checked first: a number that the float it
+  becomes does not carry exactly, and ``NaN`` or ``Infinity`` (not JSON, though Python reads
+  them), are refused, naming the field, before any route sees the body. Every number a route
+  gets is therefore exactly what the client wrote (``Money.parse`` reads a float by its
+  shortest text, which is then the sent value).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import time
 import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from malipo.api.errors import internal_error_response, render_error
+from malipo.api.errors import PAYHERO_PREFIXES, internal_error_response, is_payhero_path, render_error
 from malipo.api.routes import route_template
 from malipo.auth.principals import Principal
-from malipo.core.errors import PayloadTooLarge
+from malipo.core.errors import FieldError, PayloadTooLarge, ValidationFailed
 from malipo.core.logging import get_logger
 from malipo.identity.audit import AUDITED_PREFIXES, AuditEntry, AuditRecorder
 
@@ -72,19 +88,43 @@ class RequestContextMiddleware:
             self._record(scope, path, status, started)
             return
 
-        received = 0
+        app_receive: Receive
+        if _is_api_json(scope, path):
+            # Read whole (FastAPI reads a JSON body whole anyway) and checked before the route.
+            body = await self._read_body(receive)
+            refusal: PayloadTooLarge | ValidationFailed | None = None
+            if body is None:
+                refusal = _too_large(self.max_body_bytes)
+            else:
+                errors = inexact_json_numbers(body)
+                if errors:
+                    detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+                    refusal = ValidationFailed(detail, errors=errors)
+            if refusal is not None:
+                await render_error(path, request_id, refusal)(scope, receive, send_with_id)
+                self._record(scope, path, status, started)
+                structlog.contextvars.clear_contextvars()
+                return
+            app_receive = _replay(body or b"", receive)
+        else:
+            received = 0
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _too_large(self.max_body_bytes)
-            return message
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        raise BodyTooLarge(self.max_body_bytes)
+                return message
+
+            app_receive = limited_receive
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await self.app(scope, app_receive, send_with_id)
+        except BodyTooLarge as exc:  # read outside FastAPI's body parsing, and not handled there
+            if not response_started:
+                await render_error(path, request_id, exc)(scope, receive, send_with_id)
         except Exception:
             log.exception("http.unhandled_error", method=scope["method"], path=path)
             if not response_started:
@@ -93,6 +133,23 @@ class RequestContextMiddleware:
         finally:
             self._record(scope, path, status, started)
             structlog.contextvars.clear_contextvars()
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole request body, or None as soon as it passes the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: nothing to check
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
 
     @staticmethod
     def _record(scope: Scope, path: str, status: int, started: float) -> None:
@@ -148,6 +205,111 @@ def _audit(scope: Scope, path: str, template: str, status: int, elapsed: float) 
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"the request body is larger than {limit} bytes")
+
+
+class BodyTooLarge(PayloadTooLarge, StarletteHTTPException):
+    """A body found too large while the app reads it (chunked, no Content-Length).
+
+    An HTTPException, so FastAPI's body parsing lets it through (anything else it reports as
+    400 "There was an error parsing the body"); a MalipoError first, so it is rendered as the
+    413 a declared size gets.
+    """
+
+    def __init__(self, limit: int) -> None:
+        # Not through the two bases' __init__ (their cooperative chain would mix their arguments):
+        # the attributes each one's handler reads.
+        detail = f"the request body is larger than {limit} bytes"
+        Exception.__init__(self, detail)
+        self.detail = detail
+        self.errors = []
+        self.headers = {}
+        self.extensions = {}
+        self.status_code = self.status
+
+
+# -- exact JSON numbers ---------------------------------------------------------------------------
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_API_PREFIXES = ("/api/", *PAYHERO_PREFIXES)
+# Pay Hero's surface reads a body with no content type, or text/plain, as JSON (``compat``).
+_PAYHERO_JSON_DEFAULTS = frozenset({b"", b"text/plain"})
+
+
+def _is_api_json(scope: Scope, path: str) -> bool:
+    if scope["method"] not in _BODY_METHODS or not path.startswith(_API_PREFIXES):
+        return False
+    media = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+    if media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json")):
+        return True
+    return is_payhero_path(path) and media in _PAYHERO_JSON_DEFAULTS
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the body already read, then whatever the client sends next."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class _Number(str):
+    """A JSON number with a fraction or exponent, as written."""
+
+
+class _Constant(str):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's json reads them; JSON has no such thing."""
+
+
+def inexact_json_numbers(body: bytes) -> list[FieldError]:
+    """The JSON numbers in ``body`` that would not reach a route exactly, each naming its field.
+
+    A number with a fraction or an exponent becomes a float: it must be finite and the float
+    must be the number written (``0.1``, ``10.50`` and ``1e2`` are; ``1.0000000000000000000000001``
+    and ``1e400`` are not). Integers are read exactly. A body that is not JSON is left to the
+    route, which says so in its own words.
+    """
+    try:
+        document = json.loads(body, parse_float=_Number, parse_constant=_Constant)
+    except (ValueError, RecursionError):
+        return []
+    errors: list[FieldError] = []
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{key}" if where else str(key), item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}.{i}" if where else str(i), item) for i, item in enumerate(value))
+        elif isinstance(value, _Constant):
+            errors.append(FieldError(where or "body", f"{value} is not a JSON number"))
+        elif isinstance(value, _Number):
+            problem = _inexact(value)
+            if problem is not None:
+                errors.append(FieldError(where or "body", problem))
+    errors.reverse()  # the stack read them last first
+    return errors
+
+
+def _inexact(text: str) -> str | None:
+    number = float(text)
+    if not math.isfinite(number):
+        return "must be a finite number"
+    try:
+        exact = Decimal(text) == Decimal(repr(number))
+    except InvalidOperation:  # json only hands over valid numbers; be safe all the same
+        exact = False
+    if not exact:
+        return (
+            f"{text} has more significant digits than a JSON number is read with here: "
+            "send at most 15, or send the amount as a decimal string"
+        )
+    return None
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

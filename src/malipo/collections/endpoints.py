@@ -10,9 +10,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
+from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.api.deps import ClockDep, Session
+from malipo.api.schemas import MAX_ID, plain_integer
 from malipo.auth.permissions import CA, KEY, CurrentPrincipal, callers
 from malipo.collections import service as collections
 from malipo.collections.models import ChannelType, PaymentChannel
@@ -22,7 +24,9 @@ from malipo.core.errors import ValidationFailed
 router = APIRouter(tags=["channels"])
 
 # A plain {id} (no converter): an id that is not a number is a 422 naming it, after authorisation.
-ChannelIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="The channel's id")]
+ChannelIdPath = Annotated[
+    int, BeforeValidator(plain_integer), Path(ge=1, le=MAX_ID, description="The channel's id")
+]
 
 
 async def channel_out(session: AsyncSession, channel: PaymentChannel, now: datetime) -> ChannelOut:
@@ -66,8 +70,8 @@ async def list_channels(
     session: Session,
     clock: ClockDep,
     is_active: Annotated[bool | None, Query(alias="isActive", description="Only active or inactive")] = None,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
+    page: Annotated[int, BeforeValidator(plain_integer), Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, BeforeValidator(plain_integer), Query(alias="pageSize", ge=1, le=100)] = 20,
 ) -> ChannelPage:
     """Your channels in this mode, oldest first; the payments wallet channel is always among them."""
     found, total = await collections.list_channels(

@@ -12,11 +12,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from malipo.api.schemas import CamelModel
+from malipo.api.schemas import CamelModel, NoControlCharacters
 
-ShortCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{5,10}$")]
-AccountNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{5,10}$")]
+AccountNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), NoControlCharacters
+]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControlCharacters
+]
 
 
 class ChannelIn(CamelModel):

@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +51,7 @@ from malipo.db import Database, cache_after_commit, cached
 from malipo.identity.models import KeyMode
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
+from malipo.messaging.phones import InvalidNumber, mobile_money_number
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
 from malipo.reviews import records as reviews
@@ -104,17 +104,15 @@ class NotInReview(Conflict):
 
 
 def normalise_phone(raw: str, *, field: str = "phone_number", region: str = "KE") -> str:
-    """``07…``, ``2547…`` or ``+2547…`` as Daraja wants it: ``2547XXXXXXXX`` (no plus)."""
-    text = (raw or "").strip()
-    if text.isdigit() and text.startswith("254"):
-        text = "+" + text
+    """``07…``, ``2547…`` or ``+2547…`` as Daraja wants it: ``2547XXXXXXXX`` (no plus).
+
+    Read by the same rule as every phone number (``messaging.phones``); mobile money also
+    needs a mobile number of ``region`` (M-Pesa, Airtel Money and T-Kash: Kenya).
+    """
     try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        raise ValidationFailed.for_field(field, f"{raw!r} is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValidationFailed.for_field(field, f"{raw!r} is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
+        return mobile_money_number(raw, region).lstrip("+")
+    except InvalidNumber as exc:
+        raise ValidationFailed.for_field(field, str(exc)) from None
 
 
 def _major(value: str, currency: str) -> Money:
@@ -179,7 +177,7 @@ async def create_channel(
 ) -> PaymentChannel:
     if channel_type not in (ChannelType.PAYBILL, ChannelType.TILL, ChannelType.BANK):
         raise ValidationFailed.for_field("channel_type", "must be paybill, till or bank")
-    if not short_code.isdigit() or not 5 <= len(short_code) <= 10:
+    if not (short_code.isascii() and short_code.isdigit()) or not 5 <= len(short_code) <= 10:
         raise ValidationFailed.for_field("short_code", "must be a paybill, till or bank paybill number")
     if channel_type == ChannelType.BANK and not account_number:
         raise ValidationFailed.for_field("account_number", "a bank channel needs the account number")

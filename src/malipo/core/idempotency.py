@@ -7,7 +7,8 @@ request's ``Session`` before returning:
 - Keys are per caller (the principal, or ``request.state.idempotency_scope``) and
   live 24 hours. The reply is stored in the same transaction as the money it
   moved, so a reply exists exactly when the movement committed.
-- The same key with the same method, path and body replays the stored status and
+- The same key with the same method, path and body (compared as parsed JSON: another key
+  order or whitespace is the same body) replays the stored status and
   JSON body with ``Idempotent-Replayed: true``; with another request it is a 422
   ``idempotency_key_reused``; while the first request still runs it is a 409
   ``idempotency_key_in_flight`` with ``Retry-After: 1`` (PostgreSQL; on SQLite the
@@ -132,11 +133,27 @@ def reply_text(body: BaseModel | dict[str, Any] | list[Any]) -> str:
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
-    """SHA-256 (hex) of method, path with query string, and the raw body."""
+    """SHA-256 (hex) of method, path with query string, and the body as written (raw bytes)."""
     digest = hashlib.sha256()
     digest.update(f"{method.upper()}\n{path}\n".encode())
     digest.update(body)
     return digest.hexdigest()
+
+
+def canonical_body(body: bytes) -> bytes:
+    """A JSON body as its canonical text (keys sorted, no insignificant whitespace): two bodies
+    that say the same thing in another key order or layout give the same bytes. A body that is
+    not JSON is its own canonical form."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_fingerprint(method: str, path: str, body: bytes) -> str:
+    """``request_fingerprint`` of the canonical body: what a key is claimed with."""
+    return request_fingerprint(method, path, canonical_body(body))
 
 
 def idempotency_scope(request: Request) -> str:
@@ -182,8 +199,11 @@ async def idempotency(
         yield Idempotency(None)
         return
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    fingerprint = request_fingerprint(request.method, path, await request.body())
-    record_id = await _claim(session, scope, key, fingerprint, clock.now())
+    body = await request.body()
+    fingerprint = canonical_fingerprint(request.method, path, body)
+    # Records claimed before bodies were compared canonically hold the raw body's fingerprint.
+    raw = request_fingerprint(request.method, path, body)
+    record_id = await _claim(session, scope, key, fingerprint, clock.now(), also=raw)
     idem = Idempotency(key, record_id)
     # If the endpoint raises, the request's rollback takes the claim away with everything else.
     yield idem
@@ -236,7 +256,9 @@ _SQLITE_CLAIM = (
 )
 
 
-async def _claim(session: AsyncSession, scope: str, key: str, fingerprint: str, now: datetime) -> uuid.UUID:
+async def _claim(
+    session: AsyncSession, scope: str, key: str, fingerprint: str, now: datetime, *, also: str | None = None
+) -> uuid.UUID:
     """Claim ``(scope, key)`` in the request's transaction, or answer for the record already there."""
     record_id = new_id()
     params = {
@@ -260,15 +282,20 @@ async def _claim(session: AsyncSession, scope: str, key: str, fingerprint: str, 
     )
     if existing is None:  # deleted (purged, or its request gave the key back) since the insert looked
         raise IdempotencyKeyInFlight()
-    return await _decide(session, existing, fingerprint, now)
+    return await _decide(session, existing, fingerprint, now, also=also)
 
 
 async def _decide(
-    session: AsyncSession, record: IdempotencyRecord, fingerprint: str, now: datetime
+    session: AsyncSession,
+    record: IdempotencyRecord,
+    fingerprint: str,
+    now: datetime,
+    *,
+    also: str | None = None,
 ) -> uuid.UUID:
     if record.expires_at <= now:
         return await _take_over(session, record, fingerprint, now, reason="expired")
-    if record.request_hash != fingerprint:
+    if record.request_hash not in (fingerprint, also):
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
     if record.status == DONE:
         assert record.response_status is not None

@@ -1,8 +1,10 @@
 """Money: an integer count of minor units plus an ISO 4217 currency code.
 
-Floats never hold money. A float may *arrive* (JSON numbers are parsed as floats), and
-:meth:`Money.parse` turns it into its shortest round-trip text (``repr``) before reading it
-as a decimal, so ``10.1`` means ten and ten hundredths and never ``10.0999999...``. Nothing in
+Floats never hold money. A float may *arrive* (JSON numbers are parsed as floats; the HTTP
+layer refuses any JSON number a float cannot carry exactly), and :meth:`Money.parse` turns it
+into its shortest round-trip text (``repr``) before reading it as a decimal, so ``10.1`` means
+ten and ten hundredths and never ``10.0999999...``. Text is read strictly: plain ASCII digits,
+one ``.``, an optional exponent; no sign, no surrounding spaces, no ``_`` or ``,``. Nothing in
 this module returns a float; fee and split arithmetic is done on integers only.
 """
 
@@ -102,9 +104,9 @@ MAX_MINOR_UNITS = 2**63 - 1
 
 Rounding = Literal["half_up", "up", "down"]
 
-# A plain ASCII decimal literal with an optional exponent: no thousands separators, no
-# underscores, no non-ASCII digits, no "NaN"/"Infinity".
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+# A plain ASCII decimal literal with an optional exponent: no "+", no spaces, no thousands
+# separators, no underscores, no non-ASCII digits, no "NaN"/"Infinity".
+_DECIMAL_TEXT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 # More significant digits than this can never fit in MAX_MINOR_UNITS (< 10**19).
 _MAX_DIGITS = len(str(MAX_MINOR_UNITS))
 
@@ -146,7 +148,11 @@ def _to_decimal_input(value: object, field: str) -> Decimal:
             raise InvalidAmount("must be a finite number", field=field)
         return value
     if isinstance(value, str):
-        text = value.strip()
+        text = value
+        if text != text.strip():
+            raise InvalidAmount("must not have spaces around it", field=field)
+        if text.startswith("+"):
+            raise InvalidAmount("must be written without a '+' sign", field=field)
         if "," in text:
             raise InvalidAmount(
                 "must use '.' as the decimal point and no thousands separators (',')", field=field
@@ -219,8 +225,9 @@ class Money:
     ) -> Money:
         """Read a major-unit amount (``"10.50"`` KES) into minor units (1050).
 
-        Accepts ``int``, ``Decimal``, a plain decimal string (exponent notation allowed, thousands
-        separators not) or a ``float`` (read through its shortest round-trip text). Raises
+        Accepts ``int``, ``Decimal``, a plain decimal string (exponent notation allowed; no sign,
+        surrounding spaces, underscores or thousands separators) or a ``float`` (read through its
+        shortest round-trip text); never a boolean. Raises
         InvalidAmount naming ``field`` for anything that is not a finite number, has more decimal
         places than the currency, is not greater than zero (zero is allowed with ``allow_zero``),
         or does not fit a signed 64-bit count of minor units; UnknownCurrency for the currency.
@@ -228,7 +235,7 @@ class Money:
         code = _normalise_currency(currency)
         places = CURRENCY_EXPONENTS[code]
         number = _to_decimal_input(value, field)
-        if number < 0:
+        if number < 0 or (isinstance(value, str) and value.startswith("-")):  # "-0" too
             raise InvalidAmount(
                 "must not be negative" if allow_zero else "must be greater than zero", field=field
             )

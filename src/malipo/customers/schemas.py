@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, StringConstraints
 
-from malipo.api.schemas import CamelModel
+from malipo.api.schemas import CamelModel, NoControlCharacters
 
 CustomerEmail = Annotated[EmailStr, StringConstraints(max_length=200)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoControlCharacters]
 
 
 class CustomerRegisterIn(CamelModel):

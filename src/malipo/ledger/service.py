@@ -8,6 +8,11 @@ What callers can rely on:
   debits of one account serialise on its row (PostgreSQL) or on SQLite's single
   writer, and an account that may not go negative never has balance - held < 0.
 - A hold reserves funds; it is settled or released exactly once.
+- Every balance has a ceiling, checked before any update: a merchant's or customer's account
+  stays within ±``MAX_BALANCE``, an account that may go negative (the gateway's own, shared
+  by every merchant, and each merchant's sandbox funding) within ±``MAX_OPEN_BALANCE``. A
+  movement past it is refused (``BalanceLimit``, naming ``amount``) and writes nothing, so no
+  balance, held amount or sum of postings ever passes a 64-bit integer.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.core.errors import Conflict, MalipoError, NotFound
+from malipo.core.errors import Conflict, FieldError, MalipoError, NotFound, ValidationFailed
 from malipo.core.ids import new_id, new_reference
 from malipo.core.money import Money
 from malipo.db import cache_after_commit, cached
@@ -41,6 +46,27 @@ class InsufficientFunds(MalipoError):
     status = 422
     code = "insufficient_funds"
     title = "Insufficient funds"
+
+
+#: The largest balance, either way, of an account that may not go negative (a merchant's or a
+#: customer's wallet), in minor units: KES 10,000,000,000,000.00.
+MAX_BALANCE = 10**15
+#: The same for an account that may go negative (the gateway's clearing, revenue, suspense …
+#: accounts, which every merchant's movements pass through): far past any real total, and far
+#: below 2**63, so sums over many such accounts still fit a 64-bit integer.
+MAX_OPEN_BALANCE = 2**62
+
+
+class BalanceLimit(ValidationFailed):
+    code = "balance_limit"
+    title = "The amount would take a balance past its limit"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"amount: {detail}", errors=[FieldError("amount", detail)])
+
+
+def _limit(allow_negative: bool) -> int:
+    return MAX_OPEN_BALANCE if allow_negative else MAX_BALANCE
 
 
 class HoldNotActive(Conflict):
@@ -302,10 +328,14 @@ async def post_journals(session: AsyncSession, entries: list[Entry], *, now: dat
             if account is None:
                 raise NotFound(f"no ledger account {account_id}")
             balance = running[account_id] + amount
+            if abs(balance) > _limit(account.allow_negative):
+                ceiling = Money(_limit(account.allow_negative), account.currency)
+                raise BalanceLimit(f"would take a balance past its limit of {ceiling} either way")
             if amount < 0 and not account.allow_negative and balance - account.held < 0:
                 available = Money(running[account_id] - account.held, account.currency)
                 raise InsufficientFunds(
                     f"insufficient funds: {available} available, {Money(-amount, account.currency)} needed",
+                    errors=[FieldError("amount", f"more than the {available} available")],
                     available=available.format(),
                 )
             running[account_id] = balance
@@ -415,6 +445,8 @@ def _check_balanced(legs: list[Leg]) -> None:
     for leg in legs:
         if leg.amount == 0:
             raise UnbalancedJournal("a posting of zero moves nothing")
+        if abs(leg.amount) > MAX_OPEN_BALANCE:  # more than any account may hold
+            raise BalanceLimit(f"is more than any balance may hold ({MAX_OPEN_BALANCE} minor units)")
         totals[leg.currency] += leg.amount
     unbalanced = {currency: total for currency, total in totals.items() if total != 0}
     if unbalanced:
@@ -490,6 +522,9 @@ async def place_holds(
             refusal = f"insufficient funds: {available} available"
             placed.append(InsufficientFunds(refusal, available=available.format()))
             continue
+        if account.balance - (left - request.amount) > _limit(account.allow_negative):
+            # Only an account that may go negative gets here: another holds at most its balance.
+            raise BalanceLimit("would take the amount held on the account past its limit")
         left -= request.amount
         row = {
             "id": new_id(), "account_id": account_id, "amount": request.amount, "currency": account.currency,

@@ -8,16 +8,23 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from malipo.api.schemas import CamelModel
+from malipo.api.schemas import CamelModel, MessageText
 
-SmsText = Annotated[str, Field(min_length=1, max_length=320, description="1 to 320 characters")]
+SmsText = Annotated[
+    MessageText,
+    Field(
+        min_length=1,
+        max_length=320,
+        description="1 to 320 characters; line breaks and tabs, no other control characters",
+    ),
+]
 PhoneNumber = Annotated[
     str,
     Field(
         min_length=1,
         max_length=32,
         description="E.164 (+254712345678), international without + (254712345678) or local "
-        "(0712345678, read in your country)",
+        "(0712345678, read in your country); digits may be grouped with spaces or '-', nothing else",
         examples=["0712345678"],
     ),
 ]

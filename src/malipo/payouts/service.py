@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.auth.principals import Principal
 from malipo.collections import service as collections
-from malipo.collections.models import Collection
+from malipo.collections.models import ChannelType, Collection
 from malipo.config import Settings
 from malipo.core.crypto import sha256_hex
 from malipo.core.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -87,6 +87,26 @@ class PayoutRequest:
     account_number: str | None = None
     external_reference: str | None = None
     callback_url: str | None = None
+    channel_id: int | None = None  # the payments wallet's channel (the only source), when named
+
+
+async def _check_source_channel(
+    session: AsyncSession, who: Principal, channel_id: int, now: datetime
+) -> None:
+    """A named source channel must be the caller's payments wallet channel: another merchant's
+    or an unknown one is a 404 (as on payments), one of the caller's own tills or paybills a 400."""
+    try:
+        channel = await collections.get_channel(session, who, channel_id)
+    except NotFound:
+        raise NotFound.for_field("channel_id", f"no payment channel {channel_id}") from None
+    if channel.channel_type != ChannelType.WALLET:
+        assert who.client_id is not None
+        wallet = await collections.wallet_channel(session, who.client_id, who.mode.value, now)
+        raise ValidationFailed.for_field(
+            "channel_id",
+            f"payment channel {channel_id} is a {channel.channel_type}: withdrawals are paid from the "
+            f"payments wallet, channel {wallet.id}",
+        )
 
 
 async def request_payout(
@@ -113,6 +133,8 @@ async def request_payout(
         account, paybill = _bank_destination(settings, body)
     else:
         raise ValidationFailed.for_field("channel", "must be mobile, phone or bank")
+    if body.channel_id is not None:
+        await _check_source_channel(session, who, body.channel_id, now)
     if body.external_reference:
         earlier = await _by_external_reference(session, who.client_id, mode, body.external_reference)
         if earlier is not None:

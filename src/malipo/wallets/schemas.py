@@ -1,8 +1,11 @@
 """Requests and replies of the wallet routes (/api/v1/wallet).
 
 Amounts arrive as JSON numbers or decimal strings in the wallet's currency and are
-read by ``Money.parse`` in the service (which knows the currency); they leave as
-decimal strings next to their currency: ``{"amount": "10.50", "currency": "KES"}``.
+read by ``Money.parse`` in the service (which knows the currency: no booleans, signs,
+spaces, underscores or more decimals than the currency has; JSON numbers exactly as
+written); they leave as decimal strings next to their currency:
+``{"amount": "10.50", "currency": "KES"}``. Descriptions and references carry no control
+characters.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
-from malipo.api.schemas import CamelModel
+from malipo.api.schemas import CamelModel, NoControlCharacters
 
 
 def _amount_input(value: Any) -> Any:
@@ -32,8 +35,12 @@ Amount = Annotated[
         examples=["10.50"],
     ),
 ]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ExternalReference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControlCharacters
+]
+ExternalReference = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoControlCharacters
+]
 EntryType = Literal["credit", "debit"]
 
 

@@ -136,21 +136,21 @@ async def wallet_balance(session: AsyncSession, who: Principal) -> WalletBalance
 async def top_up(session: AsyncSession, who: Principal, body: TopUpIn, *, now: datetime) -> Movement:
     """Credit the calling customer's wallet.
 
-    Sandbox (test) wallets are funded from the gateway's SANDBOX_FUNDING account at once;
-    live wallets are funded by a collection, see ``top_up_live``.
+    Sandbox (test) wallets are funded at once from their merchant's own SANDBOX_FUNDING
+    account (one per merchant, so that no merchant's sandbox can exhaust another's); live
+    wallets are funded by a collection, see ``top_up_live``. A top-up that would take the
+    wallet past ``ledger.MAX_BALANCE`` is refused (``ledger.BalanceLimit``, naming amount).
     """
     customer = await customers.current_customer(session, who)
     wallet = await _wallet(session, customer)
     amount = Money.parse(body.amount, wallet.currency, field="amount")
     if customer.mode != KeyMode.TEST.value:
         return await top_up_live(session, customer, amount, body.description, now=now)
-    funding = await ledger.system_account(
-        session, AccountKind.SANDBOX_FUNDING, wallet.currency, customer.mode, now
-    )
+    funding_id = await sandbox_funding_id(session, customer.client_id, wallet.currency, now)
     posted = await ledger.post_journal(
         session,
         [
-            ledger.Leg(funding.id, -amount.amount, amount.currency),
+            ledger.Leg(funding_id, -amount.amount, amount.currency),
             ledger.Leg(wallet.id, amount.amount, amount.currency),
         ],
         kind=JOURNAL_TOP_UP,
@@ -161,6 +161,16 @@ async def top_up(session: AsyncSession, who: Principal, body: TopUpIn, *, now: d
         details={"customer_id": str(customer.id)},
     )
     return _movement(posted, customer.id, wallet.id, amount)
+
+
+async def sandbox_funding_id(
+    session: AsyncSession, client_id: uuid.UUID, currency: str, now: datetime
+) -> uuid.UUID:
+    """The merchant's own sandbox funding account (it may go negative: it mirrors play money)."""
+    return await ledger.account_id(
+        session, owner=ledger.owner_key(client_id=client_id), kind=AccountKind.SANDBOX_FUNDING,
+        currency=currency, mode=KeyMode.TEST.value, now=now, client_id=client_id, allow_negative=True,
+    )  # fmt: skip
 
 
 async def top_up_live(

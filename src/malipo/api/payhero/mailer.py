@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.api.deps import ClockDep, DatabaseDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS
+from malipo.api.schemas import PageQuery, page_size_query
 from malipo.auth.authenticate import authenticate
 from malipo.auth.permissions import admit, check_permission, guard
 from malipo.auth.principals import Principal
@@ -48,6 +49,9 @@ async def mailer_caller(request: Request, db: DatabaseDep, clock: ClockDep) -> P
 
 
 MailerCaller = Annotated[Principal, Depends(mailer_caller)]
+
+
+PerPage = page_size_query(1000)
 
 
 class PayHeroModel(BaseModel):
@@ -233,8 +237,8 @@ async def mail_status(
     session: Session,
     batch_id: Annotated[str, Query(min_length=1, max_length=32)],
     api_username: Annotated[str | None, Query(max_length=64)] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page: PageQuery = 1,
+    per_page: PerPage = 100,
 ) -> MailStatusOut:
     """The emails of a batch and where each one is."""
     await mailers.check_api_username(session, who, api_username)

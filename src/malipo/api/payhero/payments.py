@@ -10,11 +10,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from malipo.api import schemas
 from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS, PayHeroCaller, PayHeroPrincipal, forget_caller
+from malipo.api.schemas import Id, PageQuery, PlainText, WholeShillings, page_size_query
 from malipo.auth.authenticate import Credential
 from malipo.collections import service as collections
 from malipo.collections.models import Collection, CollectionPurpose, PaymentChannel
@@ -27,7 +29,7 @@ from malipo.payouts.models import Payout
 
 router = APIRouter(prefix="/api/v2", tags=["Pay Hero compatible"])
 
-MAX_ID = 2**53  # channel ids are integers; larger ones cannot exist (and would overflow BIGINT)
+MAX_ID = schemas.MAX_ID  # channel ids are integers; larger ones cannot exist (and would overflow BIGINT)
 
 
 class _In(BaseModel):
@@ -35,21 +37,27 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+def _not_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number or a string of digits, not a boolean")
+    return value
+
+
 class PaymentIn(_In):
-    amount: int = Field(ge=1, le=collections.MAX_AMOUNT, description="Whole shillings")
-    phone_number: str = Field(min_length=9, max_length=16, description="07…, 2547… or +2547…")
-    channel_id: int | None = Field(
-        default=None, description="A registered channel; none: the payments wallet"
+    amount: WholeShillings = Field(ge=1, le=collections.MAX_AMOUNT, description="Whole shillings")
+    phone_number: str = Field(
+        min_length=9, max_length=16, description="A Kenyan mobile number: 07…, 2547… or +2547…"
     )
-    provider: str = Field(default="m-pesa", max_length=20)
-    network_code: str | None = Field(default=None, max_length=10)
-    external_reference: str | None = Field(default=None, max_length=100)
-    customer_name: str | None = Field(default=None, max_length=200)
-    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+    channel_id: Id | None = Field(default=None, description="A registered channel; none: the payments wallet")
+    provider: PlainText = Field(default="m-pesa", max_length=20)
+    network_code: PlainText | None = Field(default=None, max_length=10)
+    external_reference: PlainText | None = Field(default=None, max_length=100)
+    customer_name: PlainText | None = Field(default=None, max_length=200)
+    callback_url: PlainText | None = Field(default=None, max_length=2000, pattern=r"^https?://")
 
 
 class TopUpIn(_In):
-    amount: int = Field(ge=1, le=collections.MAX_AMOUNT)
+    amount: WholeShillings = Field(ge=1, le=collections.MAX_AMOUNT)
     phone_number: str = Field(min_length=9, max_length=16)
 
 
@@ -63,10 +71,10 @@ class QueuedOut(BaseModel):
 
 class ChannelIn(_In):
     channel_type: Literal["paybill", "till", "bank"]
-    short_code: str | int
-    account_number: str | None = Field(default=None, max_length=40)
-    description: str = Field(min_length=1, max_length=200)
-    account_id: int | None = None  # Pay Hero's account id: the caller's account here, ignored
+    short_code: Annotated[str | int, BeforeValidator(_not_boolean)]
+    account_number: PlainText | None = Field(default=None, max_length=40)
+    description: PlainText = Field(min_length=1, max_length=200)
+    account_id: Id | None = None  # Pay Hero's account id: the caller's account here, ignored
 
 
 def _iso(moment: datetime) -> str:
@@ -228,6 +236,10 @@ async def create_channel(
     return await _channel_out(session, channel, clock.now())
 
 
+PerPage = page_size_query(100)
+OptionalPerPage = page_size_query(100, optional=True)
+
+
 def _pagination(total: int, page: int, per: int) -> dict[str, Any]:
     pages = max(1, math.ceil(total / per))
     return {
@@ -246,8 +258,8 @@ async def list_channels(
     session: Session,
     clock: ClockDep,
     is_active: bool | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: PageQuery = 1,
+    per: PerPage = 20,
 ) -> dict[str, Any]:
     found, total = await collections.list_channels(
         session, who, is_active=is_active, page=page, per=per, now=clock.now()
@@ -260,7 +272,7 @@ async def list_channels(
 
 @router.get("/payment_channels/{channel_id}", name="Channels.Read", openapi_extra=API_USERS)
 async def read_channel(
-    channel_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    channel_id: Annotated[int, BeforeValidator(schemas.plain_integer), Path(ge=1, le=MAX_ID)],
     who: PayHeroPrincipal,
     session: Session,
     clock: ClockDep,
@@ -360,9 +372,9 @@ def _payout_row(p: Payout) -> dict[str, Any]:
 async def transactions(
     who: PayHeroPrincipal,
     session: Session,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per: Annotated[int | None, Query(ge=1, le=100)] = None,
-    per_page: Annotated[int | None, Query(ge=1, le=100)] = None,
+    page: PageQuery = 1,
+    per: OptionalPerPage = None,
+    per_page: OptionalPerPage = None,
 ) -> dict[str, Any]:
     size = per or per_page or 20
     found, total = await payouts.list_transactions(session, who, page=page, per=size)

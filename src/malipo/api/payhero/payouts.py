@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS, PayHeroPrincipal
+from malipo.api.schemas import Id, PlainText, WholeShillings
 from malipo.core.idempotency import IdempotencyKey
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout, PayoutStatus
@@ -20,17 +21,17 @@ router = APIRouter(prefix="/api/v2", tags=["Pay Hero compatible"])
 class WithdrawIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    amount: int = Field(ge=1, le=payouts.MAX_AMOUNT, description="Whole shillings")
+    amount: WholeShillings = Field(ge=1, le=payouts.MAX_AMOUNT, description="Whole shillings")
     channel: str = Field(pattern=r"^(mobile|phone|bank)$", description="mobile (or phone), or bank")
-    network_code: str = Field(min_length=2, max_length=10)
-    phone_number: str | None = Field(default=None, max_length=16)
-    account_number: str | None = Field(default=None, max_length=40)
-    external_reference: str | None = Field(default=None, max_length=100)
-    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
-    channel_id: int | None = Field(
-        default=None, ge=1, le=2**53
-    )  # the payments-wallet channel: the only source
-    payment_service: str | None = None  # "b2c"
+    network_code: PlainText = Field(min_length=2, max_length=10)
+    phone_number: str | None = Field(default=None, max_length=16, description="A Kenyan mobile number")
+    account_number: PlainText | None = Field(default=None, max_length=40)
+    external_reference: PlainText | None = Field(default=None, max_length=100)
+    callback_url: PlainText | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+    channel_id: Id | None = Field(
+        default=None, description="Your payments wallet channel (the only source); another is a 404"
+    )
+    payment_service: PlainText | None = Field(default=None, max_length=20)  # "b2c"
 
 
 def payout_status(payout: Payout) -> str:
@@ -57,6 +58,7 @@ async def withdraw(
             amount=body.amount, channel=body.channel, network_code=body.network_code,
             phone_number=body.phone_number, account_number=body.account_number,
             external_reference=body.external_reference, callback_url=body.callback_url,
+            channel_id=body.channel_id,
         ),
         settings=settings, now=clock.now(),
     )  # fmt: skip

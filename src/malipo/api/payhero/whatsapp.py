@@ -15,10 +15,11 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS, PayHeroPrincipal
+from malipo.api.schemas import MAX_PAGE, plain_integer
 from malipo.core.idempotency import IdempotencyKey
 from malipo.messaging import whatsapp
 
@@ -251,8 +252,8 @@ async def batch_status(
     batch_id: uuid.UUID,
     who: PayHeroPrincipal,
     session: Session,
-    page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page: Annotated[int, BeforeValidator(plain_integer), Query(ge=1, le=MAX_PAGE)] = 1,
+    per_page: Annotated[int, BeforeValidator(plain_integer), Query(ge=1, le=1000)] = 100,
 ) -> BatchOut:
     """A bulk send's counts by status and its recipients, a page at a time."""
     return await _batch(batch_id, who, session, page, per_page)
