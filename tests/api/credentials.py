@@ -31,6 +31,21 @@ from malipo.seed import DemoCredentials, seed_demo
 
 Requirement = dict[str, list[str]]
 
+# Operations that can take away the credentials a fuzzing run uses, in the order to run them
+# (after everything else): each may spoil the ones after it (the calling key revoked, the API
+# user's or the Developer role's grants taken, the merchant rejected or deactivated, a signed-in
+# portal user deleted, the operator signed out), never the ones before.
+REVOKERS = [
+    ("DELETE", "/api/v1/sandbox/api-keys/{id}"),
+    ("PUT", "/api/v1/api-users/{apiUserId}/permissions"),
+    ("PUT", "/api/v1/roles/{roleId}/permissions"),
+    ("DELETE", "/api/v1/roles/{roleId}/permissions/{permissionId}"),
+    ("POST", "/api/v1/clients/{id}/reject"),
+    ("POST", "/api/v1/clients/{id}/deactivate"),
+    ("DELETE", "/api/v1/portal-users/{id}"),
+    ("POST", "/api/v1/account/logout"),
+]
+
 
 @dataclass(frozen=True)
 class PortalSession:
