@@ -30,6 +30,7 @@ server serves at /openapi.json.
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +66,11 @@ _CONFIG = SchemathesisConfig.from_dict(
             # A schema-valid request may still be refused for business reasons (wrong password,
             # unknown id): that is not a contract breach.
             "positive_data_acceptance": {"enabled": False},
-        }
+        },
+        # Credentials are not fuzzed (that a route refuses bad ones is the ignored_auth check's and
+        # test_openapi_security's): left on, most negative cases of a route with few inputs would
+        # only mangle them and earn a 401.
+        "generation": {"with-security-parameters": False},
     }
 )
 # A copy: schemathesis adds to the document it is given (the links it infers for the stateful phase).
@@ -76,8 +81,8 @@ def _is_revoker(ctx: Any) -> bool:
     return (ctx.operation.method.upper(), ctx.operation.path) in REVOKERS
 
 
-# The credentials of the server under test, set by the `served` fixture.
-_CURRENT: dict[str, Credentials] = {}
+# The credentials and the log of the server under test, set by the `served` fixture.
+_CURRENT: dict[str, Any] = {}
 
 
 @schema.auth(refresh_interval=None)
@@ -85,7 +90,8 @@ class _DeclaredCredentials:
     """Presents, for each operation, the first credentials its document declares."""
 
     def get(self, case: Any, context: Any) -> Credentials | None:
-        return _CURRENT.get("credentials")
+        found: Credentials | None = _CURRENT.get("credentials")
+        return found
 
     def set(self, case: Any, credentials: Credentials, context: Any) -> None:
         operation = case.operation.definition.raw
@@ -107,6 +113,21 @@ def _authenticated(case: Any) -> Any:
         # meant to be valid (its ignored_auth check then tries the case without them).
         schema.auth.set(case, schemathesis.AuthContext(operation=case.operation, app=None))
     return case
+
+
+def _note_server_error(failure: BaseException) -> None:
+    """Add the traceback of the server's last unhandled error, if any, to ``failure``."""
+    errors = [line for line in _CURRENT["log"].read_text().splitlines() if '"http.unhandled_error"' in line]
+    if errors:
+        failure.add_note("The server's last unhandled error:\n" + json.loads(errors[-1])["exception"])
+
+
+def _call_and_validate(case: Any, url: str) -> None:
+    try:
+        _authenticated(case).call_and_validate(base_url=url)
+    except Exception as failure:
+        _note_server_error(failure)
+        raise
 
 
 _HYPOTHESIS = settings(
@@ -136,6 +157,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         configure_logging(json=True, level="WARNING", stream=stream)
         try:
             with LiveServer(create_app(app_settings)) as server:
+                _CURRENT["log"] = log
                 _CURRENT["credentials"] = seed(server.url, app_settings.resolved_database_url)
                 yield server.url
         finally:
@@ -150,7 +172,7 @@ def test_fuzzed_document_is_the_served_document(served: str) -> None:
 @schema.exclude(_is_revoker).parametrize()
 @_HYPOTHESIS
 def test_every_route_honours_its_openapi_contract(case: Any, served: str) -> None:
-    _authenticated(case).call_and_validate(base_url=served)
+    _call_and_validate(case, served)
 
 
 _stateful_schema = schema.exclude(_is_revoker)
@@ -179,6 +201,7 @@ def test_call_sequences_honour_the_contract(served: str) -> None:
             try:
                 super().validate_response(response, case, *args, **kwargs)
             except Exception as failure:
+                _note_server_error(failure)
                 failures.append(failure)
                 raise
 
@@ -211,6 +234,6 @@ def test_credential_revoking_routes_last(method: str, path: str, served: str) ->
     @given(case=cases)
     @_HYPOTHESIS
     def fuzz(case: Any) -> None:
-        _authenticated(case).call_and_validate(base_url=served)
+        _call_and_validate(case, served)
 
     fuzz()
