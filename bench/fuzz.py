@@ -142,7 +142,9 @@ def schemathesis_run(
     if args.seed is not None:
         command += ["--seed", str(args.seed)]
     print(f"== {name}: {seconds} s, reports in {report_dir}", flush=True)
-    return subprocess.run(command, cwd=ROOT, check=False).returncode
+    # In the reports' directory: schemathesis keeps its cache (for `st replay`) where it runs.
+    Path(args.report_dir).mkdir(parents=True, exist_ok=True)
+    return subprocess.run(command, cwd=args.report_dir, check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-dir", default=str(ROOT / "bench" / "results" / "fuzz"))
     args = parser.parse_args(argv)
     args.url = args.url.rstrip("/")
+    args.report_dir = str(Path(args.report_dir).resolve())
 
     document = httpx.get(f"{args.url}/openapi.json").raise_for_status().json()
     revokers = revoker_operation_ids(document)
