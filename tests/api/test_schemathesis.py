@@ -17,10 +17,11 @@ permission): the Bearer API key on /api/v1, the Pay Hero Basic pair on /api/v2 a
    in: a key that revokes itself, a role stripped of its grants, the merchant deactivated,
    the operator signed out would leave the rest of a run answering 401 or 403.
 
-Budget: the suite's whole run matters (CI on 2 cores). With MAX_EXAMPLES = 8 cases per
-operation and STATEFUL_SCENARIOS = 15 scenarios of up to 6 steps, this module takes
-about 1½ minutes per database. A longer fuzz against a running server:
-``bench/fuzz.py`` (see bench/README.md).
+Budget: the suite's whole run matters (CI on 2 cores). With MAX_EXAMPLES = 8 generated
+cases per operation (besides schemathesis' coverage cases: boundaries, wrong types, missing
+fields) and STATEFUL_SCENARIOS = 15 scenarios of up to 6 steps, this module took 2 minutes
+for both databases on a 2-core machine busy with other work. A longer fuzz against a running
+server: ``bench/fuzz.py`` (see bench/README.md).
 
 The schema is read from the app object at import (schemathesis' lazy fixture loader does
 not work with pytest 9), and a test checks that it is exactly the document the running
