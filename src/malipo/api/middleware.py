@@ -13,6 +13,8 @@ must cost little.
   them), are refused, naming the field, before any route sees the body. Every number a route
   gets is therefore exactly what the client wrote (``Money.parse`` reads a float by its
   shortest text, which is then the sent value).
+- NUL characters are refused in a JSON body's strings and keys and in the query string, naming
+  the field: PostgreSQL cannot store one in text, and no field of malipo's means one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -80,6 +83,16 @@ class RequestContextMiddleware:
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
+
+        nul_errors = nul_query_parameters(scope.get("query_string", b""))
+        if nul_errors:
+            refused = ValidationFailed(
+                "; ".join(f"{e.field}: {e.message}" for e in nul_errors), errors=nul_errors
+            )
+            await render_error(path, request_id, refused)(scope, receive, send_with_id)
+            self._record(scope, path, status, started)
+            structlog.contextvars.clear_contextvars()
+            return
 
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
@@ -266,23 +279,60 @@ class _Constant(str):
     """``NaN``, ``Infinity`` or ``-Infinity``: Python's json reads them; JSON has no such thing."""
 
 
+_NUL = "\x00"
+_NUL_MESSAGE = "must not contain a NUL character"
+
+
+def nul_query_parameters(query: bytes) -> list[FieldError]:
+    """The query parameters whose name or value holds a NUL (``%00``), each named."""
+    if b"%00" not in query and b"\x00" not in query:
+        return []
+    text = query.decode("latin-1")
+    return [
+        FieldError(name.replace(_NUL, "") or "query", _NUL_MESSAGE)
+        for name, value in parse_qsl(text, keep_blank_values=True)
+        if _NUL in name or _NUL in value
+    ] or [FieldError("query", _NUL_MESSAGE)]
+
+
 def inexact_json_numbers(body: bytes) -> list[FieldError]:
-    """The JSON numbers in ``body`` that would not reach a route exactly, each naming its field.
+    """The JSON numbers in ``body`` that would not reach a route exactly, and the strings that
+    hold a NUL character, each naming its field.
 
     A number with a fraction or an exponent becomes a float: it must be finite and the float
     must be the number written (``0.1``, ``10.50`` and ``1e2`` are; ``1.0000000000000000000000001``
     and ``1e400`` are not). Integers are read exactly. A body that is not JSON is left to the
-    route, which says so in its own words.
+    route, which says so in its own words. Most bodies hold neither: they are read once, not walked.
     """
+    found = False
+
+    def number(text: str) -> _Number:
+        nonlocal found
+        found = True
+        return _Number(text)
+
+    def constant(text: str) -> _Constant:
+        nonlocal found
+        found = True
+        return _Constant(text)
+
     try:
-        document = json.loads(body, parse_float=_Number, parse_constant=_Constant)
+        document = json.loads(body, parse_float=number, parse_constant=constant)
     except (ValueError, RecursionError):
+        return []
+    # JSON writes a NUL only as an escape: a body without one has none.
+    if not found and b"\\u0000" not in body:
         return []
     errors: list[FieldError] = []
     stack: list[tuple[str, Any]] = [("", document)]
     while stack:
         where, value = stack.pop()
         if isinstance(value, dict):
+            errors.extend(
+                FieldError(f"{where}.{key}".lstrip(".").replace(_NUL, "\\u0000"), _NUL_MESSAGE)
+                for key in value
+                if _NUL in key
+            )
             stack.extend((f"{where}.{key}" if where else str(key), item) for key, item in value.items())
         elif isinstance(value, list):
             stack.extend((f"{where}.{i}" if where else str(i), item) for i, item in enumerate(value))
@@ -292,6 +342,8 @@ def inexact_json_numbers(body: bytes) -> list[FieldError]:
             problem = _inexact(value)
             if problem is not None:
                 errors.append(FieldError(where or "body", problem))
+        elif isinstance(value, str) and _NUL in value:
+            errors.append(FieldError(where or "body", _NUL_MESSAGE))
     errors.reverse()  # the stack read them last first
     return errors
 

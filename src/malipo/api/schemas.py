@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -143,3 +144,15 @@ PlainText = Annotated[str, AfterValidator(_plain_text)]
 NoControlCharacters = BeforeValidator(_plain_text_input)
 #: A message body: line breaks and tabs allowed, no other control characters.
 MessageText = Annotated[str, AfterValidator(_message_text)]
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """Only ``YYYY-MM-DD``: Pydantic alone would read ``0`` as 1970-01-01 (a Unix timestamp)."""
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]

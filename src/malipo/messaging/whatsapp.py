@@ -382,7 +382,12 @@ def read_csv(body: bytes) -> tuple[list[tuple[str, str | None]], int]:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValidationFailed.for_field("body", "the CSV must be UTF-8 text") from None
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if "\x00" in text:
+        raise ValidationFailed.for_field("body", "the CSV must not contain NUL characters")
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text), strict=True) if any(cell.strip() for cell in row)]
+    except csv.Error as exc:  # a bare carriage return in an unquoted field, an unterminated quote
+        raise ValidationFailed.for_field("body", f"the CSV cannot be read: {exc}") from None
     if not rows:
         raise ValidationFailed.for_field("body", "the CSV has no rows: send a column of phone numbers")
     header = [cell.strip().lower().replace(" ", "_") for cell in rows[0]]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
 from malipo.api.deps import ClockDep, DatabaseDep, Session
+from malipo.api.schemas import IsoDate
 from malipo.auth.permissions import CurrentPrincipal, callers
 from malipo.auth.principals import Audience
 from malipo.core.idempotency import IdempotencyKey
@@ -189,9 +189,11 @@ async def read_statement(
     session: Session,
     db: DatabaseDep,
     start_date: Annotated[
-        date | None, Query(alias="startDate", description="First day (UTC), inclusive")
+        IsoDate | None, Query(alias="startDate", description="First day (UTC), inclusive, YYYY-MM-DD")
     ] = None,
-    end_date: Annotated[date | None, Query(alias="endDate", description="Last day (UTC), inclusive")] = None,
+    end_date: Annotated[
+        IsoDate | None, Query(alias="endDate", description="Last day (UTC), inclusive, YYYY-MM-DD")
+    ] = None,
     entry_type: Annotated[EntryType | None, Query(alias="type", description="Only credits or debits")] = None,
     output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> StreamingResponse:
