@@ -91,7 +91,15 @@ def test_the_access_line_says_who_may_call() -> None:
         in (sandbox)
     )
     balance = _DOC["paths"]["/api/v1/wallet/balance"]["get"]["description"]
-    assert "Who: wallet customers (their customer token)." in balance
+    # Only the roles its callers can hold: the others' grants open nothing.
+    assert balance.endswith(
+        "Who: wallet customers (their customer token). Granted by default to the role `Customer`."
+    )
+    collect = _DOC["paths"]["/api/v2/payments"]["post"]["description"]
+    assert collect.endswith(
+        "Who: API users (an API key, or the Pay Hero pair). "
+        "Granted by default to the roles `ClientAdmin` and `Developer`."
+    )
     login = _DOC["paths"]["/api/v1/account/login"]["post"]["description"]
     assert login.endswith("\n\nPublic: no credentials needed.")
 

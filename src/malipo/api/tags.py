@@ -153,6 +153,19 @@ WHO = {
     Audience.CUSTOMER: "wallet customers (their customer token)",
 }
 PUBLIC = "Public: no credentials needed."
+# Who holds each system role: operator roles are for operator staff, the customer role for wallet
+# customers, the others for a client's portal users and API users.
+_OPERATOR_ROLES = frozenset({"SuperAdmin", "CompanyAdmin"})
+_CUSTOMER_ROLES = frozenset({"Customer"})
+
+
+def _holders(role: str) -> frozenset[Audience]:
+    if role in _OPERATOR_ROLES:
+        return frozenset({Audience.OPERATOR})
+    if role in _CUSTOMER_ROLES:
+        return frozenset({Audience.CUSTOMER})
+    return frozenset({Audience.CLIENT_ADMIN, Audience.KEY})
+
 
 _METHODS = {"get", "put", "post", "delete", "patch"}
 
@@ -161,11 +174,14 @@ def access_line(route: EffectiveRoute) -> str:
     """The paragraph that says which permission a route checks and who may call it."""
     if not is_protected(route):
         return PUBLIC
-    who = [WHO[audience] for audience in Audience if audience in route_callers(route)]
+    audiences = route_callers(route)
+    who = [WHO[audience] for audience in Audience if audience in audiences]
     line = f"Permission: `{route.name}`. Who: {_join(who)}."
-    roles = default_roles_for(route.name)
+    # The roles that grant it by default, among those its callers can hold.
+    roles = [role for role in default_roles_for(route.name) if _holders(role) & audiences]
     if roles:
-        line += f" Granted by default to the roles {_join([f'`{r}`' for r in roles])}."
+        named = _join([f"`{role}`" for role in roles])
+        line += f" Granted by default to the role{'s' if len(roles) > 1 else ''} {named}."
     return line
 
 

@@ -320,7 +320,8 @@ class PortalUserIn(CamelModel):
                     "email": "achieng@dukalamama.co.ke",
                     "roles": ["ClientAdmin"],
                     "generateApiKey": False,
-                }
+                },
+                {"userName": "Njeri Mwangi", "email": "njeri.mwangi@malipo.co.ke", "roles": ["CompanyAdmin"]},
             ]
         }
     )

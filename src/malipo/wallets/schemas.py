@@ -46,7 +46,7 @@ EntryType = Literal["credit", "debit"]
 
 class TopUpIn(CamelModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"amount": "500.00", "description": "Top-up for the weekend"}]}
+        json_schema_extra={"examples": [{"amount": "2000.00", "description": "Top-up for the weekend"}]}
     )
 
     amount: Amount
