@@ -15,6 +15,7 @@ from malipo.api.middleware import RequestContextMiddleware
 from malipo.api.openapi import build_openapi
 from malipo.api.payhero import router as payhero_router
 from malipo.api.payhero.compat import JsonBodyByDefault
+from malipo.api.tags import document_operations
 from malipo.api.v1 import router as v1_router
 from malipo.auth.permissions import sync_permissions
 from malipo.collections.callbacks import router as provider_callbacks_router
@@ -137,4 +138,5 @@ def create_app(
         return build_openapi(app)
 
     app.openapi = openapi  # type: ignore[method-assign]
+    document_operations(app)  # tags, and each operation's permission and callers
     return app

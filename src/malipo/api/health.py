@@ -11,11 +11,12 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from malipo.api.deps import DatabaseDep
+from malipo.api.tags import HEALTH
 from malipo.collections.tasks import not_sent_counts
 from malipo.core.logging import get_logger
 from malipo.db import Database
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=[HEALTH])
 log = get_logger("malipo.health")
 
 
@@ -33,6 +34,7 @@ class Readiness(BaseModel):
 
 @router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
 async def healthz() -> Health:
+    """Answers 200 while the process serves requests; it checks nothing else."""
     return Health(status="ok")
 
 
@@ -45,6 +47,7 @@ async def healthz() -> Health:
     summary="Readiness: database reachable and migrations current",
 )
 async def readyz(request: Request, db: DatabaseDep) -> JSONResponse:
+    """200 when the database answers and its migrations are current; 503 otherwise, saying which."""
     head: str | None = request.app.state.migration_head
     revision: str | None = None
     database: Literal["ok", "unreachable"] = "ok"
@@ -78,6 +81,7 @@ async def readyz(request: Request, db: DatabaseDep) -> JSONResponse:
     summary="Prometheus metrics",
 )
 async def metrics(db: DatabaseDep) -> Response:
+    """Metrics in Prometheus' text format, with the counters kept in the database."""
     return Response(generate_latest() + await _database_metrics(db), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from malipo.api.deps import DatabaseDep
+from malipo.api.tags import PROVIDER_CALLBACKS
 from malipo.collections import service
 from malipo.core.errors import FieldError, MalipoError, ValidationFailed
 from malipo.core.logging import get_logger
@@ -25,7 +26,7 @@ from malipo.reviews.records import Received
 
 log = get_logger("malipo.callbacks")
 
-router = APIRouter(prefix="/callbacks", tags=["provider callbacks"], include_in_schema=False)
+router = APIRouter(prefix="/callbacks", tags=[PROVIDER_CALLBACKS], include_in_schema=False)
 
 # What Daraja expects back from a callback receiver.
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}

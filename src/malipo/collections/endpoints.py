@@ -15,13 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.api.deps import ClockDep, Session
 from malipo.api.schemas import MAX_ID, plain_integer
+from malipo.api.tags import CHANNELS
 from malipo.auth.permissions import CA, KEY, CurrentPrincipal, callers
 from malipo.collections import service as collections
 from malipo.collections.models import ChannelType, PaymentChannel
 from malipo.collections.schemas import ChannelIn, ChannelOut, ChannelPage
 from malipo.core.errors import ValidationFailed
 
-router = APIRouter(tags=["channels"])
+router = APIRouter(tags=[CHANNELS])
 
 # A plain {id} (no converter): an id that is not a number is a 422 naming it, after authorisation.
 ChannelIdPath = Annotated[
@@ -49,6 +50,7 @@ async def channel_out(session: AsyncSession, channel: PaymentChannel, now: datet
 
 @router.post(
     "/channels", response_model=ChannelOut, status_code=status.HTTP_201_CREATED, name="Channels.Create",
+    summary="Register a channel",
     openapi_extra=callers(CA, KEY),
 )  # fmt: skip
 async def create_channel(
@@ -64,7 +66,13 @@ async def create_channel(
     return await channel_out(session, channel, clock.now())
 
 
-@router.get("/channels", response_model=ChannelPage, name="Channels.List", openapi_extra=callers(CA, KEY))
+@router.get(
+    "/channels",
+    response_model=ChannelPage,
+    name="Channels.List",
+    summary="List your channels",
+    openapi_extra=callers(CA, KEY),
+)
 async def list_channels(
     who: CurrentPrincipal,
     session: Session,
@@ -85,15 +93,23 @@ async def list_channels(
     )
 
 
-@router.get("/channels/{id}", response_model=ChannelOut, name="Channels.Read", openapi_extra=callers(CA, KEY))
+@router.get(
+    "/channels/{id}",
+    response_model=ChannelOut,
+    name="Channels.Read",
+    summary="Get a channel",
+    openapi_extra=callers(CA, KEY),
+)
 async def read_channel(
     id: ChannelIdPath, who: CurrentPrincipal, session: Session, clock: ClockDep
 ) -> ChannelOut:
+    """One of your channels, with its balance if it is your payments wallet."""
     return await channel_out(session, await collections.get_channel(session, who, id), clock.now())
 
 
 @router.post(
     "/channels/{id}/deactivate", response_model=ChannelOut, name="Channels.Deactivate",
+    summary="Deactivate a channel",
     openapi_extra=callers(CA, KEY),
 )  # fmt: skip
 async def deactivate_channel(
@@ -107,11 +123,13 @@ async def deactivate_channel(
 
 @router.post(
     "/channels/{id}/activate", response_model=ChannelOut, name="Channels.Activate",
+    summary="Activate a channel",
     openapi_extra=callers(CA, KEY),
 )  # fmt: skip
 async def activate_channel(
     id: ChannelIdPath, who: CurrentPrincipal, session: Session, clock: ClockDep
 ) -> ChannelOut:
+    """Accept new collections to the channel again."""
     channel = await collections.get_channel(session, who, id)
     await collections.set_channel_active(session, channel, True, now=clock.now())
     return await channel_out(session, channel, clock.now())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from malipo.api.schemas import CamelModel, NoControlCharacters
 
@@ -24,13 +24,27 @@ Description = Annotated[
 
 
 class ChannelIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"channelType": "till", "shortCode": "5123456", "description": "Moi Avenue shop till"},
+                {
+                    "channelType": "bank",
+                    "shortCode": "522522",
+                    "accountNumber": "1280006242",
+                    "description": "KCB current account",
+                },
+            ]
+        }
+    )
+
     channel_type: Literal["paybill", "till", "bank"]
     short_code: ShortCode = Field(
-        description="The paybill or till number (a bank's paybill for ``bank``), 5 to 10 digits",
+        description="The paybill or till number (a bank's paybill for `bank`), 5 to 10 digits",
         examples=["522522"],
     )
     account_number: AccountNumber | None = Field(
-        default=None, description="The account at the paybill; required for ``bank``", examples=["1280006242"]
+        default=None, description="The account at the paybill; required for `bank`", examples=["1280006242"]
     )
     description: Description
 
@@ -44,8 +58,8 @@ class ChannelOut(CamelModel):
     account_number: str | None
     description: str
     is_active: bool
-    balance: str | None = Field(description="The payments wallet's balance (``wallet`` only)")
-    currency: str | None = Field(description="The balance's currency (``wallet`` only)")
+    balance: str | None = Field(description="The payments wallet's balance (`wallet` only)")
+    currency: str | None = Field(description="The balance's currency (`wallet` only)")
     created_at: datetime
     updated_at: datetime
 

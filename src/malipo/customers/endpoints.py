@@ -10,6 +10,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
+from malipo.api.tags import CUSTOMERS
 from malipo.auth.permissions import KEY, CurrentPrincipal, callers
 from malipo.auth.principals import Audience
 from malipo.customers import service as customers
@@ -18,7 +19,7 @@ from malipo.customers.schemas import CustomerLoginIn, CustomerOut, CustomerRegis
 
 CUST = Audience.CUSTOMER
 
-router = APIRouter(tags=["customers"])
+router = APIRouter(tags=[CUSTOMERS])
 
 
 def _customer_out(customer: Customer) -> CustomerOut:
@@ -37,6 +38,7 @@ def _customer_out(customer: Customer) -> CustomerOut:
     response_model=CustomerOut,
     status_code=status.HTTP_201_CREATED,
     name="Customers.Register",
+    summary="Register a wallet customer",
     openapi_extra=callers(KEY),
 )
 async def register_customer(
@@ -50,7 +52,11 @@ async def register_customer(
 
 
 @router.post(
-    "/customers/login", response_model=CustomerToken, name="Customers.Login", openapi_extra=callers(KEY)
+    "/customers/login",
+    response_model=CustomerToken,
+    name="Customers.Login",
+    summary="Sign a wallet customer in",
+    openapi_extra=callers(KEY),
 )
 async def login_customer(
     body: CustomerLoginIn, who: CurrentPrincipal, session: Session, clock: ClockDep, settings: SettingsDep
@@ -79,6 +85,7 @@ async def login_customer(
     "/customers/{id:uuid}",
     response_model=CustomerOut,
     name="Customers.Read",
+    summary="Get a wallet customer",
     openapi_extra=callers(KEY, CUST),
 )
 async def get_customer(id: uuid.UUID, who: CurrentPrincipal, session: Session) -> CustomerOut:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import ConfigDict, EmailStr, Field, StringConstraints
 
 from malipo.api.schemas import CamelModel, NoControlCharacters
 
@@ -15,12 +15,28 @@ FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20
 
 
 class CustomerRegisterIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "amina.hassan@gmail.com",
+                    "password": "Mandazi-Na-Chai-9",
+                    "fullName": "Amina Hassan",
+                }
+            ]
+        }
+    )
+
     email: CustomerEmail = Field(description="The customer's login; unique among your customers")
     password: Annotated[str, StringConstraints(min_length=8, max_length=1000)]
     full_name: FullName | None = None
 
 
 class CustomerLoginIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "amina.hassan@gmail.com", "password": "Mandazi-Na-Chai-9"}]}
+    )
+
     # Login looks a customer up; it does not judge the address's format.
     email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from malipo.api.schemas import CamelModel
 from malipo.identity.models import ClientStatus, ClientType
@@ -25,6 +25,14 @@ AccountEmail = Annotated[str, StringConstraints(strip_whitespace=True, min_lengt
 
 
 class LoginIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"username": "owner@dukalamama.co.ke", "password": "Kahawa-Tamu-2024", "rememberMe": False}
+            ]
+        }
+    )
+
     username: AccountEmail
     password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
     remember_me: bool = False
@@ -41,10 +49,24 @@ class LoginOut(CamelModel):
 
 
 class ForgotPasswordIn(CamelModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "owner@dukalamama.co.ke"}]})
+
     email: AccountEmail
 
 
 class ResetPasswordIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "owner@dukalamama.co.ke",
+                    "token": "tq3ZP8vN0x2mWb7Ls4Hd9Ke1",
+                    "newPassword": "Chai-Moto-Asubuhi-7",
+                }
+            ]
+        }
+    )
+
     email: AccountEmail
     token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     new_password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
@@ -54,6 +76,24 @@ class ResetPasswordIn(CamelModel):
 
 
 class ClientIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "clientType": "Company",
+                    "name": "Duka La Mama Ltd",
+                    "contactPerson": "Wanjiku Kamau",
+                    "phoneNumber": "0712345678",
+                    "emailAddress": "accounts@dukalamama.co.ke",
+                    "address": "Moi Avenue 12",
+                    "city": "Nairobi",
+                    "state": "Nairobi County",
+                    "country": "KE",
+                }
+            ]
+        }
+    )
+
     client_type: ClientType
     name: Name
     contact_person: Name | None = None
@@ -103,6 +143,19 @@ class ApiUserCount(CamelModel):
 
 
 class ApiUserIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "developerName": "Otieno Ochieng",
+                    "developerEmail": "otieno@dukalamama.co.ke",
+                    "developerPhoneNumber": "0722123456",
+                    "roleId": "3f2b8c1e-5d4a-4e9b-9c7f-0a1b2c3d4e5f",
+                }
+            ]
+        }
+    )
+
     developer_name: Name
     developer_email: EmailStr
     developer_phone_number: Phone
@@ -136,6 +189,19 @@ class ApiUserCreated(CamelModel):
 
 
 class PermissionOverridesIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "overrides": {
+                        "3f2b8c1e-5d4a-4e9b-9c7f-0a1b2c3d4e5f": True,
+                        "8d0e6f4a-2b1c-4f3e-a5d6-7c8b9a0e1f2d": False,
+                    }
+                }
+            ]
+        }
+    )
+
     overrides: dict[uuid.UUID, bool] = Field(
         description="permissionId → allowed (true grants, false revokes)"
     )
@@ -159,6 +225,14 @@ class ApiUserPermissions(CamelModel):
 
 
 class PermissionIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Reports.Export", "httpMethod": "GET", "routePattern": "/api/v1/reports/export"}
+            ]
+        }
+    )
+
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
     http_method: HttpMethod
     route_pattern: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^/\S{0,299}$")]
@@ -182,15 +256,46 @@ class BulkPermissionsOut(CamelModel):
 
 
 class RoleIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Support",
+                    "permissionIds": [
+                        "3f2b8c1e-5d4a-4e9b-9c7f-0a1b2c3d4e5f",
+                        "8d0e6f4a-2b1c-4f3e-a5d6-7c8b9a0e1f2d",
+                    ],
+                }
+            ]
+        }
+    )
+
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     permission_ids: list[uuid.UUID] = Field(default_factory=list)
 
 
 class RolePermissionsIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "permissionIds": [
+                        "3f2b8c1e-5d4a-4e9b-9c7f-0a1b2c3d4e5f",
+                        "8d0e6f4a-2b1c-4f3e-a5d6-7c8b9a0e1f2d",
+                    ]
+                }
+            ]
+        }
+    )
+
     permission_ids: list[uuid.UUID]
 
 
 class RolePermissionAddIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"permissionID": "c5a7e9b1-3d2f-4a6c-8e0b-1f2a3b4c5d6e"}]}
+    )
+
     # The seed spells it permissionID; permissionId is accepted too.
     permission_id: uuid.UUID = Field(alias="permissionID", validation_alias="permissionID")
 
@@ -207,6 +312,20 @@ class RoleOut(CamelModel):
 
 
 class PortalUserIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "userName": "Achieng Otieno",
+                    "email": "achieng@dukalamama.co.ke",
+                    "roles": ["ClientAdmin"],
+                    "generateApiKey": False,
+                },
+                {"userName": "Njeri Mwangi", "email": "njeri.mwangi@malipo.co.ke", "roles": ["CompanyAdmin"]},
+            ]
+        }
+    )
+
     user_name: Name
     email: EmailStr
     roles: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(min_length=1)
@@ -232,6 +351,8 @@ class PortalUserCreated(CamelModel):
 
 
 class SandboxKeyIn(CamelModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"description": "CI pipeline"}]})
+
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     api_user_id: uuid.UUID | None = None
 

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from malipo.api.deps import ClockDep, DatabaseDep, SettingsDep
+from malipo.api.tags import PROVIDER_CALLBACKS
 from malipo.core.clock import Clock
 from malipo.core.crypto import constant_time_equal
 from malipo.core.errors import NotFound
@@ -35,7 +36,7 @@ from malipo.providers.whatsapp_cloud.client import parse_status_webhook, verify_
 
 log = get_logger("malipo.messaging.callbacks")
 
-router = APIRouter(prefix="/callbacks", tags=["callbacks"], include_in_schema=False)
+router = APIRouter(prefix="/callbacks", tags=[PROVIDER_CALLBACKS], include_in_schema=False)
 
 # WhatsApp status webhooks come in bursts (a bulk's statuses). Each one is a short write; letting
 # them all queue for database connections at once starves every other request of the pool (and

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
+from malipo.api.tags import SMS, WHATSAPP
 from malipo.auth.permissions import KEY, CurrentPrincipal, callers
 from malipo.core.idempotency import IdempotencyKey
 from malipo.core.money import Money
@@ -76,8 +77,9 @@ def _rejections(rejected: list[sms.Rejected]) -> list[Rejection]:
     response_model=SmsOut,
     status_code=status.HTTP_201_CREATED,
     name="Sms.Send",
+    summary="Send an SMS",
     openapi_extra=callers(KEY),
-    tags=["sms"],
+    tags=[SMS],
 )
 async def send_sms(
     body: SmsIn,
@@ -96,8 +98,9 @@ async def send_sms(
     response_model=SmsOut,
     status_code=status.HTTP_201_CREATED,
     name="Sms.SendWithSender",
+    summary="Send an SMS from your sender id",
     openapi_extra=callers(KEY),
-    tags=["sms"],
+    tags=[SMS],
 )
 async def send_sms_with_sender(
     body: SmsWithSenderIn,
@@ -134,8 +137,9 @@ async def _send_one(
     response_model=SmsBulkOut,
     status_code=status.HTTP_201_CREATED,
     name="Sms.SendBulk",
+    summary="Send one SMS to many numbers",
     openapi_extra=callers(KEY),
-    tags=["sms"],
+    tags=[SMS],
 )
 async def send_sms_bulk(
     body: SmsBulkIn,
@@ -145,7 +149,7 @@ async def send_sms_bulk(
     clock: ClockDep,
     settings: SettingsDep,
 ) -> SmsBulkOut:
-    """Queue one text to up to 10,000 numbers. Invalid or repeated numbers are listed in ``rejected``
+    """Queue one text to up to 10,000 numbers. Invalid or repeated numbers are listed in `rejected`
     and do not stop the others; only the accepted ones are charged."""
     done = await sms.send_bulk(
         session,
@@ -174,8 +178,9 @@ async def send_sms_bulk(
     "/sms/batches/{id:uuid}",
     response_model=SmsBatchOut,
     name="Sms.ReadBatch",
+    summary="Get a bulk SMS batch",
     openapi_extra=callers(KEY),
-    tags=["sms"],
+    tags=[SMS],
 )
 async def read_sms_batch(
     id: uuid.UUID,
@@ -213,7 +218,12 @@ async def read_sms_batch(
 
 
 @router.get(
-    "/sms/{id:uuid}", response_model=SmsOut, name="Sms.Read", openapi_extra=callers(KEY), tags=["sms"]
+    "/sms/{id:uuid}",
+    response_model=SmsOut,
+    name="Sms.Read",
+    summary="Get an SMS",
+    openapi_extra=callers(KEY),
+    tags=[SMS],
 )
 async def read_sms(
     id: uuid.UUID,
@@ -243,8 +253,9 @@ def session_out(found: WhatsAppSession, settings: SettingsDep) -> WhatsAppSessio
     response_model=WhatsAppSessionOut,
     status_code=status.HTTP_201_CREATED,
     name="Whatsapp.CreateSession",
+    summary="Register a WhatsApp session",
     openapi_extra=callers(KEY),
-    tags=["whatsapp"],
+    tags=[WHATSAPP],
 )
 async def create_whatsapp_session(
     body: WhatsAppSessionIn, who: CurrentPrincipal, session: Session, clock: ClockDep, settings: SettingsDep
@@ -267,12 +278,14 @@ async def create_whatsapp_session(
     "/whatsapp/sessions",
     response_model=list[WhatsAppSessionOut],
     name="Whatsapp.ListSessions",
+    summary="List WhatsApp sessions",
     openapi_extra=callers(KEY),
-    tags=["whatsapp"],
+    tags=[WHATSAPP],
 )
 async def list_whatsapp_sessions(
     who: CurrentPrincipal, session: Session, settings: SettingsDep
 ) -> list[WhatsAppSessionOut]:
+    """Your WhatsApp sessions, each with the webhook URL its status reports are sent to."""
     return [session_out(found, settings) for found in await whatsapp.list_sessions(session, who)]
 
 
@@ -281,7 +294,8 @@ async def list_whatsapp_sessions(
     response_model=WhatsAppBulkOut,
     status_code=status.HTTP_201_CREATED,
     name="Whatsapp.SendBulkCsv",
-    tags=["whatsapp"],
+    summary="Send WhatsApp messages to the numbers in a CSV file",
+    tags=[WHATSAPP],
     openapi_extra={
         **callers(KEY),
         "requestBody": {
@@ -300,10 +314,10 @@ async def send_whatsapp_bulk_csv(
     clock: ClockDep,
     settings: SettingsDep,
     session_name: Annotated[str, Query(alias="session", min_length=1, max_length=100)],
-    message: Annotated[str, Query(min_length=1, max_length=4096, description="``{name}`` is replaced")],
+    message: Annotated[str, Query(min_length=1, max_length=4096, description="`{name}` is replaced")],
 ) -> WhatsAppBulkOut:
-    """Bulk WhatsApp from a CSV body (``Content-Type: text/csv``): a column of phone numbers (``phone``,
-    ``phone_number``, ``msisdn`` or the first column) and optionally ``name``, used as ``{name}``."""
+    """Bulk WhatsApp from a CSV body (`Content-Type: text/csv`): a column of phone numbers (`phone`,
+    `phone_number`, `msisdn` or the first column) and optionally `name`, used as `{name}`."""
     done = await whatsapp.send_bulk_csv(
         session,
         who,
@@ -327,8 +341,9 @@ async def send_whatsapp_bulk_csv(
     "/whatsapp/batches/{id:uuid}",
     response_model=WhatsAppBatchOut,
     name="Whatsapp.ReadBatch",
+    summary="Get a bulk WhatsApp batch",
     openapi_extra=callers(KEY),
-    tags=["whatsapp"],
+    tags=[WHATSAPP],
 )
 async def read_whatsapp_batch(
     id: uuid.UUID,

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from malipo.api.schemas import CamelModel, MessageText
 
@@ -37,15 +37,47 @@ SmsState = Literal["queued", "sent", "delivered", "failed"]
 
 
 class SmsIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"phoneNumber": "0712345678", "message": "Your order 1042 is ready for pickup at Moi Avenue."}
+            ]
+        }
+    )
+
     phone_number: PhoneNumber
     message: SmsText
 
 
 class SmsWithSenderIn(SmsIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "phoneNumber": "0712345678",
+                    "message": "Your order 1042 is ready for pickup at Moi Avenue.",
+                    "senderId": "DUKALAMAMA",
+                }
+            ]
+        }
+    )
+
     sender_id: SenderId
 
 
 class SmsBulkIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "phoneNumbers": ["0712345678", "254722123456", "+254733123456"],
+                    "message": "Weekend offer: 10% off all unga until Sunday.",
+                    "senderId": "DUKALAMAMA",
+                }
+            ]
+        }
+    )
+
     phone_numbers: list[Annotated[str, Field(max_length=64)]] = Field(
         min_length=1, max_length=10_000, description="Up to 10,000 numbers; invalid ones are rejected alone"
     )
@@ -129,8 +161,22 @@ class SmsBatchOut(CamelModel):
 
 
 class WhatsAppSessionIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "shop", "backend": "simulator"},
+                {
+                    "name": "shop",
+                    "backend": "cloud",
+                    "phoneNumberId": "106540352242922",
+                    "accessToken": "EAAG0ZBZCx4ZBZAwBAKZCdemo",
+                },
+            ]
+        }
+    )
+
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = Field(
-        description="The name you send as ``session`` (Pay Hero's field)"
+        description="The name you send as `session` (Pay Hero's field)"
     )
     backend: Literal["cloud", "simulator"] = Field(
         default="simulator", description="Meta's WhatsApp Cloud API, or the built-in simulator"

@@ -385,7 +385,8 @@ def read_csv(body: bytes) -> tuple[list[tuple[str, str | None]], int]:
     if "\x00" in text:
         raise ValidationFailed.for_field("body", "the CSV must not contain NUL characters")
     try:
-        rows = [row for row in csv.reader(io.StringIO(text), strict=True) if any(cell.strip() for cell in row)]
+        read = csv.reader(io.StringIO(text), strict=True)
+        rows = [row for row in read if any(cell.strip() for cell in row)]
     except csv.Error as exc:  # a bare carriage return in an unquoted field, an unterminated quote
         raise ValidationFailed.for_field("body", f"the CSV cannot be read: {exc}") from None
     if not rows:

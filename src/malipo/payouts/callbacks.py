@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from malipo.api.deps import ClockDep, Session
+from malipo.api.tags import PROVIDER_CALLBACKS
 from malipo.collections.callbacks import UnsupportedMediaType, is_json, malformed
 from malipo.collections.service import CallbackMismatch
 from malipo.core.logging import get_logger
@@ -24,7 +25,7 @@ from malipo.reviews.records import Received, leading_party
 
 log = get_logger("malipo.callbacks")
 
-router = APIRouter(prefix="/callbacks", tags=["provider callbacks"], include_in_schema=False)
+router = APIRouter(prefix="/callbacks", tags=[PROVIDER_CALLBACKS], include_in_schema=False)
 
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 

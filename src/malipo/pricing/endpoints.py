@@ -10,6 +10,7 @@ import uuid
 from fastapi import APIRouter
 
 from malipo.api.deps import ClockDep, Session, SettingsDep
+from malipo.api.tags import PRICING
 from malipo.auth.permissions import CA, KEY, OP, CurrentPrincipal, callers
 from malipo.core.money import Money
 from malipo.identity import clients
@@ -17,7 +18,7 @@ from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
 from malipo.pricing.schemas import PricingOut, TariffIn, TariffOut
 
-router = APIRouter(tags=["pricing"])
+router = APIRouter(tags=[PRICING])
 
 
 def tariff_out(tariff: pricing.Tariff, currency: str) -> TariffOut:
@@ -35,6 +36,7 @@ def tariff_out(tariff: pricing.Tariff, currency: str) -> TariffOut:
 
 @router.get(
     "/clients/{id:uuid}/pricing", response_model=PricingOut, name="Pricing.Read",
+    summary="Get a client's fees",
     openapi_extra=callers(OP, CA, KEY),
 )  # fmt: skip
 async def read_pricing(
@@ -52,13 +54,14 @@ async def read_pricing(
 
 @router.put(
     "/clients/{id:uuid}/pricing/{kind}", response_model=TariffOut, name="Pricing.Update",
+    summary="Set a client's collection or payout fee",
     openapi_extra=callers(OP),
 )  # fmt: skip
 async def update_pricing(
     id: uuid.UUID, kind: PricingKind, body: TariffIn, who: CurrentPrincipal, session: Session, clock: ClockDep
 ) -> TariffOut:
-    """Set the client's fee for ``collection`` or ``payout``: ``percent`` of the amount plus ``fixed``,
-    kept within [``minimum``, ``maximum``]. It applies from the client's next request, sandbox and live."""
+    """Set the client's fee for `collection` or `payout`: `percent` of the amount plus `fixed`,
+    kept within [`minimum`, `maximum`]. It applies from the client's next request, sandbox and live."""
     client = await clients.get_client(session, who, id)
     tariff = await pricing.set_pricing(
         session, client, kind, percent=body.percent, fixed=body.fixed, minimum=body.minimum,

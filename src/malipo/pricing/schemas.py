@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from malipo.api.schemas import CamelModel
 
@@ -29,6 +29,12 @@ Number = Annotated[int | float | str, BeforeValidator(_number_input)]
 class TariffIn(CamelModel):
     """A merchant's whole tariff for one kind: every field is required (PUT replaces it)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"percent": "1.5", "fixed": "0", "minimum": "1.00", "maximum": "1000.00"}]
+        }
+    )
+
     percent: Number = Field(
         description="Percentage of the amount, 0 to 100, two decimals at most", examples=["1.5"]
     )
@@ -45,7 +51,7 @@ class TariffOut(CamelModel):
     maximum: str
     currency: str
     source: Literal["merchant", "default"] = Field(
-        description="``merchant``: set for this client; ``default``: the gateway's settings"
+        description="`merchant`: set for this client; `default`: the gateway's settings"
     )
     updated_at: datetime | None
 

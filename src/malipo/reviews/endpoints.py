@@ -11,12 +11,13 @@ from fastapi import APIRouter, Query
 
 from malipo.api.deps import ClockDep, Session
 from malipo.api.schemas import CamelModel
+from malipo.api.tags import REVIEW
 from malipo.auth.permissions import OP, CurrentPrincipal, callers
 from malipo.core.money import Money
 from malipo.reviews import service
 from malipo.reviews.models import CallbackReview, ReviewKind, ReviewStatus
 
-router = APIRouter(tags=["operator review"])
+router = APIRouter(tags=[REVIEW])
 
 
 class ReviewOut(CamelModel):
@@ -59,7 +60,13 @@ def review_out(review: CallbackReview) -> ReviewOut:
     )  # fmt: skip
 
 
-@router.get("/operator/review", response_model=ReviewPage, name="Review.List", openapi_extra=callers(OP))
+@router.get(
+    "/operator/review",
+    response_model=ReviewPage,
+    name="Review.List",
+    summary="List held collections and payouts",
+    openapi_extra=callers(OP),
+)
 async def list_reviews(
     who: CurrentPrincipal,
     session: Session,
@@ -77,6 +84,7 @@ async def list_reviews(
 
 @router.post(
     "/operator/review/{kind}/{id:uuid}/accept", response_model=ReviewOut, name="Review.Accept",
+    summary="Accept what the provider reported",
     openapi_extra=callers(OP),
 )  # fmt: skip
 async def accept_review(
@@ -89,6 +97,7 @@ async def accept_review(
 
 @router.post(
     "/operator/review/{kind}/{id:uuid}/reject", response_model=ReviewOut, name="Review.Reject",
+    summary="Reject a held collection or payout",
     openapi_extra=callers(OP),
 )  # fmt: skip
 async def reject_review(

@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from malipo.api.deps import ClockDep, DatabaseDep, Session
 from malipo.api.schemas import IsoDate
+from malipo.api.tags import WALLET
 from malipo.auth.permissions import CurrentPrincipal, callers
 from malipo.auth.principals import Audience
 from malipo.core.idempotency import IdempotencyKey
@@ -36,7 +37,7 @@ from malipo.wallets.schemas import (
 
 CUST = Audience.CUSTOMER
 
-router = APIRouter(tags=["wallet"])
+router = APIRouter(tags=[WALLET])
 
 # Bytes gathered before a chunk is sent: few writes, little memory.
 _FLUSH_BYTES = 64 * 1024
@@ -59,9 +60,14 @@ def _movement(movement: wallets.Movement) -> dict[str, object]:
 
 
 @router.get(
-    "/wallet/balance", response_model=BalanceOut, name="Wallet.ReadBalance", openapi_extra=callers(CUST)
+    "/wallet/balance",
+    response_model=BalanceOut,
+    name="Wallet.ReadBalance",
+    summary="Get the wallet's balance",
+    openapi_extra=callers(CUST),
 )
 async def read_balance(who: CurrentPrincipal, session: Session) -> BalanceOut:
+    """The customer's balance, and what is available (the balance less funds on hold)."""
     found = await wallets.wallet_balance(session, who)
     return BalanceOut(
         customer_id=found.customer_id,
@@ -76,6 +82,7 @@ async def read_balance(who: CurrentPrincipal, session: Session) -> BalanceOut:
     response_model=TopUpOut,
     status_code=status.HTTP_201_CREATED,
     name="Wallet.TopUp",
+    summary="Top up the wallet",
     openapi_extra=callers(CUST),
 )
 async def top_up(
@@ -92,6 +99,7 @@ async def top_up(
     response_model=TransferOut,
     status_code=status.HTTP_201_CREATED,
     name="Wallet.Transfer",
+    summary="Send money to another customer",
     openapi_extra=callers(CUST),
 )
 async def transfer(
@@ -109,12 +117,13 @@ async def transfer(
     response_model=PaymentOut,
     status_code=status.HTTP_201_CREATED,
     name="Wallet.Pay",
+    summary="Pay the merchant from the wallet",
     openapi_extra=callers(CUST),
 )
 async def pay(
     body: PaymentIn, who: CurrentPrincipal, idem: IdempotencyKey, session: Session, clock: ClockDep
 ) -> PaymentOut:
-    """Pay the merchant; ``externalReference`` is unique per merchant (a repeat is a 409)."""
+    """Pay the merchant; `externalReference` is unique per merchant (a repeat is a 409)."""
     movement = await wallets.pay(session, who, body, now=clock.now())
     reply = PaymentOut(**_movement(movement), external_reference=body.external_reference)  # type: ignore[arg-type]
     await idem.complete(session, status.HTTP_201_CREATED, reply)
@@ -174,12 +183,13 @@ async def _csv_body(lines: AsyncIterator[wallets.StatementLine]) -> AsyncIterato
 @router.get(
     "/wallet/statement",
     name="Wallet.ReadStatement",
+    summary="Get the wallet's statement (JSON or CSV)",
     openapi_extra=callers(CUST),
     response_model=None,
     responses={
         200: {
             "model": StatementOut,
-            "description": "The statement, streamed: JSON (``format=json``) or CSV (``format=csv``)",
+            "description": "The statement, streamed: JSON (`format=json`) or CSV (`format=csv`)",
             "content": {"text/csv": {"schema": {"type": "string"}}},
         }
     },

@@ -14,7 +14,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
 
 from malipo.api.schemas import CamelModel, NoControlCharacters
 
@@ -45,17 +45,39 @@ EntryType = Literal["credit", "debit"]
 
 
 class TopUpIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount": "2000.00", "description": "Top-up for the weekend"}]}
+    )
+
     amount: Amount
     description: Description
 
 
 class TransferIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "recipientCustomerId": "8d0e6f4a-2b1c-4f3e-a5d6-7c8b9a0e1f2d",
+                    "amount": "250.00",
+                    "description": "Lunch at Java House",
+                }
+            ]
+        }
+    )
+
     recipient_customer_id: uuid.UUID
     amount: Amount
     description: Description
 
 
 class PaymentIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"amount": "1200.00", "description": "Order 1042", "externalReference": "INV-1042"}]
+        }
+    )
+
     amount: Amount
     description: Description
     external_reference: ExternalReference = Field(
@@ -71,7 +93,7 @@ class BalanceOut(CamelModel):
 
 
 class MovementOut(CamelModel):
-    """A completed movement of the wallet: its journal ``reference`` and the balance after it."""
+    """A completed movement of the wallet: its journal `reference` and the balance after it."""
 
     reference: str
     status: Literal["completed"]
@@ -101,13 +123,13 @@ class StatementEntry(CamelModel):
     kind: Literal["top_up", "transfer", "payment", "other"]
     type: EntryType
     description: str
-    amount: str = Field(description="The entry's amount, always positive: ``type`` says which way")
+    amount: str = Field(description="The entry's amount, always positive: `type` says which way")
     balance: str = Field(description="The wallet's balance right after this entry")
     currency: str
 
 
 class StatementOut(CamelModel):
-    """What ``format=json`` streams; ``format=csv`` streams the same entries as CSV rows."""
+    """What `format=json` streams; `format=csv` streams the same entries as CSV rows."""
 
     customer_id: uuid.UUID
     currency: str

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from malipo.api.deps import ClockDep, DatabaseDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS
 from malipo.api.schemas import PageQuery, page_size_query
+from malipo.api.tags import PAYHERO_EMAIL
 from malipo.auth.authenticate import authenticate
 from malipo.auth.permissions import admit, check_permission, guard
 from malipo.auth.principals import Principal
@@ -30,7 +31,7 @@ from malipo.core.idempotency import Idempotency, IdempotencyKey
 from malipo.messaging import mailers
 from malipo.messaging.models import MerchantEmail, MerchantEmailStatus
 
-router = APIRouter(prefix="/mailer", tags=["pay hero: email"])
+router = APIRouter(prefix="/mailer", tags=[PAYHERO_EMAIL])
 
 # Pay Hero's mail_status "status": 1 is sent (documented); the others are malipo's.
 _STATUS_CODES = {MerchantEmailStatus.QUEUED: 0, MerchantEmailStatus.SENT: 1, MerchantEmailStatus.FAILED: 2}
@@ -60,6 +61,19 @@ class PayHeroModel(BaseModel):
 
 
 class RegisterIn(PayHeroModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "smtp_host": "smtp.gmail.com",
+                    "smtp_username": "duka.la.mama@gmail.com",
+                    "smtp_password": "abcd efgh ijkl mnop",
+                    "smtp_port": "587",
+                }
+            ]
+        }
+    )
+
     api_username: str | None = Field(default=None, max_length=64)
     smtp_host: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.\-\[\]:]+$")
     smtp_username: str = Field(min_length=1, max_length=320)
@@ -95,6 +109,27 @@ class RecipientIn(PayHeroModel):
 
 
 class SendIn(PayHeroModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sender_email": "duka.la.mama@gmail.com",
+                    "sender_name": "Duka La Mama",
+                    "reply_to": "support@dukalamama.co.ke",
+                    "recipients": [
+                        {
+                            "email": "amina.hassan@gmail.com",
+                            "name": "Amina Hassan",
+                            "subject": "Your receipt for order 1042",
+                            "body": "Thank you for your order of KES 1,200.",
+                            "html": "<p>Thank you for your order of <b>KES 1,200</b>.</p>",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     sender_email: str = Field(max_length=320)
     sender_name: str | None = Field(default=None, max_length=200)
     api_username: str | None = Field(default=None, max_length=64)
@@ -169,7 +204,13 @@ def _description(found: MerchantEmail) -> str:
     return f"Queued for {found.recipient_email}"
 
 
-@router.post("/register", response_model=RegisterOut, name="Email.Register", openapi_extra=API_USERS)
+@router.post(
+    "/register",
+    response_model=RegisterOut,
+    name="Email.Register",
+    summary="Register your SMTP server",
+    openapi_extra=API_USERS,
+)
 async def register(
     body: RegisterIn, who: MailerCaller, db: DatabaseDep, settings: SettingsDep, clock: ClockDep
 ) -> RegisterOut:
@@ -213,17 +254,24 @@ async def _send(
     return reply
 
 
-@router.post("/send", response_model=SendOut, name="Email.Send", openapi_extra=API_USERS)
+@router.post(
+    "/send", response_model=SendOut, name="Email.Send", summary="Send emails", openapi_extra=API_USERS
+)
 async def send(
     body: SendIn, who: MailerCaller, idem: IdempotencyKey, session: Session, clock: ClockDep
 ) -> SendOut:
     """Send to many recipients through your mailer: each is queued, then sent by the worker. A retry
-    with the same ``Idempotency-Key`` and body answers the first reply and sends nothing again."""
+    with the same `Idempotency-Key` and body answers the first reply and sends nothing again."""
     return await _send(body, who, idem, session, clock)
 
 
 @router.post(
-    "/send_email", response_model=SendOut, include_in_schema=False, name="Email.Send", openapi_extra=API_USERS
+    "/send_email",
+    response_model=SendOut,
+    include_in_schema=False,
+    name="Email.Send",
+    summary="Send emails",
+    openapi_extra=API_USERS,
 )
 async def send_alias(
     body: SendIn, who: MailerCaller, idem: IdempotencyKey, session: Session, clock: ClockDep
@@ -231,7 +279,13 @@ async def send_alias(
     return await _send(body, who, idem, session, clock)
 
 
-@router.get("/mail_status", response_model=MailStatusOut, name="Email.ReadStatus", openapi_extra=API_USERS)
+@router.get(
+    "/mail_status",
+    response_model=MailStatusOut,
+    name="Email.ReadStatus",
+    summary="Get a batch's emails and their status",
+    openapi_extra=API_USERS,
+)
 async def mail_status(
     who: MailerCaller,
     session: Session,
@@ -269,7 +323,13 @@ async def mail_status(
     )
 
 
-@router.get("/status/{id:uuid}", response_model=EmailStatusOut, name="Email.Read", openapi_extra=API_USERS)
+@router.get(
+    "/status/{id:uuid}",
+    response_model=EmailStatusOut,
+    name="Email.Read",
+    summary="Get an email's status",
+    openapi_extra=API_USERS,
+)
 async def email_status(
     id: uuid.UUID,
     who: MailerCaller,

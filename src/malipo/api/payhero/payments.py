@@ -17,6 +17,7 @@ from malipo.api import schemas
 from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS, PayHeroCaller, PayHeroPrincipal, forget_caller
 from malipo.api.schemas import Id, PageQuery, PlainText, WholeShillings, page_size_query
+from malipo.api.tags import PAYHERO_CHANNELS, PAYHERO_PAYMENTS, PAYHERO_WALLETS
 from malipo.auth.authenticate import Credential
 from malipo.collections import service as collections
 from malipo.collections.models import Collection, CollectionPurpose, PaymentChannel
@@ -27,7 +28,7 @@ from malipo.ledger.models import AccountKind
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout
 
-router = APIRouter(prefix="/api/v2", tags=["Pay Hero compatible"])
+router = APIRouter(prefix="/api/v2")
 
 MAX_ID = schemas.MAX_ID  # channel ids are integers; larger ones cannot exist (and would overflow BIGINT)
 
@@ -44,6 +45,21 @@ def _not_boolean(value: Any) -> Any:
 
 
 class PaymentIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "amount": 100,
+                    "phone_number": "0712345678",
+                    "provider": "m-pesa",
+                    "external_reference": "INV-009",
+                    "customer_name": "Amina Hassan",
+                    "callback_url": "https://dukalamama.co.ke/payhero/callback",
+                }
+            ]
+        }
+    )
+
     amount: WholeShillings = Field(ge=1, le=collections.MAX_AMOUNT, description="Whole shillings")
     phone_number: str = Field(
         min_length=9, max_length=16, description="A Kenyan mobile number: 07…, 2547… or +2547…"
@@ -57,6 +73,8 @@ class PaymentIn(_In):
 
 
 class TopUpIn(_In):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": 500, "phone_number": "0712345678"}]})
+
     amount: WholeShillings = Field(ge=1, le=collections.MAX_AMOUNT)
     phone_number: str = Field(min_length=9, max_length=16)
 
@@ -70,6 +88,14 @@ class QueuedOut(BaseModel):
 
 
 class ChannelIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"channel_type": "till", "short_code": "5123456", "description": "Moi Avenue shop till"}
+            ]
+        }
+    )
+
     channel_type: Literal["paybill", "till", "bank"]
     short_code: Annotated[str | int, BeforeValidator(_not_boolean)]
     account_number: PlainText | None = Field(default=None, max_length=40)
@@ -132,6 +158,8 @@ async def _request_collection(
     status_code=status.HTTP_201_CREATED,
     response_model=QueuedOut,
     name="Payments.Collect",
+    summary="Request a payment by M-Pesa STK push",
+    tags=[PAYHERO_PAYMENTS],
     openapi_extra=API_USERS,
 )
 async def payments(
@@ -143,8 +171,8 @@ async def payments(
     settings: SettingsDep,
     clock: ClockDep,
 ) -> QueuedOut:
-    """STK push to ``phone_number``; the result goes to ``callback_url``. A repeated
-    ``external_reference`` answers the first request's transaction, and charges nothing."""
+    """STK push to `phone_number`; the result goes to `callback_url`. A repeated
+    `external_reference` answers the first request's transaction, and charges nothing."""
     wanted = collections.CollectionRequest(
         amount=body.amount, phone_number=body.phone_number, channel_id=body.channel_id,
         network_code=body.network_code, provider=body.provider, external_reference=body.external_reference,
@@ -158,6 +186,8 @@ async def payments(
     status_code=status.HTTP_201_CREATED,
     response_model=QueuedOut,
     name="MerchantWallets.TopUp",
+    summary="Top up the service wallet by STK push",
+    tags=[PAYHERO_WALLETS],
     openapi_extra=API_USERS,
 )
 async def top_up(
@@ -169,20 +199,28 @@ async def top_up(
     settings: SettingsDep,
     clock: ClockDep,
 ) -> QueuedOut:
-    """Top up the service wallet by STK push to ``phone_number``."""
+    """Top up the service wallet by STK push to `phone_number`."""
     wanted = collections.CollectionRequest(
         amount=body.amount, phone_number=body.phone_number, purpose=CollectionPurpose.TOP_UP
     )
     return await _request_collection(who, wanted, idem, session, intake, settings, clock.now())
 
 
-@router.get("/wallets", name="MerchantWallets.Read", openapi_extra=API_USERS)
+@router.get(
+    "/wallets",
+    name="MerchantWallets.Read",
+    summary="Get a wallet's balance",
+    tags=[PAYHERO_WALLETS],
+    openapi_extra=API_USERS,
+)
 async def wallets(
     who: PayHeroPrincipal,
     session: Session,
     clock: ClockDep,
     wallet_type: Annotated[Literal["service_wallet", "payment_wallet"], Query()] = "service_wallet",
 ) -> dict[str, Any]:
+    """The balance of your service wallet (fees: SMS, withdrawals) or your payments wallet
+    (collections paid to it), in the mode of your credentials."""
     assert who.client_id is not None
     kind = AccountKind.SERVICE_WALLET if wallet_type == "service_wallet" else AccountKind.PAYMENTS_WALLET
     account = await collections._merchant_wallet(session, who.client_id, who.mode.value, kind, clock.now())
@@ -224,11 +262,14 @@ async def _channel_out(session: Session, channel: PaymentChannel, now: datetime)
     "/payment_channels",
     status_code=status.HTTP_201_CREATED,
     name="Channels.Create",
+    summary="Register a payment channel",
+    tags=[PAYHERO_CHANNELS],
     openapi_extra=API_USERS,
 )
 async def create_channel(
     body: ChannelIn, who: PayHeroPrincipal, session: Session, clock: ClockDep
 ) -> dict[str, Any]:
+    """Register your paybill, till or bank account as a channel that collections can pay into."""
     channel = await collections.create_channel(
         session, who, channel_type=body.channel_type, short_code=str(body.short_code),
         account_number=body.account_number, description=body.description, now=clock.now(),
@@ -252,7 +293,13 @@ def _pagination(total: int, page: int, per: int) -> dict[str, Any]:
     }
 
 
-@router.get("/payment_channels", name="Channels.List", openapi_extra=API_USERS)
+@router.get(
+    "/payment_channels",
+    name="Channels.List",
+    summary="List payment channels",
+    tags=[PAYHERO_CHANNELS],
+    openapi_extra=API_USERS,
+)
 async def list_channels(
     who: PayHeroPrincipal,
     session: Session,
@@ -261,6 +308,7 @@ async def list_channels(
     page: PageQuery = 1,
     per: PerPage = 20,
 ) -> dict[str, Any]:
+    """Your payment channels, a page at a time."""
     found, total = await collections.list_channels(
         session, who, is_active=is_active, page=page, per=per, now=clock.now()
     )
@@ -270,13 +318,20 @@ async def list_channels(
     }
 
 
-@router.get("/payment_channels/{channel_id}", name="Channels.Read", openapi_extra=API_USERS)
+@router.get(
+    "/payment_channels/{channel_id}",
+    name="Channels.Read",
+    summary="Get a payment channel",
+    tags=[PAYHERO_CHANNELS],
+    openapi_extra=API_USERS,
+)
 async def read_channel(
     channel_id: Annotated[int, BeforeValidator(schemas.plain_integer), Path(ge=1, le=MAX_ID)],
     who: PayHeroPrincipal,
     session: Session,
     clock: ClockDep,
 ) -> dict[str, Any]:
+    """One of your payment channels, by its id."""
     return await _channel_out(session, await collections.get_channel(session, who, channel_id), clock.now())
 
 
@@ -298,10 +353,17 @@ def _status_out(collection: Collection) -> dict[str, Any]:
     }
 
 
-@router.get("/transaction-status", name="Transactions.ReadStatus", openapi_extra=API_USERS)
+@router.get(
+    "/transaction-status",
+    name="Transactions.ReadStatus",
+    summary="Get a transaction's status",
+    tags=[PAYHERO_PAYMENTS],
+    openapi_extra=API_USERS,
+)
 async def transaction_status(
     who: PayHeroPrincipal, session: Session, reference: Annotated[str, Query(min_length=1, max_length=100)]
 ) -> dict[str, Any]:
+    """Where a collection or a withdrawal is, by the `reference` its request was answered with."""
     payout = await payouts.find_by_reference(session, who, reference)
     if payout is not None:
         return _payout_status_out(payout)
@@ -368,7 +430,13 @@ def _payout_row(p: Payout) -> dict[str, Any]:
     }
 
 
-@router.get("/transactions", name="Transactions.List", openapi_extra=API_USERS)
+@router.get(
+    "/transactions",
+    name="Transactions.List",
+    summary="List transactions",
+    tags=[PAYHERO_PAYMENTS],
+    openapi_extra=API_USERS,
+)
 async def transactions(
     who: PayHeroPrincipal,
     session: Session,
@@ -376,6 +444,7 @@ async def transactions(
     per: OptionalPerPage = None,
     per_page: OptionalPerPage = None,
 ) -> dict[str, Any]:
+    """Your collections and withdrawals, a page at a time."""
     size = per or per_page or 20
     found, total = await payouts.list_transactions(session, who, page=page, per=size)
     rows = [_collection_row(row) if isinstance(row, Collection) else _payout_row(row) for row in found]

@@ -11,15 +11,31 @@ from pydantic import BaseModel, ConfigDict, Field
 from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS, PayHeroPrincipal
 from malipo.api.schemas import Id, PlainText, WholeShillings
+from malipo.api.tags import PAYHERO_WITHDRAWALS
 from malipo.core.idempotency import IdempotencyKey
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout, PayoutStatus
 
-router = APIRouter(prefix="/api/v2", tags=["Pay Hero compatible"])
+router = APIRouter(prefix="/api/v2", tags=[PAYHERO_WITHDRAWALS])
 
 
 class WithdrawIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_reference": "WD-0001",
+                    "amount": 1000,
+                    "phone_number": "0712345678",
+                    "network_code": "63902",
+                    "callback_url": "https://dukalamama.co.ke/payhero/callback",
+                    "channel": "mobile",
+                    "payment_service": "b2c",
+                }
+            ]
+        },
+    )
 
     amount: WholeShillings = Field(ge=1, le=payouts.MAX_AMOUNT, description="Whole shillings")
     channel: str = Field(pattern=r"^(mobile|phone|bank)$", description="mobile (or phone), or bank")
@@ -41,7 +57,11 @@ def payout_status(payout: Payout) -> str:
 
 
 @router.post(
-    "/withdraw", status_code=status.HTTP_201_CREATED, name="Payouts.Withdraw", openapi_extra=API_USERS
+    "/withdraw",
+    status_code=status.HTTP_201_CREATED,
+    name="Payouts.Withdraw",
+    summary="Withdraw to a phone or a bank account",
+    openapi_extra=API_USERS,
 )
 async def withdraw(
     body: WithdrawIn,
@@ -52,7 +72,7 @@ async def withdraw(
     clock: ClockDep,
 ) -> dict[str, Any]:
     """Hold the amount (and the fee on the service wallet), then pay out; the result goes to
-    ``callback_url``. A repeated ``external_reference`` answers the first payout."""
+    `callback_url`. A repeated `external_reference` answers the first payout."""
     payout, _created = await payouts.request_payout(
         session, who, payouts.PayoutRequest(
             amount=body.amount, channel=body.channel, network_code=body.network_code,

@@ -20,10 +20,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS, PayHeroPrincipal
 from malipo.api.schemas import MAX_PAGE, plain_integer
+from malipo.api.tags import PAYHERO_WHATSAPP
 from malipo.core.idempotency import IdempotencyKey
 from malipo.messaging import whatsapp
 
-router = APIRouter(prefix="/api/v2", tags=["pay hero: whatsapp"])
+router = APIRouter(prefix="/api/v2", tags=[PAYHERO_WHATSAPP])
 
 _PREFIXES = ("/whatspp", "/whatsapp")
 
@@ -58,6 +59,26 @@ class MessageIn(PayHeroModel):
 
 
 class SendTextIn(MessageIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message_type": "TEXT",
+                    "message": "Hello Amina, your order 1042 is ready.",
+                    "phone_number": "0712345678",
+                    "session": "shop",
+                },
+                {
+                    "message_type": "DOCUMENT",
+                    "message": "Your invoice",
+                    "document_url": "https://dukalamama.co.ke/invoices/INV-1042.pdf",
+                    "phone_number": "0712345678",
+                    "session": "shop",
+                },
+            ]
+        }
+    )
+
     phone_number: str = Field(min_length=1, max_length=32, examples=["0787877878"])
     session: str = Field(min_length=1, max_length=100, description="The session's name")
 
@@ -74,6 +95,19 @@ class BulkRecipient(PayHeroModel):
 
 
 class SendBulkIn(MessageIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message_type": "TEXT",
+                    "message": "Hello {name}, our weekend offer starts now.",
+                    "session": "shop",
+                    "recipients": [{"phone_number": "0712345678", "name": "Amina"}, "254722123456"],
+                }
+            ]
+        }
+    )
+
     session: str = Field(min_length=1, max_length=100)
     recipients: list[str | BulkRecipient] | dict[str, str | BulkRecipient] = Field(
         description="Phone numbers, or objects with phone_number (and name); an object of them is read too"
@@ -130,6 +164,9 @@ async def _send_text(
     clock: ClockDep,
     settings: SettingsDep,
 ) -> SendTextOut:
+    """Queue one WhatsApp message through your session (`session`): a text, or an image or a
+    document (`document_url`) with `message` as its caption. A retry with the same `Idempotency-Key`
+    and body answers the first reply and queues nothing again."""
     sent = await whatsapp.send_text(
         session,
         who,
@@ -155,6 +192,8 @@ async def _send_bulk(
     clock: ClockDep,
     settings: SettingsDep,
 ) -> SendBulkOut:
+    """Queue one message to many numbers: the reply comes at once, with the batch's id (for its
+    status) and the numbers refused. `{name}` in the message becomes each recipient's name."""
     items = list(body.recipients.values()) if isinstance(body.recipients, dict) else body.recipients
     recipients = [(item, None) if isinstance(item, str) else (item.phone_number, item.name) for item in items]
     done = await whatsapp.send_bulk(
@@ -228,7 +267,7 @@ for _prefix in _PREFIXES:
         _send_bulk,
         methods=["POST"],
         response_model=SendBulkOut,
-        summary="Send a WhatsApp text, image or document to many numbers; answers a batch id at once",
+        summary="Send a WhatsApp message to many numbers",
         include_in_schema=_documented,
         name="Whatsapp.SendBulk",
         openapi_extra=API_USERS,
@@ -239,6 +278,7 @@ for _prefix in _PREFIXES:
     "/whatspp/batches/{batch_id:uuid}",
     response_model=BatchOut,
     name="Whatsapp.ReadBatch",
+    summary="Get a bulk send's status",
     openapi_extra=API_USERS,
 )
 @router.get(
@@ -246,6 +286,7 @@ for _prefix in _PREFIXES:
     response_model=BatchOut,
     include_in_schema=False,
     name="Whatsapp.ReadBatch",
+    summary="Get a bulk send's status",
     openapi_extra=API_USERS,
 )
 async def batch_status(
