@@ -132,15 +132,30 @@ async def register_mailer(
     insecure: bool,
     now: datetime,
 ) -> Mailer:
-    """Check the credentials against the server, then store them (no transaction is held meanwhile)."""
+    """Check the credentials against the server, then store them (no transaction is held meanwhile).
+
+    An empty ``username`` means a server that needs no login, allowed only ``insecure`` (a local
+    test server): no AUTH is attempted, then or when sending.
+    """
+    if not username:
+        if not insecure:
+            raise ValidationFailed.for_field(
+                "smtp_username",
+                "is required (a server that needs no login is allowed only with insecure: true, "
+                "for a local test server)",
+            )
+        if password:
+            raise ValidationFailed.for_field("smtp_password", "is given without smtp_username")
+    elif not password:
+        raise ValidationFailed.for_field("smtp_password", "is required with smtp_username")
     async with db.transaction() as session:
         user = await check_api_username(session, who, api_username)
     sandbox = who.mode == KeyMode.TEST
     target = SmtpTarget(
         host=host,
         port=port,
-        username=username,
-        password=password,
+        username=username or None,
+        password=password or None,
         tls=tls_mode(port, insecure),
         allow_private=private_allowed(settings.smtp_allow_private, sandbox),
     )
@@ -150,7 +165,7 @@ async def register_mailer(
         log.info("mailer.host_refused", client_id=str(user.client_id), host=host, port=port)
         raise ValidationFailed.for_field("smtp_host", f"{exc}; MALIPO_SMTP_ALLOW_PRIVATE allows it") from None
     except SmtpError as exc:
-        detail = str(exc).replace(password, "[REDACTED]") if password else str(exc)
+        detail = _redact_whole(str(exc), password)
         hint = ""
         if "STARTTLS" in detail.upper():
             hint = (
@@ -171,6 +186,14 @@ async def register_mailer(
         "mailer.registered", mailer_id=str(mailer.id), client_id=str(user.client_id), host=host, port=port
     )
     return mailer
+
+
+def _redact_whole(text: str, secret: str) -> str:
+    """``text`` with ``secret`` replaced where it stands as a whole value, not inside a word: a
+    password ``x`` does not turn "extension" into "e[REDACTED]tension"."""
+    if not secret:
+        return text
+    return re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", "[REDACTED]", text)
 
 
 def _one_line(value: str | None, limit: int) -> str | None:

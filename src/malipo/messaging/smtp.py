@@ -211,7 +211,8 @@ async def deliver(
                 message,
                 hostname=target.host,
                 sock=sock,
-                username=target.username,
+                # No user name (a mailer registered insecure, without credentials): no AUTH at all.
+                username=target.username or None,
                 password=target.password if target.username else None,
                 use_tls=target.tls == "implicit",
                 start_tls=target.tls == "starttls",
