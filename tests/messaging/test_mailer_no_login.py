@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from malipo.config import Settings
 from malipo.db import Database
 from malipo.messaging.models import Mailer
+from malipo.messaging.smtp import redact_value
 from tests.fixtures.servers import free_port
 from tests.fixtures.smtp import RecordingHandler, SmtpServer
 from tests.messaging.helpers import Messaging, serve_messaging
@@ -135,3 +136,18 @@ def test_the_password_is_redacted_as_a_whole_value_not_inside_words(
     message = refused.json()["error_message"]
     assert "login refused" in message
     assert "[REDACTED]" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "expected"),
+    [
+        ("login refused: 535 extension", "e", "login refused: 535 extension"),
+        ("AUTH with x failed", "x", "AUTH with [REDACTED] failed"),
+        ("smtp://shop:p@ss@host", "p@ss", "smtp://shop:[REDACTED]@host"),
+        ("'hunter2' rejected; hunter2!", "hunter2", "'[REDACTED]' rejected; [REDACTED]!"),
+        ("nothing to hide", "", "nothing to hide"),
+    ],
+)
+def test_redact_value_masks_whole_values_only(text: str, secret: str, expected: str) -> None:
+    """The rule every SMTP error goes through (registration, merchant sends, operator mail)."""
+    assert redact_value(text, secret) == expected

@@ -46,6 +46,7 @@ from malipo.messaging.smtp import (
     SmtpTarget,
     TlsMode,
     private_allowed,
+    redact_value,
     verify_login,
 )
 from malipo.worker.registry import enqueue_many
@@ -165,7 +166,7 @@ async def register_mailer(
         log.info("mailer.host_refused", client_id=str(user.client_id), host=host, port=port)
         raise ValidationFailed.for_field("smtp_host", f"{exc}; MALIPO_SMTP_ALLOW_PRIVATE allows it") from None
     except SmtpError as exc:
-        detail = _redact_whole(str(exc), password)
+        detail = redact_value(str(exc), password)
         hint = ""
         if "STARTTLS" in detail.upper():
             hint = (
@@ -186,14 +187,6 @@ async def register_mailer(
         "mailer.registered", mailer_id=str(mailer.id), client_id=str(user.client_id), host=host, port=port
     )
     return mailer
-
-
-def _redact_whole(text: str, secret: str) -> str:
-    """``text`` with ``secret`` replaced where it stands as a whole value, not inside a word: a
-    password ``x`` does not turn "extension" into "e[REDACTED]tension"."""
-    if not secret:
-        return text
-    return re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", "[REDACTED]", text)
 
 
 def _one_line(value: str | None, limit: int) -> str | None:
