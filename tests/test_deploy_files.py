@@ -114,6 +114,12 @@ def test_dockerfile_parses_runs_as_a_user_and_serves() -> None:
     assert "pip install ." in installs
     text = (ROOT / "Dockerfile").read_text()
     _assert_commands_exist(malipo_commands(command_text(text)), "Dockerfile")
+    # What the image is built from is in the build context; local state (.env, var/) is not.
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    copied = {source for keyword, args in instructions if keyword == "COPY" for source in args.split()[:-1]}
+    assert copied == {"pyproject.toml", "README.md", "src"}
+    assert not ignored & copied
+    assert {".env", "var", ".venv"} <= ignored
 
 
 # compose.yaml ------------------------------------------------------------------------------------
