@@ -21,8 +21,7 @@ def generate(
 
     Append them to an env file (malipo keys generate >> .env); nothing is written or read.
 
-    Generate them once per install and back them up: secrets stored with one encryption key
-    cannot be read with another.
+    Generate them once per install and back them up: what one encryption key stored, another cannot read.
     """
     prefix = "export " if export else ""
     for name, make in SECRET_GENERATORS.items():
