@@ -16,6 +16,7 @@ from malipo.cli_common import console, settings_or_exit
 from malipo.collections.cli import channels_app
 from malipo.core.clock import SystemClock
 from malipo.db import Database
+from malipo.keys_cli import keys_app
 from malipo.ledger.cli import ledger_app
 from malipo.messaging.cli import mail_app
 from malipo.providers.cli import sim_app
@@ -27,6 +28,7 @@ app.add_typer(mail_app, name="mail")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(channels_app, name="channels")
 app.add_typer(sim_app, name="sim")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()

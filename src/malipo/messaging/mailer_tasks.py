@@ -17,7 +17,14 @@ from sqlalchemy import update
 
 from malipo.core.logging import REDACTED, get_logger, redact_text
 from malipo.messaging.models import Mailer, MerchantEmail, MerchantEmailStatus
-from malipo.messaging.smtp import SmtpError, SmtpTarget, build_message, deliver, private_allowed
+from malipo.messaging.smtp import (
+    SmtpError,
+    SmtpTarget,
+    build_message,
+    deliver,
+    private_allowed,
+    redact_value,
+)
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
 log = get_logger("malipo.messaging.mailers")
@@ -58,7 +65,7 @@ async def send_merchant_email(ctx: JobContext, payload: dict[str, Any]) -> None:
     try:
         reply = await deliver(target, message)
     except SmtpError as exc:
-        error = redact_text(str(exc).replace(target.password or REDACTED, REDACTED))[:2000]
+        error = redact_text(redact_value(str(exc), target.password, REDACTED))[:2000]
         final = exc.permanent or ctx.attempt >= ctx.max_attempts
         await _move(
             ctx, email_id, smtp_reply=error, **({"status": MerchantEmailStatus.FAILED} if final else {})

@@ -46,6 +46,7 @@ from malipo.messaging.smtp import (
     SmtpTarget,
     TlsMode,
     private_allowed,
+    redact_value,
     verify_login,
 )
 from malipo.worker.registry import enqueue_many
@@ -132,15 +133,30 @@ async def register_mailer(
     insecure: bool,
     now: datetime,
 ) -> Mailer:
-    """Check the credentials against the server, then store them (no transaction is held meanwhile)."""
+    """Check the credentials against the server, then store them (no transaction is held meanwhile).
+
+    An empty ``username`` means a server that needs no login, allowed only ``insecure`` (a local
+    test server): no AUTH is attempted, then or when sending.
+    """
+    if not username:
+        if not insecure:
+            raise ValidationFailed.for_field(
+                "smtp_username",
+                "is required (a server that needs no login is allowed only with insecure: true, "
+                "for a local test server)",
+            )
+        if password:
+            raise ValidationFailed.for_field("smtp_password", "is given without smtp_username")
+    elif not password:
+        raise ValidationFailed.for_field("smtp_password", "is required with smtp_username")
     async with db.transaction() as session:
         user = await check_api_username(session, who, api_username)
     sandbox = who.mode == KeyMode.TEST
     target = SmtpTarget(
         host=host,
         port=port,
-        username=username,
-        password=password,
+        username=username or None,
+        password=password or None,
         tls=tls_mode(port, insecure),
         allow_private=private_allowed(settings.smtp_allow_private, sandbox),
     )
@@ -150,7 +166,7 @@ async def register_mailer(
         log.info("mailer.host_refused", client_id=str(user.client_id), host=host, port=port)
         raise ValidationFailed.for_field("smtp_host", f"{exc}; MALIPO_SMTP_ALLOW_PRIVATE allows it") from None
     except SmtpError as exc:
-        detail = str(exc).replace(password, "[REDACTED]") if password else str(exc)
+        detail = redact_value(str(exc), password)
         hint = ""
         if "STARTTLS" in detail.upper():
             hint = (

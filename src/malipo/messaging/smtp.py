@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ __all__ = [
     "deliver",
     "parse_smtp_url",
     "private_allowed",
+    "redact_value",
     "send_message",
     "verify_login",
 ]
@@ -211,7 +213,8 @@ async def deliver(
                 message,
                 hostname=target.host,
                 sock=sock,
-                username=target.username,
+                # No user name (a mailer registered insecure, without credentials): no AUTH at all.
+                username=target.username or None,
                 password=target.password if target.username else None,
                 use_tls=target.tls == "implicit",
                 start_tls=target.tls == "starttls",
@@ -265,6 +268,15 @@ async def verify_login(
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
         sock.close()
+
+
+def redact_value(text: str, secret: str | None, mask: str = "[REDACTED]") -> str:
+    """``text`` with ``secret`` masked where it stands as a whole value, not inside a word: a
+    password ``x`` leaves "extension" alone (``e[REDACTED]tension`` would leak it, letter by
+    letter, and garble the message)."""
+    if not secret:
+        return text
+    return re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", mask, text)
 
 
 def private_allowed(setting: bool | None, sandbox: bool) -> bool:

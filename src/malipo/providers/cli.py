@@ -21,3 +21,17 @@ def daraja(
     from malipo.providers.daraja.simulator import run
 
     run(host=host, port=port, callback_delay=callback_delay)
+
+
+@sim_app.command("receiver")
+def receiver(
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 9000,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+) -> None:
+    """A callback receiver: answers 200 to any request and prints its method, path, headers and body.
+
+    Use http://127.0.0.1:9000/cb as a payment's callback_url to see what your endpoint would get.
+    """
+    from malipo.providers.receiver import run
+
+    run(host=host, port=port)

@@ -76,11 +76,19 @@ class RegisterIn(PayHeroModel):
 
     api_username: str | None = Field(default=None, max_length=64)
     smtp_host: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.\-\[\]:]+$")
-    smtp_username: str = Field(min_length=1, max_length=320)
-    smtp_password: str = Field(min_length=1, max_length=500)
+    smtp_username: str | None = Field(
+        default=None,
+        max_length=320,
+        description="Required unless `insecure` is true: then, left out or empty, no login is attempted",
+    )
+    smtp_password: str | None = Field(default=None, max_length=500, description="Required with a username")
     smtp_port: int | str = Field(description='e.g. "465" (implicit TLS) or "587" (STARTTLS)')
     insecure: bool = Field(
-        default=False, description="Allow plain text when the server offers no STARTTLS (local test servers)"
+        default=False,
+        description=(
+            "Allow plain text when the server offers no STARTTLS, and a server that needs no login "
+            "(no `smtp_username`): local test servers such as `python -m aiosmtpd -n`"
+        ),
     )
 
     @field_validator("smtp_port")
@@ -222,8 +230,8 @@ async def register(
         api_username=body.api_username,
         host=body.smtp_host,
         port=int(body.smtp_port),
-        username=body.smtp_username,
-        password=body.smtp_password,
+        username=body.smtp_username or "",
+        password=body.smtp_password or "",
         insecure=body.insecure,
         now=clock.now(),
     )
