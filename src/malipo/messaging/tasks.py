@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.core.logging import REDACTED, get_logger, redact_text
+from malipo.core.logging import get_logger, redact_secret, redact_text
 from malipo.messaging.models import MailMessage, MailStatus
 from malipo.messaging.smtp import SmtpError, SmtpTarget, parse_smtp_url, send_message
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
@@ -121,9 +121,7 @@ async def _move(session: AsyncSession, mail_id: uuid.UUID, **values: Any) -> boo
 
 
 def _scrub(text: str, password: str | None) -> str:
-    if password:
-        text = text.replace(password, REDACTED)
-    return redact_text(text)[:2000]
+    return redact_text(redact_secret(text, password))[:2000]
 
 
 def _domain(mail_from: str) -> str:
