@@ -341,3 +341,22 @@ async def test_an_operator_finds_clients_and_mail_from_the_command_line(tmp_path
     assert shown.stdout == "Hello,\nthe link.\n"  # the body alone on stdout, for a pipe
     assert shown.stderr.endswith(f"Subject: Reset your password [bold]now[/bold]\nStatus: queued   Purpose: "
                                  f"password_reset\nCreated: {message['created_at']}\n\n")  # fmt: skip
+
+
+def test_the_readme_commands_table_lists_every_command() -> None:
+    import typer.main
+
+    from malipo.cli import app
+
+    section = (ROOT / "README.md").read_text().split("## Commands", 1)[1].split("\n## ", 1)[0]
+
+    def paths(command: object, prefix: str) -> list[str]:
+        children = getattr(command, "commands", None)
+        if not children:
+            return [prefix]
+        return [p for name, child in children.items() for p in paths(child, f"{prefix} {name}")]
+
+    commands = paths(typer.main.get_command(app), "malipo")
+    assert len(commands) > 10
+    missing = [command for command in commands if f"`{command}" not in section]
+    assert missing == []
