@@ -185,6 +185,8 @@ CLI_ERRORS = [
     pytest.param(["mail", "list"], {}, 1, UPGRADE_FIRST, id="mail-list-no-database"),
     pytest.param(["clients", "list"], {}, 1, UPGRADE_FIRST, id="clients-list-no-database"),
     pytest.param(["db", "current"], {}, 1, UPGRADE_FIRST, id="db-current-no-database"),
+    pytest.param(["seed-demo", "--json"], {}, 1, UPGRADE_FIRST, id="seed-demo-no-database"),
+    pytest.param(["mail", "show", str(uuid.UUID(int=1))], {}, 1, UPGRADE_FIRST, id="mail-show-no-database"),
     pytest.param(
         ["channels", "list", "--client", str(uuid.UUID(int=1))], {}, 1, UPGRADE_FIRST,
         id="channels-list-no-database",
@@ -209,6 +211,8 @@ CLI_ERRORS = [
         id="pg-nothing-listening",
     ),
     pytest.param(["serve"], {"MALIPO_PORT": "abc"}, 2, "MALIPO_PORT=abc", id="port-not-a-number"),
+    pytest.param(["db", "upgrade"], {"MALIPO_LOG_LEVEL": "LOUD"}, 2, "LOG_LEVEL", id="log-level-unknown"),
+    pytest.param(["mail", "show", "zz"], {}, 2, "not a message id: zz", id="mail-show-not-an-id"),
 ]  # fmt: skip
 
 

@@ -193,7 +193,7 @@ def seed_demo(
     from malipo.seed import demo_exists
     from malipo.seed import seed_demo as run_seed
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(existing=True)
 
     async def main() -> dict[str, object] | None:
         db = Database.from_settings(settings)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from malipo.cli_common import settings_or_exit
+from malipo.cli_common import USAGE, fail, settings_or_exit
 from malipo.db import Database
 from malipo.messaging.mail import get_mail, list_mail
 from malipo.messaging.models import MailMessage
@@ -70,8 +70,7 @@ def show_command(mail_id: Annotated[str, typer.Argument(metavar="ID", help="The 
     try:
         wanted = uuid.UUID(mail_id)
     except ValueError:
-        console.print(f"[red]not a message id:[/red] {mail_id}")
-        raise typer.Exit(2) from None
+        raise fail(f"not a message id: {mail_id} (`malipo mail list` shows them)", USAGE) from None
     settings = settings_or_exit(existing=True)
 
     async def main() -> MailMessage | None:
@@ -84,8 +83,7 @@ def show_command(mail_id: Annotated[str, typer.Argument(metavar="ID", help="The 
 
     message = asyncio.run(main())
     if message is None:
-        console.print(f"[red]no message with id[/red] {wanted}")
-        raise typer.Exit(1)
+        raise fail(f"no message with id {wanted} (`malipo mail list` shows them)")
     console.print(f"To: {message.to_address}", markup=False, highlight=False)
     console.print(f"Subject: {message.subject}", markup=False, highlight=False)
     console.print(f"Status: {message.status}   Purpose: {message.purpose}", markup=False, highlight=False)
