@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from malipo.config import ConfigurationError, Settings
-from malipo.core.logging import configure_logging, default_log_json
+from malipo.core.logging import configure_logging, default_log_json, is_sensitive_key
 
 console = Console(stderr=True)
 
@@ -82,7 +82,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def explain(exc: BaseException) -> tuple[str, int]:
     """One line saying what ``exc`` means for the user and what to do, and the exit code."""
-    from sqlalchemy.exc import ArgumentError, DBAPIError
+    from sqlalchemy.exc import ArgumentError
 
     if isinstance(exc, CliError):
         return exc.message, exc.code
@@ -109,7 +109,9 @@ def explain(exc: BaseException) -> tuple[str, int]:
             )
         if "no such table" in text or name == "UndefinedTableError":
             return f"the database has no malipo tables ({text}): {UPGRADE_HINT}", FAILED
-        if isinstance(cause, OSError) and not isinstance(cause, DBAPIError):
+        if isinstance(cause, OSError) and cause.filename:  # a file or directory malipo cannot use
+            return f"{cause.filename}: {cause.strerror} (check MALIPO_VAR_DIR and its permissions)", FAILED
+        if isinstance(cause, OSError):
             return text, FAILED
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first} (`malipo --debug …` shows the traceback)", FAILED
@@ -120,7 +122,12 @@ def _settings_problem(exc: ValidationError) -> str:
     for error in exc.errors():
         field = "_".join(str(part) for part in error["loc"]).upper()
         given = error.get("input")
-        problems.append(f"MALIPO_{field}={given!s}: {error['msg']}" if given is not None else error["msg"])
+        if given is None:
+            problems.append(error["msg"])
+        elif is_sensitive_key(field):  # never echo a secret, even a malformed one
+            problems.append(f"MALIPO_{field}: {error['msg']}")
+        else:
+            problems.append(f"MALIPO_{field}={given!s}: {error['msg']}")
     return "invalid setting " + "; ".join(problems)
 
 
