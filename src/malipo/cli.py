@@ -1,4 +1,4 @@
-"""The ``malipo`` command: serve, worker, db, seed-demo."""
+"""The ``malipo`` command: serve, worker, db, seed-demo, and the groups of the other modules."""
 
 from __future__ import annotations
 
@@ -12,23 +12,57 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from malipo.cli_common import console, settings_or_exit
+from malipo.cli_common import MalipoTyper, console, require_secrets, settings_or_exit, state
 from malipo.collections.cli import channels_app
 from malipo.core.clock import SystemClock
 from malipo.db import Database
+from malipo.identity.cli import clients_app
 from malipo.keys_cli import keys_app
 from malipo.ledger.cli import ledger_app
 from malipo.messaging.cli import mail_app
 from malipo.providers.cli import sim_app
 
-app = typer.Typer(help="malipo: a self-hosted payment gateway.", no_args_is_help=True, add_completion=False)
+app = MalipoTyper(
+    help="malipo: a self-hosted payment gateway.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(mail_app, name="mail")
-app.add_typer(ledger_app, name="ledger")
+app.add_typer(clients_app, name="clients")
 app.add_typer(channels_app, name="channels")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(mail_app, name="mail")
 app.add_typer(sim_app, name="sim")
 app.add_typer(keys_app, name="keys")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("malipo")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"malipo {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit"),
+    ] = False,
+) -> None:
+    """malipo: a self-hosted payment gateway."""
+    state.debug = debug
 
 
 @app.command()
@@ -93,11 +127,14 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] 
     """Migrate the database to the latest schema (creates a SQLite file if needed)."""
     from malipo.migrate import current_revision, upgrade
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(secrets=False)
 
     async def main() -> str | None:
         db = Database.from_settings(settings)
         try:
+            async with db.engine.connect():
+                pass  # reachable: only now is a first run's secrets file worth writing
+            require_secrets(settings)
             await upgrade(db.engine, revision)
             return await current_revision(db.engine)
         finally:
@@ -111,7 +148,7 @@ def db_current() -> None:
     """Print the database's schema revision and the code's head."""
     from malipo.migrate import current_revision, head_revision
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(existing=True)
 
     async def main() -> str | None:
         db = Database.from_settings(settings)
@@ -158,7 +195,7 @@ def seed_demo(
     from malipo.seed import demo_exists
     from malipo.seed import seed_demo as run_seed
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(existing=True)
 
     async def main() -> dict[str, object] | None:
         db = Database.from_settings(settings)
@@ -170,6 +207,9 @@ def seed_demo(
             await db.dispose()
 
     result = asyncio.run(main())
+    if result is None and as_json:
+        typer.echo(json.dumps({"created": False}))
+        return
     if result is None:
         console.print(
             "Demo data already exists. [bold]malipo seed-demo[/bold] rotates its secrets"

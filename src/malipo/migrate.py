@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,21 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class _ContextChatter(logging.Filter):
+    """Drops what Alembic says each time it opens a context ("Context impl SQLiteImpl.",
+    "Will assume non-transactional DDL."): every command and readiness check opens one, and
+    it says nothing about the schema. "Running upgrade …" stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Context impl ") or message.startswith("Will assume "))
+
+
+_ALEMBIC_LOG = logging.getLogger("alembic.runtime.migration")
+if not any(isinstance(f, _ContextChatter) for f in _ALEMBIC_LOG.filters):
+    _ALEMBIC_LOG.addFilter(_ContextChatter())
 
 
 def alembic_config(connection: Any = None) -> Config:

@@ -13,9 +13,9 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from malipo.config import Settings
+from malipo.core.logging import redact_secret
 from malipo.db import Database
 from malipo.messaging.models import Mailer
-from malipo.messaging.smtp import redact_value
 from tests.fixtures.servers import free_port
 from tests.fixtures.smtp import RecordingHandler, SmtpServer
 from tests.messaging.helpers import Messaging, serve_messaging
@@ -148,6 +148,6 @@ def test_the_password_is_redacted_as_a_whole_value_not_inside_words(
         ("nothing to hide", "", "nothing to hide"),
     ],
 )
-def test_redact_value_masks_whole_values_only(text: str, secret: str, expected: str) -> None:
+def test_a_secret_is_masked_as_a_whole_value_only(text: str, secret: str, expected: str) -> None:
     """The rule every SMTP error goes through (registration, merchant sends, operator mail)."""
-    assert redact_value(text, secret) == expected
+    assert redact_secret(text, secret) == expected

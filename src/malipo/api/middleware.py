@@ -29,8 +29,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
+from fastapi.routing import APIRoute
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from malipo.api.errors import PAYHERO_PREFIXES, internal_error_response, is_payhero_path, render_error
@@ -167,7 +169,7 @@ class RequestContextMiddleware:
     @staticmethod
     def _record(scope: Scope, path: str, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started
-        template = route_template(scope) or "<unmatched>"
+        template = route_template(scope) or _page_route(scope) or "<unmatched>"
         method = scope["method"]
         HTTP_REQUESTS.labels(method, template, str(status)).inc()
         HTTP_SECONDS.labels(method, template).observe(elapsed)
@@ -183,6 +185,19 @@ class RequestContextMiddleware:
                 status=status,
                 ms=round(elapsed * 1000, 2),
             )
+
+
+def _page_route(scope: Scope) -> str | None:
+    """The path of the plain (non-API) route that served this request: FastAPI's own pages
+    (``/docs``, ``/docs/oauth2-redirect``, ``/redoc``, ``/openapi.json``) are routes, not misses."""
+    endpoint = scope.get("endpoint")
+    app = scope.get("app")
+    if endpoint is None or app is None:
+        return None
+    for route in getattr(app, "routes", ()):
+        if isinstance(route, Route) and not isinstance(route, APIRoute) and route.endpoint is endpoint:
+            return route.path
+    return None
 
 
 # Paths whose segments are secrets (per-request callback tokens), never logged as sent.

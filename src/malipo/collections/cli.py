@@ -14,11 +14,11 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.cli_common import console, settings_or_exit
+from malipo.cli_common import USAGE, console, fail, settings_or_exit
 from malipo.collections import service as collections
 from malipo.collections.models import PaymentChannel
 from malipo.core.clock import SystemClock
-from malipo.core.errors import MalipoError, NotFound
+from malipo.core.errors import MalipoError, NotFound, ValidationFailed
 from malipo.db import Database
 from malipo.identity.models import Client
 
@@ -33,24 +33,39 @@ ModeOption = Annotated[str, typer.Option("--mode", help="test (sandbox) or live"
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts")]
 
 
+# The service names the API's fields; the command line has flags.
+FLAGS = {
+    "channel_type": "--type",
+    "short_code": "--short-code",
+    "account_number": "--account-number",
+    "description": "--description",
+    "mode": "--mode",
+}
+
+
 def _client_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        console.print(f"[red]not a client id:[/red] {raw}")
-        raise typer.Exit(2) from None
+        raise fail(f"--client {raw}: not a client id (`malipo clients list` shows them)", USAGE) from None
 
 
 def _mode(raw: str) -> str:
     if raw not in ("test", "live"):
-        console.print(f"[red]--mode must be test or live, not[/red] {raw}")
-        raise typer.Exit(2)
+        raise fail(f"--mode must be test or live, not {raw}", USAGE)
     return raw
+
+
+def _in_flags(exc: MalipoError) -> str:
+    """The refusal in the command line's words: ``--type: must be …``, not ``channel_type: …``."""
+    if exc.errors:
+        return "; ".join(f"{FLAGS.get(e.field, e.field)}: {e.message}" for e in exc.errors)
+    return exc.detail
 
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction; a refusal (unknown client, bad input) exits 1 with its reason."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(existing=True)
 
     async def main() -> T:
         db = Database.from_settings(settings)
@@ -62,14 +77,15 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except ValidationFailed as exc:
+        raise fail(_in_flags(exc), USAGE) from None
     except MalipoError as exc:
-        console.print(f"[red]refused:[/red] {Text(exc.detail)}")
-        raise typer.Exit(1) from None
+        raise fail(f"refused: {_in_flags(exc)}") from None
 
 
 async def _require_client(session: AsyncSession, client_id: uuid.UUID) -> None:
     if await session.get(Client, client_id) is None:
-        raise NotFound(f"no client {client_id}")
+        raise NotFound(f"no client {client_id} (`malipo clients list` shows them)")
 
 
 def _as_dict(channel: PaymentChannel) -> dict[str, Any]:

@@ -16,7 +16,8 @@ Just before rendering, :func:`redact` scrubs the event:
   ``Bearer [REDACTED]``, and passwords in URLs to ``scheme://user:[REDACTED]@host``.
 
 :func:`redact_value` and :func:`redact_text` apply the same rules outside
-logging (error replies, stored job errors).
+logging (error replies, stored job errors); :func:`redact_secret` removes one known secret
+value (an SMTP password from its server's reply), as a whole value only.
 
 Run uvicorn with ``log_config=None`` (or call :func:`configure_logging` after
 it has started): uvicorn's default config gives its loggers their own
@@ -38,9 +39,11 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 __all__ = [
     "REDACTED",
     "configure_logging",
+    "default_log_json",
     "get_logger",
     "is_sensitive_key",
     "redact",
+    "redact_secret",
     "redact_text",
     "redact_value",
 ]
@@ -227,6 +230,19 @@ def redact_text(text: str) -> str:
 # --------------------------------------------------------------------------- values
 
 
+def redact_secret(text: str, secret: str | None) -> str:
+    """``text`` with each whole occurrence of ``secret`` replaced by ``[REDACTED]``.
+
+    Whole: not inside a longer word or number. A password of ``x`` hides ``x`` in ``user x
+    refused`` but leaves ``extension`` as it is; a match inside a word is not the secret.
+    """
+    if not secret:
+        return text
+    before = r"(?<![A-Za-z0-9])" if secret[0].isalnum() else ""
+    after = r"(?![A-Za-z0-9])" if secret[-1].isalnum() else ""
+    return re.sub(f"{before}{re.escape(secret)}{after}", REDACTED, text)
+
+
 def redact_value(value: Any) -> Any:
     """A scrubbed copy of ``value``; nested dicts, lists, tuples and sets are walked.
 
@@ -312,6 +328,15 @@ def _is_tty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError, OSError):
         return False
+
+
+def default_log_json(stream: TextIO | None = None) -> bool:
+    """JSON lines unless a person is watching: ``MALIPO_LOG_JSON``'s default when it is unset.
+
+    At a terminal (``stream``, default ``sys.stdout``, is a TTY) logs are readable console lines;
+    piped to a file or a log collector they are one JSON object per line.
+    """
+    return not _is_tty(stream if stream is not None else sys.stdout)
 
 
 def configure_logging(*, json: bool = True, level: str = "INFO", stream: TextIO | None = None) -> None:

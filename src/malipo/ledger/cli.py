@@ -19,7 +19,7 @@ def verify() -> None:
 
     Prints the first discrepancy (and how many there are) and exits 1 if the books do not add up.
     """
-    settings = settings_or_exit()
+    settings = settings_or_exit(existing=True)
 
     async def main() -> list[str]:
         db = Database.from_settings(settings)

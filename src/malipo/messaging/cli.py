@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from malipo.cli_common import settings_or_exit
+from malipo.cli_common import USAGE, fail, settings_or_exit
 from malipo.db import Database
 from malipo.messaging.mail import get_mail, list_mail
 from malipo.messaging.models import MailMessage
@@ -21,13 +20,28 @@ mail_app = typer.Typer(help="Operator mail", no_args_is_help=True)
 console = Console(stderr=True)
 
 
+def _as_dict(message: MailMessage) -> dict[str, Any]:
+    return {
+        "id": str(message.id),
+        "created_at": message.created_at.isoformat(),
+        "status": message.status,
+        "purpose": message.purpose,
+        "to": message.to_address,
+        "subject": message.subject,
+        "sent_at": message.sent_at.isoformat() if message.sent_at is not None else None,
+        "error": message.error,
+        "client_id": str(message.client_id) if message.client_id is not None else None,
+    }
+
+
 @mail_app.command("list")
 def list_command(
     limit: Annotated[int, typer.Option(min=1, help="How many messages to show, newest first")] = 50,
     to: Annotated[str | None, typer.Option(help="Only messages to this address")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for scripts")] = False,
 ) -> None:
     """List queued, sent, stored (no SMTP server) and failed messages, newest first."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(existing=True)
 
     async def main() -> list[MailMessage]:
         db = Database.from_settings(settings)
@@ -38,23 +52,16 @@ def list_command(
             await db.dispose()
 
     messages = asyncio.run(main())
-    table = Table(title=f"Operator mail ({len(messages)} shown)")
-    table.add_column("id", no_wrap=True)
-    table.add_column("created_at", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("to", overflow="fold")
-    table.add_column("subject", overflow="fold")
+    if as_json:
+        typer.echo(json.dumps([_as_dict(message) for message in messages]))
+        return
+    # Two lines a message, to fit 80 columns: the whole id (for `malipo mail show`), when and
+    # the status, then the address and the subject. Plain text: stored values are never markup.
+    console.print(f"Operator mail: {len(messages)} shown, newest first", highlight=False)
     for message in messages:
-        status = message.status if not message.error else f"{message.status} (error)"
-        # Text(): stored values are data, never Rich markup ("[bold]" in a subject stays as typed).
-        table.add_row(
-            str(message.id),
-            message.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            Text(status),
-            Text(message.to_address),
-            Text(message.subject),
-        )
-    Console().print(table)
+        status = message.status if not message.error else f"{message.status} (error: see mail show)"
+        typer.echo(f"{message.id}  {message.created_at:%Y-%m-%d %H:%M} UTC  {status}")
+        typer.echo(f"    to {message.to_address}: {message.subject}")
 
 
 @mail_app.command("show")
@@ -63,9 +70,8 @@ def show_command(mail_id: Annotated[str, typer.Argument(metavar="ID", help="The 
     try:
         wanted = uuid.UUID(mail_id)
     except ValueError:
-        console.print(f"[red]not a message id:[/red] {mail_id}")
-        raise typer.Exit(2) from None
-    settings = settings_or_exit()
+        raise fail(f"not a message id: {mail_id} (`malipo mail list` shows them)", USAGE) from None
+    settings = settings_or_exit(existing=True)
 
     async def main() -> MailMessage | None:
         db = Database.from_settings(settings)
@@ -77,8 +83,7 @@ def show_command(mail_id: Annotated[str, typer.Argument(metavar="ID", help="The 
 
     message = asyncio.run(main())
     if message is None:
-        console.print(f"[red]no message with id[/red] {wanted}")
-        raise typer.Exit(1)
+        raise fail(f"no message with id {wanted} (`malipo mail list` shows them)")
     console.print(f"To: {message.to_address}", markup=False, highlight=False)
     console.print(f"Subject: {message.subject}", markup=False, highlight=False)
     console.print(f"Status: {message.status}   Purpose: {message.purpose}", markup=False, highlight=False)
@@ -87,4 +92,5 @@ def show_command(mail_id: Annotated[str, typer.Argument(metavar="ID", help="The 
         console.print(f"Sent: {message.sent_at.isoformat()}", markup=False, highlight=False)
     if message.error:
         console.print(f"Error: {message.error}", markup=False, highlight=False)
+    console.print()  # the headers end at a blank line, as in a message
     typer.echo(message.text_body, nl=not message.text_body.endswith("\n"))

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from malipo.core.logging import REDACTED, get_logger, redact_text
+from malipo.core.logging import get_logger, redact_secret, redact_text
 from malipo.messaging.models import Mailer, MerchantEmail, MerchantEmailStatus
 from malipo.messaging.smtp import (
     SmtpError,
@@ -23,7 +23,6 @@ from malipo.messaging.smtp import (
     build_message,
     deliver,
     private_allowed,
-    redact_value,
 )
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
@@ -65,7 +64,7 @@ async def send_merchant_email(ctx: JobContext, payload: dict[str, Any]) -> None:
     try:
         reply = await deliver(target, message)
     except SmtpError as exc:
-        error = redact_text(redact_value(str(exc), target.password, REDACTED))[:2000]
+        error = redact_text(redact_secret(str(exc), target.password))[:2000]
         final = exc.permanent or ctx.attempt >= ctx.max_attempts
         await _move(
             ctx, email_id, smtp_reply=error, **({"status": MerchantEmailStatus.FAILED} if final else {})

@@ -35,7 +35,7 @@ from malipo.auth.principals import Principal
 from malipo.config import Settings
 from malipo.core.errors import Forbidden, MalipoError, NotFound, ValidationFailed
 from malipo.core.ids import new_id
-from malipo.core.logging import get_logger
+from malipo.core.logging import get_logger, redact_secret
 from malipo.db import Database
 from malipo.identity.models import ApiUser, KeyMode
 from malipo.messaging import mailer_tasks
@@ -46,7 +46,6 @@ from malipo.messaging.smtp import (
     SmtpTarget,
     TlsMode,
     private_allowed,
-    redact_value,
     verify_login,
 )
 from malipo.worker.registry import enqueue_many
@@ -166,7 +165,7 @@ async def register_mailer(
         log.info("mailer.host_refused", client_id=str(user.client_id), host=host, port=port)
         raise ValidationFailed.for_field("smtp_host", f"{exc}; MALIPO_SMTP_ALLOW_PRIVATE allows it") from None
     except SmtpError as exc:
-        detail = redact_value(str(exc), password)
+        detail = redact_secret(str(exc), password)
         hint = ""
         if "STARTTLS" in detail.upper():
             hint = (

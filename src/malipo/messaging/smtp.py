@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
-import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -52,7 +51,6 @@ __all__ = [
     "deliver",
     "parse_smtp_url",
     "private_allowed",
-    "redact_value",
     "send_message",
     "verify_login",
 ]
@@ -268,15 +266,6 @@ async def verify_login(
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
         sock.close()
-
-
-def redact_value(text: str, secret: str | None, mask: str = "[REDACTED]") -> str:
-    """``text`` with ``secret`` masked where it stands as a whole value, not inside a word: a
-    password ``x`` leaves "extension" alone (``e[REDACTED]tension`` would leak it, letter by
-    letter, and garble the message)."""
-    if not secret:
-        return text
-    return re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", mask, text)
 
 
 def private_allowed(setting: bool | None, sandbox: bool) -> bool:

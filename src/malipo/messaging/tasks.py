@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.core.logging import REDACTED, get_logger, redact_text
+from malipo.core.logging import get_logger, redact_secret, redact_text
 from malipo.messaging.models import MailMessage, MailStatus
-from malipo.messaging.smtp import SmtpError, SmtpTarget, parse_smtp_url, redact_value, send_message
+from malipo.messaging.smtp import SmtpError, SmtpTarget, parse_smtp_url, send_message
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
 log = get_logger("malipo.messaging")
@@ -121,7 +121,7 @@ async def _move(session: AsyncSession, mail_id: uuid.UUID, **values: Any) -> boo
 
 
 def _scrub(text: str, password: str | None) -> str:
-    return redact_text(redact_value(text, password, REDACTED))[:2000]
+    return redact_text(redact_secret(text, password))[:2000]
 
 
 def _domain(mail_from: str) -> str:

@@ -24,7 +24,7 @@ from malipo.core.logging import get_logger
 from malipo.webhooks.models import AttemptOutcome, DeliveryStatus, WebhookAttempt, WebhookDelivery
 from malipo.webhooks.service import DELIVER_JOB
 from malipo.worker.registry import BatchContext, BatchItem, PermanentJobError, batch_job_handler, enqueue_many
-from malipo.worker.runner import backoff_delay
+from malipo.worker.runner import GaveUp, backoff_delay
 
 log = get_logger("malipo.webhooks")
 
@@ -131,7 +131,10 @@ async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, 
     if not due:
         return failed
     await asyncio.gather(*(_post(ctx, attempt, url, body) for attempt, url, body in due))
-    await _record(ctx, [attempt for attempt, _url, _body in due])
+    for attempt in await _record(ctx, [attempt for attempt, _url, _body in due]):
+        failed[attempt.item.job_id] = GaveUp(
+            f"callback {attempt.delivery_id} given up after {attempt.number} attempts: {attempt.error}"
+        )
     return failed
 
 
@@ -152,10 +155,12 @@ async def _post(ctx: BatchContext, attempt: _Attempt, url: str, body: Any) -> No
     attempt.duration_ms = int((time.perf_counter() - began) * 1000)
 
 
-async def _record(ctx: BatchContext, attempts: list[_Attempt]) -> None:
+async def _record(ctx: BatchContext, attempts: list[_Attempt]) -> list[_Attempt]:
     """Each attempt's answer, and its delivery's state when it is still the delivery's latest
-    attempt (a delivered answer delivers it whatever came since)."""
+    attempt (a delivered answer delivers it whatever came since). Returns the attempts whose
+    delivery this gave up on."""
     now = ctx.clock.now()
+    given_up: list[_Attempt] = []
     async with ctx.db.transaction() as session:
         retries: list[dict[str, Any]] = []
         delays: list[timedelta] = []
@@ -194,12 +199,17 @@ async def _record(ctx: BatchContext, attempts: list[_Attempt]) -> None:
                         )
                     )
                 )
-            log.info(
-                "webhook.attempt",
+            gave_up = last and moved.rowcount == 1  # type: ignore[attr-defined]
+            (log.warning if gave_up else log.info)(
+                "webhook.given_up" if gave_up else "webhook.attempt",
                 delivery_id=str(attempt.delivery_id),
                 number=attempt.number,
                 status=attempt.status_code,
                 delivered=delivered,
-                given_up=last,
+                given_up=gave_up,
+                **({"error": attempt.error} if gave_up else {}),
             )
+            if gave_up:
+                given_up.append(attempt)
         await enqueue_many(session, DELIVER_JOB, retries, now=now, delays=delays)
+    return given_up

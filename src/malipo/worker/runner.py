@@ -53,6 +53,13 @@ from malipo.worker.registry import (
 
 log = get_logger("malipo.worker")
 
+
+class GaveUp(Exception):
+    """What a batch handler returns for a job that did its work and whose outcome is a failure
+    (a merchant callback refused for the last time): the job is finished, not retried nor dead,
+    and ``jobs.done`` counts it among the failed."""
+
+
 JOBS_FINISHED = Counter("malipo_jobs_total", "Outbox job attempts by kind and outcome", ["kind", "outcome"])
 JOB_SECONDS = Histogram("malipo_job_seconds", "Time spent in outbox job handlers", ["kind"])
 
@@ -426,13 +433,14 @@ class Worker:
             JOB_SECONDS.labels(kind).observe(time.perf_counter() - started)
         for job in jobs:
             exc = failed.get(job.id)
-            if exc is None:
+            if exc is None or isinstance(exc, GaveUp):  # done: a given-up job is finished, not retried
                 self._succeeded.append((job, token))
                 continue
             permanent = isinstance(exc, PermanentJobError)
             log.warning("job.failed", job_id=str(job.id), kind=kind, error=str(exc), permanent=permanent)
             await self._record_failure(job, token, exc, retry=not permanent)
         self._succeeded_event.set()
+        # A job that gave up (a merchant callback refused for the last time) counts as failed here.
         bound.info("jobs.done", failed=len(failed), ms=round((time.perf_counter() - started) * 1000, 1))
 
     def _fence(self, job: ClaimedJob, token: uuid.UUID) -> Any:

@@ -1237,9 +1237,12 @@ def create_simulator_app(
     ).app
 
 
-def run(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, log_json: bool = False, **options: Any) -> None:
+def run(
+    host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, log_json: bool = False, log_level: str = "INFO",
+    **options: Any,
+) -> None:  # fmt: skip
     """Serve the simulator until interrupted; ``options`` go to :func:`create_simulator_app`."""
-    configure_logging(json=log_json)
+    configure_logging(json=log_json, level=log_level)
     log.info("daraja_sim.starting", host=host, port=port)
     uvicorn.run(create_simulator_app(**options), host=host, port=port, log_config=None, access_log=False)
 
