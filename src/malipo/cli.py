@@ -40,8 +40,7 @@ def serve(
 ) -> None:
     """Serve the API, pages and (unless MALIPO_INPROCESS_WORKER=false) the outbox worker.
 
-    Unless MALIPO_PUBLIC_URL is set, callback URLs, links in mails and the built-in simulators'
-    address follow the port it listens on.
+    Without MALIPO_PUBLIC_URL, callback URLs and links in mails follow the port it listens on.
     """
     from malipo.app import create_app
     from malipo.config import local_url
@@ -206,7 +205,7 @@ def seed_demo(
         bool, typer.Option("--if-new", help="Do nothing if the demo data exists (what `make run` uses)")
     ] = False,
 ) -> None:
-    """Create a demo operator and a sandbox merchant and print their credentials.
+    """Create a demo operator and merchant; print their credentials, live and sandbox, and wallets.
 
     On a second run the demo objects are kept and their secrets, stored hashed,
     are rotated and printed again.
