@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
@@ -15,6 +16,7 @@ from malipo.api.middleware import RequestContextMiddleware
 from malipo.api.openapi import build_openapi
 from malipo.api.payhero import router as payhero_router
 from malipo.api.payhero.compat import JsonBodyByDefault
+from malipo.api.payhero.mode import ModeHeader
 from malipo.api.tags import document_operations
 from malipo.api.v1 import router as v1_router
 from malipo.auth.permissions import sync_permissions
@@ -31,6 +33,7 @@ from malipo.messaging.simulators import MessagingSimulators, mount_simulators
 from malipo.migrate import current_revision, head_revision
 from malipo.payouts.callbacks import router as payout_callbacks_router
 from malipo.providers.daraja.simulator import create_simulator_app as create_daraja_simulator
+from malipo.providers.registry import live_rails
 from malipo.web.portal import router as portal_router
 from malipo.worker.registry import load_job_modules
 from malipo.worker.runner import Worker
@@ -84,7 +87,7 @@ def create_app(
             await worker.start()
         elif db.dialect == "postgresql":
             db.notify_outbox = True  # wake the `malipo worker` processes
-        log.info("app.started", database=db.dialect, inprocess_worker=worker is not None)
+        _log_started(settings, db.dialect, inprocess_worker=worker is not None)
         try:
             yield
         finally:
@@ -111,6 +114,8 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(JsonBodyByDefault)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost: the mode goes on every Pay Hero reply, the last-resort 500 included.
+    app.add_middleware(ModeHeader)
 
     # Starlette tries routes in order: the providers' callbacks and the Pay Hero surface (the
     # hot paths, few routes) before the many /api/v1 routes. No two routers share a path.
@@ -140,3 +145,32 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     document_operations(app)  # tags, and each operation's permission and callers
     return app
+
+
+def _log_started(settings: Settings, database: str, *, inprocess_worker: bool) -> None:
+    """One event: the public URL in use (and where it came from), which rails are live and which
+    simulated. Sandbox keys always use the simulators."""
+    rails = live_rails(settings)
+    live = sorted(name for name, target in rails.items() if target not in ("simulator", "mailbox"))
+    log.info(
+        "app.started",
+        database=database,
+        inprocess_worker=inprocess_worker,
+        public_url=settings.public_url,
+        public_url_from="the listening address" if settings.public_url_derived else "MALIPO_PUBLIC_URL",
+        live=live,
+        simulated=sorted(set(rails) - set(live)),
+        sandbox="simulated",
+    )
+    if live and _is_loopback(settings.public_url):
+        log.warning(
+            "public_url.local",
+            public_url=settings.public_url,
+            live=live,
+            hint="providers cannot call back to this address: set MALIPO_PUBLIC_URL to one they can reach",
+        )
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "localhost" or host.startswith("127.") or host == "::1"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import signal
+import socket
 from typing import Annotated
 
 import typer
@@ -68,21 +70,76 @@ def root(
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on [default: MALIPO_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [default: MALIPO_PORT]")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on, 0 for any free one [default: MALIPO_PORT]")
+    ] = None,
 ) -> None:
-    """Serve the API, pages and (unless MALIPO_INPROCESS_WORKER=false) the outbox worker."""
+    """Serve the API, pages and (unless MALIPO_INPROCESS_WORKER=false) the outbox worker.
+
+    Without MALIPO_PUBLIC_URL, callback URLs and links in mails follow the port it listens on.
+    """
     from malipo.app import create_app
+    from malipo.config import local_url
+    from malipo.core.logging import get_logger
 
     settings = settings_or_exit()
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
+    # Listen before anything starts (the app, its worker): a taken port is one line, exit 1.
+    sock = _listen(host, port)
+    settings.listen_on(host, sock.getsockname()[1])
+    get_logger("malipo.serve").info(
+        "serve.listening", url=local_url(settings.host, settings.port), public_url=settings.public_url
+    )
     config = uvicorn.Config(
         create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
+        host=settings.host,
+        port=settings.port,
         access_log=False,  # the request middleware logs each request, with its id
         log_config=None,  # keep the JSON logging configured above
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` and listening, or exit 1 with one line saying why not."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if not 0 <= port <= 65535:
+        typer.echo(
+            f"malipo serve: port {port} is not a port (0 to 65535); pass --port or set MALIPO_PORT", err=True
+        )
+        raise typer.Exit(2)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait TIME_WAIT out
+        if family == socket.AF_INET6 and host in ("::", "[::]"):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # :: takes IPv4 as well
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            reason = (
+                f"port {port} is already in use (another malipo serve?): stop that process,"
+                " or choose another port with --port or MALIPO_PORT"
+            )
+        elif exc.errno == errno.EACCES:
+            reason = f"not allowed to listen on port {port}: use a port above 1023 (--port or MALIPO_PORT)"
+        elif exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
+            reason = (
+                f"{host} is not an address of this machine: use --host or MALIPO_HOST (127.0.0.1, 0.0.0.0)"
+            )
+        else:
+            reason = f"{exc.strerror or exc}"
+        typer.echo(f"malipo serve: cannot listen on {where}: {reason}", err=True)
+        raise typer.Exit(1) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @app.command()
@@ -187,7 +244,7 @@ def seed_demo(
         bool, typer.Option("--if-new", help="Do nothing if the demo data exists (what `make run` uses)")
     ] = False,
 ) -> None:
-    """Create a demo operator and a sandbox merchant and print their credentials.
+    """Create a demo operator and merchant; print their credentials, live and sandbox, and wallets.
 
     On a second run the demo objects are kept and their secrets, stored hashed,
     are rotated and printed again.
@@ -202,7 +259,7 @@ def seed_demo(
         try:
             if if_new and await demo_exists(db):
                 return None
-            return (await run_seed(db, SystemClock())).as_dict()
+            return (await run_seed(db, SystemClock(), public_url=settings.public_url)).as_dict()
         finally:
             await db.dispose()
 
@@ -219,10 +276,48 @@ def seed_demo(
     if as_json:
         typer.echo(json.dumps(result))
         return
-    table = Table(title="malipo demo credentials (shown once: secrets are stored hashed)", show_header=False)
+    Console().print(_demo_table(result))
+
+
+# The first-run table's sections: the rows of each mode, under a line that says how it is used.
+_DEMO_SECTIONS = (
+    (
+        "LIVE mode",
+        'the Pay Hero pair: -u "$USERNAME:$PASSWORD"',
+        ("payhero_api_username", "payhero_api_password", "live_service_wallet", "live_payments_wallet"),
+    ),
+    (
+        "SANDBOX mode",
+        'the key: -u "$KEY:" on /api/v2, Bearer on /api/v1',
+        ("sandbox_api_key", "sandbox_service_wallet", "sandbox_payments_wallet"),
+    ),
+)
+
+
+def _demo_table(result: dict[str, object]) -> Table:
+    """The first-run table: the demo's objects, then each mode's credentials and wallets."""
+    table = Table(
+        title="malipo demo credentials (shown once: secrets are stored hashed)",
+        caption=(
+            "Live and sandbox are separate: wallets, channels, transactions. Every /api/v2\n"
+            "and /mailer reply names its mode in X-Malipo-Mode. M-Pesa, SMS and WhatsApp\n"
+            "run on the built-in simulators in both until a provider is configured."
+        ),
+        caption_justify="left",
+        show_header=False,
+    )
+    table.add_column("what", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    in_sections = {key for _, _, keys in _DEMO_SECTIONS for key in keys}
     for key, value in result.items():
-        table.add_row(key, str(value))
-    Console().print(table)
+        if key not in in_sections:
+            table.add_row(key, str(value))
+    for title, how, keys in _DEMO_SECTIONS:
+        table.add_section()
+        table.add_row(f"[bold]{title}[/bold]", f"[bold]{how}[/bold]")
+        for key in keys:
+            table.add_row(key, str(result[key]))
+    return table
 
 
 if __name__ == "__main__":

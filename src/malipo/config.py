@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Each secret: how to generate one. Keys are the Settings field names.
@@ -37,10 +37,14 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     database_url: str = ""
     redis_url: str | None = None
-    # Where malipo is reached from outside: links in emails, provider callback URLs.
-    public_url: str = "http://127.0.0.1:8000"
+    # Where malipo is reached from outside: links in emails, provider callback URLs, and the
+    # address of the built-in simulators (malipo calls itself there). Unset: where `malipo serve`
+    # listens (MALIPO_HOST and MALIPO_PORT, or --host and --port; 0.0.0.0 and :: read as 127.0.0.1).
+    public_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    # Whether public_url was derived from host and port (so it follows where serve binds).
+    _public_url_derived: bool = PrivateAttr(default=False)
 
     secret_key: SecretStr | None = None
     encryption_key: SecretStr | None = None
@@ -168,7 +172,26 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _derive_public_url(self) -> Settings:
+        if not self.public_url:
+            self.public_url = local_url(self.host, self.port)
+            self._public_url_derived = True
+        return self
+
+    @property
+    def public_url_derived(self) -> bool:
+        """True when MALIPO_PUBLIC_URL is unset and the URL is where malipo listens."""
+        return self._public_url_derived and self.public_url == local_url(self.host, self.port)
+
+    def listen_on(self, host: str, port: int) -> None:
+        """Record where the server listens (``port`` as bound, never 0); a derived public URL follows."""
+        derived = self.public_url_derived
+        self.host, self.port = host, port
+        if derived:
+            self.public_url = local_url(host, port)
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -202,6 +225,16 @@ class Settings(BaseSettings):
         assert self.encryption_key is not None
         configure_encryption(self.encryption_key.get_secret_value())
         return self
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL of a server listening on ``host``:``port``, as a client on this machine reaches it."""
+    host = host.strip().strip("[]")
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - every interface: reach it on loopback
+        host = "127.0.0.1"
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _load_or_create_secrets(path: Path) -> dict[str, str]:

@@ -1,7 +1,13 @@
-"""The demo operator and sandbox merchant that ``make run`` creates on a fresh database."""
+"""The demo operator and sandbox merchant that ``make run`` creates on a fresh database.
+
+The merchant's API user has two ways in, to two separate worlds (wallets, channels, transactions):
+its Pay Hero pair and live keys are **live** mode; its ``mk_test_`` key is **sandbox** mode, whose
+service wallet starts funded. Live mode starts at zero: top its service wallet up by STK push.
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -37,6 +43,14 @@ class DemoCredentials:
     sandbox_api_key: str
     payhero_api_username: str
     payhero_api_password: str
+    # Where the API is reached (MALIPO_PUBLIC_URL, or where `malipo serve` will listen).
+    public_url: str = ""
+    # Available balances, e.g. "KES 10000.00": the Pay Hero pair sees the live wallets, the
+    # sandbox key the sandbox ones.
+    live_service_wallet: str = ""
+    live_payments_wallet: str = ""
+    sandbox_service_wallet: str = ""
+    sandbox_payments_wallet: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -47,7 +61,7 @@ async def demo_exists(db: Database) -> bool:
         return (await session.scalar(select(Client.id).where(Client.is_demo.is_(True)).limit(1))) is not None
 
 
-async def seed_demo(db: Database, clock: Clock) -> DemoCredentials:
+async def seed_demo(db: Database, clock: Clock, *, public_url: str = "") -> DemoCredentials:
     """Create the demo objects, or, if they exist, rotate their secrets and return them anew.
 
     The secrets are stored hashed, so a second run cannot show the old ones:
@@ -120,6 +134,7 @@ async def seed_demo(db: Database, clock: Clock) -> DemoCredentials:
         key = await identity.issue_api_key(
             session, api_user=api_user, mode=KeyMode.TEST, description="demo sandbox key", now=now
         )
+        balances = await _wallet_balances(session, client.id)
         return DemoCredentials(
             created=created,
             operator_email=OPERATOR_EMAIL,
@@ -132,7 +147,27 @@ async def seed_demo(db: Database, clock: Clock) -> DemoCredentials:
             sandbox_api_key=key.raw,
             payhero_api_username=api_user.api_username,
             payhero_api_password=api_password,
+            public_url=public_url,
+            live_service_wallet=balances[("live", AccountKind.SERVICE_WALLET)],
+            live_payments_wallet=balances[("live", AccountKind.PAYMENTS_WALLET)],
+            sandbox_service_wallet=balances[("test", AccountKind.SERVICE_WALLET)],
+            sandbox_payments_wallet=balances[("test", AccountKind.PAYMENTS_WALLET)],
         )
+
+
+async def _wallet_balances(session: AsyncSession, client_id: uuid.UUID) -> dict[tuple[str, str], str]:
+    """The merchant's wallets' available balances (what Pay Hero's ``/wallets`` shows), by mode and kind."""
+    accounts = await session.scalars(
+        select(LedgerAccount)
+        .where(
+            LedgerAccount.client_id == client_id,
+            LedgerAccount.owner_key == ledger.owner_key(client_id=client_id),
+            LedgerAccount.kind.in_([AccountKind.SERVICE_WALLET, AccountKind.PAYMENTS_WALLET]),
+        )
+        # The funding journal moved balances in SQL: read them, not the objects loaded before.
+        .execution_options(populate_existing=True)
+    )
+    return {(a.mode, a.kind): str(Money.of_minor(a.balance - a.held, a.currency)) for a in accounts.all()}
 
 
 async def _fund_sandbox_service_wallet(session: AsyncSession, wallet: LedgerAccount, now: datetime) -> None:

@@ -6,12 +6,30 @@ from __future__ import annotations
 import httpx
 
 from malipo.config import Settings
+from malipo.providers.africastalking.client import LIVE_BASE_URL as AT_LIVE_BASE_URL
 from malipo.providers.daraja.client import DarajaClient
 from malipo.providers.daraja.schemas import SANDBOX_PASSKEY, SANDBOX_SHORTCODE
 
 
 def daraja_simulator_url(settings: Settings) -> str:
+    """Where simulated Daraja traffic goes: the mounted simulator at the public URL, unless set."""
     return settings.daraja_simulator_url or f"{settings.public_url}/_sim/daraja"
+
+
+def live_rails(settings: Settings) -> dict[str, str]:
+    """Where each rail's live-mode traffic goes: a real provider, or ``"simulator"``.
+
+    Sandbox (``mk_test_``) traffic always goes to the simulators. Operator mail is "mailbox" when
+    no SMTP server is configured (kept for ``malipo mail list``).
+    """
+    return {
+        "mpesa": settings.daraja_base_url or "simulator",
+        "sms": (settings.africastalking_base_url or AT_LIVE_BASE_URL)
+        if settings.africastalking_api_key is not None
+        else "simulator",
+        "whatsapp": settings.whatsapp_cloud_base_url or "simulator",
+        "operator_mail": "smtp" if settings.smtp_url is not None else "mailbox",
+    }
 
 
 # One client per (http pool, mode, endpoint): each keeps its OAuth token until it expires, so
