@@ -20,6 +20,7 @@ from malipo.messaging.smtp import (
     SmtpDestinationRefused,
     SmtpError,
     SmtpTarget,
+    is_host_name,
     is_public_address,
     verify_login,
 )
@@ -198,3 +199,24 @@ async def test_the_connection_goes_to_the_address_that_was_checked(
     assert lookups == ["rebind.example"]
     with pytest.raises(SmtpError, match="login refused"):
         await verify_login(SmtpTarget("rebind.example", server.port, SMTP_USER, "wrong-password", "none"))
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["a" * 64 + ".example.com", "-smtp.example.com", "smtp..example.com", "x." * 130 + "com", "[not-an-ip]"],
+)
+def test_a_host_that_is_no_host_name_is_refused_naming_smtp_host(world: Messaging, host: str) -> None:
+    # A label over 63 characters made the resolver's IDNA encoding raise: a 500 before this check.
+    refused = _register(world, world.a.test, host, 587)
+    assert refused.status_code == 400, refused.text
+    assert "smtp_host" in refused.json()["error_message"]
+    assert _mailers(world) == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "valid"),
+    [("smtp.gmail.com", True), ("mail-1.example.co.ke.", True), ("127.0.0.1", True), ("[::1]", True),
+     ("a" * 63 + ".ke", True), ("a" * 64 + ".ke", False), ("-a.ke", False), ("a..ke", False), ("", False)],
+)  # fmt: skip
+def test_which_host_names_a_mailer_may_name(host: str, valid: bool) -> None:
+    assert is_host_name(host) is valid

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -300,6 +301,22 @@ def is_public_address(address: str) -> bool:
     )
 
 
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def is_host_name(host: str) -> bool:
+    """Whether ``host`` is an IP address (IPv6 in brackets or not) or a DNS name whose labels are
+    1-63 letters, digits or hyphens, 253 characters at most: what a resolver can be asked."""
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+    except ValueError:
+        pass
+    else:
+        return True
+    name = host.removesuffix(".")
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
+
+
 def _unreachable(target: SmtpTarget) -> SmtpError:
     # One text for refused, timed out, reset and unknown host alike.
     return SmtpError(f"could not connect to {target.host}:{target.port}, or it did not answer")
@@ -316,7 +333,7 @@ async def _connect(
     try:
         async with asyncio.timeout(timeout):
             found = await loop.getaddrinfo(host, target.port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, UnicodeError):  # UnicodeError: a name IDNA cannot encode
         raise _unreachable(target) from None
     if not found:
         raise _unreachable(target)

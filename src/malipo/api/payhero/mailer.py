@@ -30,6 +30,7 @@ from malipo.core.clock import Clock
 from malipo.core.idempotency import Idempotency, IdempotencyKey
 from malipo.messaging import mailers
 from malipo.messaging.models import MerchantEmail, MerchantEmailStatus
+from malipo.messaging.smtp import is_host_name
 
 router = APIRouter(prefix="/mailer", tags=[PAYHERO_EMAIL])
 
@@ -90,6 +91,15 @@ class RegisterIn(PayHeroModel):
             "(no `smtp_username`): local test servers such as `python -m aiosmtpd -n`"
         ),
     )
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not is_host_name(value):
+            raise ValueError(
+                "must be a host name (labels of 1 to 63 letters, digits or hyphens) or an IP address"
+            )
+        return value
 
     @field_validator("smtp_port")
     @classmethod
