@@ -9,13 +9,26 @@ from collections import Counter
 from sqlalchemy import update
 
 from malipo.identity.models import Client, ClientStatus
-from tests.collections.conftest import PAYS, World
+from tests.collections.conftest import FINAL, PAYS, World, eventually
 
 
 async def _pay(world: World) -> tuple[int, dict[str, object]]:
     body = {"amount": 100, "phone_number": PAYS}
     reply = await world.http.post("/api/v2/payments", json=body, headers=world.a.basic)
     return reply.status_code, reply.json()
+
+
+async def _settled(world: World, reference: str) -> str:
+    """Wait until the live collection ``reference`` is final; its status."""
+
+    async def final() -> str | None:
+        params = {"reference": reference}
+        reply = await world.http.get("/api/v2/transaction-status", params=params, headers=world.a.basic)
+        assert reply.status_code == 200, reply.text
+        status = str(reply.json()["status"])
+        return status if status in FINAL else None
+
+    return str(await eventually(final, f"{reference} to reach SUCCESS or FAILED"))
 
 
 async def _set_client_status(world: World, status: ClientStatus) -> None:
@@ -26,7 +39,11 @@ async def _set_client_status(world: World, status: ClientStatus) -> None:
 async def test_a_known_caller_whose_client_is_deactivated_is_refused_by_its_next_request(
     world: World,
 ) -> None:
-    assert (await _pay(world))[0] == 201  # known from now on: its next request reads nothing first
+    status, body = await _pay(world)
+    assert status == 201, body  # known from now on: its next request reads nothing first
+    # Its collection settles (the fee hold is captured) on its own time: let it, so that the
+    # balances compared below move only if a refused request moved them.
+    assert await _settled(world, str(body["reference"])) == "SUCCESS"
     live_before = await world.balances(mode="live")
     await _set_client_status(world, ClientStatus.DEACTIVATED)
 
