@@ -59,6 +59,7 @@ def _worker(world: World, tmp_path: Path, name: str, **extra_env: str) -> subpro
         "MALIPO_WORKER_LEASE_SECONDS": "1",
         "MALIPO_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",  # its log lines reach the file as they are written
         **extra_env,
     }
     log = (tmp_path / f"{name}.log").open("wb")
@@ -69,6 +70,16 @@ def _worker(world: World, tmp_path: Path, name: str, **extra_env: str) -> subpro
         stderr=subprocess.STDOUT,
         cwd=ROOT,
     )
+
+
+def _started(proc: subprocess.Popen[bytes], log: Path) -> Callable[[], Awaitable[bool]]:
+    """Whether the worker logged that it runs (needs MALIPO_LOG_LEVEL=INFO)."""
+
+    async def check() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        return "worker.started" in log.read_text()
+
+    return check
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -168,8 +179,12 @@ async def test_collections_claimed_by_a_killed_worker_and_never_pushed_end_not_s
 ) -> None:
     sim, gate = faulty_sim
     gate.held.add(STK_PUSH_PATH)  # the first push is never answered while the worker lives
-    # The STK queries come late enough that the kill, not the reconcile job, leaves them unpushed.
-    world = await start_malipo(sim=sim, inprocess_worker=False, stk_query_after_seconds=3.0)
+    gate.limit = 300.0  # however slow this machine, not before the kill (checked at the kill below)
+    # The STK queries come late enough that the kill, not the reconcile job (which gives up on a
+    # claim never pushed), leaves them unpushed: checked at the kill below. Nothing after the kill
+    # waits for them: the pushed one ends by Daraja's callback, the others when the killed worker's
+    # send job is taken over.
+    world = await start_malipo(sim=sim, inprocess_worker=False, stk_query_after_seconds=300.0)
     # Queued before any worker runs: the worker claims them together, and with one connection
     # it pushes one at a time, so it dies with the others claimed (SENT) and not pushed.
     references = [
@@ -177,17 +192,20 @@ async def test_collections_claimed_by_a_killed_worker_and_never_pushed_end_not_s
         for index in range(4)
     ]
     assert _collections_not_sent((await world.http.get("/metrics")).text) == 0
-    first = _worker(world, tmp_path, "first", MALIPO_HTTP_CONNECTIONS="1")
+    first = _worker(world, tmp_path, "first", MALIPO_HTTP_CONNECTIONS="1", MALIPO_LOG_LEVEL="INFO")
     second: subprocess.Popen[bytes] | None = None
     try:
+        # Its start-up alone can take long on a loaded machine: wait for it to run first.
+        await eventually(_started(first, tmp_path / "first.log"), "the worker to start", timeout=180)
 
         async def one_pushed_and_all_claimed() -> bool:
             assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             pushed = [r for r in references if sim.push_for(r) is not None]
             claimed = [await world.collection(r) for r in references]
-            return len(pushed) >= 1 and all(c.status == "SENT" for c in claimed)
+            # A pushed one may be final already: Daraja's callback comes at once, to the web process.
+            return len(pushed) >= 1 and all(c.status != "QUEUED" for c in claimed)
 
-        await eventually(one_pushed_and_all_claimed, "the worker to claim all and push one", timeout=30)
+        await eventually(one_pushed_and_all_claimed, "the worker to claim all and push one", timeout=60)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         at_kill = {r: await world.collection(r) for r in references}
@@ -195,6 +213,7 @@ async def test_collections_claimed_by_a_killed_worker_and_never_pushed_end_not_s
         unpushed = {r for r, c in at_kill.items() if c.sent_at is None}
         assert unpushed, "the worker died with claimed collections it had not pushed"
         assert not unpushed & pushed, "a collection without sent_at was pushed"
+        assert all(at_kill[r].status == "SENT" for r in unpushed), "the kill left them claimed, not ended"
         gate.release.set()
 
         second = _worker(world, tmp_path, "second")
