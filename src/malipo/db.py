@@ -196,6 +196,15 @@ def cache_after_commit(session: AsyncSession | Session, name: str, key: Any, val
     session.info.setdefault(_PENDING_CACHE, []).append((name, key, value))
 
 
+def forget_cached(session: AsyncSession | Session, *names: str) -> None:
+    """Drop what ``cache_after_commit`` stored under ``names`` in this session's database: for a
+    writer that a foreign key refused, in case a cached id names a row that is not there."""
+    database = session.info.get("database")
+    if database is not None:
+        for name in names:
+            database.caches.pop(name, None)
+
+
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     if session.info.get(OUTBOX_FLAG):

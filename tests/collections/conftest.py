@@ -289,6 +289,7 @@ class World:
     a: Merchant
     b: Merchant
     http: httpx.AsyncClient
+    app: Any = None  # the served app (its caches), set by start_malipo
 
     # -- the Pay Hero API
 
@@ -473,12 +474,14 @@ async def start_malipo(settings: Settings, daraja_sim: Sim, tmp_path: Path) -> A
         }
         served = settings.model_copy(update=options | overrides)
         db = Database.from_url(served.resolved_database_url)
-        server = LiveServer(create_app(served, clock=SystemClock()))
+        app = create_app(served, clock=SystemClock())
+        server = LiveServer(app)
         served.public_url = server.url  # where Daraja's callbacks come back to
         server.__enter__()  # its start-up syncs the permissions the roles need
         a = await _make_merchant(db, "a", fund=SERVICE_FUNDS)
         b = await _make_merchant(db, "b", fund=0)
         world = World(server.url, served, db, sim, a, b, httpx.AsyncClient(base_url=server.url, timeout=30))
+        world.app = app
         started.append((server, world))
         return world
 

@@ -581,3 +581,21 @@ async def test_the_callback_token_is_stored_nowhere_but_as_its_hash(world: World
     other_push = world.sim.push_for(other)
     assert other_push is not None
     assert other_push.callback_url.rsplit("/", 1)[1] != token
+
+
+async def test_a_cached_id_that_names_no_row_is_looked_up_again(world: World) -> None:
+    """Cached wallet-channel and account ids are facts once committed; should one ever name a row
+    that is not there (the long fuzz once left one behind), the foreign key refuses the insert and
+    the request looks them up afresh instead of failing with a 500 for good."""
+    wallet_channels = world.app.state.db.caches.setdefault("collections.wallet_channels", {})
+    for mode in ("test", "live"):
+        wallet_channels[(world.b.client_id, mode)] = 987_654_321
+    reply = await world.http.post(
+        "/api/v2/topup", json={"amount": 250, "phone_number": "254711222333"}, headers=world.b.headers
+    )
+    assert reply.status_code == 201, reply.text
+    reference = reply.json()["reference"]
+    assert (await world.final_status(reference, world.b))["status"] == "SUCCESS"
+    assert (await world.collection(reference)).channel_id != 987_654_321
+    assert (await world.balances(world.b)).service == (250_00, 0)
+    await world.verify_ledger()

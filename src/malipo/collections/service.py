@@ -47,7 +47,7 @@ from malipo.core.group_commit import GroupCommit
 from malipo.core.ids import new_id, new_reference
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
-from malipo.db import Database, cache_after_commit, cached
+from malipo.db import Database, cache_after_commit, cached, forget_cached
 from malipo.identity.models import KeyMode
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
@@ -345,9 +345,12 @@ async def request_collections(
             async with session.begin_nested():
                 await _request_collections(session, requests, pending, answers, settings=settings, now=now)
             break
-        except IntegrityError:
+        except IntegrityError as exc:
             # A concurrent request (another process) stored one of these external_references
-            # first: look again, and answer those with the collection it stored.
+            # first: look again, and answer those with the collection it stored. A foreign key
+            # refused instead means a cached id names no row: look those up afresh too.
+            log.warning("collections.insert_conflict", attempt=_attempt + 1, error=str(exc.orig)[:300])
+            forget_cached(session, _WALLET_CHANNELS, _CHANNEL_TYPES, ledger.ACCOUNT_IDS)
             for index in pending:
                 answers[index] = None
     else:

@@ -134,7 +134,8 @@ async def open_account(
 
 # Account ids by (owner, kind, currency, mode), per database: an account is never deleted and
 # its key never changes, so a committed id stays right.
-_ACCOUNT_IDS = "ledger.account_ids"
+ACCOUNT_IDS = "ledger.account_ids"  # the cache of account ids (``cached``)
+_ACCOUNT_IDS = ACCOUNT_IDS
 
 
 async def account_id(
