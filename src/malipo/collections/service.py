@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -722,21 +722,14 @@ REJECTED_ON_REVIEW = 9001
 
 
 async def _reviewed(session: AsyncSession, collection_id: uuid.UUID, values: dict[str, Any]) -> Collection:
-    """Move a collection out of REVIEW (a guarded UPDATE): NotInReview if it is not in REVIEW
-    (resolved already, or never held), and nothing changes."""
-    moved = await session.execute(
-        update(Collection)
-        .where(Collection.id == collection_id, Collection.status == CollectionStatus.REVIEW)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    """Move a collection out of REVIEW: NotInReview, and nothing changes, if it is not in REVIEW."""
+    return await reviews.leave_review(
+        session,
+        Collection,
+        collection_id,
+        values,
+        NotInReview(f"collection {collection_id} is not held for review"),
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        raise NotInReview(f"collection {collection_id} is not held for review")
-    found = await session.scalar(
-        select(Collection).where(Collection.id == collection_id).execution_options(populate_existing=True)
-    )
-    assert found is not None
-    return found
 
 
 async def accept_review(

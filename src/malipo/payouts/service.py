@@ -381,20 +381,10 @@ REJECTED_ON_REVIEW = 9001  # malipo's code for a payout an operator rejected on 
 
 
 async def _reviewed(session: AsyncSession, payout_id: uuid.UUID, values: dict[str, Any]) -> Payout:
-    """Move a payout out of REVIEW (a guarded UPDATE); PayoutNotInReview if it is not in REVIEW."""
-    moved = await session.execute(
-        update(Payout)
-        .where(Payout.id == payout_id, Payout.status == PayoutStatus.REVIEW)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    """Move a payout out of REVIEW; PayoutNotInReview, and nothing changes, if it is not in REVIEW."""
+    return await reviews.leave_review(
+        session, Payout, payout_id, values, PayoutNotInReview(f"payout {payout_id} is not held for review")
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        raise PayoutNotInReview(f"payout {payout_id} is not held for review")
-    found = await session.scalar(
-        select(Payout).where(Payout.id == payout_id).execution_options(populate_existing=True)
-    )
-    assert found is not None
-    return found
 
 
 async def accept_review(

@@ -8,9 +8,12 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from malipo.core.errors import MalipoError
 from malipo.core.logging import get_logger
 from malipo.reviews.models import CallbackReview, ReviewKind, ReviewStatus
 
@@ -100,3 +103,31 @@ def open_review(
         asked_amount=asked_amount, received_amount=received.amount,
     )  # fmt: skip
     return review
+
+
+Item = TypeVar("Item")
+
+
+async def leave_review(
+    session: AsyncSession,
+    model: type[Item],
+    item_id: uuid.UUID,
+    values: dict[str, Any],
+    not_in_review: MalipoError,
+) -> Item:
+    """Move a collection or payout out of REVIEW with a guarded UPDATE and return it fresh; raise
+    ``not_in_review`` (nothing changed) when it is not in REVIEW: resolved already, or never held."""
+    table: Any = model
+    moved = await session.execute(
+        update(table)
+        .where(table.id == item_id, table.status == "REVIEW")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise not_in_review
+    found: Item | None = await session.scalar(
+        select(table).where(table.id == item_id).execution_options(populate_existing=True)
+    )
+    assert found is not None
+    return found
