@@ -17,7 +17,6 @@ from malipo.api.openapi import build_openapi
 from malipo.api.payhero import router as payhero_router
 from malipo.api.payhero.compat import JsonBodyByDefault
 from malipo.api.payhero.mode import ModeHeader
-from malipo.api.tags import document_operations
 from malipo.api.v1 import router as v1_router
 from malipo.auth.permissions import sync_permissions
 from malipo.collections.callbacks import router as provider_callbacks_router
@@ -143,7 +142,6 @@ def create_app(
         return build_openapi(app)
 
     app.openapi = openapi  # type: ignore[method-assign]
-    document_operations(app)  # tags, and each operation's permission and callers
     return app
 
 

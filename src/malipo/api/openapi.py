@@ -21,6 +21,7 @@ from fastapi.openapi.utils import get_openapi
 
 from malipo.api.errors import PROBLEM_MEDIA_TYPE, PayHeroError, Problem, is_payhero_path
 from malipo.api.routes import EffectiveRoute, effective_routes
+from malipo.api.tags import describe
 from malipo.auth.authenticate import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from malipo.auth.principals import Audience
 
@@ -183,5 +184,6 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     doc["components"]["securitySchemes"] = SECURITY_SCHEMES
+    describe(app, doc)  # the tags, and each operation's permission and callers
     app.openapi_schema = doc
     return doc

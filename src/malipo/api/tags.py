@@ -10,7 +10,6 @@ permission and its callers is written here, from the route's ``name`` (its permi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -210,17 +209,3 @@ def describe(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
             operation["description"] = f"{own}\n\n{line}" if own else line
     doc["tags"] = [tag for tag in TAGS if tag["name"] in used]
     return doc
-
-
-def document_operations(app: FastAPI) -> None:
-    """Give ``app``'s OpenAPI document its tags and access lines. Call once its routes are added
-    and its ``openapi`` is set: the document is built, and cached, on first use."""
-    app.openapi_tags = TAGS
-    build: Callable[[], dict[str, Any]] = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        return describe(app, build())
-
-    app.openapi = openapi  # type: ignore[method-assign]
