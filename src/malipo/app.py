@@ -10,9 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 
 from malipo import __version__
-from malipo.api.errors import install_error_handlers
 from malipo.api.health import router as health_router
-from malipo.api.middleware import RequestContextMiddleware
 from malipo.api.openapi import build_openapi
 from malipo.api.payhero import router as payhero_router
 from malipo.api.payhero.compat import JsonBodyByDefault
@@ -25,6 +23,8 @@ from malipo.config import Settings, load_settings
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import get_logger
 from malipo.db import Database
+from malipo.http.errors import install_error_handlers
+from malipo.http.middleware import RequestContextMiddleware
 from malipo.identity.audit import AuditRecorder
 from malipo.identity.sessions import LoginRateLimiter
 from malipo.messaging.callbacks import router as messaging_callbacks_router

@@ -14,11 +14,11 @@ import httpx
 import jsonschema_rs
 import pytest
 
-from malipo.api.routes import effective_routes
-from malipo.api.tags import PAYHERO_PREFIX, TAG_NAMES
 from malipo.app import create_app
 from malipo.auth.permissions import is_protected
 from malipo.config import Settings
+from malipo.http.routes import effective_routes
+from malipo.http.tags import PAYHERO_PREFIX, TAG_NAMES
 from tests.fixtures.servers import LiveServer
 
 _APP = create_app(Settings(var_dir=Path(tempfile.gettempdir()), inprocess_worker=False))

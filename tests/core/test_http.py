@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from malipo.core.http import http_client
+from malipo.core.http_client import http_client
 from tests.fixtures.servers import LiveServer
 
 

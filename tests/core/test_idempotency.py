@@ -20,13 +20,15 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from malipo.api.deps import ClockDep, Session
 from malipo.app import create_app
 from malipo.auth.principals import Principal, PrincipalKind
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.core.errors import MalipoError
-from malipo.core.idempotency import (
+from malipo.core.idempotency_models import IdempotencyRecord
+from malipo.db import Database
+from malipo.http.deps import ClockDep, Session
+from malipo.http.idempotency import (
     CLAIM_LEASE,
     DONE,
     IN_FLIGHT,
@@ -36,8 +38,6 @@ from malipo.core.idempotency import (
     purge_expired,
     request_fingerprint,
 )
-from malipo.core.idempotency_models import IdempotencyRecord
-from malipo.db import Database
 from malipo.identity.models import KeyMode
 from malipo.ledger.models import AccountKind, Journal
 from malipo.ledger.service import Leg, open_account, post_journal, system_account, verify_ledger

@@ -11,7 +11,7 @@ import pytest
 
 from malipo.collections.service import normalise_phone
 from malipo.core.errors import ValidationFailed
-from malipo.messaging.phones import InvalidNumber, mobile_money_number, to_e164
+from malipo.core.phones import InvalidNumber, mobile_money_number, to_e164
 
 
 @pytest.mark.parametrize(

@@ -28,8 +28,6 @@ import httpx
 import pytest
 from sqlalchemy import delete, select
 
-from malipo.api.errors import is_payhero_path
-from malipo.api.routes import effective_routes
 from malipo.app import create_app
 from malipo.auth.permissions import CALLERS_KEY, DECISION_TTL, is_protected, protected_routes, route_callers
 from malipo.auth.principals import Audience
@@ -39,6 +37,8 @@ from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.customers import service as customers
 from malipo.db import Database
+from malipo.http.errors import is_payhero_path
+from malipo.http.routes import effective_routes
 from malipo.identity import service
 from malipo.identity.models import (
     ApiKey,

@@ -10,11 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from malipo.api.deps import DatabaseDep
-from malipo.api.tags import HEALTH
 from malipo.collections.tasks import not_sent_counts
 from malipo.core.logging import get_logger
 from malipo.db import Database
+from malipo.http.deps import DatabaseDep
+from malipo.http.tags import HEALTH
 
 router = APIRouter(tags=[HEALTH])
 log = get_logger("malipo.health")

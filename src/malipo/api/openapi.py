@@ -19,11 +19,11 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 
-from malipo.api.errors import PROBLEM_MEDIA_TYPE, PayHeroError, Problem, is_payhero_path
-from malipo.api.routes import EffectiveRoute, effective_routes
-from malipo.api.tags import describe
 from malipo.auth.authenticate import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from malipo.auth.principals import Audience
+from malipo.http.errors import PROBLEM_MEDIA_TYPE, PayHeroError, Problem, is_payhero_path
+from malipo.http.routes import EffectiveRoute, effective_routes
+from malipo.http.tags import describe
 
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 _SAFE_METHODS = {"get", "head", "options"}

@@ -16,11 +16,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from malipo.api.deps import DatabaseDep
-from malipo.api.tags import PROVIDER_CALLBACKS
 from malipo.collections import service
 from malipo.core.errors import FieldError, MalipoError, ValidationFailed
 from malipo.core.logging import get_logger
+from malipo.http.deps import DatabaseDep
+from malipo.http.tags import PROVIDER_CALLBACKS
 from malipo.providers.daraja.schemas import StkCallback, StkCallbackPayload
 from malipo.reviews.records import Received
 

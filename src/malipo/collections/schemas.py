@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from malipo.api.schemas import CamelModel, NoControlCharacters
+from malipo.http.schemas import CamelModel, NoControlCharacters
 
 ShortCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{5,10}$")]
 AccountNumber = Annotated[

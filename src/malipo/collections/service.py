@@ -47,11 +47,11 @@ from malipo.core.group_commit import GroupCommit
 from malipo.core.ids import new_id, new_reference
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
+from malipo.core.phones import InvalidNumber, mobile_money_number
 from malipo.db import Database, cache_after_commit, cached, forget_cached
 from malipo.identity.models import KeyMode
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
-from malipo.messaging.phones import InvalidNumber, mobile_money_number
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
 from malipo.reviews import records as reviews

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, EmailStr, Field, StringConstraints
 
-from malipo.api.schemas import CamelModel, NoControlCharacters
+from malipo.http.schemas import CamelModel, NoControlCharacters
 
 CustomerEmail = Annotated[EmailStr, StringConstraints(max_length=200)]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoControlCharacters]

@@ -10,11 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from malipo.api.deps import ClockDep, DatabaseDep, Session, SettingsDep
-from malipo.api.schemas import Message
-from malipo.api.tags import ACCOUNT, API_USERS, CLIENTS, PERMISSIONS, PORTAL_USERS, ROLES, SANDBOX_KEYS
 from malipo.auth.authenticate import CSRF_COOKIE, SESSION_COOKIE
 from malipo.auth.permissions import CA, KEY, OP, CurrentPrincipal, callers
+from malipo.http.deps import ClockDep, DatabaseDep, Session, SettingsDep
+from malipo.http.schemas import Message
+from malipo.http.tags import ACCOUNT, API_USERS, CLIENTS, PERMISSIONS, PORTAL_USERS, ROLES, SANDBOX_KEYS
 from malipo.identity import access, clients, sessions, users
 from malipo.identity.models import ApiKey, ApiUser, ClientStatus, PortalUser, Role
 from malipo.identity.schemas import (

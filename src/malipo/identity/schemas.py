@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
-from malipo.api.schemas import CamelModel
+from malipo.http.schemas import CamelModel
 from malipo.identity.models import ClientStatus, ClientType
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

@@ -21,13 +21,13 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from malipo.api.deps import ClockDep, DatabaseDep, SettingsDep
-from malipo.api.tags import PROVIDER_CALLBACKS
 from malipo.core.clock import Clock
 from malipo.core.crypto import constant_time_equal
 from malipo.core.errors import NotFound
 from malipo.core.logging import get_logger
 from malipo.db import Database
+from malipo.http.deps import ClockDep, DatabaseDep, SettingsDep
+from malipo.http.tags import PROVIDER_CALLBACKS
 from malipo.messaging import whatsapp
 from malipo.messaging.connectors import at_report_token, whatsapp_simulator_token
 from malipo.messaging.delivery_reports import DeliveryReportBatcher

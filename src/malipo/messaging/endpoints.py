@@ -12,11 +12,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from malipo.api.deps import ClockDep, Session, SettingsDep
-from malipo.api.tags import SMS, WHATSAPP
 from malipo.auth.permissions import KEY, CurrentPrincipal, callers
-from malipo.core.idempotency import IdempotencyKey
 from malipo.core.money import Money
+from malipo.http.deps import ClockDep, Session, SettingsDep
+from malipo.http.idempotency import IdempotencyKey
+from malipo.http.tags import SMS, WHATSAPP
 from malipo.messaging import sms, whatsapp
 from malipo.messaging.models import SmsMessage, WhatsAppSession
 from malipo.messaging.schemas import (

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
-from malipo.api.schemas import CamelModel, MessageText
+from malipo.http.schemas import CamelModel, MessageText
 
 SmsText = Annotated[
     MessageText,

@@ -13,11 +13,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from malipo.api.deps import ClockDep, Session
-from malipo.api.tags import PROVIDER_CALLBACKS
 from malipo.collections.callbacks import UnsupportedMediaType, is_json, malformed
 from malipo.collections.service import CallbackMismatch
 from malipo.core.logging import get_logger
+from malipo.http.deps import ClockDep, Session
+from malipo.http.tags import PROVIDER_CALLBACKS
 from malipo.payouts import banks, service
 from malipo.payouts.models import Payout
 from malipo.providers.daraja.schemas import DarajaResult, ResultBody

@@ -9,10 +9,10 @@ import uuid
 
 from fastapi import APIRouter
 
-from malipo.api.deps import ClockDep, Session, SettingsDep
-from malipo.api.tags import PRICING
 from malipo.auth.permissions import CA, KEY, OP, CurrentPrincipal, callers
 from malipo.core.money import Money
+from malipo.http.deps import ClockDep, Session, SettingsDep
+from malipo.http.tags import PRICING
 from malipo.identity import clients
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind

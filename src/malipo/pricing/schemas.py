@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field
 
-from malipo.api.schemas import CamelModel
+from malipo.http.schemas import CamelModel
 
 
 def _number_input(value: Any) -> Any:

@@ -9,11 +9,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from malipo.api.deps import ClockDep, Session
-from malipo.api.schemas import CamelModel
-from malipo.api.tags import REVIEW
 from malipo.auth.permissions import OP, CurrentPrincipal, callers
 from malipo.core.money import Money
+from malipo.http.deps import ClockDep, Session
+from malipo.http.schemas import CamelModel
+from malipo.http.tags import REVIEW
 from malipo.reviews import service
 from malipo.reviews.models import CallbackReview, ReviewKind, ReviewStatus
 

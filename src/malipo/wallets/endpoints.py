@@ -15,12 +15,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
-from malipo.api.deps import ClockDep, DatabaseDep, Session
-from malipo.api.schemas import IsoDate
-from malipo.api.tags import WALLET
 from malipo.auth.permissions import CurrentPrincipal, callers
 from malipo.auth.principals import Audience
-from malipo.core.idempotency import IdempotencyKey
+from malipo.http.deps import ClockDep, DatabaseDep, Session
+from malipo.http.idempotency import IdempotencyKey
+from malipo.http.schemas import IsoDate
+from malipo.http.tags import WALLET
 from malipo.wallets import service as wallets
 from malipo.wallets.schemas import (
     BalanceOut,

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
 
-from malipo.api.schemas import CamelModel, NoControlCharacters
+from malipo.http.schemas import CamelModel, NoControlCharacters
 
 
 def _amount_input(value: Any) -> Any:

@@ -36,7 +36,7 @@ from sqlalchemy import and_, insert, select, update
 
 from malipo.config import Settings
 from malipo.core.clock import Clock, SystemClock
-from malipo.core.http import http_client
+from malipo.core.http_client import http_client
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger, redact_text
 from malipo.db import OUTBOX_CHANNEL, Database

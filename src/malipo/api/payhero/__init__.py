@@ -2,7 +2,7 @@
 
 Translation only: each module maps Pay Hero's request and reply shapes onto a
 domain service, and errors are rendered in Pay Hero's ``{error_code,
-error_message, status_code}`` shape by ``malipo.api.errors`` (by path prefix).
+error_message, status_code}`` shape by ``malipo.http.errors`` (by path prefix).
 Every route needs an API user: its Pay Hero Basic pair (``api_username:api_password``)
 or one of its keys.
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from malipo.api.errors import PAYHERO_PREFIXES
+from malipo.http.errors import PAYHERO_PREFIXES
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _READ_AS_JSON = (b"", b"text/plain")

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from malipo.api.deps import ClockDep, DatabaseDep, Session
 from malipo.auth.authenticate import Credential, RecentCallers, authenticate
 from malipo.auth.permissions import KEY, admit, callers, check_permission, check_permission_in, guard
 from malipo.auth.principals import Principal
 from malipo.db import Database
+from malipo.http.deps import ClockDep, DatabaseDep, Session
 
 # Every Pay Hero route's audience: API users (a Pay Hero pair or a key).
 API_USERS = callers(KEY)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from malipo.api.errors import PAYHERO_PREFIXES
 from malipo.auth.principals import Principal
+from malipo.http.errors import PAYHERO_PREFIXES
 from malipo.identity.models import KeyMode
 
 MODE_HEADER = b"x-malipo-mode"

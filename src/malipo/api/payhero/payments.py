@@ -13,17 +13,17 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.api import schemas
-from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS, PayHeroCaller, PayHeroPrincipal, forget_caller
-from malipo.api.schemas import Id, PageQuery, PlainText, WholeShillings, page_size_query
-from malipo.api.tags import PAYHERO_CHANNELS, PAYHERO_PAYMENTS, PAYHERO_WALLETS
 from malipo.auth.authenticate import Credential
 from malipo.collections import service as collections
 from malipo.collections.models import Collection, CollectionPurpose, PaymentChannel
 from malipo.config import Settings
 from malipo.core.errors import Forbidden, Unauthorized
-from malipo.core.idempotency import Idempotency, IdempotencyKey
+from malipo.http import schemas
+from malipo.http.deps import ClockDep, Session, SettingsDep
+from malipo.http.idempotency import Idempotency, IdempotencyKey
+from malipo.http.schemas import Id, PageQuery, PlainText, WholeShillings, page_size_query
+from malipo.http.tags import PAYHERO_CHANNELS, PAYHERO_PAYMENTS, PAYHERO_WALLETS
 from malipo.ledger.models import AccountKind
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout

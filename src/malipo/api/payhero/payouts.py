@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS, PayHeroPrincipal
-from malipo.api.schemas import Id, PlainText, WholeShillings
-from malipo.api.tags import PAYHERO_WITHDRAWALS
-from malipo.core.idempotency import IdempotencyKey
+from malipo.http.deps import ClockDep, Session, SettingsDep
+from malipo.http.idempotency import IdempotencyKey
+from malipo.http.schemas import Id, PlainText, WholeShillings
+from malipo.http.tags import PAYHERO_WITHDRAWALS
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout, PayoutStatus
 

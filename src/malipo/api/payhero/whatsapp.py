@@ -17,11 +17,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from malipo.api.deps import ClockDep, Session, SettingsDep
 from malipo.api.payhero.deps import API_USERS, PayHeroPrincipal
-from malipo.api.schemas import MAX_PAGE, plain_integer
-from malipo.api.tags import PAYHERO_WHATSAPP
-from malipo.core.idempotency import IdempotencyKey
+from malipo.http.deps import ClockDep, Session, SettingsDep
+from malipo.http.idempotency import IdempotencyKey
+from malipo.http.schemas import MAX_PAGE, plain_integer
+from malipo.http.tags import PAYHERO_WHATSAPP
 from malipo.messaging import whatsapp
 
 router = APIRouter(prefix="/api/v2", tags=[PAYHERO_WHATSAPP])

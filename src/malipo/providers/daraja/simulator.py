@@ -116,7 +116,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from malipo.core.clock import Clock, SystemClock
-from malipo.core.http import http_client
+from malipo.core.http_client import http_client
 from malipo.core.ids import new_reference
 from malipo.core.logging import configure_logging, get_logger
 from malipo.providers.daraja.schemas import (

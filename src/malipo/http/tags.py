@@ -14,9 +14,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from malipo.api.routes import EffectiveRoute, effective_routes
 from malipo.auth.permissions import default_roles_for, is_protected, route_callers
 from malipo.auth.principals import Audience
+from malipo.http.routes import EffectiveRoute, effective_routes
 
 PAYHERO_PREFIX = "Pay Hero · "
 

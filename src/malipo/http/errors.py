@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from malipo.api.routes import allowed_methods
 from malipo.core.errors import (
     Conflict,
     FieldError,
@@ -30,8 +29,9 @@ from malipo.core.errors import (
     NotFound,
     ValidationFailed,
 )
-from malipo.core.idempotency import REPLAYED_HEADER, IdempotentReplay
 from malipo.core.logging import get_logger, redact_text
+from malipo.http.idempotency import REPLAYED_HEADER, IdempotentReplay
+from malipo.http.routes import allowed_methods
 
 log = get_logger("malipo.http")
 
