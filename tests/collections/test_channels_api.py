@@ -184,10 +184,10 @@ def test_bad_channel_input_is_422_naming_the_field(gateway: Gateway) -> None:
 def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
     """``cli(*args)``: run ``malipo …`` in this process against the test's database."""
     import malipo.cli
-    import malipo.cli_common
+    import malipo.cli.common
 
     # Logging setup would point the process's handlers at the runner's captured (then closed) stream.
-    monkeypatch.setattr(malipo.cli_common, "configure_logging", lambda **_kwargs: None)
+    monkeypatch.setattr(malipo.cli.common, "configure_logging", lambda **_kwargs: None)
     env = _cli_env(settings)
 
     def run(*args: str) -> Any:

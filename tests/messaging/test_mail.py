@@ -16,11 +16,11 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from malipo.cli import messaging as mail_cli
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.core.logging import redact
 from malipo.db import Database
-from malipo.messaging import cli as mail_cli
 from malipo.messaging.mail import MAIL_TEMPLATES, list_mail, queue_email, render
 from malipo.messaging.models import MailMessage, MailStatus
 from malipo.messaging.smtp import SmtpTarget, SmtpUrlError, parse_smtp_url
@@ -389,7 +389,7 @@ def test_mail_list_command_shows_stored_messages(
     monkeypatch.setenv("MALIPO_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("COLUMNS", "200")
     # The command would point the process's logging at the runner's soon-closed stream.
-    monkeypatch.setattr("malipo.cli_common.configure_logging", lambda **_kwargs: None)
+    monkeypatch.setattr("malipo.cli.common.configure_logging", lambda **_kwargs: None)
     runner = CliRunner()
 
     listed = runner.invoke(mail_cli.mail_app, ["list", "--limit", "5"])

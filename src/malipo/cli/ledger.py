@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from malipo.cli_common import settings_or_exit
+from malipo.cli.common import settings_or_exit
 from malipo.db import Database
 from malipo.ledger.service import verify_ledger
 

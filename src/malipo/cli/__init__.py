@@ -14,15 +14,15 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from malipo.cli_common import MalipoTyper, console, require_secrets, settings_or_exit, state
-from malipo.collections.cli import channels_app
+from malipo.cli.collections import channels_app
+from malipo.cli.common import MalipoTyper, console, require_secrets, settings_or_exit, state
+from malipo.cli.identity import clients_app
+from malipo.cli.keys import keys_app
+from malipo.cli.ledger import ledger_app
+from malipo.cli.messaging import mail_app
+from malipo.cli.providers import sim_app
 from malipo.core.clock import SystemClock
 from malipo.db import Database
-from malipo.identity.cli import clients_app
-from malipo.keys_cli import keys_app
-from malipo.ledger.cli import ledger_app
-from malipo.messaging.cli import mail_app
-from malipo.providers.cli import sim_app
 
 app = MalipoTyper(
     help="malipo: a self-hosted payment gateway.",
@@ -318,7 +318,3 @@ def _demo_table(result: dict[str, object]) -> Table:
         for key in keys:
             table.add_row(key, str(result[key]))
     return table
-
-
-if __name__ == "__main__":
-    app()

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import func, select
 
-from malipo.cli_common import settings_or_exit
+from malipo.cli.common import settings_or_exit
 from malipo.collections.models import PaymentChannel
 from malipo.db import Database
 from malipo.identity.models import ApiUser, Client

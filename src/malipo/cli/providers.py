@@ -18,7 +18,7 @@ def daraja(
     callback_delay: Annotated[float, typer.Option(help="Seconds before a callback is sent")] = 1.0,
 ) -> None:
     """Safaricom Daraja (OAuth, STK push and query, B2C, transaction status), with test numbers."""
-    from malipo.cli_common import log_json, logging_or_exit
+    from malipo.cli.common import log_json, logging_or_exit
     from malipo.providers.daraja.simulator import run
 
     settings = logging_or_exit()  # logs as `malipo serve` does (MALIPO_LOG_JSON, MALIPO_LOG_LEVEL)

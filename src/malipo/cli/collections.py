@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.cli_common import USAGE, console, fail, settings_or_exit
+from malipo.cli.common import USAGE, console, fail, settings_or_exit
 from malipo.collections import service as collections
 from malipo.collections.models import PaymentChannel
 from malipo.core.clock import SystemClock

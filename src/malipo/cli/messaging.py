@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from malipo.cli_common import USAGE, fail, settings_or_exit
+from malipo.cli.common import USAGE, fail, settings_or_exit
 from malipo.db import Database
 from malipo.messaging.mail import get_mail, list_mail
 from malipo.messaging.models import MailMessage
