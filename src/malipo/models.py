@@ -5,9 +5,8 @@ Alembic and the schema test read the metadata from here; a new domain's
 """
 
 from malipo.collections import models as collection_models
-from malipo.core import idempotency_models
 from malipo.customers import models as customer_models
-from malipo.db import Base
+from malipo.db import Base, idempotency_models
 from malipo.identity import models as identity_models
 from malipo.ledger import models as ledger_models
 from malipo.messaging import models as messaging_models

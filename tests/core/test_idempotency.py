@@ -21,12 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from malipo.app import create_app
-from malipo.auth.principals import Principal, PrincipalKind
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.core.errors import MalipoError
-from malipo.core.idempotency_models import IdempotencyRecord
 from malipo.db import Database
+from malipo.db.idempotency_models import IdempotencyRecord
 from malipo.http.deps import ClockDep, Session
 from malipo.http.idempotency import (
     CLAIM_LEASE,
@@ -39,6 +38,7 @@ from malipo.http.idempotency import (
     request_fingerprint,
 )
 from malipo.identity.models import KeyMode
+from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger.models import AccountKind, Journal
 from malipo.ledger.service import Leg, open_account, post_journal, system_account, verify_ledger
 

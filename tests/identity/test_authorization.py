@@ -30,7 +30,6 @@ from sqlalchemy import delete, select
 
 from malipo.app import create_app
 from malipo.auth.permissions import CALLERS_KEY, DECISION_TTL, is_protected, protected_routes, route_callers
-from malipo.auth.principals import Audience
 from malipo.collections import service as collections
 from malipo.collections.models import Collection
 from malipo.config import Settings
@@ -50,6 +49,7 @@ from malipo.identity.models import (
     Role,
     RolePermission,
 )
+from malipo.identity.principals import Audience
 from malipo.messaging.models import Mailer, MerchantEmail
 from tests.messaging.helpers import messaging_objects
 

@@ -24,9 +24,9 @@ from malipo.app import create_app
 from malipo.collections.models import Collection, PaymentChannel
 from malipo.config import Settings
 from malipo.core.clock import SystemClock
-from malipo.core.idempotency_models import IdempotencyRecord
 from malipo.customers.models import Customer
 from malipo.db import Database
+from malipo.db.idempotency_models import IdempotencyRecord
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, Hold, Journal, LedgerAccount, Posting
 from malipo.messaging.models import SmsMessage

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from malipo.auth.principals import Principal, PrincipalKind
 from malipo.core.clock import FrozenClock
 from malipo.customers import service as customers
 from malipo.db import Database
 from malipo.identity import service as identity
 from malipo.identity.models import ClientStatus, ClientType, KeyMode
+from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger import service as ledger
 from malipo.wallets import service as wallets
 from malipo.wallets.schemas import TopUpIn

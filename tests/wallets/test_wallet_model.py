@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import select
 
-from malipo.auth.principals import Principal, PrincipalKind
 from malipo.core.clock import FrozenClock
 from malipo.core.errors import MalipoError
 from malipo.core.money import Money
@@ -28,6 +27,7 @@ from malipo.customers import service as customers
 from malipo.db import Database
 from malipo.identity import service as identity
 from malipo.identity.models import ClientStatus, ClientType, KeyMode
+from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, LedgerAccount
 from malipo.wallets import service as wallets

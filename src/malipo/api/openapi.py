@@ -20,10 +20,10 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 
 from malipo.auth.authenticate import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
-from malipo.auth.principals import Audience
 from malipo.http.errors import PROBLEM_MEDIA_TYPE, PayHeroError, Problem, is_payhero_path
 from malipo.http.routes import EffectiveRoute, effective_routes
 from malipo.http.tags import describe
+from malipo.identity.principals import Audience
 
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 _SAFE_METHODS = {"get", "head", "options"}

@@ -24,7 +24,6 @@ from fastapi import Request
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.principals import Principal, PrincipalKind
 from malipo.core.crypto import API_KEY_PREFIXES, sha256_hex, verify_password
 from malipo.core.errors import Forbidden, MalipoError, Unauthorized
 from malipo.customers.models import Customer
@@ -40,6 +39,7 @@ from malipo.identity.models import (
     PortalUserRole,
     Role,
 )
+from malipo.identity.principals import Principal, PrincipalKind
 from malipo.identity.sessions import csrf_token_for
 
 SESSION_COOKIE = "malipo_session"

@@ -27,13 +27,13 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import aliased
 
 from malipo.auth.authenticate import CSRF_COOKIE, CSRF_HEADER, authenticate
-from malipo.auth.principals import Audience, Principal
 from malipo.core.crypto import constant_time_equal
 from malipo.core.errors import Forbidden
 from malipo.db import Database
 from malipo.http.deps import ClockDep, Session
 from malipo.http.routes import EffectiveRoute, effective_routes, route_template
 from malipo.identity.models import ApiUserPermission, Permission, RolePermission
+from malipo.identity.principals import Audience, Principal
 from malipo.identity.service import ensure_system_roles
 
 CALLERS_KEY = "x-callers"

@@ -29,7 +29,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.auth.authenticate import Credential, recheck
-from malipo.auth.principals import Principal, PrincipalKind
 from malipo.collections.models import (
     CLOSED_STATES,
     TRANSACTION_TYPES,
@@ -43,13 +42,14 @@ from malipo.config import Settings
 from malipo.core.clock import Clock
 from malipo.core.crypto import derived_token, sha256_hex
 from malipo.core.errors import Conflict, FieldError, NotFound, ValidationFailed
-from malipo.core.group_commit import GroupCommit
 from malipo.core.ids import new_id, new_reference
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
 from malipo.core.phones import InvalidNumber, mobile_money_number
 from malipo.db import Database, cache_after_commit, cached, forget_cached
+from malipo.db.group_commit import GroupCommit
 from malipo.identity.models import KeyMode
+from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.pricing import service as pricing

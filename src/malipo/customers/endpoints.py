@@ -10,12 +10,12 @@ import uuid
 from fastapi import APIRouter, status
 
 from malipo.auth.permissions import KEY, CurrentPrincipal, callers
-from malipo.auth.principals import Audience
 from malipo.customers import service as customers
 from malipo.customers.models import Customer
 from malipo.customers.schemas import CustomerLoginIn, CustomerOut, CustomerRegisterIn, CustomerToken
 from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.tags import CUSTOMERS
+from malipo.identity.principals import Audience
 
 CUST = Audience.CUSTOMER
 

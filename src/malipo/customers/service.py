@@ -29,12 +29,12 @@ from malipo.auth.authenticate import (
     CUSTOMER_JWT_TYPE,
     CUSTOMER_TOKEN_TTL,
 )
-from malipo.auth.principals import Principal, PrincipalKind
 from malipo.core import crypto
 from malipo.core.errors import Conflict, NotFound, Unauthorized
 from malipo.core.ids import new_id
 from malipo.customers.models import Customer
 from malipo.identity.models import Client, KeyMode
+from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 

@@ -42,10 +42,10 @@ from sqlalchemy import BigInteger, Boolean, Uuid, bindparam, delete, select, tex
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.errors import Conflict, MalipoError
-from malipo.core.idempotency_models import IdempotencyRecord
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger
 from malipo.db import Database
+from malipo.db.idempotency_models import IdempotencyRecord
 from malipo.http.deps import ClockDep, Session
 
 log = get_logger("malipo.idempotency")

@@ -35,12 +35,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from malipo.auth.principals import Principal
 from malipo.core.errors import FieldError, PayloadTooLarge, ValidationFailed
 from malipo.core.logging import get_logger
 from malipo.http.errors import PAYHERO_PREFIXES, internal_error_response, is_payhero_path, render_error
 from malipo.http.routes import route_template
 from malipo.identity.audit import AUDITED_PREFIXES, AuditEntry, AuditRecorder
+from malipo.identity.principals import Principal
 
 log = get_logger("malipo.http")
 

@@ -9,9 +9,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.auth.permissions import permissions_changed
-from malipo.auth.principals import Principal
 from malipo.core.errors import Conflict, NotFound, ValidationFailed
 from malipo.identity.models import ApiUser, ApiUserPermission, Permission, Role, RolePermission
+from malipo.identity.principals import Principal
 from malipo.identity.schemas import PermissionIn
 from malipo.identity.users import get_api_user
 

@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.principals import Principal
 from malipo.config import Settings
 from malipo.core import crypto
 from malipo.core.errors import Conflict, NotFound, ValidationFailed
 from malipo.identity import service
 from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
+from malipo.identity.principals import Principal
 from malipo.identity.schemas import ClientIn
 from malipo.ledger import service as ledger
 from malipo.messaging.mail import queue_email, render

@@ -13,13 +13,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.principals import Principal, PrincipalKind
 from malipo.config import Settings
 from malipo.core import crypto
 from malipo.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from malipo.identity import service
 from malipo.identity.clients import notify
 from malipo.identity.models import ApiKey, ApiUser, Client, KeyMode, PortalUser, PortalUserRole, Role
+from malipo.identity.principals import Principal, PrincipalKind
 from malipo.identity.schemas import ApiUserIn, PortalUserIn
 
 OPERATOR_ROLES = frozenset({"SuperAdmin", "CompanyAdmin"})

@@ -2,7 +2,7 @@
 
 A bulk send's reports arrive as thousands of small HTTP requests within seconds. One transaction
 per report costs a commit each and queues them all on the database; here they go through a
-:class:`~malipo.core.group_commit.GroupCommit` (the reports that arrive while one batch is being
+:class:`~malipo.db.group_commit.GroupCommit` (the reports that arrive while one batch is being
 written make up the next batch, applied in one transaction by ``sms.apply_delivery_reports``).
 
 What a caller of :meth:`DeliveryReportBatcher.apply` can rely on:
@@ -19,8 +19,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.clock import Clock
-from malipo.core.group_commit import GroupCommit
 from malipo.db import Database
+from malipo.db.group_commit import GroupCommit
 from malipo.messaging import sms
 from malipo.providers.africastalking.client import DeliveryReport
 

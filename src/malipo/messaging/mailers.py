@@ -31,13 +31,13 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.principals import Principal
 from malipo.config import Settings
 from malipo.core.errors import Forbidden, MalipoError, NotFound, ValidationFailed
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger, redact_secret
 from malipo.db import Database
 from malipo.identity.models import ApiUser, KeyMode
+from malipo.identity.principals import Principal
 from malipo.messaging import mailer_tasks
 from malipo.messaging.models import Mailer, MerchantEmail, MerchantEmailStatus
 from malipo.messaging.smtp import (

@@ -30,20 +30,20 @@ from typing import Any, Literal
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.principals import Principal
 from malipo.config import Settings
 from malipo.core.errors import FieldError, MalipoError, NotFound, ValidationFailed
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
 from malipo.core.phones import InvalidNumber, to_e164
+from malipo.core.segments import SegmentInfo, count_segments
 from malipo.identity.models import Client
+from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, Journal, LedgerAccount
 from malipo.messaging import sms_tasks
 from malipo.messaging.batches import batch_page
 from malipo.messaging.models import SmsBatch, SmsMessage, SmsStatus
-from malipo.messaging.segments import SegmentInfo, count_segments
 from malipo.providers.africastalking.client import DeliveryReport
 from malipo.worker.registry import enqueue, enqueue_many
 

@@ -31,12 +31,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.principals import Principal
 from malipo.config import Settings
 from malipo.core.crypto import constant_time_equal, derived_token, sha256_hex
 from malipo.core.errors import NotFound, ValidationFailed
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger
+from malipo.identity.principals import Principal
 from malipo.messaging import whatsapp_tasks
 from malipo.messaging.batches import batch_page
 from malipo.messaging.connectors import whatsapp_webhook_url

@@ -30,7 +30,6 @@ from sqlalchemy import func, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.principals import Principal
 from malipo.collections import service as collections
 from malipo.collections.models import ChannelType, Collection
 from malipo.config import Settings
@@ -39,6 +38,7 @@ from malipo.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from malipo.core.ids import new_id, new_reference
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
+from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.payouts import banks

@@ -16,10 +16,10 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.principals import Principal
 from malipo.collections import service as collections
 from malipo.core.errors import Conflict, NotFound
 from malipo.core.logging import get_logger
+from malipo.identity.principals import Principal
 from malipo.payouts import service as payouts
 from malipo.reviews.models import CallbackReview, ReviewKind, ReviewStatus
 

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
 from malipo.auth.permissions import CurrentPrincipal, callers
-from malipo.auth.principals import Audience
 from malipo.http.deps import ClockDep, DatabaseDep, Session
 from malipo.http.idempotency import IdempotencyKey
 from malipo.http.schemas import IsoDate
 from malipo.http.tags import WALLET
+from malipo.identity.principals import Audience
 from malipo.wallets import service as wallets
 from malipo.wallets.schemas import (
     BalanceOut,

@@ -24,13 +24,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.principals import Principal, PrincipalKind
 from malipo.core.errors import Conflict, CurrencyMismatch, FieldError, MalipoError, NotFound, ValidationFailed
 from malipo.core.money import Money
 from malipo.customers import service as customers
 from malipo.customers.models import Customer
 from malipo.db import Database
 from malipo.identity.models import KeyMode
+from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, Journal, LedgerAccount, Posting
 from malipo.wallets.schemas import EntryType, PaymentIn, TopUpIn, TransferIn

@@ -9,9 +9,9 @@ from fastapi import Depends, Request
 
 from malipo.auth.authenticate import Credential, RecentCallers, authenticate
 from malipo.auth.permissions import KEY, admit, callers, check_permission, check_permission_in, guard
-from malipo.auth.principals import Principal
 from malipo.db import Database
 from malipo.http.deps import ClockDep, DatabaseDep, Session
+from malipo.identity.principals import Principal
 
 # Every Pay Hero route's audience: API users (a Pay Hero pair or a key).
 API_USERS = callers(KEY)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from malipo.auth.principals import Principal
 from malipo.http.errors import PAYHERO_PREFIXES
 from malipo.identity.models import KeyMode
+from malipo.identity.principals import Principal
 
 MODE_HEADER = b"x-malipo-mode"
 _MODE_NAMES = {KeyMode.LIVE: b"live", KeyMode.TEST: b"sandbox"}

@@ -77,7 +77,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from malipo.core.logging import get_logger
-from malipo.messaging.segments import count_segments
+from malipo.core.segments import count_segments
 from malipo.providers.africastalking.client import MESSAGING_PATH, STATUS_NAMES
 
 __all__ = [
