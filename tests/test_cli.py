@@ -279,7 +279,7 @@ async def _queue_mail(var: Path, **fields: str) -> None:
     from malipo.config import Settings
     from malipo.core.clock import SystemClock
     from malipo.db import Database
-    from malipo.messaging.mail import queue_email
+    from malipo.email.service import queue_email
 
     db = Database.from_settings(Settings(var_dir=var).require_secrets())
     try:

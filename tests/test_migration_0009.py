@@ -15,9 +15,9 @@ from malipo.core.crypto import sha256_hex
 from malipo.db import Database, UTCDateTime, create_engine
 from malipo.identity import service as identity
 from malipo.identity.models import ApiUser, ClientStatus, ClientType, PortalUser
-from malipo.messaging import whatsapp
 from malipo.migrate import upgrade
 from malipo.webhooks.models import WebhookDelivery
+from malipo.whatsapp import service as whatsapp
 
 
 def _tables_at_0008() -> dict[str, sa.TableClause]:

@@ -27,13 +27,14 @@ from malipo.http.errors import install_error_handlers
 from malipo.http.middleware import RequestContextMiddleware
 from malipo.identity.audit import AuditRecorder
 from malipo.identity.sessions import LoginRateLimiter
-from malipo.messaging.callbacks import router as messaging_callbacks_router
 from malipo.messaging.simulators import MessagingSimulators, mount_simulators
 from malipo.migrate import current_revision, head_revision
 from malipo.payouts.callbacks import router as payout_callbacks_router
 from malipo.providers.daraja.simulator import create_simulator_app as create_daraja_simulator
 from malipo.providers.registry import live_rails
+from malipo.sms.callbacks import router as sms_callbacks_router
 from malipo.web.portal import router as portal_router
+from malipo.whatsapp.callbacks import router as whatsapp_callbacks_router
 from malipo.worker.registry import load_job_modules
 from malipo.worker.runner import Worker
 
@@ -121,7 +122,8 @@ def create_app(
     app.include_router(health_router)
     app.include_router(provider_callbacks_router)
     app.include_router(payout_callbacks_router)
-    app.include_router(messaging_callbacks_router)
+    app.include_router(sms_callbacks_router)
+    app.include_router(whatsapp_callbacks_router)
     app.include_router(payhero_router)
     app.include_router(v1_router)
     app.include_router(portal_router)

@@ -7,26 +7,30 @@ Alembic and the schema test read the metadata from here; a new domain's
 from malipo.collections import models as collection_models
 from malipo.customers import models as customer_models
 from malipo.db import Base, idempotency_models
+from malipo.email import models as email_models
 from malipo.identity import models as identity_models
 from malipo.ledger import models as ledger_models
-from malipo.messaging import models as messaging_models
 from malipo.payouts import models as payout_models
 from malipo.pricing import models as pricing_models
 from malipo.reviews import models as review_models
+from malipo.sms import models as sms_models
 from malipo.webhooks import models as webhook_models
+from malipo.whatsapp import models as whatsapp_models
 from malipo.worker import models as worker_models
 
 __all__ = [
     "Base",
     "collection_models",
     "customer_models",
+    "email_models",
     "idempotency_models",
     "identity_models",
     "ledger_models",
-    "messaging_models",
     "payout_models",
     "pricing_models",
     "review_models",
+    "sms_models",
     "webhook_models",
+    "whatsapp_models",
     "worker_models",
 ]

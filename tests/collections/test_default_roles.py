@@ -18,11 +18,13 @@ from sqlalchemy import select
 
 from malipo.collections.models import Collection, PaymentChannel
 from malipo.core.clock import SystemClock
+from malipo.email.models import Mailer, MerchantEmail
 from malipo.identity import service as identity
 from malipo.identity.models import Client, KeyMode, Permission
 from malipo.ledger.models import Hold, Journal
-from malipo.messaging.models import Mailer, MerchantEmail, SmsMessage, WhatsAppBatch, WhatsAppMessage
 from malipo.payouts.models import Payout
+from malipo.sms.models import SmsMessage
+from malipo.whatsapp.models import WhatsAppBatch, WhatsAppMessage
 from malipo.worker.models import Job
 from tests.collections.conftest import PAYS, Balances, World, eventually, final_payout, fund_payments
 

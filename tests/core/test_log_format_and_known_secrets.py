@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from malipo.core.logging import REDACTED, default_log_json, redact_secret
-from malipo.messaging.tasks import _scrub
+from malipo.email.tasks import _scrub
 
 ROOT = Path(__file__).resolve().parents[2]
 

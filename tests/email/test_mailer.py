@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 
 from malipo.config import Settings
 from malipo.db import Database
-from malipo.messaging.models import MerchantEmail
+from malipo.email.models import MerchantEmail
 from malipo.worker.models import Job, JobAttempt
 from tests.fixtures.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer
 from tests.messaging.helpers import Messaging, serve_messaging

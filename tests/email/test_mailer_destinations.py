@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from malipo.config import Settings
 from malipo.db import Database
-from malipo.messaging.models import Mailer
+from malipo.email.models import Mailer
 from malipo.messaging.smtp import (
     SmtpDestinationRefused,
     SmtpError,

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from malipo.config import Settings
 from malipo.core.logging import redact_secret
 from malipo.db import Database
-from malipo.messaging.models import Mailer
+from malipo.email.models import Mailer
 from tests.fixtures.servers import free_port
 from tests.fixtures.smtp import RecordingHandler, SmtpServer
 from tests.messaging.helpers import Messaging, serve_messaging

@@ -36,6 +36,7 @@ from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.customers import service as customers
 from malipo.db import Database
+from malipo.email.models import Mailer, MerchantEmail
 from malipo.http.errors import is_payhero_path
 from malipo.http.routes import effective_routes
 from malipo.identity import service
@@ -50,7 +51,6 @@ from malipo.identity.models import (
     RolePermission,
 )
 from malipo.identity.principals import Audience
-from malipo.messaging.models import Mailer, MerchantEmail
 from tests.messaging.helpers import messaging_objects
 
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")

@@ -23,10 +23,10 @@ from malipo.config import Settings
 from malipo.core import crypto
 from malipo.core.clock import FrozenClock
 from malipo.db import Database
+from malipo.email.models import MailMessage
+from malipo.email.service import list_mail
 from malipo.identity import sessions
 from malipo.identity.models import PasswordResetToken, PortalUser
-from malipo.messaging.mail import list_mail
-from malipo.messaging.models import MailMessage
 from malipo.seed import DemoCredentials, seed_demo
 
 T = TypeVar("T")

@@ -203,7 +203,8 @@ def serve_messaging(settings: Settings, live_server: Any, **overrides: Any) -> M
 
 async def messaging_objects(session: Any, client_id: uuid.UUID, now: Any) -> dict[str, uuid.UUID]:
     """One sandbox SMS, SMS batch and WhatsApp batch of ``client_id`` (for tenancy checks)."""
-    from malipo.messaging.models import SmsBatch, SmsMessage, WhatsAppBatch, WhatsAppSession
+    from malipo.sms.models import SmsBatch, SmsMessage
+    from malipo.whatsapp.models import WhatsAppBatch, WhatsAppSession
 
     sms_batch = SmsBatch(
         client_id=client_id, mode="test", message="hi", accepted=1, rejected=0, segments=1, cost=80,

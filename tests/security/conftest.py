@@ -29,8 +29,8 @@ from malipo.db import Database
 from malipo.db.idempotency_models import IdempotencyRecord
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, Hold, Journal, LedgerAccount, Posting
-from malipo.messaging.models import SmsMessage
 from malipo.payouts.models import Payout
+from malipo.sms.models import SmsMessage
 from malipo.worker.models import Job
 from tests.collections.conftest import Merchant, _make_merchant
 from tests.fixtures.databases import BACKENDS

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from malipo.core.errors import ValidationFailed
-from malipo.messaging import whatsapp
+from malipo.whatsapp import service as whatsapp
 from tests.security.conftest import Target
 from tests.security.test_hostile_inputs import refused_changing_nothing
 

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from malipo.config import Settings
 from malipo.db import Database
-from malipo.messaging.models import MerchantEmail, WhatsAppMessage
+from malipo.email.models import MerchantEmail
+from malipo.whatsapp.models import WhatsAppMessage
 from malipo.worker.models import Job
 from tests.fixtures.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer
 from tests.messaging.helpers import Messaging, serve_messaging

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from malipo.config import Settings
 from malipo.core.crypto import sha256_hex
 from malipo.db import Database
-from malipo.messaging.models import WhatsAppMessage, WhatsAppSession
+from malipo.whatsapp.models import WhatsAppMessage, WhatsAppSession
 from tests.messaging.helpers import Messaging, serve_messaging
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from malipo.config import Settings
 from malipo.db import Database
-from malipo.messaging.models import WhatsAppMessage
+from malipo.whatsapp.models import WhatsAppMessage
 from tests.messaging.helpers import Messaging, serve_messaging
 
 

@@ -13,9 +13,10 @@ from sqlalchemy import func, select, text
 from malipo.config import Settings
 from malipo.core.errors import ValidationFailed
 from malipo.db import Database
-from malipo.messaging import whatsapp
-from malipo.messaging.models import WhatsAppBatch, WhatsAppMessage, WhatsAppSession
-from malipo.messaging.whatsapp_tasks import SEND_JOB, WhatsAppMessageType, document_filename
+from malipo.whatsapp import service as whatsapp
+from malipo.whatsapp.models import WhatsAppBatch, WhatsAppMessage, WhatsAppMessageType, WhatsAppSession
+from malipo.whatsapp.service import SEND_JOB
+from malipo.whatsapp.tasks import document_filename
 from malipo.worker.models import Job
 from malipo.worker.registry import enqueue
 from tests.messaging.helpers import Messaging, serve_messaging

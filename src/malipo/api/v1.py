@@ -10,10 +10,11 @@ from malipo.auth.permissions import authorize
 from malipo.collections import endpoints as channels
 from malipo.customers import endpoints as customers
 from malipo.identity import endpoints as identity
-from malipo.messaging import endpoints as messaging
 from malipo.pricing import endpoints as pricing
 from malipo.reviews import endpoints as reviews
+from malipo.sms import endpoints as sms
 from malipo.wallets import endpoints as wallets
+from malipo.whatsapp import endpoints as whatsapp
 
 router = APIRouter(prefix="/api/v1")
 protected = [Depends(authorize)]
@@ -22,7 +23,8 @@ router.include_router(identity.public_router)
 router.include_router(identity.router, dependencies=protected)
 router.include_router(customers.router, dependencies=protected)
 router.include_router(wallets.router, dependencies=protected)
-router.include_router(messaging.router, dependencies=protected)
+router.include_router(sms.router, dependencies=protected)
+router.include_router(whatsapp.router, dependencies=protected)
 router.include_router(channels.router, dependencies=protected)
 router.include_router(pricing.router, dependencies=protected)
 router.include_router(reviews.router, dependencies=protected)

@@ -12,8 +12,8 @@ from rich.console import Console
 
 from malipo.cli.common import USAGE, fail, settings_or_exit
 from malipo.db import Database
-from malipo.messaging.mail import get_mail, list_mail
-from malipo.messaging.models import MailMessage
+from malipo.email.models import MailMessage
+from malipo.email.service import get_mail, list_mail
 
 mail_app = typer.Typer(help="Operator mail", no_args_is_help=True)
 

@@ -1,4 +1,5 @@
-"""What SMS and WhatsApp bulk sends share: a batch's counts by status and one page of its messages."""
+"""A bulk batch's messages by status and a page of them, for any table with ``batch_id`` and ``status``
+(SMS and WhatsApp batches): the query each domain's repository runs on its own table."""
 
 from __future__ import annotations
 

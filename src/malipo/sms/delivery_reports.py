@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from malipo.core.clock import Clock
 from malipo.db import Database
 from malipo.db.group_commit import GroupCommit
-from malipo.messaging import sms
 from malipo.providers.africastalking.client import DeliveryReport
+from malipo.sms import service as sms
 
 __all__ = ["DeliveryReportBatcher"]
 

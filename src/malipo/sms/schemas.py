@@ -1,12 +1,15 @@
-"""Requests and replies of the native messaging routes (/api/v1/sms, /api/v1/whatsapp)."""
+"""Requests and replies of the native SMS routes (/api/v1/sms); the bulk replies' shared parts
+(rejections, counts by status) that the WhatsApp routes reuse."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from fastapi import Query
+from pydantic import ConfigDict, Field, StringConstraints
 
 from malipo.http.schemas import CamelModel, MessageText
 
@@ -34,6 +37,9 @@ SenderId = Annotated[
     Field(description="1 to 11 letters and digits, registered with the SMS provider", examples=["MALIPO"]),
 ]
 SmsState = Literal["queued", "sent", "delivered", "failed"]
+# A bulk batch's messages a page at a time (SMS and WhatsApp batches alike).
+Page = Annotated[int, Query(ge=1, le=100_000, description="1-based page of the batch's messages")]
+PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=1000)]
 
 
 class SmsIn(CamelModel):
@@ -111,6 +117,11 @@ class Rejection(CamelModel):
     reason: str
 
 
+def rejections_out(rejected: Sequence[Any]) -> list[Rejection]:
+    """A bulk reply's ``rejected`` list from the service's rejections (SMS and WhatsApp alike)."""
+    return [Rejection(index=r.index, phone_number=r.phone_number, reason=r.reason) for r in rejected]
+
+
 class BulkMessage(CamelModel):
     id: uuid.UUID
     phone_number: str
@@ -155,83 +166,3 @@ class SmsBatchOut(CamelModel):
     page: int
     page_size: int
     messages: list[BatchMessageOut]
-
-
-# -- WhatsApp --------------------------------------------------------------------------------------
-
-
-class WhatsAppSessionIn(CamelModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"name": "shop", "backend": "simulator"},
-                {
-                    "name": "shop",
-                    "backend": "cloud",
-                    "phoneNumberId": "106540352242922",
-                    "accessToken": "EAAG0ZBZCx4ZBZAwBAKZCdemo",
-                },
-            ]
-        }
-    )
-
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = Field(
-        description="The name you send as `session` (Pay Hero's field)"
-    )
-    backend: Literal["cloud", "simulator"] = Field(
-        default="simulator", description="Meta's WhatsApp Cloud API, or the built-in simulator"
-    )
-    phone_number_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,64}$")] | None = Field(
-        default=None, description="Cloud API: the business phone number's id"
-    )
-    access_token: Annotated[str, Field(min_length=1, max_length=2000)] | None = Field(
-        default=None, description="Cloud API: a system-user access token (stored encrypted, never shown)"
-    )
-
-    @model_validator(mode="after")
-    def _cloud_needs_credentials(self) -> WhatsAppSessionIn:
-        if self.backend == "cloud" and (not self.phone_number_id or not self.access_token):
-            raise ValueError("a cloud session needs phoneNumberId and accessToken")
-        return self
-
-
-class WhatsAppSessionOut(CamelModel):
-    id: uuid.UUID
-    name: str
-    backend: Literal["cloud", "simulator"]
-    phone_number_id: str | None
-    webhook_url: str = Field(
-        description="Cloud sessions: set it as the app's webhook URL in Meta's dashboard (the "
-        "verify token is its last path segment)"
-    )
-    created_at: datetime
-
-
-class WhatsAppBulkOut(CamelModel):
-    batch_id: uuid.UUID
-    status: Literal["queued"]
-    accepted: int
-    rejected: list[Rejection]
-
-
-class WhatsAppBatchMessageOut(CamelModel):
-    id: uuid.UUID
-    phone_number: str
-    status: SmsState
-    gateway_message_id: str | None
-    error: str | None
-    attempts: int
-
-
-class WhatsAppBatchOut(CamelModel):
-    id: uuid.UUID
-    session: str
-    message_type: Literal["text", "image", "document"]
-    media_url: str | None = Field(description="The image's or document's URL; null for text")
-    accepted: int
-    rejected: int
-    counts: StatusCounts
-    created_at: datetime
-    page: int
-    page_size: int
-    messages: list[WhatsAppBatchMessageOut]

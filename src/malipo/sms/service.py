@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.config import Settings
@@ -41,27 +40,33 @@ from malipo.identity.models import Client
 from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, Journal, LedgerAccount
-from malipo.messaging import sms_tasks
-from malipo.messaging.batches import batch_page
-from malipo.messaging.models import SmsBatch, SmsMessage, SmsStatus
 from malipo.providers.africastalking.client import DeliveryReport
+from malipo.sms import repository
+from malipo.sms.models import SmsBatch, SmsMessage, SmsStatus
 from malipo.worker.registry import enqueue, enqueue_many
 
 __all__ = [
+    "SEND_JOB",
     "BulkAccepted",
     "InsufficientServiceBalance",
+    "Rejected",
     "ReportOutcome",
     "apply_delivery_reports",
     "get_batch",
     "get_message",
     "merchant_client",
+    "normalise",
+    "normalise_many",
+    "nothing_valid",
     "refund_messages",
     "send_bulk",
     "send_one",
 ]
 
-log = get_logger("malipo.messaging.sms")
+log = get_logger("malipo.sms")
 
+# The outbox job that sends queued messages (``malipo.sms.tasks``); rows already queued carry it.
+SEND_JOB = "sms.send"
 JOURNAL_CHARGE = "sms_charge"
 JOURNAL_REFUND = "sms_refund"
 _MAX_LISTED_ERRORS = 20
@@ -101,7 +106,7 @@ class BatchView:
     messages: list[SmsMessage]
 
 
-# -- shared by the messaging services ---------------------------------------------------------
+# -- recipients: shared with WhatsApp ---------------------------------------------------------
 
 
 async def merchant_client(session: AsyncSession, who: Principal) -> Client:
@@ -281,7 +286,7 @@ async def send_one(
     )
     session.add(sms)
     await session.flush()
-    enqueue(session, sms_tasks.SEND_JOB, {"ids": [str(sms.id)]}, now=now)
+    enqueue(session, SEND_JOB, {"ids": [str(sms.id)]}, now=now)
     log.info(
         "sms.queued", sms_id=str(sms.id), client_id=str(client.id), mode=sms.mode, segments=info.segments
     )
@@ -358,7 +363,7 @@ async def send_bulk(
         }
         for _index, number in accepted
     ]
-    await session.execute(insert(SmsMessage.__table__), rows)
+    await repository.insert_messages(session, rows)
     chunk = max(1, settings.sms_bulk_chunk)
     payloads = [
         {"ids": [str(row["id"]) for row in rows[start : start + chunk]]}
@@ -367,7 +372,7 @@ async def send_bulk(
     delays = None
     if settings.sms_bulk_rate > 0:
         delays = [timedelta(seconds=i * chunk / settings.sms_bulk_rate) for i in range(len(payloads))]
-    await enqueue_many(session, sms_tasks.SEND_JOB, payloads, now=now, delays=delays)
+    await enqueue_many(session, SEND_JOB, payloads, now=now, delays=delays)
     log.info(
         "sms.bulk_queued",
         batch_id=str(batch_id),
@@ -389,11 +394,7 @@ async def send_bulk(
 
 
 async def get_message(session: AsyncSession, who: Principal, sms_id: uuid.UUID) -> SmsMessage:
-    sms = await session.scalar(
-        select(SmsMessage).where(
-            SmsMessage.id == sms_id, SmsMessage.client_id == who.client_id, SmsMessage.mode == who.mode.value
-        )
-    )
+    sms = await repository.message_of(session, who.client_id, who.mode.value, sms_id)
     if sms is None:
         raise SmsNotFound(f"no SMS {sms_id}")
     return sms
@@ -402,14 +403,10 @@ async def get_message(session: AsyncSession, who: Principal, sms_id: uuid.UUID) 
 async def get_batch(
     session: AsyncSession, who: Principal, batch_id: uuid.UUID, *, page: int, page_size: int
 ) -> BatchView:
-    batch = await session.scalar(
-        select(SmsBatch).where(
-            SmsBatch.id == batch_id, SmsBatch.client_id == who.client_id, SmsBatch.mode == who.mode.value
-        )
-    )
+    batch = await repository.batch_of(session, who.client_id, who.mode.value, batch_id)
     if batch is None:
         raise SmsNotFound(f"no SMS batch {batch_id}")
-    counts, messages = await batch_page(session, SmsMessage, batch_id, page=page, page_size=page_size)
+    counts, messages = await repository.batch_messages(session, batch, page=page, page_size=page_size)
     return BatchView(batch, counts, messages)
 
 
@@ -444,12 +441,7 @@ async def apply_delivery_reports(
     if not reports:
         return []
     gateway_ids = sorted({report.message_id for report in reports})
-    found = await session.execute(
-        select(SmsMessage.id, SmsMessage.gateway_message_id, SmsMessage.status)
-        .where(SmsMessage.gateway_message_id.in_(gateway_ids))
-        .order_by(SmsMessage.id)
-        .with_for_update()
-    )
+    found = await repository.lock_by_gateway_ids(session, gateway_ids)
     messages = {row.gateway_message_id: _Reported(row.id, row.status, {}) for row in found}
     outcomes: list[ReportOutcome] = []
     for report in reports:
@@ -476,12 +468,7 @@ async def apply_delivery_reports(
         if message.values:
             same[tuple(sorted(message.values.items()))].append(message.id)
     for values, ids in same.items():
-        await session.execute(
-            update(SmsMessage)
-            .where(SmsMessage.id.in_(ids), SmsMessage.status == SmsStatus.SENT)
-            .values(**dict(values), updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        await repository.update_sent(session, ids, dict(values), now=now)
     if same:
         log.info(
             "sms.delivery_reports_applied",

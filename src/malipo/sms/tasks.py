@@ -18,32 +18,18 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.logging import get_logger
-from malipo.messaging import sms as sms_service
 from malipo.messaging.connectors import sms_client
-from malipo.messaging.models import SmsMessage, SmsStatus
 from malipo.providers.africastalking.client import RecipientResult, SmsProviderError
+from malipo.sms import repository
+from malipo.sms import service as sms_service
+from malipo.sms.models import SmsStatus
+from malipo.sms.service import SEND_JOB
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
-log = get_logger("malipo.messaging.sms")
-
-SEND_JOB = "sms.send"
-
-
-_TABLE = SmsMessage.__table__
-_MARK_SENT = (
-    update(_TABLE)
-    .where(_TABLE.c.id == bindparam("b_id"), _TABLE.c.status == SmsStatus.QUEUED.value)
-    .values(
-        status=SmsStatus.SENT.value,
-        gateway_message_id=bindparam("b_gateway_id"),
-        gateway_status=bindparam("b_gateway_status"),
-        failure_reason=None,
-    )
-)
+log = get_logger("malipo.sms")
 
 
 class SmsRetryLater(Exception):
@@ -58,25 +44,9 @@ async def send_sms(ctx: JobContext, payload: dict[str, Any]) -> None:
         raise PermanentJobError(f"sms.send payload has no valid ids: {exc}") from exc
     now = ctx.clock.now()
     async with ctx.db.transaction() as session:
-        rows = (
-            await session.execute(
-                select(
-                    SmsMessage.id,
-                    SmsMessage.mode,
-                    SmsMessage.phone_number,
-                    SmsMessage.message,
-                    SmsMessage.sender_id,
-                ).where(SmsMessage.id.in_(ids), SmsMessage.status == SmsStatus.QUEUED)
-            )
-        ).all()
-        if not rows:
-            return
-        await session.execute(
-            update(SmsMessage)
-            .where(SmsMessage.id.in_([row.id for row in rows]))
-            .values(attempts=SmsMessage.attempts + 1, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        rows = await repository.claim_queued(session, ids, now=now)
+    if not rows:
+        return
     # One provider request per (mode, text, sender): a job is one batch's chunk, so normally one.
     groups: dict[tuple[str, str, str | None], list[Any]] = defaultdict(list)
     for row in rows:
@@ -141,9 +111,7 @@ async def _send_group(
             else:
                 await _fail(session, [sms_id], f"{result.status_code} {result.status}", result.status, ctx)
         if accepted:
-            # One executemany for the whole chunk: a round trip per row would queue behind
-            # everything else the event loop is doing (a bulk's delivery reports arriving).
-            await session.execute(_MARK_SENT.values(sent_at=now, updated_at=now), accepted)
+            await repository.mark_sent(session, accepted, now=now)
     return retry
 
 
@@ -157,12 +125,7 @@ async def _note(
     values: dict[str, Any] = {"failure_reason": reason[:500], "updated_at": ctx.clock.now()}
     if gateway_status is not None:
         values["gateway_status"] = gateway_status[:40]
-    await session.execute(
-        update(SmsMessage)
-        .where(SmsMessage.id.in_(ids), SmsMessage.status == SmsStatus.QUEUED)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    await repository.update_queued(session, ids, values)
 
 
 async def _fail(
@@ -178,17 +141,7 @@ async def _fail(
     }
     if gateway_status is not None:
         values["gateway_status"] = gateway_status[:40]
-    failed = (
-        await session.execute(
-            update(SmsMessage)
-            .where(SmsMessage.id.in_(ids), SmsMessage.status == SmsStatus.QUEUED)
-            .values(**values)
-            .returning(
-                SmsMessage.id, SmsMessage.client_id, SmsMessage.mode, SmsMessage.cost, SmsMessage.currency
-            )
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
+    failed = await repository.fail_queued(session, ids, values)
     if failed:
         await sms_service.refund_messages(session, list(failed), now=now, reason=reason)
         log.warning("sms.failed", count=len(failed), reason=reason, attempt=ctx.attempt)

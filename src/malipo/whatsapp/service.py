@@ -28,30 +28,29 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.config import Settings
-from malipo.core.crypto import constant_time_equal, derived_token, sha256_hex
+from malipo.core.crypto import constant_time_equal, derived_token
 from malipo.core.errors import NotFound, ValidationFailed
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger
 from malipo.identity.principals import Principal
-from malipo.messaging import whatsapp_tasks
-from malipo.messaging.batches import batch_page
 from malipo.messaging.connectors import whatsapp_webhook_url
-from malipo.messaging.models import (
+from malipo.providers.whatsapp_cloud.client import StatusUpdate
+from malipo.sms.service import Rejected, merchant_client, normalise, normalise_many, nothing_valid
+from malipo.whatsapp import repository
+from malipo.whatsapp.models import (
     WhatsAppBatch,
     WhatsAppMessage,
+    WhatsAppMessageType,
     WhatsAppSession,
     WhatsAppStatus,
 )
-from malipo.messaging.sms import Rejected, merchant_client, normalise, normalise_many, nothing_valid
-from malipo.messaging.whatsapp_tasks import WhatsAppMessageType
-from malipo.providers.whatsapp_cloud.client import StatusUpdate
 from malipo.worker.registry import enqueue, enqueue_many
 
 __all__ = [
+    "SEND_JOB",
     "BatchView",
     "BulkAccepted",
     "Content",
@@ -67,7 +66,10 @@ __all__ = [
     "send_text",
 ]
 
-log = get_logger("malipo.messaging.whatsapp")
+log = get_logger("malipo.whatsapp")
+
+# The outbox job that sends one queued message (``malipo.whatsapp.tasks``); queued rows carry it.
+SEND_JOB = "whatsapp.send"
 
 MAX_BODY = 4096
 MAX_CAPTION = 1024  # Meta's limit on an image's or document's caption
@@ -128,9 +130,7 @@ async def register_session(
 ) -> WhatsAppSession:
     """Create the caller's session ``name``, or re-bind it when it exists."""
     client = await merchant_client(session, who)
-    found = await session.scalar(
-        select(WhatsAppSession).where(WhatsAppSession.client_id == client.id, WhatsAppSession.name == name)
-    )
+    found = await repository.session_named(session, client.id, name)
     cloud = backend == "cloud"
     if found is None:
         found = WhatsAppSession(id=new_id(), client_id=client.id, name=name, created_at=now)
@@ -147,15 +147,7 @@ async def register_session(
 
 
 async def list_sessions(session: AsyncSession, who: Principal) -> list[WhatsAppSession]:
-    return list(
-        (
-            await session.scalars(
-                select(WhatsAppSession)
-                .where(WhatsAppSession.client_id == who.client_id)
-                .order_by(WhatsAppSession.name)
-            )
-        ).all()
-    )
+    return await repository.sessions_of(session, who.client_id)
 
 
 def webhook_token(settings: Settings, session_id: uuid.UUID) -> str:
@@ -172,11 +164,7 @@ def webhook_url(settings: Settings, found: WhatsAppSession) -> str:
 
 
 async def find_session(session: AsyncSession, who: Principal, name: str) -> WhatsAppSession:
-    found = await session.scalar(
-        select(WhatsAppSession).where(
-            WhatsAppSession.client_id == who.client_id, WhatsAppSession.name == name
-        )
-    )
+    found = await repository.session_named(session, who.client_id, name)
     if found is None:
         raise UnknownSession(
             f"session: we didn't find a session with name {name!r}; register it first "
@@ -282,7 +270,7 @@ async def send_text(
     )
     session.add(sent)
     await session.flush()
-    enqueue(session, whatsapp_tasks.SEND_JOB, {"id": str(sent.id)}, now=now)
+    enqueue(session, SEND_JOB, {"id": str(sent.id)}, now=now)
     log.info(
         "whatsapp.queued",
         message_id=str(sent.id),
@@ -354,13 +342,11 @@ async def send_bulk(
         }
         for index, number in accepted
     ]
-    await session.execute(insert(WhatsAppMessage.__table__), rows)
+    await repository.insert_messages(session, rows)
     delays = None
     if settings.whatsapp_bulk_rate > 0:
         delays = [timedelta(seconds=i / settings.whatsapp_bulk_rate) for i in range(len(rows))]
-    await enqueue_many(
-        session, whatsapp_tasks.SEND_JOB, [{"id": str(row["id"])} for row in rows], now=now, delays=delays
-    )
+    await enqueue_many(session, SEND_JOB, [{"id": str(row["id"])} for row in rows], now=now, delays=delays)
     log.info(
         "whatsapp.bulk_queued",
         batch_id=str(batch.id),
@@ -442,30 +428,19 @@ async def send_bulk_csv(
 async def get_batch(
     session: AsyncSession, who: Principal, batch_id: uuid.UUID, *, page: int, page_size: int
 ) -> BatchView:
-    row = (
-        await session.execute(
-            select(WhatsAppBatch, WhatsAppSession.name)
-            .join(WhatsAppSession, WhatsAppSession.id == WhatsAppBatch.session_id)
-            .where(
-                WhatsAppBatch.id == batch_id,
-                WhatsAppBatch.client_id == who.client_id,
-                WhatsAppBatch.mode == who.mode.value,
-            )
-        )
-    ).first()
-    if row is None:
+    found = await repository.batch_with_session_name(session, who.client_id, who.mode.value, batch_id)
+    if found is None:
         raise WhatsAppBatchNotFound(f"no WhatsApp batch {batch_id}")
-    counts, messages = await batch_page(session, WhatsAppMessage, batch_id, page=page, page_size=page_size)
-    content = (
-        await session.execute(
-            select(WhatsAppMessage.message_type, WhatsAppMessage.media_url)
-            .where(WhatsAppMessage.batch_id == batch_id)
-            .limit(1)
-        )
-    ).first()
-    kind, media_url = content if content is not None else (None, None)
+    batch, session_name = found
+    counts, messages = await repository.batch_messages(session, batch, page=page, page_size=page_size)
+    kind, media_url = await repository.batch_content(session, batch)
     return BatchView(
-        row[0], row[1], counts, messages, WhatsAppMessageType(kind or WhatsAppMessageType.TEXT), media_url
+        batch,
+        session_name,
+        counts,
+        messages,
+        WhatsAppMessageType(kind or WhatsAppMessageType.TEXT),
+        media_url,
     )
 
 
@@ -481,10 +456,8 @@ async def session_by_webhook_token(
         session_id = uuid.UUID(hex=token[:32])
         if not constant_time_equal(token, webhook_token(settings, session_id)):
             return None
-        return await session.get(WhatsAppSession, session_id)
-    return await session.scalar(
-        select(WhatsAppSession).where(WhatsAppSession.legacy_webhook_token_hash == sha256_hex(token))
-    )
+        return await repository.session_by_id(session, session_id)
+    return await repository.session_by_legacy_token(session, token)
 
 
 async def apply_status(
@@ -495,12 +468,7 @@ async def apply_status(
     ``session_id`` limits it to one session's messages (a Cloud session's webhook); None means
     the simulator's webhook, which may only touch messages sent through the simulator.
     """
-    query = select(WhatsAppMessage.id).where(WhatsAppMessage.gateway_message_id == status.message_id)
-    if session_id is not None:
-        query = query.where(WhatsAppMessage.session_id == session_id, WhatsAppMessage.backend == "cloud")
-    else:
-        query = query.where(WhatsAppMessage.backend == "simulator")
-    found = await session.scalar(query)
+    found = await repository.message_for_status(session, status.message_id, session_id=session_id)
     if found is None:
         return "unknown"
     values: dict[str, Any] = {"updated_at": now}
@@ -511,10 +479,5 @@ async def apply_status(
         values.update(status=WhatsAppStatus.FAILED, error=reason[:500])
     else:
         return "unchanged"
-    result = await session.execute(
-        update(WhatsAppMessage)
-        .where(WhatsAppMessage.id == found, WhatsAppMessage.status == WhatsAppStatus.SENT)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return "updated" if result.rowcount else "unchanged"  # type: ignore[attr-defined]
+    moved = await repository.move_message(session, found, only_from=WhatsAppStatus.SENT, values=values)
+    return "updated" if moved else "unchanged"

@@ -12,30 +12,20 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import update
-
 from malipo.core.logging import get_logger
 from malipo.messaging.connectors import whatsapp_backend, whatsapp_client
-from malipo.messaging.models import WhatsAppMessage, WhatsAppSession, WhatsAppStatus
 from malipo.providers.whatsapp_cloud.client import SentMessage, WhatsAppCloudClient, WhatsAppError
+from malipo.whatsapp import repository
+from malipo.whatsapp.models import WhatsAppMessageType, WhatsAppStatus
+from malipo.whatsapp.service import SEND_JOB
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
-log = get_logger("malipo.messaging.whatsapp")
+log = get_logger("malipo.whatsapp")
 
-SEND_JOB = "whatsapp.send"
 MAX_FILENAME = 240
-
-
-class WhatsAppMessageType(StrEnum):
-    """What a message carries; the values are the Cloud API's ``type``."""
-
-    TEXT = "text"
-    IMAGE = "image"
-    DOCUMENT = "document"
 
 
 class WhatsAppRetryLater(Exception):
@@ -73,12 +63,12 @@ async def send_whatsapp(ctx: JobContext, payload: dict[str, Any]) -> None:
         raise PermanentJobError(f"whatsapp.send payload has no valid id: {exc}") from exc
     now = ctx.clock.now()
     async with ctx.db.transaction() as session:
-        message = await session.get(WhatsAppMessage, message_id)
+        message = await repository.message_by_id(session, message_id)
         if message is None:
             raise PermanentJobError(f"WhatsApp message {message_id} does not exist")
         if message.status != WhatsAppStatus.QUEUED:
             return  # sent already (the job ran twice)
-        found = await session.get(WhatsAppSession, message.session_id)
+        found = await repository.session_by_id(session, message.session_id)
         assert found is not None  # a foreign key
         backend = whatsapp_backend(ctx.settings, message.mode, found.backend)
         to, body = message.phone_number, message.body
@@ -107,26 +97,21 @@ async def send_whatsapp(ctx: JobContext, payload: dict[str, Any]) -> None:
         if final:
             values["status"] = WhatsAppStatus.FAILED
         async with ctx.db.transaction() as session:
-            await session.execute(
-                update(WhatsAppMessage)
-                .where(WhatsAppMessage.id == message_id, WhatsAppMessage.status == WhatsAppStatus.QUEUED)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            await repository.move_message(session, message_id, only_from=WhatsAppStatus.QUEUED, values=values)
         if not exc.retryable:
             raise PermanentJobError(reason) from None
         raise WhatsAppRetryLater(reason) from None
     async with ctx.db.transaction() as session:
-        await session.execute(
-            update(WhatsAppMessage)
-            .where(WhatsAppMessage.id == message_id, WhatsAppMessage.status == WhatsAppStatus.QUEUED)
-            .values(
-                status=WhatsAppStatus.SENT,
-                gateway_message_id=sent.message_id,
-                error=None,
-                sent_at=ctx.clock.now(),
-                updated_at=ctx.clock.now(),
-            )
-            .execution_options(synchronize_session=False)
+        await repository.move_message(
+            session,
+            message_id,
+            only_from=WhatsAppStatus.QUEUED,
+            values={
+                "status": WhatsAppStatus.SENT,
+                "gateway_message_id": sent.message_id,
+                "error": None,
+                "sent_at": ctx.clock.now(),
+                "updated_at": ctx.clock.now(),
+            },
         )
     log.info("whatsapp.sent", message_id=str(message_id), attempt=ctx.attempt, backend=backend, type=kind)

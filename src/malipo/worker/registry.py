@@ -90,13 +90,12 @@ _KINDS: dict[str, JobKind] = {}
 
 # Modules whose import registers the built-in handlers (domains add theirs here).
 BUILTIN_JOB_MODULES: tuple[str, ...] = (
-    "malipo.messaging.tasks",
+    "malipo.email.tasks",
     "malipo.collections.tasks",
     "malipo.webhooks.tasks",
     "malipo.payouts.tasks",
-    "malipo.messaging.sms_tasks",
-    "malipo.messaging.mailer_tasks",
-    "malipo.messaging.whatsapp_tasks",
+    "malipo.sms.tasks",
+    "malipo.whatsapp.tasks",
 )
 
 
@@ -133,6 +132,9 @@ def batch_job_handler(
 
 
 def get_kind(name: str) -> JobKind:
+    if name not in _KINDS:
+        # Services enqueue by kind name and never import their tasks: the handlers may not be loaded yet.
+        load_job_modules()
     try:
         return _KINDS[name]
     except KeyError:

@@ -5,7 +5,7 @@ Pay Hero identifies the caller by ``api_username`` in the body alone; malipo als
 HTTP Basic credentials (or an API key), and ``api_username``, where sent, must name that same API
 user (403 otherwise). Sends take an ``Idempotency-Key``: a retry with the same key and body
 answers the first reply and queues no email again. Translation only: the rules are in
-``malipo.messaging.mailers``.
+``malipo.email.service``.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from malipo.api.payhero.deps import API_USERS
 from malipo.auth.authenticate import authenticate
 from malipo.auth.permissions import admit, check_permission, guard
 from malipo.core.clock import Clock
+from malipo.email import service as mailers
+from malipo.email.models import MerchantEmail, MerchantEmailStatus
 from malipo.http.deps import ClockDep, DatabaseDep, Session, SettingsDep
 from malipo.http.idempotency import Idempotency, IdempotencyKey
 from malipo.http.schemas import PageQuery, page_size_query
 from malipo.http.tags import PAYHERO_EMAIL
 from malipo.identity.principals import Principal
-from malipo.messaging import mailers
-from malipo.messaging.models import MerchantEmail, MerchantEmailStatus
 from malipo.messaging.smtp import is_host_name
 
 router = APIRouter(prefix="/mailer", tags=[PAYHERO_EMAIL])

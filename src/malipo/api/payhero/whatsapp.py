@@ -5,7 +5,7 @@ also served under ``/api/v2/whatsapp/``, plus the status of a bulk batch.
 media and ``message`` its caption. Sends take an ``Idempotency-Key``: a retry with the same key and
 body answers the first reply and queues nothing again.
 
-Translation only: the rules are in ``malipo.messaging.whatsapp``. Replies come once the messages
+Translation only: the rules are in ``malipo.whatsapp.service``. Replies come once the messages
 are queued; the worker sends them.
 """
 
@@ -22,7 +22,7 @@ from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.idempotency import IdempotencyKey
 from malipo.http.schemas import MAX_PAGE, plain_integer
 from malipo.http.tags import PAYHERO_WHATSAPP
-from malipo.messaging import whatsapp
+from malipo.whatsapp import service as whatsapp
 
 router = APIRouter(prefix="/api/v2", tags=[PAYHERO_WHATSAPP])
 

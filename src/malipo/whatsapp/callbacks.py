@@ -1,0 +1,102 @@
+"""WhatsApp status webhooks in: ``/callbacks/whatsapp/{token}`` (and Meta's GET check).
+
+The token is the secret part of the URL: a session's (``malipo.whatsapp.service.webhook_token``)
+or the simulator's (``malipo.messaging.connectors``). An unknown token is a 404 and logged. A
+status is idempotent: a repeat, or one about a message already final, changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from malipo.core.crypto import constant_time_equal
+from malipo.core.errors import NotFound
+from malipo.core.logging import get_logger
+from malipo.db import Database
+from malipo.http.deps import ClockDep, DatabaseDep, SettingsDep
+from malipo.http.tags import PROVIDER_CALLBACKS
+from malipo.messaging.connectors import whatsapp_simulator_token
+from malipo.providers.whatsapp_cloud.client import parse_status_webhook, verify_webhook_signature
+from malipo.whatsapp import service as whatsapp
+
+log = get_logger("malipo.whatsapp.callbacks")
+
+router = APIRouter(prefix="/callbacks", tags=[PROVIDER_CALLBACKS], include_in_schema=False)
+
+# WhatsApp status webhooks come in bursts (a bulk's statuses). Each one is a short write; letting
+# them all queue for database connections at once starves every other request of the pool (and
+# on SQLite, with one writer, gains nothing). So a few at a time.
+_CONCURRENT_WRITES = {"sqlite": 1}
+_DEFAULT_CONCURRENT_WRITES = 8
+
+
+def _write_slots(request: Request, db: Database) -> asyncio.Semaphore:
+    slots: asyncio.Semaphore | None = getattr(request.app.state, "callback_write_slots", None)
+    if slots is None:
+        slots = asyncio.Semaphore(_CONCURRENT_WRITES.get(db.dialect, _DEFAULT_CONCURRENT_WRITES))
+        request.app.state.callback_write_slots = slots
+    return slots
+
+
+def _unknown_token(provider: str, request: Request) -> NotFound:
+    log.warning(
+        "callback.unknown_token", provider=provider, ip=request.client.host if request.client else None
+    )
+    return NotFound("no such callback")
+
+
+@router.get("/whatsapp/{token}")
+async def whatsapp_verify(
+    token: str,
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    mode: Annotated[str | None, Query(alias="hub.mode")] = None,
+    verify_token: Annotated[str | None, Query(alias="hub.verify_token")] = None,
+    challenge: Annotated[str | None, Query(alias="hub.challenge")] = None,
+) -> Response:
+    """Meta's webhook check: answers the challenge when the verify token is the URL's own token."""
+    async with db.transaction() as session:
+        found = await whatsapp.session_by_webhook_token(session, settings, token)
+    if found is None or mode != "subscribe" or not constant_time_equal(verify_token or "", token):
+        raise _unknown_token("whatsapp", request)
+    return PlainTextResponse(challenge or "")
+
+
+@router.post("/whatsapp/{token}")
+async def whatsapp_status_webhook(
+    token: str, request: Request, db: DatabaseDep, settings: SettingsDep, clock: ClockDep
+) -> Response:
+    raw = await request.body()
+    simulator = constant_time_equal(token, whatsapp_simulator_token(settings))
+    session_id = None
+    if not simulator:
+        async with db.transaction() as session:
+            found = await whatsapp.session_by_webhook_token(session, settings, token)
+        if found is None:
+            raise _unknown_token("whatsapp", request)
+        session_id = found.id
+        secret = settings.whatsapp_app_secret
+        if secret is not None and not verify_webhook_signature(
+            raw, request.headers.get("x-hub-signature-256"), secret.get_secret_value()
+        ):
+            log.warning("whatsapp.webhook_bad_signature", session_id=str(session_id))
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+    updates = parse_status_webhook(payload) if isinstance(payload, dict) else []
+    outcomes = []
+    async with _write_slots(request, db), db.transaction() as session:
+        for update in updates:
+            outcomes.append(
+                await whatsapp.apply_status(session, update, session_id=session_id, now=clock.now())
+            )
+    # Meta retries what is not answered 200: acknowledge also what could not be used.
+    return JSONResponse({"received": len(updates), "updated": outcomes.count("updated")})
