@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from malipo.config import Settings
 from malipo.core import crypto
 from malipo.core.errors import Conflict, NotFound, ValidationFailed
+from malipo.email.service import queue_email, render
 from malipo.identity import service
 from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
 from malipo.identity.principals import Principal
 from malipo.identity.schemas import ClientIn
 from malipo.ledger import service as ledger
-from malipo.messaging.mail import queue_email, render
 
 # Country names merchants type, to ISO 3166 codes (local phone numbers are read in this country).
 _COUNTRIES = {
