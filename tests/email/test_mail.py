@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
 import pytest
-import structlog
 from pydantic import SecretStr
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -19,7 +18,6 @@ from typer.testing import CliRunner
 from malipo.cli import messaging as mail_cli
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
-from malipo.core.logging import redact
 from malipo.db import Database
 from malipo.email.models import MailMessage, MailStatus
 from malipo.email.service import MAIL_TEMPLATES, list_mail, queue_email, render
@@ -36,23 +34,7 @@ WRONG_PASSWORD = "Wr0ng-Pa55-4471"
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
 
-@pytest.fixture(autouse=True)
-def production_log_format() -> Iterator[None]:
-    """Log as production does (plain tracebacks, no local variables, redacted), not structlog's dev
-    default, whose rich tracebacks with locals take a second per failed job."""
-    saved = structlog.get_config()
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.format_exc_info,
-            redact,
-            structlog.processors.JSONRenderer(),
-        ],
-        logger_factory=structlog.PrintLoggerFactory(),
-        cache_logger_on_first_use=False,
-    )
-    yield
-    structlog.configure(**saved)
+# The production log format is tests/messaging/conftest.py's, through tests/email/conftest.py.
 
 
 # -- a real SMTP server ------------------------------------------------------------------------
