@@ -1,5 +1,10 @@
-"""Which connector serves a request: sandbox (test mode) always the simulators; live the
-configured provider, or the simulator when none is configured (a fresh install works end to end)."""
+"""Which provider serves a rail: by rail, network code, mode and settings.
+
+Sandbox (test mode) traffic always goes to the simulators; live traffic to the configured
+provider, or to the simulator when none is configured (a fresh install works end to end).
+Mobile money is chosen by network code: M-Pesa (63902) is Daraja; Airtel Money and T-Kash have
+no connector yet and are refused with :class:`ProviderUnavailable` (nothing is sent or held).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,54 @@ import httpx
 
 from malipo.config import Settings
 from malipo.providers.africastalking.client import LIVE_BASE_URL as AT_LIVE_BASE_URL
-from malipo.providers.daraja.client import DarajaClient
-from malipo.providers.daraja.schemas import SANDBOX_PASSKEY, SANDBOX_SHORTCODE
+from malipo.providers.base import MobileMoney, ProviderUnavailable
+from malipo.providers.daraja.connection import daraja_client
+from malipo.providers.daraja.mobile_money import DarajaMobileMoney
+
+__all__ = [
+    "MOBILE_NETWORKS",
+    "MPESA",
+    "ProviderUnavailable",
+    "UnknownNetwork",
+    "daraja_client",
+    "live_rails",
+    "mobile_money_for",
+    "require_mobile_network",
+]
+
+MPESA = "63902"
+# Every mobile network malipo names (Pay Hero's network codes), served or not.
+MOBILE_NETWORKS = {MPESA: "M-Pesa", "63903": "Airtel Money", "63907": "T-Kash"}
+# The networks with a connector, by provider.
+_SERVED = {MPESA: "daraja"}
 
 
-def daraja_simulator_url(settings: Settings) -> str:
-    """Where simulated Daraja traffic goes: the mounted simulator at the public URL, unless set."""
-    return settings.daraja_simulator_url or f"{settings.public_url}/_sim/daraja"
+class UnknownNetwork(ValueError):
+    """Not a mobile network code malipo knows."""
+
+    def __init__(self, network_code: str) -> None:
+        super().__init__(f"unknown mobile network code {network_code!r}")
+        self.network_code = network_code
+
+
+def require_mobile_network(network_code: str) -> str:
+    """The provider serving ``network_code`` ("daraja"). Raises :class:`UnknownNetwork`, or
+    :class:`ProviderUnavailable` for a network with no connector yet."""
+    if network_code not in MOBILE_NETWORKS:
+        raise UnknownNetwork(network_code)
+    provider = _SERVED.get(network_code)
+    if provider is None:
+        raise ProviderUnavailable(network_code, MOBILE_NETWORKS[network_code])
+    return provider
+
+
+def mobile_money_for(
+    settings: Settings, network_code: str, mode: str, http: httpx.AsyncClient | None = None
+) -> MobileMoney:
+    """The rail that moves money on ``network_code`` in ``mode`` ("live" or "test"). Without
+    ``http`` it only parses callbacks and builds nothing that talks to the provider."""
+    require_mobile_network(network_code)
+    return DarajaMobileMoney(settings, mode, http)
 
 
 def live_rails(settings: Settings) -> dict[str, str]:
@@ -30,51 +76,3 @@ def live_rails(settings: Settings) -> dict[str, str]:
         "whatsapp": settings.whatsapp_cloud_base_url or "simulator",
         "operator_mail": "smtp" if settings.smtp_url is not None else "mailbox",
     }
-
-
-# One client per (http pool, mode, endpoint): each keeps its OAuth token until it expires, so
-# a worker logs in to Daraja once an hour, not once per push.
-_CLIENTS: dict[tuple[int, str, str, str], DarajaClient] = {}
-
-
-def daraja_client(settings: Settings, mode: str, http: httpx.AsyncClient) -> DarajaClient:
-    """The Daraja client for ``mode`` ("live" or "test"), reused while ``http`` lives."""
-    live = mode == "live" and bool(settings.daraja_base_url)
-    base = settings.daraja_base_url if live else daraja_simulator_url(settings)
-    key = (id(http), "live" if live else "sim", str(base), settings.daraja_shortcode if live else "")
-    found = _CLIENTS.get(key)
-    if found is None or found._http is not http:  # the same id() may be a new pool
-        if len(_CLIENTS) > 64:  # pools come and go in tests; never grow without bound
-            _CLIENTS.clear()
-        found = _CLIENTS[key] = _new_client(settings, live, http)
-    return found
-
-
-def _new_client(settings: Settings, live: bool, http: httpx.AsyncClient) -> DarajaClient:
-    if live:
-        assert settings.daraja_base_url
-        secret = settings.daraja_consumer_secret
-        passkey = settings.daraja_passkey
-        credential = settings.daraja_b2c_security_credential
-        return DarajaClient(
-            base_url=settings.daraja_base_url,
-            consumer_key=settings.daraja_consumer_key.get_secret_value()
-            if settings.daraja_consumer_key
-            else "",
-            consumer_secret=secret.get_secret_value() if secret else "",
-            shortcode=settings.daraja_shortcode,
-            passkey=passkey.get_secret_value() if passkey else "",
-            b2c_initiator=settings.daraja_b2c_initiator,
-            b2c_security_credential=credential.get_secret_value() if credential else "",
-            http=http,
-        )
-    return DarajaClient(
-        base_url=daraja_simulator_url(settings),
-        consumer_key="malipo-sandbox",
-        consumer_secret="malipo-sandbox",  # noqa: S106 - the simulator's, not a secret
-        shortcode=SANDBOX_SHORTCODE,
-        passkey=SANDBOX_PASSKEY,
-        b2c_initiator="testapi",
-        b2c_security_credential="simulated",
-        http=http,
-    )
