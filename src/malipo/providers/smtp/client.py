@@ -56,7 +56,7 @@ __all__ = [
     "verify_login",
 ]
 
-log = get_logger("malipo.messaging.smtp")
+log = get_logger("malipo.providers.smtp.client")
 
 TlsMode = Literal["implicit", "starttls", "none"]
 _TLS_MODES: frozenset[str] = frozenset({"implicit", "starttls", "none"})
