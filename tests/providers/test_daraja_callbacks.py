@@ -235,3 +235,18 @@ async def test_refused_push_becomes_a_rail_error_with_1025():
     assert error.not_taken
     assert not error.retryable
     assert (error.result_code, error.result_desc) == (1025, "M-Pesa refused the request: Bad phone")
+
+
+def test_each_client_meets_its_rail_protocol():
+    from malipo.providers.africastalking.client import AfricasTalkingClient
+    from malipo.providers.base import Email, Sms, WhatsApp
+    from malipo.providers.smtp.client import SmtpClient
+    from malipo.providers.whatsapp_cloud.client import WhatsAppCloudClient
+
+    assert issubclass(AfricasTalkingClient, Sms)
+    assert issubclass(WhatsAppCloudClient, WhatsApp)
+    assert issubclass(SmtpClient, Email)
+    assert registry.operator_mail(Settings(smtp_url=None)) is None
+    client = registry.operator_mail(Settings(smtp_url="smtp://mail.example:2525?tls=none"))
+    assert client is not None
+    assert (client.target.host, client.target.port, client.target.tls) == ("mail.example", 2525, "none")

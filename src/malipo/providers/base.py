@@ -286,12 +286,14 @@ class MobileMoney(Protocol):
 # --------------------------------------------------------------------------- messaging
 
 
+@runtime_checkable
 class Sms(Protocol):
     """An SMS gateway (Africa's Talking today): one message to many numbers, a result per number."""
 
     async def send(self, to: list[str], message: str, sender_id: str | None = None) -> Sequence[Any]: ...
 
 
+@runtime_checkable
 class WhatsApp(Protocol):
     """A WhatsApp Business sender (the Cloud API today)."""
 
@@ -304,6 +306,7 @@ class WhatsApp(Protocol):
     ) -> Any: ...
 
 
+@runtime_checkable
 class Email(Protocol):
     """An outgoing mail server (SMTP today): a built message in, the server's reply out."""
 

@@ -239,6 +239,18 @@ async def deliver(
     return " ".join(str(reply).split())
 
 
+class SmtpClient:
+    """One SMTP server as an outgoing mail rail (:class:`malipo.providers.base.Email`)."""
+
+    def __init__(self, target: SmtpTarget, *, timeout: float = 30) -> None:
+        self.target = target
+        self.timeout = timeout
+
+    async def deliver(self, message: EmailMessage) -> str:
+        """Send a built message; the server's reply. Raises :class:`SmtpError`."""
+        return await deliver(self.target, message, timeout=self.timeout)
+
+
 async def verify_login(
     target: SmtpTarget,
     *,
