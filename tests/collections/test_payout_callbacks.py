@@ -15,7 +15,7 @@ import structlog
 
 from malipo.payouts.models import Payout
 from malipo.payouts.service import RECONCILE_JOB
-from malipo.providers.daraja.simulator import B2BPayment, B2CPayment, _status_parameters
+from malipo.providers.daraja.simulator import B2BPayment, B2CPayment, status_parameters
 from tests.collections.conftest import (
     Mailbox,
     World,
@@ -77,7 +77,7 @@ def _set_parameter(body: dict[str, Any], key: str, value: Any) -> dict[str, Any]
 
 def _status_body(payment: B2CPayment | B2BPayment, occasion: str = "query-1") -> dict[str, Any]:
     """A transaction-status answer that finds ``payment`` completed."""
-    parameters = _status_parameters(payment)
+    parameters = status_parameters(payment)
     return {
         "Result": {
             "ResultType": 0, "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",

@@ -21,7 +21,7 @@ from malipo.core.clock import FrozenClock
 from malipo.db import Database
 from malipo.email.models import MailMessage, MailStatus
 from malipo.email.service import MAIL_TEMPLATES, list_mail, queue_email, render
-from malipo.messaging.smtp import SmtpTarget, SmtpUrlError, parse_smtp_url
+from malipo.providers.smtp.client import SmtpTarget, SmtpUrlError, parse_smtp_url
 from malipo.worker.models import AttemptOutcome, Job, JobAttempt, JobStatus
 from malipo.worker.registry import enqueue
 from malipo.worker.runner import Worker

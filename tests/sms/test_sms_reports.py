@@ -23,9 +23,9 @@ from structlog.testing import capture_logs
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.db import Database
-from malipo.messaging.connectors import at_report_token
 from malipo.providers.africastalking.client import DeliveryReport, parse_delivery_report
 from malipo.providers.africastalking.simulator import create_simulator_app
+from malipo.providers.registry import at_report_token
 from malipo.sms import delivery_reports
 from malipo.sms import service as sms
 from malipo.sms.delivery_reports import DeliveryReportBatcher

@@ -51,7 +51,7 @@ from malipo.email import repository
 from malipo.email.models import Mailer, MailMessage, MailStatus, MerchantEmail, MerchantEmailStatus
 from malipo.identity.models import ApiUser, KeyMode
 from malipo.identity.principals import Principal
-from malipo.messaging.smtp import (
+from malipo.providers.smtp.client import (
     SmtpDestinationRefused,
     SmtpError,
     SmtpTarget,

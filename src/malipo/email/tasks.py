@@ -21,7 +21,7 @@ from malipo.core.logging import get_logger, redact_secret, redact_text
 from malipo.email import repository
 from malipo.email.models import MailStatus, MerchantEmailStatus
 from malipo.email.service import MAIL_SEND_JOB, MAILER_SEND_JOB, mail_from
-from malipo.messaging.smtp import (
+from malipo.providers.smtp.client import (
     SmtpError,
     SmtpTarget,
     build_message,

@@ -1,6 +1,6 @@
 """Africa's Talking delivery reports in: ``/callbacks/africastalking/{token}``.
 
-The token is the secret part of the URL (``malipo.messaging.connectors``). An unknown token is a
+The token is the secret part of the URL (``malipo.providers.registry``). An unknown token is a
 404 and logged. A report is idempotent: a repeat, or one about a message already final, changes
 nothing. A delivery report about a message whose gateway id is not recorded yet (the report
 overtook the worker) is a 503, and logged, so that the sender tries again.
@@ -24,8 +24,8 @@ from malipo.core.logging import get_logger
 from malipo.db import Database
 from malipo.http.deps import ClockDep, DatabaseDep, SettingsDep
 from malipo.http.tags import PROVIDER_CALLBACKS
-from malipo.messaging.connectors import at_report_token
 from malipo.providers.africastalking.client import InvalidDeliveryReport, parse_delivery_report
+from malipo.providers.registry import at_report_token
 from malipo.sms.delivery_reports import DeliveryReportBatcher
 
 log = get_logger("malipo.sms.callbacks")

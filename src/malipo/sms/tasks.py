@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.logging import get_logger
-from malipo.messaging.connectors import sms_client
 from malipo.providers.africastalking.client import RecipientResult, SmsProviderError
+from malipo.providers.registry import sms_client
 from malipo.sms import repository
 from malipo.sms import service as sms_service
 from malipo.sms.models import SmsStatus

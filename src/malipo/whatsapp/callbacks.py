@@ -1,7 +1,7 @@
 """WhatsApp status webhooks in: ``/callbacks/whatsapp/{token}`` (and Meta's GET check).
 
 The token is the secret part of the URL: a session's (``malipo.whatsapp.service.webhook_token``)
-or the simulator's (``malipo.messaging.connectors``). An unknown token is a 404 and logged. A
+or the simulator's (``malipo.providers.registry``). An unknown token is a 404 and logged. A
 status is idempotent: a repeat, or one about a message already final, changes nothing.
 """
 
@@ -20,7 +20,7 @@ from malipo.core.logging import get_logger
 from malipo.db import Database
 from malipo.http.deps import ClockDep, DatabaseDep, SettingsDep
 from malipo.http.tags import PROVIDER_CALLBACKS
-from malipo.messaging.connectors import whatsapp_simulator_token
+from malipo.providers.registry import whatsapp_simulator_token
 from malipo.providers.whatsapp_cloud.client import parse_status_webhook, verify_webhook_signature
 from malipo.whatsapp import service as whatsapp
 

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from malipo.core.logging import get_logger
-from malipo.messaging.connectors import whatsapp_backend, whatsapp_client
+from malipo.providers.registry import whatsapp_backend, whatsapp_client
 from malipo.providers.whatsapp_cloud.client import SentMessage, WhatsAppCloudClient, WhatsAppError
 from malipo.whatsapp import repository
 from malipo.whatsapp.models import WhatsAppMessageType, WhatsAppStatus

@@ -30,7 +30,7 @@ from malipo.http.idempotency import Idempotency, IdempotencyKey
 from malipo.http.schemas import PageQuery, page_size_query
 from malipo.http.tags import PAYHERO_EMAIL
 from malipo.identity.principals import Principal
-from malipo.messaging.smtp import is_host_name
+from malipo.providers.smtp.client import is_host_name
 
 router = APIRouter(prefix="/mailer", tags=[PAYHERO_EMAIL])
 
