@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 
 from malipo.collections import service
 from malipo.collections.models import CLOSED_STATES, Collection, CollectionStatus
@@ -28,11 +28,6 @@ log = get_logger("malipo.collections")
 # STK queries before a collection nobody answers is settled as failed (1037: no answer).
 MAX_QUERIES = 5
 REFUSED_PUSH = 1025
-# malipo's own final result code (not one of Daraja's): the STK push never reached M-Pesa, so the
-# payer was never prompted. A collection whose worker died after claiming it and before pushing ends
-# with it, and so does one whose push was still waiting for a retry when it was given up.
-NOT_SENT = 1099
-NOT_SENT_DESC = "not sent: the request never reached M-Pesa"
 
 
 def _collection_id(payload: dict[str, Any]) -> uuid.UUID:
@@ -192,7 +187,7 @@ async def _end_unpushed_claims(ctx: BatchContext, ids: list[uuid.UUID]) -> None:
 
 async def _finish_not_sent(session: Any, collection: Collection, ctx: BatchContext) -> None:
     if await service.finish(
-        session, collection, service.Outcome(NOT_SENT, NOT_SENT_DESC), now=ctx.clock.now()
+        session, collection, service.Outcome(service.NOT_SENT, service.NOT_SENT_DESC), now=ctx.clock.now()
     ):
         log.warning("collection.not_sent", collection_id=str(collection.id), reference=collection.reference)
 
@@ -299,7 +294,7 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
         # to ask Daraja about. Wait for a callback a while longer, then give up: NOT_SENT when no
         # push was ever made (no sent_at, checked again under the lock below).
         if query_number >= MAX_QUERIES:
-            outcome = service.Outcome(NOT_SENT, NOT_SENT_DESC)
+            outcome = service.Outcome(service.NOT_SENT, service.NOT_SENT_DESC)
     else:
         try:
             answer = await daraja_client(ctx.settings, mode, ctx.http).stk_query(checkout)
@@ -327,7 +322,7 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
                 now=ctx.clock.now(), delay=service.reconcile_delay(ctx.settings),
             )  # fmt: skip
             return
-        if outcome.result_code == NOT_SENT:
+        if outcome.result_code == service.NOT_SENT:
             locked = await session.get(
                 Collection, collection_id, with_for_update=True, populate_existing=True
             )
@@ -335,13 +330,3 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
             if locked.sent_at is not None:  # its push was made: nobody answered it
                 outcome = service.Outcome(1037, "No answer from M-Pesa for this request")
         await service.finish(session, collection, outcome, now=ctx.clock.now())
-
-
-async def not_sent_counts(session: Any) -> dict[str, int]:
-    """How many collections ended NOT_SENT, by mode (live, test): for ``/metrics``."""
-    rows = await session.execute(
-        select(Collection.mode, func.count())
-        .where(Collection.status == CollectionStatus.FAILED, Collection.result_code == NOT_SENT)
-        .group_by(Collection.mode)
-    )
-    return {str(mode): int(count) for mode, count in rows}

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,8 +40,8 @@ from malipo.core.money import Money
 from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
-from malipo.payouts import banks
-from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout, PayoutStatus
+from malipo.payouts import banks, repository
+from malipo.payouts.models import Payout, PayoutStatus
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
 from malipo.providers.daraja.schemas import B2B_ACCOUNT_REFERENCE_MAX
@@ -128,7 +127,7 @@ async def request_payout(
             raise ValidationFailed.for_field(
                 "network_code", "must be 63902 (M-Pesa), 63903 (Airtel Money) or 63907 (T-Kash)"
             )
-        phone = collections.normalise_phone(body.phone_number or "")
+        phone = collections.payer_phone(body.phone_number or "")
     elif channel == "bank":
         account, paybill = _bank_destination(settings, body)
     else:
@@ -204,7 +203,8 @@ def _bank_destination(settings: Settings, body: PayoutRequest) -> tuple[str, str
 async def _hold_amount(
     session: AsyncSession, client_id: uuid.UUID, mode: str, amount: Money, reference: str, now: datetime
 ) -> uuid.UUID:
-    wallet = await collections._merchant_wallet(session, client_id, mode, AccountKind.PAYMENTS_WALLET, now)
+    kind = AccountKind.PAYMENTS_WALLET
+    wallet = await ledger.merchant_wallet(session, client_id, kind, CURRENCY, mode, now)
     try:
         hold = await ledger.place_hold(
             session, wallet.id, amount.amount, reference=f"payout:{reference}", now=now
@@ -221,30 +221,29 @@ async def _hold_amount(
 async def _by_external_reference(
     session: AsyncSession, client_id: uuid.UUID, mode: str, external_reference: str
 ) -> Payout | None:
-    return await session.scalar(
-        select(Payout).where(
-            Payout.client_id == client_id,
-            Payout.mode == mode,
-            Payout.external_reference == external_reference,
-        )
-    )
+    return await repository.by_external_reference(session, client_id, mode, external_reference)
 
 
 async def find_by_reference(session: AsyncSession, who: Principal, reference: str) -> Payout | None:
-    return await session.scalar(
-        select(Payout).where(
-            Payout.client_id == who.client_id,
-            Payout.mode == who.mode.value,
-            (Payout.reference == reference) | (Payout.originator_conversation_id == reference),
-        )
-    )
+    """The caller's payout by malipo's reference or its OriginatorConversationID; None if none."""
+    return await repository.by_reference(session, who.client_id, who.mode.value, reference)
 
 
 async def payout_for_token(session: AsyncSession, token: str) -> Payout:
-    found = await session.scalar(select(Payout).where(Payout.callback_token_hash == sha256_hex(token)))
+    found = await repository.by_token_hash(session, sha256_hex(token))
     if found is None:
         raise UnknownPayoutToken("no payout has this callback address")
     return found
+
+
+async def get_payout(session: AsyncSession, payout_id: uuid.UUID) -> Payout | None:
+    """A payout by id (for jobs and renderers, which carry ids malipo made)."""
+    return await repository.by_id(session, payout_id)
+
+
+async def get_payouts(session: AsyncSession, ids: list[uuid.UUID]) -> list[Payout]:
+    """Payouts by id, as ``get_payout``."""
+    return await repository.by_ids(session, ids)
 
 
 def checkout_request_id(payout: Payout, settings: Settings) -> str:
@@ -306,13 +305,7 @@ async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now
         values["completed_at"] = now
     if outcome.conversation_id:
         values["conversation_id"] = outcome.conversation_id
-    moved = await session.execute(
-        update(Payout)
-        .where(Payout.id == payout.id, Payout.status.not_in(list(PAYOUT_CLOSED_STATES)))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if not await repository.move_if_open(session, payout.id, values):
         log.info("payout.already_final", reference=payout.reference, result_code=outcome.result_code)
         return False
     await session.refresh(payout)
@@ -343,10 +336,10 @@ async def _settle_or_release(
         clearing = await ledger.system_account(session, clearing_kind, payout.currency, payout.mode, now)
         legs = [ledger.Leg(clearing.id, payout.amount, payout.currency)]
         if held is not None and held > payout.amount:
-            wallet = await collections._merchant_wallet_id(
-                session, payout.client_id, payout.mode, AccountKind.PAYMENTS_WALLET, now
+            wallet = await ledger.merchant_wallet(
+                session, payout.client_id, AccountKind.PAYMENTS_WALLET, payout.currency, payout.mode, now
             )
-            legs.append(ledger.Leg(wallet, held - payout.amount, payout.currency))
+            legs.append(ledger.Leg(wallet.id, held - payout.amount, payout.currency))
         posted = await ledger.settle_hold(
             session, payout.hold_id, legs,
             kind="payout", mode=payout.mode,
@@ -393,9 +386,7 @@ async def accept_review(
     """An operator accepts what M-Pesa reports: SUCCESS for the received amount (None: the amount
     asked), settled from the hold with the rest released to the payments wallet; the fee is taken
     as held. More than the hold is refused (ReceivedAboveHold) and nothing changes."""
-    current = await session.scalar(
-        select(Payout).where(Payout.id == payout_id).execution_options(populate_existing=True)
-    )
+    current = await repository.fresh(session, payout_id)
     if current is None or current.status != PayoutStatus.REVIEW:
         raise PayoutNotInReview(f"payout {payout_id} is not held for review")
     held = current.amount
@@ -427,28 +418,17 @@ async def reject_review(session: AsyncSession, payout_id: uuid.UUID, *, now: dat
 async def list_transactions(
     session: AsyncSession, who: Principal, *, page: int, per: int
 ) -> tuple[list[Collection | Payout], int]:
-    """The merchant's collections and payouts in ``who``'s mode, newest first, one page of both."""
-    mine_c = (Collection.client_id == who.client_id) & (Collection.mode == who.mode.value)
-    mine_p = (Payout.client_id == who.client_id) & (Payout.mode == who.mode.value)
-    both = union_all(
-        select(Collection.id, literal("collection").label("kind"), Collection.created_at).where(mine_c),
-        select(Payout.id, literal("payout").label("kind"), Payout.created_at).where(mine_p),
-    ).subquery()
-    total = int(await session.scalar(select(func.count()).select_from(both)) or 0)
-    listed = (
-        await session.execute(
-            select(both.c.id, both.c.kind)
-            .order_by(both.c.created_at.desc(), both.c.id.desc())
-            .offset((page - 1) * per)
-            .limit(per)
-        )
-    ).all()
-    wanted = {kind: [row.id for row in listed if row.kind == kind] for kind in ("collection", "payout")}
-    found: dict[uuid.UUID, Collection | Payout] = {}
-    for model, ids in ((Collection, wanted["collection"]), (Payout, wanted["payout"])):
-        if ids:
-            found |= {row.id: row for row in await session.scalars(select(model).where(model.id.in_(ids)))}
-    return [found[row.id] for row in listed], total
+    """The merchant's collections and payouts in ``who``'s mode, newest first, one page of both.
+
+    A page of the two lists merged lies within the first ``page * per`` of each: collections
+    gives its part (``newest_collections``), this domain its own, merged by time then id.
+    """
+    wanted = page * per
+    mine_c, count_c = await collections.newest_collections(session, who, wanted)
+    mine_p, count_p = await repository.newest(session, who.client_id, who.mode.value, wanted)
+    both: list[Collection | Payout] = [*mine_c, *mine_p]
+    both.sort(key=lambda row: (row.created_at, row.id), reverse=True)
+    return both[(page - 1) * per : wanted], count_c + count_p
 
 
 def payout_destination(payout: Payout) -> str:
@@ -484,7 +464,7 @@ def payout_callback(payout: Payout) -> dict[str, Any]:
         "message": payout.result_desc or "",
         "reference": payout.reference,
         "external_reference": payout.external_reference or "",
-        "amount": collections._whole(payout.amount),
+        "amount": collections.whole_shillings(payout.amount),
         "currency": payout.currency,
         "transaction_id": payout.transaction_id or "",
         "transaction_date": (payout.completed_at or payout.created_at).isoformat().replace("+00:00", "Z"),

@@ -24,6 +24,7 @@ from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.idempotency import Idempotency, IdempotencyKey
 from malipo.http.schemas import Id, PageQuery, PlainText, WholeShillings, page_size_query
 from malipo.http.tags import PAYHERO_CHANNELS, PAYHERO_PAYMENTS, PAYHERO_WALLETS
+from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout
@@ -108,7 +109,7 @@ def _iso(moment: datetime) -> str:
 
 
 def _amount(minor: int) -> int | float:
-    return collections._whole(minor)
+    return collections.whole_shillings(minor)
 
 
 def _queued(collection: Collection) -> QueuedOut:
@@ -223,7 +224,9 @@ async def wallets(
     (collections paid to it), in the mode of your credentials."""
     assert who.client_id is not None
     kind = AccountKind.SERVICE_WALLET if wallet_type == "service_wallet" else AccountKind.PAYMENTS_WALLET
-    account = await collections._merchant_wallet(session, who.client_id, who.mode.value, kind, clock.now())
+    account = await ledger.merchant_wallet(
+        session, who.client_id, kind, collections.CURRENCY, who.mode.value, clock.now()
+    )
     return {
         "id": str(account.id),
         "account_id": str(who.client_id),
