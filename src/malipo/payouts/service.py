@@ -54,6 +54,8 @@ log = get_logger("malipo.payouts")
 
 SEND_JOB = "payout.send"
 RECONCILE_JOB = "payout.reconcile"
+# The kind of a merchant callback about a payout (``webhooks.queue``'s subject).
+CALLBACK_SUBJECT = "payout"
 # Transaction-status queries answered "no such transaction" before a sent payout counts as failed.
 MAX_STATUS_QUERIES = 5
 CURRENCY = collections.CURRENCY
@@ -138,7 +140,7 @@ async def request_payout(
         earlier = await _by_external_reference(session, who.client_id, mode, body.external_reference)
         if earlier is not None:
             return earlier, False
-    amount = Money(body.amount * 100, CURRENCY)
+    amount = Money.parse(body.amount, CURRENCY)
     fee = await payout_fee(session, settings, who.client_id, amount)
     conversation = str(uuid.uuid4())
     payout_id = new_id()
@@ -363,8 +365,8 @@ async def _settle_or_release(
     if payout.callback_url:
         webhooks.queue(
             session, client_id=payout.client_id, mode=payout.mode, event=f"payout.{status.lower()}",
-            subject_reference=payout.reference, url=payout.callback_url, payload=payout_callback(payout),
-            now=now,
+            subject_reference=payout.reference, url=payout.callback_url,
+            subject=(CALLBACK_SUBJECT, payout.id), now=now,
         )  # fmt: skip
     await session.flush()
     log.info("payout.finished", reference=payout.reference, status=status, result_code=payout.result_code)
@@ -453,26 +455,6 @@ def status_query_id(payout: Payout) -> str:
     if payout.channel == "bank" and payout.conversation_id:
         return payout.conversation_id
     return payout.originator_conversation_id
-
-
-def payout_callback(payout: Payout) -> dict[str, Any]:
-    """Pay Hero's outbound-payment callback (the newer platform's documented shape)."""
-    success = payout.status == PayoutStatus.SUCCESS
-    return {
-        "success": success,
-        "status": "success" if success else "failed",
-        "message": payout.result_desc or "",
-        "reference": payout.reference,
-        "external_reference": payout.external_reference or "",
-        "amount": collections.whole_shillings(payout.amount),
-        "currency": payout.currency,
-        "transaction_id": payout.transaction_id or "",
-        "transaction_date": (payout.completed_at or payout.created_at).isoformat().replace("+00:00", "Z"),
-        "transaction_type": "outbound_payment",
-        "provider_reference": payout.transaction_id or "",
-        "provider": payout_provider(payout),
-        "callback_urls": None,
-    }
 
 
 def result_url(settings: Settings, token: str) -> str:

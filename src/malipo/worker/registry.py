@@ -93,6 +93,7 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "malipo.messaging.tasks",
     "malipo.collections.tasks",
     "malipo.webhooks.tasks",
+    "malipo.api.payhero.mappers",  # the Pay Hero bodies of merchant callbacks (webhook renderers)
     "malipo.payouts.tasks",
     "malipo.messaging.sms_tasks",
     "malipo.messaging.mailer_tasks",

@@ -18,6 +18,7 @@ from malipo.collections.service.channels import (
     wallet_channel,
 )
 from malipo.collections.service.common import (
+    CALLBACK_SUBJECT,
     CURRENCY,
     MAX_AMOUNT,
     MOBILE_NETWORKS,
@@ -61,12 +62,12 @@ from malipo.collections.service.settlement import (
     collection_for_token,
     finish,
     finish_by_tokens,
-    payhero_callback,
+    get_collections,
     reject_review,
-    whole_shillings,
 )
 
 __all__ = [
+    "CALLBACK_SUBJECT",
     "CURRENCY",
     "MAX_AMOUNT",
     "MOBILE_NETWORKS",
@@ -105,12 +106,12 @@ __all__ = [
     "finish",
     "finish_by_tokens",
     "get_channel",
+    "get_collections",
     "hold_fee",
     "list_channels",
     "newest_collections",
     "not_sent_counts",
     "payer_phone",
-    "payhero_callback",
     "reconcile_delay",
     "reject_review",
     "request_collection",
@@ -118,5 +119,4 @@ __all__ = [
     "set_channel_active",
     "transaction_type",
     "wallet_channel",
-    "whole_shillings",
 ]

@@ -15,6 +15,8 @@ from malipo.ledger.models import AccountKind
 
 SEND_JOB = "collection.send"
 RECONCILE_JOB = "collection.reconcile"
+# The kind of a merchant callback about a collection (``webhooks.queue``'s subject).
+CALLBACK_SUBJECT = "collection"
 CURRENCY = "KES"
 MOBILE_NETWORKS = {"63902": "M-Pesa", "63903": "Airtel Money", "63907": "T-Kash"}
 MAX_AMOUNT = 250_000  # M-Pesa's largest single transaction, in shillings

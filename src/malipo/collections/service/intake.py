@@ -216,7 +216,7 @@ async def _request_collections(
         except (NotFound, ValidationFailed) as exc:
             answers[index] = exc
             continue
-        amount = Money(body.amount * 100, CURRENCY)
+        amount = Money.parse(body.amount, CURRENCY)
         fee = Money.zero(CURRENCY)
         if body.purpose == CollectionPurpose.PAYMENT:
             tariff = tariffs.get(who.client_id)

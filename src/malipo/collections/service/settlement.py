@@ -17,7 +17,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +31,7 @@ from malipo.collections.models import (
 )
 from malipo.collections.service import channels
 from malipo.collections.service.common import (
+    CALLBACK_SUBJECT,
     CallbackMismatch,
     CollectionNotFound,
     NotInReview,
@@ -198,7 +198,7 @@ async def _settled(session: AsyncSession, finishing: list[Collection], now: date
             webhooks.queue(
                 session, client_id=collection.client_id, mode=collection.mode,
                 event=f"collection.{collection.status.lower()}", subject_reference=collection.reference,
-                url=collection.callback_url, payload=payhero_callback(collection), now=now,
+                url=collection.callback_url, subject=(CALLBACK_SUBJECT, collection.id), now=now,
             )  # fmt: skip
         log.info(
             "collection.finished", reference=collection.reference, status=collection.status,
@@ -220,6 +220,11 @@ async def _reviewed(session: AsyncSession, collection_id: uuid.UUID, values: dic
         values,
         NotInReview(f"collection {collection_id} is not held for review"),
     )
+
+
+async def get_collections(session: AsyncSession, ids: list[uuid.UUID]) -> list[Collection]:
+    """Collections by id (for jobs and renderers, which carry ids malipo made)."""
+    return await repository.by_ids(session, ids)
 
 
 async def accept_review(
@@ -310,28 +315,3 @@ async def _booking_target(
         )
         return settled, "collection_to_own_channel"
     return await merchant_wallet_id(session, collection.client_id, collection.mode, wallet, now), kind
-
-
-def whole_shillings(minor: int) -> int | float:
-    value = Decimal(minor) / 100
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def payhero_callback(collection: Collection) -> dict[str, Any]:
-    """The body Pay Hero posts to a merchant's callback_url (failure shape inferred, see the reference)."""
-    success = collection.status == CollectionStatus.SUCCESS
-    return {
-        "forward_url": "",
-        "response": {
-            "Amount": whole_shillings(collection.amount),
-            "CheckoutRequestID": collection.checkout_request_id,
-            "ExternalReference": collection.external_reference or "",
-            "MerchantRequestID": collection.merchant_request_id or "",
-            "MpesaReceiptNumber": collection.mpesa_receipt or "",
-            "Phone": f"+{collection.phone}",
-            "ResultCode": collection.result_code,
-            "ResultDesc": collection.result_desc or "",
-            "Status": "Success" if success else "Failed",
-        },
-        "status": success,
-    }
