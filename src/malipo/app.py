@@ -28,11 +28,11 @@ from malipo.http.middleware import RequestContextMiddleware
 from malipo.identity.audit import AuditRecorder
 from malipo.identity.sessions import LoginRateLimiter
 from malipo.messaging.callbacks import router as messaging_callbacks_router
-from malipo.messaging.simulators import MessagingSimulators, mount_simulators
 from malipo.migrate import current_revision, head_revision
 from malipo.payouts.callbacks import router as payout_callbacks_router
 from malipo.providers.daraja.simulator import create_simulator_app as create_daraja_simulator
 from malipo.providers.registry import live_rails
+from malipo.providers.simulators import MessagingSimulators, mount_simulators
 from malipo.web.portal import router as portal_router
 from malipo.worker.registry import load_job_modules
 from malipo.worker.runner import Worker

@@ -23,7 +23,7 @@ from malipo.core.logging import redact
 from malipo.db import Database
 from malipo.messaging.mail import MAIL_TEMPLATES, list_mail, queue_email, render
 from malipo.messaging.models import MailMessage, MailStatus
-from malipo.messaging.smtp import SmtpTarget, SmtpUrlError, parse_smtp_url
+from malipo.providers.smtp.client import SmtpTarget, SmtpUrlError, parse_smtp_url
 from malipo.worker.models import AttemptOutcome, Job, JobAttempt, JobStatus
 from malipo.worker.registry import enqueue
 from malipo.worker.runner import Worker

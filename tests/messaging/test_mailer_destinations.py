@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from malipo.config import Settings
 from malipo.db import Database
 from malipo.messaging.models import Mailer
-from malipo.messaging.smtp import (
+from malipo.providers.smtp.client import (
     SmtpDestinationRefused,
     SmtpError,
     SmtpTarget,

@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from malipo.config import Settings
-from malipo.messaging.connectors import at_report_token
 from malipo.providers.africastalking.simulator import (
     NUMBER_BUFFERED_THEN_DELIVERED,
     NUMBER_DELIVERY_FAILED,
     NUMBER_PROVIDER_ERROR,
     NUMBER_REJECTED_AT_SEND,
 )
+from malipo.providers.registry import at_report_token
 from tests.messaging.helpers import SERVICE_FUNDS, Messaging, serve_messaging
 
 

@@ -24,11 +24,11 @@ from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.db import Database
 from malipo.messaging import delivery_reports, sms
-from malipo.messaging.connectors import at_report_token
 from malipo.messaging.delivery_reports import DeliveryReportBatcher
 from malipo.messaging.models import SmsMessage, SmsStatus
 from malipo.providers.africastalking.client import DeliveryReport, parse_delivery_report
 from malipo.providers.africastalking.simulator import create_simulator_app
+from malipo.providers.registry import at_report_token
 from tests.messaging.helpers import make_merchant, serve_messaging
 
 

@@ -1,7 +1,7 @@
 """Provider reports in: Africa's Talking delivery reports and WhatsApp status webhooks.
 
 ``/callbacks/africastalking/{token}`` and ``/callbacks/whatsapp/{token}``; the token is the
-secret part of the URL (``malipo.messaging.connectors``). An unknown token is a 404 and
+secret part of the URL (``malipo.providers.registry``). An unknown token is a 404 and
 logged. A report is idempotent: a repeat, or one about a message already final, changes
 nothing. A delivery report about a message whose gateway id is not recorded yet (the report
 overtook the worker) is a 503, and logged, so that the sender tries again.
@@ -29,9 +29,9 @@ from malipo.db import Database
 from malipo.http.deps import ClockDep, DatabaseDep, SettingsDep
 from malipo.http.tags import PROVIDER_CALLBACKS
 from malipo.messaging import whatsapp
-from malipo.messaging.connectors import at_report_token, whatsapp_simulator_token
 from malipo.messaging.delivery_reports import DeliveryReportBatcher
 from malipo.providers.africastalking.client import InvalidDeliveryReport, parse_delivery_report
+from malipo.providers.registry import at_report_token, whatsapp_simulator_token
 from malipo.providers.whatsapp_cloud.client import parse_status_webhook, verify_webhook_signature
 
 log = get_logger("malipo.messaging.callbacks")

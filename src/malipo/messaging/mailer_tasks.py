@@ -17,7 +17,7 @@ from sqlalchemy import update
 
 from malipo.core.logging import get_logger, redact_secret, redact_text
 from malipo.messaging.models import Mailer, MerchantEmail, MerchantEmailStatus
-from malipo.messaging.smtp import (
+from malipo.providers.smtp.client import (
     SmtpError,
     SmtpTarget,
     build_message,

@@ -40,7 +40,7 @@ from malipo.identity.models import ApiUser, KeyMode
 from malipo.identity.principals import Principal
 from malipo.messaging import mailer_tasks
 from malipo.messaging.models import Mailer, MerchantEmail, MerchantEmailStatus
-from malipo.messaging.smtp import (
+from malipo.providers.smtp.client import (
     SmtpDestinationRefused,
     SmtpError,
     SmtpTarget,

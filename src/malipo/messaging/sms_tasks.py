@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.logging import get_logger
 from malipo.messaging import sms as sms_service
-from malipo.messaging.connectors import sms_client
 from malipo.messaging.models import SmsMessage, SmsStatus
 from malipo.providers.africastalking.client import RecipientResult, SmsProviderError
+from malipo.providers.registry import sms_client
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
 log = get_logger("malipo.messaging.sms")

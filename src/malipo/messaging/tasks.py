@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.logging import get_logger, redact_secret, redact_text
 from malipo.messaging.models import MailMessage, MailStatus
-from malipo.messaging.smtp import SmtpError, SmtpTarget, parse_smtp_url, send_message
+from malipo.providers.smtp.client import SmtpError, SmtpTarget, parse_smtp_url, send_message
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
 log = get_logger("malipo.messaging")

@@ -6,7 +6,7 @@ What callers can rely on:
 - A send names a session of the caller's client (another name is a 404 naming it),
   normalises the number to E.164 and queues the message with its outbox job in the
   caller's transaction; the reply comes once it is queued. A sandbox key's messages
-  always go to the simulator (``malipo.messaging.connectors``).
+  always go to the simulator (``malipo.providers.registry``).
 - A message is a text (1-4096 characters), or an image or document: an absolute http(s)
   URL, which Meta fetches (malipo does not), with an optional caption of up to 1024
   characters; a document is shown under its URL's last path segment. Each message keeps
@@ -39,7 +39,6 @@ from malipo.core.logging import get_logger
 from malipo.identity.principals import Principal
 from malipo.messaging import whatsapp_tasks
 from malipo.messaging.batches import batch_page
-from malipo.messaging.connectors import whatsapp_webhook_url
 from malipo.messaging.models import (
     WhatsAppBatch,
     WhatsAppMessage,
@@ -48,6 +47,7 @@ from malipo.messaging.models import (
 )
 from malipo.messaging.sms import Rejected, merchant_client, normalise, normalise_many, nothing_valid
 from malipo.messaging.whatsapp_tasks import WhatsAppMessageType
+from malipo.providers.registry import whatsapp_webhook_url
 from malipo.providers.whatsapp_cloud.client import StatusUpdate
 from malipo.worker.registry import enqueue, enqueue_many
 

@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import update
 
 from malipo.core.logging import get_logger
-from malipo.messaging.connectors import whatsapp_backend, whatsapp_client
 from malipo.messaging.models import WhatsAppMessage, WhatsAppSession, WhatsAppStatus
+from malipo.providers.registry import whatsapp_backend, whatsapp_client
 from malipo.providers.whatsapp_cloud.client import SentMessage, WhatsAppCloudClient, WhatsAppError
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 

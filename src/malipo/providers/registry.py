@@ -1,19 +1,103 @@
-"""Which connector serves a request: sandbox (test mode) always the simulators; live the
-configured provider, or the simulator when none is configured (a fresh install works end to end)."""
+"""Which provider serves a rail: by rail, network code, mode and settings.
+
+Sandbox (test mode) traffic always goes to the simulators; live traffic to the configured
+provider, or to the simulator when none is configured (a fresh install works end to end).
+Mobile money is chosen by network code: M-Pesa (63902) is Daraja; Airtel Money and T-Kash have
+no connector yet and are refused with :class:`ProviderUnavailable` (nothing is sent or held).
+
+- SMS: a sandbox (test) key always goes to the Africa's Talking simulator; a live key goes to
+  Africa's Talking when ``MALIPO_AFRICASTALKING_API_KEY`` is set, else to the simulator too.
+- WhatsApp: a sandbox key, a session bound to the simulator, or no
+  ``MALIPO_WHATSAPP_CLOUD_BASE_URL`` all mean the simulator; otherwise the Cloud API with the
+  session's own credentials.
+- Operator mail: SMTP when ``MALIPO_SMTP_URL`` is set, else the mailbox (``malipo mail list``).
+
+The messaging simulators are mounted inside ``malipo serve`` (``malipo.providers.simulators``)
+and reached at ``MALIPO_PUBLIC_URL + /_sim/…``, so a separate ``malipo worker`` reaches them too.
+
+Reports come back to ``/callbacks/africastalking/{token}`` and ``/callbacks/whatsapp/{token}``.
+The Africa's Talking token belongs to the operator's AT account (one delivery report URL per
+account), the simulator's WhatsApp token to the simulator; both are derived from
+``MALIPO_SECRET_KEY``, so every process computes the same ones and nobody else can. A Cloud
+session has its own random token.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import httpx
 
 from malipo.config import Settings
+from malipo.core.crypto import derived_token
 from malipo.providers.africastalking.client import LIVE_BASE_URL as AT_LIVE_BASE_URL
-from malipo.providers.daraja.client import DarajaClient
-from malipo.providers.daraja.schemas import SANDBOX_PASSKEY, SANDBOX_SHORTCODE
+from malipo.providers.africastalking.client import AfricasTalkingClient
+from malipo.providers.base import MobileMoney, ProviderUnavailable
+from malipo.providers.daraja.connection import daraja_client
+from malipo.providers.daraja.mobile_money import DarajaMobileMoney
+from malipo.providers.smtp.client import SmtpClient, parse_smtp_url
+from malipo.providers.whatsapp_cloud.client import WhatsAppCloudClient
+
+__all__ = [
+    "AT_SIMULATOR_PATH",
+    "MOBILE_NETWORKS",
+    "MPESA",
+    "SIMULATOR_PHONE_NUMBER_ID",
+    "WHATSAPP_SIMULATOR_PATH",
+    "ProviderUnavailable",
+    "UnknownNetwork",
+    "at_report_path",
+    "at_report_token",
+    "at_report_url",
+    "daraja_client",
+    "live_rails",
+    "mobile_money_for",
+    "operator_mail",
+    "require_mobile_network",
+    "sms_client",
+    "sms_uses_simulator",
+    "whatsapp_backend",
+    "whatsapp_client",
+    "whatsapp_simulator_token",
+    "whatsapp_webhook_url",
+]
+
+# A sandbox (``mk_test_``) key's mode: its traffic always goes to the simulators.
+TEST_MODE = "test"
+
+MPESA = "63902"
+# Every mobile network malipo names (Pay Hero's network codes), served or not.
+MOBILE_NETWORKS = {MPESA: "M-Pesa", "63903": "Airtel Money", "63907": "T-Kash"}
+# The networks with a connector, by provider.
+_SERVED = {MPESA: "daraja"}
 
 
-def daraja_simulator_url(settings: Settings) -> str:
-    """Where simulated Daraja traffic goes: the mounted simulator at the public URL, unless set."""
-    return settings.daraja_simulator_url or f"{settings.public_url}/_sim/daraja"
+class UnknownNetwork(ValueError):
+    """Not a mobile network code malipo knows."""
+
+    def __init__(self, network_code: str) -> None:
+        super().__init__(f"unknown mobile network code {network_code!r}")
+        self.network_code = network_code
+
+
+def require_mobile_network(network_code: str) -> str:
+    """The provider serving ``network_code`` ("daraja"). Raises :class:`UnknownNetwork`, or
+    :class:`ProviderUnavailable` for a network with no connector yet."""
+    if network_code not in MOBILE_NETWORKS:
+        raise UnknownNetwork(network_code)
+    provider = _SERVED.get(network_code)
+    if provider is None:
+        raise ProviderUnavailable(network_code, MOBILE_NETWORKS[network_code])
+    return provider
+
+
+def mobile_money_for(
+    settings: Settings, network_code: str, mode: str, http: httpx.AsyncClient | None = None
+) -> MobileMoney:
+    """The rail that moves money on ``network_code`` in ``mode`` ("live" or "test"). Without
+    ``http`` it only parses callbacks and builds nothing that talks to the provider."""
+    require_mobile_network(network_code)
+    return DarajaMobileMoney(settings, mode, http)
 
 
 def live_rails(settings: Settings) -> dict[str, str]:
@@ -32,49 +116,94 @@ def live_rails(settings: Settings) -> dict[str, str]:
     }
 
 
-# One client per (http pool, mode, endpoint): each keeps its OAuth token until it expires, so
-# a worker logs in to Daraja once an hour, not once per push.
-_CLIENTS: dict[tuple[int, str, str, str], DarajaClient] = {}
+# --------------------------------------------------------------------------- messaging
+
+AT_SIMULATOR_PATH = "/_sim/africastalking"
+WHATSAPP_SIMULATOR_PATH = "/_sim/whatsapp"
+# What the simulator's sessions send "from"; the simulator accepts any token for any number.
+SIMULATOR_PHONE_NUMBER_ID = "100000000000001"
+_SIMULATOR_KEY = "simulator"
+
+Backend = Literal["cloud", "simulator"]
 
 
-def daraja_client(settings: Settings, mode: str, http: httpx.AsyncClient) -> DarajaClient:
-    """The Daraja client for ``mode`` ("live" or "test"), reused while ``http`` lives."""
-    live = mode == "live" and bool(settings.daraja_base_url)
-    base = settings.daraja_base_url if live else daraja_simulator_url(settings)
-    key = (id(http), "live" if live else "sim", str(base), settings.daraja_shortcode if live else "")
-    found = _CLIENTS.get(key)
-    if found is None or found._http is not http:  # the same id() may be a new pool
-        if len(_CLIENTS) > 64:  # pools come and go in tests; never grow without bound
-            _CLIENTS.clear()
-        found = _CLIENTS[key] = _new_client(settings, live, http)
-    return found
+def _derived_token(settings: Settings, purpose: str) -> str:
+    assert settings.secret_key is not None, "settings.require_secrets() first"
+    # Cached: every delivery report checks its URL's token (a bulk's thousands within seconds).
+    return derived_token(settings.secret_key.get_secret_value(), purpose)
 
 
-def _new_client(settings: Settings, live: bool, http: httpx.AsyncClient) -> DarajaClient:
-    if live:
-        assert settings.daraja_base_url
-        secret = settings.daraja_consumer_secret
-        passkey = settings.daraja_passkey
-        credential = settings.daraja_b2c_security_credential
-        return DarajaClient(
-            base_url=settings.daraja_base_url,
-            consumer_key=settings.daraja_consumer_key.get_secret_value()
-            if settings.daraja_consumer_key
-            else "",
-            consumer_secret=secret.get_secret_value() if secret else "",
-            shortcode=settings.daraja_shortcode,
-            passkey=passkey.get_secret_value() if passkey else "",
-            b2c_initiator=settings.daraja_b2c_initiator,
-            b2c_security_credential=credential.get_secret_value() if credential else "",
-            http=http,
+def at_report_token(settings: Settings) -> str:
+    return _derived_token(settings, "callbacks:africastalking")
+
+
+def at_report_path(settings: Settings) -> str:
+    """The delivery report route's path in this app (where the mounted simulator posts)."""
+    return f"/callbacks/africastalking/{at_report_token(settings)}"
+
+
+def at_report_url(settings: Settings) -> str:
+    """The delivery report URL to set in Africa's Talking's dashboard."""
+    return settings.public_url + at_report_path(settings)
+
+
+def whatsapp_simulator_token(settings: Settings) -> str:
+    return _derived_token(settings, "callbacks:whatsapp-simulator")
+
+
+def whatsapp_webhook_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/callbacks/whatsapp/{token}"
+
+
+def sms_uses_simulator(settings: Settings, mode: str) -> bool:
+    return mode == TEST_MODE or settings.africastalking_api_key is None
+
+
+def sms_client(settings: Settings, mode: str, http: httpx.AsyncClient) -> AfricasTalkingClient:
+    """The Africa's Talking client for a send in ``mode`` (see the module docstring)."""
+    if sms_uses_simulator(settings, mode):
+        return AfricasTalkingClient(
+            settings.public_url + AT_SIMULATOR_PATH, "sandbox", _SIMULATOR_KEY, http=http
         )
-    return DarajaClient(
-        base_url=daraja_simulator_url(settings),
-        consumer_key="malipo-sandbox",
-        consumer_secret="malipo-sandbox",  # noqa: S106 - the simulator's, not a secret
-        shortcode=SANDBOX_SHORTCODE,
-        passkey=SANDBOX_PASSKEY,
-        b2c_initiator="testapi",
-        b2c_security_credential="simulated",
+    assert settings.africastalking_api_key is not None
+    return AfricasTalkingClient(
+        settings.africastalking_base_url or AT_LIVE_BASE_URL,
+        settings.africastalking_username,
+        settings.africastalking_api_key.get_secret_value(),
         http=http,
     )
+
+
+def whatsapp_backend(settings: Settings, mode: str, session_backend: str) -> Backend:
+    if mode == TEST_MODE or session_backend != "cloud" or not settings.whatsapp_cloud_base_url:
+        return "simulator"
+    return "cloud"
+
+
+def whatsapp_client(
+    settings: Settings,
+    backend: Backend,
+    *,
+    phone_number_id: str | None,
+    access_token: str | None,
+    http: httpx.AsyncClient,
+) -> WhatsAppCloudClient:
+    if backend == "simulator":
+        return WhatsAppCloudClient(
+            settings.public_url + WHATSAPP_SIMULATOR_PATH,
+            phone_number_id or SIMULATOR_PHONE_NUMBER_ID,
+            _SIMULATOR_KEY,
+            http=http,
+        )
+    assert settings.whatsapp_cloud_base_url is not None
+    return WhatsAppCloudClient(
+        settings.whatsapp_cloud_base_url, phone_number_id or "", access_token or "", http=http
+    )
+
+
+def operator_mail(settings: Settings) -> SmtpClient | None:
+    """The SMTP server operator mail goes through; None: it stays in the mailbox. Raises
+    :class:`~malipo.providers.smtp.client.SmtpUrlError` for a URL that cannot be used."""
+    if settings.smtp_url is None:
+        return None
+    return SmtpClient(parse_smtp_url(settings.smtp_url.get_secret_value()))

@@ -30,7 +30,7 @@ from malipo.http.tags import PAYHERO_EMAIL
 from malipo.identity.principals import Principal
 from malipo.messaging import mailers
 from malipo.messaging.models import MerchantEmail, MerchantEmailStatus
-from malipo.messaging.smtp import is_host_name
+from malipo.providers.smtp.client import is_host_name
 
 router = APIRouter(prefix="/mailer", tags=[PAYHERO_EMAIL])
 

@@ -56,7 +56,7 @@ __all__ = [
     "verify_login",
 ]
 
-log = get_logger("malipo.messaging.smtp")
+log = get_logger("malipo.providers.smtp.client")
 
 TlsMode = Literal["implicit", "starttls", "none"]
 _TLS_MODES: frozenset[str] = frozenset({"implicit", "starttls", "none"})
@@ -237,6 +237,18 @@ async def deliver(
             sock.close()
     log.info("smtp.sent", host=target.host, port=target.port, message_id=message["Message-ID"])
     return " ".join(str(reply).split())
+
+
+class SmtpClient:
+    """One SMTP server as an outgoing mail rail (:class:`malipo.providers.base.Email`)."""
+
+    def __init__(self, target: SmtpTarget, *, timeout: float = 30) -> None:
+        self.target = target
+        self.timeout = timeout
+
+    async def deliver(self, message: EmailMessage) -> str:
+        """Send a built message; the server's reply. Raises :class:`SmtpError`."""
+        return await deliver(self.target, message, timeout=self.timeout)
 
 
 async def verify_login(

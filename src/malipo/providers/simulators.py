@@ -1,7 +1,7 @@
 """The Africa's Talking and WhatsApp Cloud simulators, mounted inside ``malipo serve``.
 
 Mounted at ``/_sim/africastalking`` and ``/_sim/whatsapp``; the connectors reach
-them at ``MALIPO_PUBLIC_URL`` plus that path (``malipo.messaging.connectors``), and
+them at ``MALIPO_PUBLIC_URL`` plus that path (``malipo.providers.registry``), and
 they post delivery reports and status webhooks back to malipo's own callback
 routes. Each simulator is built on its first request, so it reads the public URL
 as it is then (tests learn their server's port only once it listens).
@@ -33,14 +33,14 @@ import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from malipo.config import Settings
-from malipo.messaging.connectors import (
+from malipo.providers.africastalking.simulator import AfricasTalkingSimulator, create_simulator_app
+from malipo.providers.registry import (
     AT_SIMULATOR_PATH,
     WHATSAPP_SIMULATOR_PATH,
     at_report_path,
     whatsapp_simulator_token,
     whatsapp_webhook_url,
 )
-from malipo.providers.africastalking.simulator import AfricasTalkingSimulator, create_simulator_app
 from malipo.providers.whatsapp_cloud.simulator import create_simulator_app as create_whatsapp_simulator
 
 __all__ = ["MessagingSimulators", "mount_simulators"]

@@ -1,0 +1,1 @@
+"""Outgoing mail over SMTP: the client (``client``)."""
