@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,7 +45,8 @@ from malipo.payouts import banks, repository
 from malipo.payouts.models import Payout, PayoutStatus
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
-from malipo.providers.daraja.schemas import B2B_ACCOUNT_REFERENCE_MAX
+from malipo.providers.base import MobileMoney
+from malipo.providers.registry import MPESA, mobile_money_for
 from malipo.reviews import records as reviews
 from malipo.reviews.models import ReviewKind
 from malipo.webhooks import service as webhooks
@@ -59,6 +61,9 @@ CALLBACK_SUBJECT = "payout"
 # Transaction-status queries answered "no such transaction" before a sent payout counts as failed.
 MAX_STATUS_QUERIES = 5
 CURRENCY = collections.CURRENCY
+# The result code of a payout that failed before anything was sent (no paybill configured): the
+# generic failure merchants already read, not one a rail decides.
+NOT_SENT_FAILURE = 1
 MIN_AMOUNT = 10  # shillings: M-Pesa's smallest B2C payment
 MAX_AMOUNT = 250_000
 BANK_CODES = banks.BANK_CODES
@@ -129,9 +134,12 @@ async def request_payout(
             raise ValidationFailed.for_field(
                 "network_code", "must be 63902 (M-Pesa), 63903 (Airtel Money) or 63907 (T-Kash)"
             )
+        collections.require_served_network(body.network_code)
         phone = collections.payer_phone(body.phone_number or "")
     elif channel == "bank":
-        account, paybill = _bank_destination(settings, body)
+        account, paybill = _bank_destination(
+            settings, body, payout_rail(settings, channel=channel, network_code=body.network_code, mode=mode)
+        )
     else:
         raise ValidationFailed.for_field("channel", "must be mobile, phone or bank")
     if body.channel_id is not None:
@@ -178,7 +186,15 @@ async def request_payout(
     return payout, True
 
 
-def _bank_destination(settings: Settings, body: PayoutRequest) -> tuple[str, str]:
+def payout_rail(
+    settings: Settings, *, channel: str, network_code: str, mode: str, http: httpx.AsyncClient | None = None
+) -> MobileMoney:
+    """The rail that pays: the phone's network for a mobile payout, M-Pesa's business payment to
+    the bank's paybill for a bank payout. Without ``http`` it only parses and answers questions."""
+    return mobile_money_for(settings, network_code if channel == "mobile" else MPESA, mode, http)
+
+
+def _bank_destination(settings: Settings, body: PayoutRequest, rail: MobileMoney) -> tuple[str, str]:
     """(account number, the bank's paybill) of a bank payout, or the field that is wrong."""
     bank = banks.bank_name(body.network_code)
     if bank is None:
@@ -193,10 +209,10 @@ def _bank_destination(settings: Settings, body: PayoutRequest) -> tuple[str, str
     account = (body.account_number or "").strip()
     if not account.isdigit() or not 5 <= len(account) <= 20:
         raise ValidationFailed.for_field("account_number", "must be the bank account number, 5 to 20 digits")
-    if len(account) > B2B_ACCOUNT_REFERENCE_MAX:
+    if len(account) > rail.account_reference_max:
         raise ValidationFailed.for_field(
             "account_number",
-            f"has {len(account)} digits: M-Pesa carries at most {B2B_ACCOUNT_REFERENCE_MAX} to a bank's"
+            f"has {len(account)} digits: M-Pesa carries at most {rail.account_reference_max} to a bank's"
             " paybill, so this account cannot be paid this way",
         )
     return account, paybill
@@ -449,24 +465,12 @@ def payout_provider(payout: Payout) -> str:
     return "m-pesa" if payout.network_code == "63902" else payout.network_code
 
 
-def status_query_id(payout: Payout) -> str:
-    """The id a transaction-status query asks about: ours for B2C (Daraja keeps it), Daraja's
-    ConversationID for B2B when its ack gave one (its B2B may not keep ours)."""
-    if payout.channel == "bank" and payout.conversation_id:
-        return payout.conversation_id
-    return payout.originator_conversation_id
-
-
-def result_url(settings: Settings, token: str) -> str:
-    return f"{settings.public_url}/callbacks/daraja/{token}/result"
-
-
-def timeout_url(settings: Settings, token: str) -> str:
-    return f"{settings.public_url}/callbacks/daraja/{token}/timeout"
-
-
-def status_url(settings: Settings, token: str) -> str:
-    return f"{settings.public_url}/callbacks/daraja/{token}/status"
+def status_query_id(payout: Payout, rail: MobileMoney) -> str:
+    """The id a status query about ``payout`` asks ``rail`` about."""
+    return rail.payout_query_id(
+        to_business=payout.channel == "bank", our_id=payout.originator_conversation_id,
+        provider_reference=payout.conversation_id,
+    )  # fmt: skip
 
 
 def callback_token(settings: Settings, payout_id: uuid.UUID) -> str:

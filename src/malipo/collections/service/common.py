@@ -9,16 +9,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.config import Settings
 from malipo.core.crypto import derived_token
-from malipo.core.errors import Conflict, NotFound, ValidationFailed
+from malipo.core.errors import Conflict, MalipoError, NotFound, ValidationFailed
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
+from malipo.providers import registry
 
 SEND_JOB = "collection.send"
 RECONCILE_JOB = "collection.reconcile"
 # The kind of a merchant callback about a collection (``webhooks.queue``'s subject).
 CALLBACK_SUBJECT = "collection"
 CURRENCY = "KES"
-MOBILE_NETWORKS = {"63902": "M-Pesa", "63903": "Airtel Money", "63907": "T-Kash"}
+MOBILE_NETWORKS = registry.MOBILE_NETWORKS  # Pay Hero's network codes, served or not
 MAX_AMOUNT = 250_000  # M-Pesa's largest single transaction, in shillings
 # malipo's own final result code (not one of Daraja's): the STK push never reached M-Pesa, so the
 # payer was never prompted. A collection whose worker died after claiming it and before pushing ends
@@ -56,6 +57,20 @@ class CallbackMismatch(Conflict):
     title = "The callback does not match the request"
 
 
+class NetworkNotAvailable(MalipoError):
+    status = 400
+    code = "network_not_available"
+    title = "The mobile network is not available yet"
+
+
+def require_served_network(network_code: str) -> None:
+    """NetworkNotAvailable naming ``network_code`` when no rail serves it yet (nothing is held)."""
+    try:
+        registry.require_mobile_network(network_code)
+    except registry.ProviderUnavailable as exc:
+        raise NetworkNotAvailable.for_field("network_code", str(exc)) from None
+
+
 class NotInReview(Conflict):
     code = "not_in_review"
     title = "The item is not held for review"
@@ -71,10 +86,6 @@ def callback_token(settings: Settings, subject_id: uuid.UUID, *, purpose: str = 
     its SHA-256, to find the subject) and the worker makes it again when it sends the request."""
     assert settings.secret_key is not None, "settings.require_secrets() first"
     return derived_token(settings.secret_key.get_secret_value(), f"{purpose}:{subject_id}")
-
-
-def callback_url(settings: Settings, token: str) -> str:
-    return f"{settings.public_url}/callbacks/daraja/{token}"
 
 
 async def merchant_wallet_id(

@@ -36,6 +36,7 @@ from malipo.collections.service.common import (
     ServiceWalletTooLow,
     callback_token,
     merchant_wallet_id,
+    require_served_network,
 )
 from malipo.config import Settings
 from malipo.core.clock import Clock
@@ -268,6 +269,7 @@ def _checked(body: CollectionRequest) -> tuple[str, str]:
         raise ValidationFailed.for_field(
             "network_code", f"must be one of {', '.join(MOBILE_NETWORKS)} (M-Pesa, Airtel Money, T-Kash)"
         )
+    require_served_network(network)
     return phone, network
 
 
