@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from malipo.collections.tasks import NOT_SENT
+from malipo.collections.service import NOT_SENT
 from malipo.providers.daraja.client import STK_PUSH_PATH
 from tests.collections.conftest import (
     NO_CALLBACK,

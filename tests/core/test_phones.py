@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from malipo.collections.service import normalise_phone
+from malipo.collections.service import payer_phone
 from malipo.core.errors import ValidationFailed
-from malipo.core.phones import InvalidNumber, mobile_money_number, to_e164
+from malipo.core.phones import InvalidNumber, to_e164
 
 
 @pytest.mark.parametrize(
@@ -28,8 +28,8 @@ from malipo.core.phones import InvalidNumber, mobile_money_number, to_e164
 )
 def test_the_ways_people_write_a_kenyan_mobile_number_are_read(raw: str, e164: str) -> None:
     assert to_e164(raw, "KE") == e164
-    assert mobile_money_number(raw) == e164
-    assert normalise_phone(raw) == e164.lstrip("+")
+    assert to_e164(raw, "KE", mobile_only=True) == e164
+    assert payer_phone(raw) == e164.lstrip("+")
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_a_control_character_anywhere_refuses_the_number(raw: str) -> None:
     with pytest.raises(InvalidNumber, match="control character"):
         to_e164(raw, "KE")
     with pytest.raises(ValidationFailed) as refused:
-        normalise_phone(raw)
+        payer_phone(raw)
     assert [e.field for e in refused.value.errors] == ["phone_number"]
 
 
@@ -77,9 +77,9 @@ def test_anything_but_digits_and_their_separators_is_refused(raw: str) -> None:
 )
 def test_mobile_money_needs_a_kenyan_mobile_number(raw: str, why: str) -> None:
     with pytest.raises(InvalidNumber, match=why):
-        mobile_money_number(raw)
+        to_e164(raw, "KE", mobile_only=True)
     with pytest.raises(ValidationFailed) as refused:
-        normalise_phone(raw, field="phone_number")
+        payer_phone(raw, field="phone_number")
     assert [e.field for e in refused.value.errors] == ["phone_number"]
     assert why in refused.value.errors[0].message
 

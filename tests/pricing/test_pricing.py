@@ -4,6 +4,7 @@ on the merchant's next collection and payout (read from the fee hold in the ledg
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -55,13 +56,13 @@ def test_default_tariffs_charge_what_the_settings_say() -> None:
         default = pricing._default(settings, kind, "KES")
         assert default.source == "default"
         for cents in (1_00, 10_00, 99_99, 1000_00, 66_666_67, 250_000_00):
-            assert default.fee(kes(cents)) == collections.fee_for(
-                kes(cents),
-                percent=getattr(settings, f"{prefix}_fee_percent"),
-                fixed=getattr(settings, f"{prefix}_fee_fixed"),
-                minimum=getattr(settings, f"{prefix}_fee_min"),
-                maximum=getattr(settings, f"{prefix}_fee_max"),
+            percent = Decimal(getattr(settings, f"{prefix}_fee_percent"))
+            fixed, low, high = (
+                Decimal(getattr(settings, f"{prefix}_fee_{name}")) * 100 for name in ("fixed", "min", "max")
             )
+            share = (Decimal(cents) * percent / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+            expected = min(max(share + fixed, low), high)
+            assert default.fee(kes(cents)) == kes(int(expected))
 
 
 @pytest.mark.parametrize(

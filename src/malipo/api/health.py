@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from malipo.collections.tasks import not_sent_counts
+from malipo.collections.service import not_sent_counts
 from malipo.core.logging import get_logger
 from malipo.db import Database
 from malipo.http.deps import DatabaseDep

@@ -14,22 +14,20 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 
 from malipo.collections import service
+from malipo.config import Settings
 from malipo.core.errors import FieldError, MalipoError, ValidationFailed
 from malipo.core.logging import get_logger
-from malipo.http.deps import DatabaseDep
+from malipo.http.deps import DatabaseDep, SettingsDep
 from malipo.http.tags import PROVIDER_CALLBACKS
-from malipo.providers.daraja.schemas import StkCallback, StkCallbackPayload
+from malipo.providers.base import MalformedCallback, MobileMoney, PushOutcome, Status
+from malipo.providers.registry import MPESA, mobile_money_for
 from malipo.reviews.records import Received
 
 log = get_logger("malipo.callbacks")
 
 router = APIRouter(prefix="/callbacks", tags=[PROVIDER_CALLBACKS], include_in_schema=False)
-
-# What Daraja expects back from a callback receiver.
-ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 
 
 class UnsupportedMediaType(MalipoError):
@@ -44,14 +42,15 @@ def is_json(request: Request) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def malformed(what: str, exc: ValidationError) -> ValidationFailed:
+def malformed(exc: MalformedCallback) -> ValidationFailed:
     """A 422 naming the fields of the provider's body that are out of bounds (at most five)."""
-    fields = [
-        FieldError(".".join(str(part) for part in error["loc"]) or "body", error["msg"])
-        for error in exc.errors(include_url=False, include_input=False)[:5]
-    ]
-    named = ", ".join(field.field for field in fields)
-    return ValidationFailed(f"{what}: {exc.error_count()} problem(s) ({named})", errors=fields)
+    return ValidationFailed(str(exc), errors=[FieldError(p.field, p.message) for p in exc.problems])
+
+
+def daraja_rail(settings: Settings) -> MobileMoney:
+    """The rail whose callbacks arrive under ``/callbacks/daraja`` (M-Pesa's): it parses them.
+    Made without an HTTP client, so it calls nothing; parsing is the same in either mode."""
+    return mobile_money_for(settings, MPESA, "live")
 
 
 def _unknown(request: Request) -> None:
@@ -60,25 +59,28 @@ def _unknown(request: Request) -> None:
     )
 
 
-def outcome_of(callback: StkCallback) -> service.Outcome:
-    """The collection's outcome from Daraja's callback, with what it says was paid."""
-    received = Received(callback.amount_minor, callback.phone_number) if callback.ResultCode == 0 else None
+def outcome_of(pushed: PushOutcome) -> service.Outcome:
+    """The collection's outcome from the rail's callback, with what it says was paid."""
+    received = Received(pushed.amount, pushed.party) if pushed.status == Status.SUCCEEDED else None
     return service.Outcome(
-        callback.ResultCode, callback.ResultDesc, callback.mpesa_receipt_number, callback.MerchantRequestID,
-        checkout_request_id=callback.CheckoutRequestID, received=received,
+        pushed.result_code, pushed.result_desc, pushed.receipt, pushed.provider_request_id,
+        checkout_request_id=pushed.provider_reference, received=received,
     )  # fmt: skip
 
 
 @router.post("/daraja/{token}", name="Callbacks.Daraja")
-async def daraja_callback(token: str, request: Request, db: DatabaseDep) -> dict[str, Any]:
+async def daraja_callback(
+    token: str, request: Request, db: DatabaseDep, settings: SettingsDep
+) -> dict[str, Any]:
     refusal: MalipoError = UnsupportedMediaType("a Daraja callback is sent as application/json")
-    callback: StkCallback | None = None
+    rail = daraja_rail(settings)
+    pushed: PushOutcome | None = None
     if is_json(request):
         try:
-            callback = StkCallbackPayload.model_validate_json(await request.body()).callback
-        except ValidationError as exc:
-            refusal = malformed("not a Daraja STK callback", exc)
-    if callback is None:
+            pushed = rail.parse_push_callback(await request.body())
+        except MalformedCallback as exc:
+            refusal = malformed(exc)
+    if pushed is None:
         async with db.transaction() as session:  # an unknown address is refused as such first
             try:
                 collection = await service.collection_for_token(session, token)
@@ -91,8 +93,8 @@ async def daraja_callback(token: str, request: Request, db: DatabaseDep) -> dict
         raise refusal
     writer: service.CallbackWriter = request.app.state.daraja_callbacks
     try:
-        await writer.submit((token, outcome_of(callback)))
+        await writer.submit((token, outcome_of(pushed)))
     except service.UnknownCallbackToken:
         _unknown(request)
         raise
-    return ACCEPTED
+    return rail.callback_reply()

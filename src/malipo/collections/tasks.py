@@ -1,4 +1,5 @@
-"""Outbox jobs of collections: send the STK push; ask Daraja when no callback came."""
+"""Outbox jobs of collections: send the push through the network's rail; ask the rail when no
+callback came."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ import asyncio
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 
 from malipo.collections import service
 from malipo.collections.models import CLOSED_STATES, Collection, CollectionStatus
 from malipo.core.logging import get_logger
-from malipo.providers.daraja.client import DarajaError, DarajaPending, surely_not_taken
-from malipo.providers.daraja.schemas import StkPushReply
-from malipo.providers.registry import daraja_client
+from malipo.providers.base import PushAccepted, PushRequest, RailError, Status
+from malipo.providers.registry import mobile_money_for
 from malipo.worker.registry import (
     BatchContext,
     BatchItem,
@@ -25,14 +25,8 @@ from malipo.worker.registry import (
 
 log = get_logger("malipo.collections")
 
-# STK queries before a collection nobody answers is settled as failed (1037: no answer).
+# Queries before a collection nobody answers is settled as failed (the rail's "no answer").
 MAX_QUERIES = 5
-REFUSED_PUSH = 1025
-# malipo's own final result code (not one of Daraja's): the STK push never reached M-Pesa, so the
-# payer was never prompted. A collection whose worker died after claiming it and before pushing ends
-# with it, and so does one whose push was still waiting for a retry when it was given up.
-NOT_SENT = 1099
-NOT_SENT_DESC = "not sent: the request never reached M-Pesa"
 
 
 def _collection_id(payload: dict[str, Any]) -> uuid.UUID:
@@ -57,8 +51,8 @@ _STORE_IDS = (
 @batch_job_handler(service.SEND_JOB, max_attempts=6, base_delay=2.0, max_delay=60.0)
 async def send_stk_pushes(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, BaseException]:
     """Send each push once: the collections move QUEUED → SENT before the calls (committed, one
-    transaction for the batch), so a worker that dies mid-call never pushes twice; Daraja's
-    callback still finds each by its token. The pushes go out together; Daraja's ids are stored
+    transaction for the batch), so a worker that dies mid-call never pushes twice; the rail's
+    callback still finds each by its token. The pushes go out together; the rail's ids are stored
     in one transaction after."""
     failed: dict[uuid.UUID, BaseException] = {}
     wanted: dict[uuid.UUID, BatchItem] = {}
@@ -80,11 +74,11 @@ async def send_stk_pushes(ctx: BatchContext, items: list[BatchItem]) -> dict[uui
                 .values(status=CollectionStatus.SENT, sent_at=None, updated_at=now)
                 .returning(
                     _COLLECTIONS.c.id, _COLLECTIONS.c.phone, _COLLECTIONS.c.amount,
-                    _COLLECTIONS.c.reference, _COLLECTIONS.c.mode,
+                    _COLLECTIONS.c.reference, _COLLECTIONS.c.mode, _COLLECTIONS.c.network_code,
                 )
             )
         ).all()  # fmt: skip
-        # Scheduled with the claim, not after Daraja's reply: if this worker dies mid-call,
+        # Scheduled with the claim, not after the rail's reply: if this worker dies mid-call,
         # the STK query still comes and no collection stays SENT forever.
         await enqueue_many(
             session, service.RECONCILE_JOB, [{"collection_id": str(row.id), "query": 1} for row in rows],
@@ -100,8 +94,8 @@ async def send_stk_pushes(ctx: BatchContext, items: list[BatchItem]) -> dict[uui
             failed[wanted[row.id].job_id] = result
         elif result is not None:
             stored.append(
-                {"b_id": row.id, "b_merchant": result.MerchantRequestID,
-                 "b_checkout": result.CheckoutRequestID, "b_now": ctx.clock.now()}
+                {"b_id": row.id, "b_merchant": result.provider_request_id,
+                 "b_checkout": result.provider_reference, "b_now": ctx.clock.now()}
             )  # fmt: skip
     if stored:
         async with ctx.db.transaction() as session:
@@ -112,14 +106,14 @@ async def send_stk_pushes(ctx: BatchContext, items: list[BatchItem]) -> dict[uui
 
 async def _push_all(
     ctx: BatchContext, wanted: dict[uuid.UUID, BatchItem], rows: list[Any]
-) -> list[StkPushReply | BaseException | None]:
+) -> list[PushAccepted | BaseException | None]:
     """Push each claimed collection, as many at a time as the HTTP client has connections. Before
     each group goes out, its collections get their sent_at in one committed transaction: a worker
     killed between its claim and its pushes leaves the unpushed ones without it, and they end
     NOT_SENT (``_end_unpushed_claims``) rather than as pushes nobody answered."""
-    results: dict[uuid.UUID, StkPushReply | BaseException | None] = {}
+    results: dict[uuid.UUID, PushAccepted | BaseException | None] = {}
     waiting = list(rows)
-    running: dict[asyncio.Task[StkPushReply | None], uuid.UUID] = {}
+    running: dict[asyncio.Task[PushAccepted | None], uuid.UUID] = {}
     slots = max(1, ctx.settings.http_connections)
     while waiting or running:
         free = slots - len(running)
@@ -192,44 +186,37 @@ async def _end_unpushed_claims(ctx: BatchContext, ids: list[uuid.UUID]) -> None:
 
 async def _finish_not_sent(session: Any, collection: Collection, ctx: BatchContext) -> None:
     if await service.finish(
-        session, collection, service.Outcome(NOT_SENT, NOT_SENT_DESC), now=ctx.clock.now()
+        session, collection, service.Outcome(service.NOT_SENT, service.NOT_SENT_DESC), now=ctx.clock.now()
     ):
         log.warning("collection.not_sent", collection_id=str(collection.id), reference=collection.reference)
 
 
-async def _push(ctx: BatchContext, item: BatchItem, row: Any) -> StkPushReply | None:
-    """Daraja's reply, or None when the push was refused (handled here)."""
+async def _push(ctx: BatchContext, item: BatchItem, row: Any) -> PushAccepted | None:
+    """The rail's acceptance, or None when the push was refused (handled here)."""
     # Jobs queued before the token was derived carry it.
     token = str(item.payload.get("token") or service.callback_token(ctx.settings, row.id))
-    client = daraja_client(ctx.settings, row.mode, ctx.http)
+    rail = mobile_money_for(ctx.settings, row.network_code, row.mode, ctx.http)
+    request = PushRequest(
+        reference=row.reference, amount=row.amount, phone=row.phone, callback_token=token,
+        description=f"Payment {row.reference}",
+    )  # fmt: skip
     try:
-        await client.access_token()
-    except DarajaError as exc:  # no push was sent: retry or fail it, as Daraja's answer says
-        await _after_refusal(ctx, item, row.id, exc, pushed=False)
-        return None
-    try:
-        return await client.stk_push(
-            amount=row.amount // 100,
-            phone=row.phone,
-            account_reference=row.reference,
-            description=f"Payment {row.reference}",
-            callback_url=service.callback_url(ctx.settings, token),
-        )
-    except DarajaError as exc:
+        return await rail.push_collection(request)
+    except RailError as exc:
         await _after_refusal(ctx, item, row.id, exc)
         return None
 
 
 async def _after_refusal(
-    ctx: BatchContext, item: BatchItem, collection_id: uuid.UUID, exc: DarajaError, *, pushed: bool = True
+    ctx: BatchContext, item: BatchItem, collection_id: uuid.UUID, exc: RailError
 ) -> None:
-    if pushed and not surely_not_taken(exc):
+    if not exc.not_taken:
         # Pushing again could charge the payer twice, failing it could drop a payment: it stays
-        # SENT, Daraja's callback still finds it by its token, else the reconcile job ends it.
+        # SENT, the rail's callback still finds it by its token, else the reconcile job ends it.
         log.warning("collection.send_unconfirmed", collection_id=str(collection_id), error=str(exc))
         return
     if exc.retryable and item.attempt < item.max_attempts:
-        # Daraja never had it (unreachable, busy, no token): put it back and let the worker retry.
+        # The rail never had it (unreachable, busy, no token): put it back and let the worker retry.
         async with ctx.db.transaction() as session:
             await session.execute(
                 update(Collection)
@@ -242,15 +229,9 @@ async def _after_refusal(
         collection = await session.get(Collection, collection_id)
         if collection is None:
             return
-        desc = exc.error_message or str(exc)
-        await service.finish(
-            session,
-            collection,
-            # 1025, Daraja's "error sending push request": not 1, which merchants read as the
-            # payer's insufficient balance.
-            service.Outcome(REFUSED_PUSH, f"M-Pesa refused the request: {desc}"),
-            now=ctx.clock.now(),
-        )
+        # The outcome the rail records for a refused push.
+        outcome = service.Outcome(exc.result_code, exc.result_desc)
+        await service.finish(session, collection, outcome, now=ctx.clock.now())
 
 
 @batch_job_handler(service.RECONCILE_JOB, max_attempts=10, base_delay=5.0, max_delay=300.0)
@@ -285,7 +266,7 @@ async def reconcile_many(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid
 
 
 async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
-    """No callback in time: ask Daraja (STK query) and settle the state from its answer."""
+    """No callback in time: ask the rail about the push and settle the state from its answer."""
     collection_id = _collection_id(payload)
     query_number = int(payload.get("query", 1))
     async with ctx.db.transaction() as session:
@@ -293,29 +274,23 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
         if collection is None or collection.status in CLOSED_STATES:
             return
         mode, checkout = collection.mode, collection.provider_checkout_request_id
+        network = collection.network_code
+    rail = mobile_money_for(ctx.settings, network, mode, ctx.http)
     outcome: service.Outcome | None = None
     if checkout is None:
-        # Not sent yet (a retry is pending), or its worker died before Daraja's reply: nothing
-        # to ask Daraja about. Wait for a callback a while longer, then give up: NOT_SENT when no
+        # Not sent yet (a retry is pending), or its worker died before the rail's reply: nothing
+        # to ask the rail about. Wait for a callback a while longer, then give up: NOT_SENT when no
         # push was ever made (no sent_at, checked again under the lock below).
         if query_number >= MAX_QUERIES:
-            outcome = service.Outcome(NOT_SENT, NOT_SENT_DESC)
+            outcome = service.Outcome(service.NOT_SENT, service.NOT_SENT_DESC)
     else:
-        try:
-            answer = await daraja_client(ctx.settings, mode, ctx.http).stk_query(checkout)
-            # STK query descriptions carry a "[STK_CB - ]" prefix the callbacks do not.
-            outcome = service.Outcome(
-                int(answer.ResultCode), answer.ResultDesc.removeprefix("[STK_CB - ]").strip()
-            )
-        except DarajaPending:
-            if query_number >= MAX_QUERIES:
-                outcome = service.Outcome(1037, "The payer did not answer the M-Pesa prompt in time")
-        except DarajaError as exc:
-            # No answer to the query (Daraja down, or it no longer knows the push): ask again
+        answer = await rail.query_push(checkout)
+        if answer.status == Status.UNKNOWN:
+            # No answer to the query (the rail down, or it no longer knows the push): ask again
             # later, and after the last query give up, rather than leave the collection open.
-            log.warning("collection.query_failed", collection_id=str(collection_id), error=str(exc))
-            if query_number >= MAX_QUERIES:
-                outcome = service.Outcome(1037, "No answer from M-Pesa for this request")
+            log.warning("collection.query_failed", collection_id=str(collection_id), error=answer.error)
+        if answer.status in (Status.SUCCEEDED, Status.FAILED) or query_number >= MAX_QUERIES:
+            outcome = service.Outcome(answer.result_code, answer.result_desc)
     async with ctx.db.transaction() as session:
         collection = await session.get(Collection, collection_id)
         if collection is None:
@@ -327,21 +302,12 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
                 now=ctx.clock.now(), delay=service.reconcile_delay(ctx.settings),
             )  # fmt: skip
             return
-        if outcome.result_code == NOT_SENT:
+        if outcome.result_code == service.NOT_SENT:
             locked = await session.get(
                 Collection, collection_id, with_for_update=True, populate_existing=True
             )
             assert locked is not None
             if locked.sent_at is not None:  # its push was made: nobody answered it
-                outcome = service.Outcome(1037, "No answer from M-Pesa for this request")
+                unanswered = rail.no_answer()
+                outcome = service.Outcome(unanswered.result_code, unanswered.result_desc)
         await service.finish(session, collection, outcome, now=ctx.clock.now())
-
-
-async def not_sent_counts(session: Any) -> dict[str, int]:
-    """How many collections ended NOT_SENT, by mode (live, test): for ``/metrics``."""
-    rows = await session.execute(
-        select(Collection.mode, func.count())
-        .where(Collection.status == CollectionStatus.FAILED, Collection.result_code == NOT_SENT)
-        .group_by(Collection.mode)
-    )
-    return {str(mode): int(count) for mode, count in rows}

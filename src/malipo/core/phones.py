@@ -9,7 +9,7 @@ newline …), a letter or any other symbol anywhere refuses the number instead o
 dropped. Anything ``phonenumbers`` does not consider a valid number is refused with the
 reason.
 
-Mobile money (:func:`mobile_money_number`) also needs a mobile number of the network's
+Mobile money (``to_e164(..., mobile_only=True)``) also needs a mobile number of the network's
 country: M-Pesa, Airtel Money and T-Kash serve Kenyan mobile numbers only.
 """
 
@@ -20,7 +20,7 @@ import re
 
 import phonenumbers
 
-__all__ = ["InvalidNumber", "mobile_money_number", "to_e164"]
+__all__ = ["InvalidNumber", "to_e164"]
 
 _MAX_INPUT = 32
 # An optional leading "+", then digits and the separators people group them with.
@@ -70,25 +70,20 @@ def _parsed(raw: object, country: str) -> phonenumbers.PhoneNumber:
 
 
 @functools.lru_cache(maxsize=65_536)
-def to_e164(raw: str, country: str) -> str:
+def to_e164(raw: str, country: str, *, mobile_only: bool = False) -> str:
     """``raw`` as E.164 (``+254712345678``), local numbers read in ``country`` (ISO 3166 alpha-2).
 
-    Raises :class:`InvalidNumber` for anything that is not a valid number.
+    ``mobile_only`` (mobile money): it must also be a mobile number of ``country``, the network's.
+    Raises :class:`InvalidNumber` for anything that is not a valid number, saying why.
     """
-    return phonenumbers.format_number(_parsed(raw, country), phonenumbers.PhoneNumberFormat.E164)
-
-
-@functools.lru_cache(maxsize=65_536)
-def mobile_money_number(raw: str, country: str = "KE") -> str:
-    """``raw`` as E.164 if it is a mobile number of ``country`` (the mobile-money network's);
-    :class:`InvalidNumber` otherwise, saying why."""
     parsed = _parsed(raw, country)
-    region = phonenumbers.region_code_for_number(parsed)
-    if region != country.upper():
-        raise InvalidNumber(
-            f"{_shown(raw)} is a number of {region or 'another country'}: "
-            f"this network serves {country.upper()} mobile numbers only"
-        )
-    if phonenumbers.number_type(parsed) not in _MOBILE_TYPES:
-        raise InvalidNumber(f"{_shown(raw)} is not a mobile number")
+    if mobile_only:
+        region = phonenumbers.region_code_for_number(parsed)
+        if region != country.upper():
+            raise InvalidNumber(
+                f"{_shown(raw)} is a number of {region or 'another country'}: "
+                f"this network serves {country.upper()} mobile numbers only"
+            )
+        if phonenumbers.number_type(parsed) not in _MOBILE_TYPES:
+            raise InvalidNumber(f"{_shown(raw)} is not a mobile number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

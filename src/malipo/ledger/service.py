@@ -190,6 +190,16 @@ async def ensure_chart(
     return {kind: await system_account(session, kind, currency, mode, now) for kind in SYSTEM_KINDS}
 
 
+async def merchant_wallet(
+    session: AsyncSession, client_id: uuid.UUID, kind: AccountKind, currency: str, mode: str, now: datetime
+) -> LedgerAccount:
+    """The merchant's wallet of ``kind`` (payments or service) in ``mode``, opened on first use."""
+    return await open_account(
+        session, owner=owner_key(client_id=client_id), kind=kind, currency=currency, mode=mode,
+        client_id=client_id, now=now,
+    )  # fmt: skip
+
+
 async def open_merchant_wallets(
     session: AsyncSession, client_id: uuid.UUID, currency: str, now: datetime
 ) -> dict[tuple[str, AccountKind], LedgerAccount]:

@@ -1,36 +1,34 @@
-"""Daraja's B2C and B2B results (ResultURL) and queue timeouts (QueueTimeOutURL) for payouts.
+"""The rail's payout results (ResultURL), queue timeouts (QueueTimeOutURL) and status answers.
 
 Each is refused, and changes nothing, when its address is unknown (404), its body is not JSON
-(415) or not a bounded Daraja result (422), or it names another request than the payout's (409).
-A success for another amount or receiver than was asked is taken (200) but held for review.
+(415) or not a bounded result of the rail (422), or it names another request than the payout's
+(409). A success for another amount or receiver than was asked is taken (200) but held for review.
+The rail's parser reads the raw body; this module acts on the neutral outcome.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 
 from malipo.collections.callbacks import UnsupportedMediaType, is_json, malformed
 from malipo.collections.service import CallbackMismatch
 from malipo.core.logging import get_logger
-from malipo.http.deps import ClockDep, Session
+from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.tags import PROVIDER_CALLBACKS
 from malipo.payouts import banks, service
 from malipo.payouts.models import Payout
-from malipo.providers.daraja.schemas import DarajaResult, ResultBody
-from malipo.reviews.records import Received, leading_party
+from malipo.providers.base import MalformedCallback, MobileMoney, PayoutOutcome, Status
+from malipo.reviews.records import Received
 
 log = get_logger("malipo.callbacks")
 
 router = APIRouter(prefix="/callbacks", tags=[PROVIDER_CALLBACKS], include_in_schema=False)
 
-ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 
-
-async def _result(request: Request, token: str, session: Session) -> tuple[Payout, DarajaResult]:
+async def _payout(request: Request, token: str, session: Session) -> tuple[Payout, MobileMoney, bytes]:
+    """The payout of the token, its rail (to parse with) and the JSON body; 404, 415 refused."""
     try:
         payout = await service.payout_for_token(session, token)
     except service.UnknownPayoutToken:
@@ -39,109 +37,95 @@ async def _result(request: Request, token: str, session: Session) -> tuple[Payou
     if not is_json(request):
         log.warning("callback.malformed", provider="daraja", reference=payout.reference, reason="media type")
         raise UnsupportedMediaType("a Daraja result is sent as application/json")
-    try:
-        result = ResultBody.model_validate_json(await request.body()).Result
-    except ValidationError as exc:
-        log.warning("callback.malformed", provider="daraja", reference=payout.reference)
-        raise malformed("not a Daraja result", exc) from None
-    return payout, result
-
-
-def _refuse(payout: Payout, wrong: str, result_code: int) -> CallbackMismatch:
-    log.warning(
-        "callback.mismatch", provider="daraja", kind="payout", reference=payout.reference, fields=wrong,
-        result_code=result_code,
-    )  # fmt: skip
-    return CallbackMismatch(f"the result's {wrong} is not this payout's")
-
-
-def _check_ids(payout: Payout, originator: str | None, conversation: str | None, code: int) -> None:
-    wrong = service.result_mismatch(payout, originator, conversation)
-    if wrong is not None:
-        raise _refuse(payout, wrong, code)
-
-
-def _received(request: Request, payout: Payout, amount: int | None, party: Any, account: Any) -> Received:
-    """What M-Pesa says it paid: to the phone (B2C), or to the bank's paybill and account (B2B)."""
-    if payout.channel != "bank":
-        return Received(amount, leading_party(party))
-    paybill = banks.bank_paybill(request.app.state.settings, payout.network_code)
-    extra = (
-        ("paybill", paybill, leading_party(party)),
-        ("account", payout.account_number, None if account is None else str(account)),
+    settings = request.app.state.settings
+    rail = service.payout_rail(
+        settings, channel=payout.channel, network_code=payout.network_code, mode="live"
     )
-    return Received(amount, None, extra)
+    return payout, rail, await request.body()
+
+
+def _refuse_malformed(payout: Payout, exc: MalformedCallback) -> Exception:
+    log.warning("callback.malformed", provider="daraja", reference=payout.reference)
+    return malformed(exc)
+
+
+def _check_ids(payout: Payout, outcome: PayoutOutcome) -> None:
+    wrong = service.result_mismatch(payout, outcome.our_id, outcome.provider_reference)
+    if wrong is not None:
+        log.warning(
+            "callback.mismatch", provider="daraja", kind="payout", reference=payout.reference, fields=wrong,
+            result_code=outcome.result_code,
+        )  # fmt: skip
+        raise CallbackMismatch(f"the result's {wrong} is not this payout's")
+
+
+def _received(request: Request, payout: Payout, outcome: PayoutOutcome) -> Received:
+    """What the rail says it paid: to the phone, or to the bank's paybill and account."""
+    if payout.channel != "bank":
+        return Received(outcome.amount, outcome.party)
+    paybill = banks.bank_paybill(request.app.state.settings, payout.network_code)
+    extra = (("paybill", paybill, outcome.party), ("account", payout.account_number, outcome.account))
+    return Received(outcome.amount, None, extra)
 
 
 @router.post("/daraja/{token}/result", name="Callbacks.DarajaResult")
 async def b2c_result(token: str, request: Request, session: Session, clock: ClockDep) -> dict[str, Any]:
-    payout, result = await _result(request, token, session)
-    _check_ids(payout, result.OriginatorConversationID, result.ConversationID, result.ResultCode)
-    receipt = (
-        result.TransactionID or result.parameter("TransactionReceipt") if result.ResultCode == 0 else None
-    )
-    received = None
-    if result.ResultCode == 0:
-        key = "Amount" if payout.channel == "bank" else "TransactionAmount"
-        received = _received(
-            request, payout, result.amount_minor(key), result.parameter("ReceiverPartyPublicName"),
-            result.references().get("BillReferenceNumber"),
-        )  # fmt: skip
+    payout, rail, body = await _payout(request, token, session)
+    try:
+        result = rail.parse_payout_result(body, to_business=payout.channel == "bank")
+    except MalformedCallback as exc:
+        raise _refuse_malformed(payout, exc) from None
+    _check_ids(payout, result)
+    received = _received(request, payout, result) if result.status == Status.SUCCEEDED else None
     outcome = service.Outcome(
-        result.ResultCode, result.ResultDesc, receipt, result.ConversationID, received=received
+        result.result_code, result.result_desc, result.receipt, result.provider_reference, received=received
     )
     await service.finish(session, payout, outcome, now=clock.now())
-    return ACCEPTED
+    return rail.callback_reply()
 
 
 @router.post("/daraja/{token}/timeout", name="Callbacks.DarajaTimeout")
 async def b2c_timeout(token: str, request: Request, session: Session, clock: ClockDep) -> dict[str, Any]:
-    """The request timed out in Daraja's queue before it was processed: nothing was paid."""
-    payout, result = await _result(request, token, session)
-    _check_ids(payout, result.OriginatorConversationID, result.ConversationID, result.ResultCode)
-    outcome = service.Outcome(result.ResultCode or 1, f"Timed out in M-Pesa's queue: {result.ResultDesc}")
-    await service.finish(session, payout, outcome, now=clock.now())
-    return ACCEPTED
+    """The request timed out in the rail's queue before it was processed: nothing was paid."""
+    payout, rail, body = await _payout(request, token, session)
+    try:
+        result = rail.parse_payout_timeout(body)
+    except MalformedCallback as exc:
+        raise _refuse_malformed(payout, exc) from None
+    _check_ids(payout, result)
+    await service.finish(
+        session, payout, service.Outcome(result.result_code, result.result_desc), now=clock.now()
+    )
+    return rail.callback_reply()
 
 
 @router.post("/daraja/{token}/status", name="Callbacks.DarajaStatus")
-async def status_result(token: str, request: Request, session: Session, clock: ClockDep) -> dict[str, Any]:
-    """The answer to a transaction-status query about a payout whose result never came.
+async def status_result(
+    token: str, request: Request, session: Session, clock: ClockDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """The answer to a status query about a payout whose result never came.
 
-    Its own ids are the query's; a completed transaction it reports must be this payout's
-    (``Originator Conversation ID`` / ``Conversation ID``) and is compared with what was asked.
+    A completed payout it reports must be this payout's and is compared with what was asked;
+    otherwise the next query is scheduled, or after the last one the payout fails.
     """
-    payout, result = await _result(request, token, session)
-    parameters = result.parameters()
+    payout, rail, body = await _payout(request, token, session)
+    try:
+        answer = rail.parse_payout_status(body)
+    except MalformedCallback as exc:
+        raise _refuse_malformed(payout, exc) from None
+    found = answer.outcome
     now = clock.now()
-    if result.ResultCode == 0 and parameters.get("TransactionStatus") == "Completed":
-        originator = parameters.get("Originator Conversation ID")
-        conversation = parameters.get("Conversation ID")
-        _check_ids(
-            payout, None if originator is None else str(originator),
-            None if conversation is None else str(conversation), result.ResultCode,
-        )  # fmt: skip
-        receipt = parameters.get("ReceiptNo") or result.TransactionID
-        received = _received(
-            request, payout, result.amount_minor("Amount"), parameters.get("CreditPartyName"),
-            result.references().get("BillReferenceNumber"),
-        )  # fmt: skip
-        outcome = service.Outcome(
-            0, "Completed (transaction status)", None if receipt is None else str(receipt), received=received
-        )
+    if answer.completed:
+        _check_ids(payout, found)
+        received = _received(request, payout, found)
+        outcome = service.Outcome(found.result_code, found.result_desc, found.receipt, received=received)
         await service.finish(session, payout, outcome, now=now)
-        return ACCEPTED
-    occasion = str(result.references().get("Occasion") or "")
+        return rail.callback_reply()
     query = service.MAX_STATUS_QUERIES
-    if re.fullmatch(r"query-[0-9]{1,3}", occasion):
-        query = min(int(occasion.removeprefix("query-")), service.MAX_STATUS_QUERIES)
+    if answer.attempt is not None:
+        query = min(answer.attempt, service.MAX_STATUS_QUERIES)
     if query < service.MAX_STATUS_QUERIES:
-        service.schedule_reconcile(
-            session, payout.id, query + 1, settings=request.app.state.settings, now=now
-        )
+        service.schedule_reconcile(session, payout.id, query + 1, settings=settings, now=now)
     else:
-        outcome = service.Outcome(
-            result.ResultCode or 1, f"No completed payout at M-Pesa: {result.ResultDesc}"[:300]
-        )
-        await service.finish(session, payout, outcome, now=now)
-    return ACCEPTED
+        await service.finish(session, payout, service.Outcome(found.result_code, found.result_desc), now=now)
+    return rail.callback_reply()

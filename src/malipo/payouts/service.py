@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal, select, union_all, update
+import httpx
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,11 +41,12 @@ from malipo.core.money import Money
 from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
-from malipo.payouts import banks
-from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout, PayoutStatus
+from malipo.payouts import banks, repository
+from malipo.payouts.models import Payout, PayoutStatus
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
-from malipo.providers.daraja.schemas import B2B_ACCOUNT_REFERENCE_MAX
+from malipo.providers.base import MobileMoney
+from malipo.providers.registry import MPESA, mobile_money_for
 from malipo.reviews import records as reviews
 from malipo.reviews.models import ReviewKind
 from malipo.webhooks import service as webhooks
@@ -55,9 +56,14 @@ log = get_logger("malipo.payouts")
 
 SEND_JOB = "payout.send"
 RECONCILE_JOB = "payout.reconcile"
+# The kind of a merchant callback about a payout (``webhooks.queue``'s subject).
+CALLBACK_SUBJECT = "payout"
 # Transaction-status queries answered "no such transaction" before a sent payout counts as failed.
 MAX_STATUS_QUERIES = 5
 CURRENCY = collections.CURRENCY
+# The result code of a payout that failed before anything was sent (no paybill configured): the
+# generic failure merchants already read, not one a rail decides.
+NOT_SENT_FAILURE = 1
 MIN_AMOUNT = 10  # shillings: M-Pesa's smallest B2C payment
 MAX_AMOUNT = 250_000
 BANK_CODES = banks.BANK_CODES
@@ -128,9 +134,12 @@ async def request_payout(
             raise ValidationFailed.for_field(
                 "network_code", "must be 63902 (M-Pesa), 63903 (Airtel Money) or 63907 (T-Kash)"
             )
-        phone = collections.normalise_phone(body.phone_number or "")
+        collections.require_served_network(body.network_code)
+        phone = collections.payer_phone(body.phone_number or "")
     elif channel == "bank":
-        account, paybill = _bank_destination(settings, body)
+        account, paybill = _bank_destination(
+            settings, body, payout_rail(settings, channel=channel, network_code=body.network_code, mode=mode)
+        )
     else:
         raise ValidationFailed.for_field("channel", "must be mobile, phone or bank")
     if body.channel_id is not None:
@@ -139,7 +148,7 @@ async def request_payout(
         earlier = await _by_external_reference(session, who.client_id, mode, body.external_reference)
         if earlier is not None:
             return earlier, False
-    amount = Money(body.amount * 100, CURRENCY)
+    amount = Money.parse(body.amount, CURRENCY)
     fee = await payout_fee(session, settings, who.client_id, amount)
     conversation = str(uuid.uuid4())
     payout_id = new_id()
@@ -177,7 +186,15 @@ async def request_payout(
     return payout, True
 
 
-def _bank_destination(settings: Settings, body: PayoutRequest) -> tuple[str, str]:
+def payout_rail(
+    settings: Settings, *, channel: str, network_code: str, mode: str, http: httpx.AsyncClient | None = None
+) -> MobileMoney:
+    """The rail that pays: the phone's network for a mobile payout, M-Pesa's business payment to
+    the bank's paybill for a bank payout. Without ``http`` it only parses and answers questions."""
+    return mobile_money_for(settings, network_code if channel == "mobile" else MPESA, mode, http)
+
+
+def _bank_destination(settings: Settings, body: PayoutRequest, rail: MobileMoney) -> tuple[str, str]:
     """(account number, the bank's paybill) of a bank payout, or the field that is wrong."""
     bank = banks.bank_name(body.network_code)
     if bank is None:
@@ -192,10 +209,10 @@ def _bank_destination(settings: Settings, body: PayoutRequest) -> tuple[str, str
     account = (body.account_number or "").strip()
     if not account.isdigit() or not 5 <= len(account) <= 20:
         raise ValidationFailed.for_field("account_number", "must be the bank account number, 5 to 20 digits")
-    if len(account) > B2B_ACCOUNT_REFERENCE_MAX:
+    if len(account) > rail.account_reference_max:
         raise ValidationFailed.for_field(
             "account_number",
-            f"has {len(account)} digits: M-Pesa carries at most {B2B_ACCOUNT_REFERENCE_MAX} to a bank's"
+            f"has {len(account)} digits: M-Pesa carries at most {rail.account_reference_max} to a bank's"
             " paybill, so this account cannot be paid this way",
         )
     return account, paybill
@@ -204,7 +221,8 @@ def _bank_destination(settings: Settings, body: PayoutRequest) -> tuple[str, str
 async def _hold_amount(
     session: AsyncSession, client_id: uuid.UUID, mode: str, amount: Money, reference: str, now: datetime
 ) -> uuid.UUID:
-    wallet = await collections._merchant_wallet(session, client_id, mode, AccountKind.PAYMENTS_WALLET, now)
+    kind = AccountKind.PAYMENTS_WALLET
+    wallet = await ledger.merchant_wallet(session, client_id, kind, CURRENCY, mode, now)
     try:
         hold = await ledger.place_hold(
             session, wallet.id, amount.amount, reference=f"payout:{reference}", now=now
@@ -221,30 +239,29 @@ async def _hold_amount(
 async def _by_external_reference(
     session: AsyncSession, client_id: uuid.UUID, mode: str, external_reference: str
 ) -> Payout | None:
-    return await session.scalar(
-        select(Payout).where(
-            Payout.client_id == client_id,
-            Payout.mode == mode,
-            Payout.external_reference == external_reference,
-        )
-    )
+    return await repository.by_external_reference(session, client_id, mode, external_reference)
 
 
 async def find_by_reference(session: AsyncSession, who: Principal, reference: str) -> Payout | None:
-    return await session.scalar(
-        select(Payout).where(
-            Payout.client_id == who.client_id,
-            Payout.mode == who.mode.value,
-            (Payout.reference == reference) | (Payout.originator_conversation_id == reference),
-        )
-    )
+    """The caller's payout by malipo's reference or its OriginatorConversationID; None if none."""
+    return await repository.by_reference(session, who.client_id, who.mode.value, reference)
 
 
 async def payout_for_token(session: AsyncSession, token: str) -> Payout:
-    found = await session.scalar(select(Payout).where(Payout.callback_token_hash == sha256_hex(token)))
+    found = await repository.by_token_hash(session, sha256_hex(token))
     if found is None:
         raise UnknownPayoutToken("no payout has this callback address")
     return found
+
+
+async def get_payout(session: AsyncSession, payout_id: uuid.UUID) -> Payout | None:
+    """A payout by id (for jobs and renderers, which carry ids malipo made)."""
+    return await repository.by_id(session, payout_id)
+
+
+async def get_payouts(session: AsyncSession, ids: list[uuid.UUID]) -> list[Payout]:
+    """Payouts by id, as ``get_payout``."""
+    return await repository.by_ids(session, ids)
 
 
 def checkout_request_id(payout: Payout, settings: Settings) -> str:
@@ -306,13 +323,7 @@ async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now
         values["completed_at"] = now
     if outcome.conversation_id:
         values["conversation_id"] = outcome.conversation_id
-    moved = await session.execute(
-        update(Payout)
-        .where(Payout.id == payout.id, Payout.status.not_in(list(PAYOUT_CLOSED_STATES)))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if not await repository.move_if_open(session, payout.id, values):
         log.info("payout.already_final", reference=payout.reference, result_code=outcome.result_code)
         return False
     await session.refresh(payout)
@@ -343,10 +354,10 @@ async def _settle_or_release(
         clearing = await ledger.system_account(session, clearing_kind, payout.currency, payout.mode, now)
         legs = [ledger.Leg(clearing.id, payout.amount, payout.currency)]
         if held is not None and held > payout.amount:
-            wallet = await collections._merchant_wallet_id(
-                session, payout.client_id, payout.mode, AccountKind.PAYMENTS_WALLET, now
+            wallet = await ledger.merchant_wallet(
+                session, payout.client_id, AccountKind.PAYMENTS_WALLET, payout.currency, payout.mode, now
             )
-            legs.append(ledger.Leg(wallet, held - payout.amount, payout.currency))
+            legs.append(ledger.Leg(wallet.id, held - payout.amount, payout.currency))
         posted = await ledger.settle_hold(
             session, payout.hold_id, legs,
             kind="payout", mode=payout.mode,
@@ -370,8 +381,8 @@ async def _settle_or_release(
     if payout.callback_url:
         webhooks.queue(
             session, client_id=payout.client_id, mode=payout.mode, event=f"payout.{status.lower()}",
-            subject_reference=payout.reference, url=payout.callback_url, payload=payout_callback(payout),
-            now=now,
+            subject_reference=payout.reference, url=payout.callback_url,
+            subject=(CALLBACK_SUBJECT, payout.id), now=now,
         )  # fmt: skip
     await session.flush()
     log.info("payout.finished", reference=payout.reference, status=status, result_code=payout.result_code)
@@ -393,9 +404,7 @@ async def accept_review(
     """An operator accepts what M-Pesa reports: SUCCESS for the received amount (None: the amount
     asked), settled from the hold with the rest released to the payments wallet; the fee is taken
     as held. More than the hold is refused (ReceivedAboveHold) and nothing changes."""
-    current = await session.scalar(
-        select(Payout).where(Payout.id == payout_id).execution_options(populate_existing=True)
-    )
+    current = await repository.fresh(session, payout_id)
     if current is None or current.status != PayoutStatus.REVIEW:
         raise PayoutNotInReview(f"payout {payout_id} is not held for review")
     held = current.amount
@@ -427,28 +436,17 @@ async def reject_review(session: AsyncSession, payout_id: uuid.UUID, *, now: dat
 async def list_transactions(
     session: AsyncSession, who: Principal, *, page: int, per: int
 ) -> tuple[list[Collection | Payout], int]:
-    """The merchant's collections and payouts in ``who``'s mode, newest first, one page of both."""
-    mine_c = (Collection.client_id == who.client_id) & (Collection.mode == who.mode.value)
-    mine_p = (Payout.client_id == who.client_id) & (Payout.mode == who.mode.value)
-    both = union_all(
-        select(Collection.id, literal("collection").label("kind"), Collection.created_at).where(mine_c),
-        select(Payout.id, literal("payout").label("kind"), Payout.created_at).where(mine_p),
-    ).subquery()
-    total = int(await session.scalar(select(func.count()).select_from(both)) or 0)
-    listed = (
-        await session.execute(
-            select(both.c.id, both.c.kind)
-            .order_by(both.c.created_at.desc(), both.c.id.desc())
-            .offset((page - 1) * per)
-            .limit(per)
-        )
-    ).all()
-    wanted = {kind: [row.id for row in listed if row.kind == kind] for kind in ("collection", "payout")}
-    found: dict[uuid.UUID, Collection | Payout] = {}
-    for model, ids in ((Collection, wanted["collection"]), (Payout, wanted["payout"])):
-        if ids:
-            found |= {row.id: row for row in await session.scalars(select(model).where(model.id.in_(ids)))}
-    return [found[row.id] for row in listed], total
+    """The merchant's collections and payouts in ``who``'s mode, newest first, one page of both.
+
+    A page of the two lists merged lies within the first ``page * per`` of each: collections
+    gives its part (``newest_collections``), this domain its own, merged by time then id.
+    """
+    wanted = page * per
+    mine_c, count_c = await collections.newest_collections(session, who, wanted)
+    mine_p, count_p = await repository.newest(session, who.client_id, who.mode.value, wanted)
+    both: list[Collection | Payout] = [*mine_c, *mine_p]
+    both.sort(key=lambda row: (row.created_at, row.id), reverse=True)
+    return both[(page - 1) * per : wanted], count_c + count_p
 
 
 def payout_destination(payout: Payout) -> str:
@@ -467,44 +465,12 @@ def payout_provider(payout: Payout) -> str:
     return "m-pesa" if payout.network_code == "63902" else payout.network_code
 
 
-def status_query_id(payout: Payout) -> str:
-    """The id a transaction-status query asks about: ours for B2C (Daraja keeps it), Daraja's
-    ConversationID for B2B when its ack gave one (its B2B may not keep ours)."""
-    if payout.channel == "bank" and payout.conversation_id:
-        return payout.conversation_id
-    return payout.originator_conversation_id
-
-
-def payout_callback(payout: Payout) -> dict[str, Any]:
-    """Pay Hero's outbound-payment callback (the newer platform's documented shape)."""
-    success = payout.status == PayoutStatus.SUCCESS
-    return {
-        "success": success,
-        "status": "success" if success else "failed",
-        "message": payout.result_desc or "",
-        "reference": payout.reference,
-        "external_reference": payout.external_reference or "",
-        "amount": collections._whole(payout.amount),
-        "currency": payout.currency,
-        "transaction_id": payout.transaction_id or "",
-        "transaction_date": (payout.completed_at or payout.created_at).isoformat().replace("+00:00", "Z"),
-        "transaction_type": "outbound_payment",
-        "provider_reference": payout.transaction_id or "",
-        "provider": payout_provider(payout),
-        "callback_urls": None,
-    }
-
-
-def result_url(settings: Settings, token: str) -> str:
-    return f"{settings.public_url}/callbacks/daraja/{token}/result"
-
-
-def timeout_url(settings: Settings, token: str) -> str:
-    return f"{settings.public_url}/callbacks/daraja/{token}/timeout"
-
-
-def status_url(settings: Settings, token: str) -> str:
-    return f"{settings.public_url}/callbacks/daraja/{token}/status"
+def status_query_id(payout: Payout, rail: MobileMoney) -> str:
+    """The id a status query about ``payout`` asks ``rail`` about."""
+    return rail.payout_query_id(
+        to_business=payout.channel == "bank", our_id=payout.originator_conversation_id,
+        provider_reference=payout.conversation_id,
+    )  # fmt: skip
 
 
 def callback_token(settings: Settings, payout_id: uuid.UUID) -> str:

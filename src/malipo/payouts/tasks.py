@@ -1,5 +1,5 @@
-"""Outbox jobs of payouts: send the B2C (phone) or B2B (bank paybill) request once; the result
-arrives at the ResultURL, or a transaction-status query finds it."""
+"""Outbox jobs of payouts: send the payment to a phone, or to a bank's paybill, once through the
+rail; the result arrives at the rail's result callback, or a status query finds it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ from sqlalchemy import update
 from malipo.core.logging import get_logger
 from malipo.payouts import banks, service
 from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout, PayoutStatus
-from malipo.providers.daraja.client import DarajaClient, DarajaError, surely_not_taken
-from malipo.providers.daraja.schemas import B2CReply
-from malipo.providers.registry import daraja_client
+from malipo.providers.base import (
+    BusinessPayment,
+    MobileMoney,
+    PayoutAccepted,
+    PayoutStatusQuery,
+    PhonePayment,
+    RailError,
+)
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
 log = get_logger("malipo.payouts")
@@ -22,7 +27,7 @@ log = get_logger("malipo.payouts")
 @job_handler(service.SEND_JOB, max_attempts=6, base_delay=2.0, max_delay=60.0)
 async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
     """QUEUED → SENT is committed before the call: a worker that dies mid-call never pays twice
-    (Daraja's result still finds the payout by the token in its ResultURL)."""
+    (the rail's result still finds the payout by the token in its callback address)."""
     try:
         payout_id = uuid.UUID(str(payload["payout_id"]))
     except (KeyError, ValueError) as exc:
@@ -59,14 +64,18 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
                 payout = await session.get(Payout, payout_id)
                 if payout is not None:
                     outcome = service.Outcome(
-                        1, f"no M-Pesa paybill is configured for bank {row.network_code}"
+                        service.NOT_SENT_FAILURE,
+                        f"no M-Pesa paybill is configured for bank {row.network_code}",
                     )
                     await service.finish(session, payout, outcome, now=ctx.clock.now())
             return
+    rail = service.payout_rail(
+        ctx.settings, channel=row.channel, network_code=row.network_code, mode=row.mode, http=ctx.http
+    )
     try:
-        reply = await _send(daraja_client(ctx.settings, row.mode, ctx.http), ctx, row, token, paybill)
-    except DarajaError as exc:
-        if not surely_not_taken(exc):
+        reply = await _send(rail, row, token, paybill)
+    except RailError as exc:
+        if not exc.not_taken:
             # Sending again could pay twice, failing could release money already paid out: it
             # stays SENT; the result (found by its token) or a transaction-status query decides.
             log.warning("payout.send_unconfirmed", reference=row.reference, error=str(exc))
@@ -74,7 +83,7 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
                 service.schedule_reconcile(session, payout_id, 1, settings=ctx.settings, now=ctx.clock.now())
             return
         if exc.retryable and ctx.attempt < ctx.max_attempts:
-            async with ctx.db.transaction() as session:  # Daraja never had it: try again later
+            async with ctx.db.transaction() as session:  # the rail never had it: try again later
                 await session.execute(
                     update(Payout)
                     .where(Payout.id == payout_id, Payout.status == PayoutStatus.SENT)
@@ -85,41 +94,40 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
         async with ctx.db.transaction() as session:
             payout = await session.get(Payout, payout_id)
             if payout is not None:
-                desc = exc.error_message or str(exc)
-                outcome = service.Outcome(1, f"M-Pesa refused the payout: {desc}")
+                outcome = service.Outcome(exc.result_code, exc.result_desc)  # the rail's, for a refusal
                 await service.finish(session, payout, outcome, now=ctx.clock.now())
         return
     async with ctx.db.transaction() as session:
         await session.execute(
             update(Payout)
             .where(Payout.id == payout_id)
-            .values(conversation_id=reply.ConversationID, updated_at=ctx.clock.now())
+            .values(conversation_id=reply.provider_reference, updated_at=ctx.clock.now())
             .execution_options(synchronize_session=False)
         )
         service.schedule_reconcile(session, payout_id, 1, settings=ctx.settings, now=ctx.clock.now())
-    log.info("payout.sent", reference=row.reference, conversation=reply.ConversationID)
+    log.info("payout.sent", reference=row.reference, conversation=reply.provider_reference)
 
 
-async def _send(client: DarajaClient, ctx: JobContext, row: Any, token: str, paybill: str | None) -> B2CReply:
-    """B2C to the phone, or B2B to the bank's paybill with the account number as its reference."""
-    result_url = service.result_url(ctx.settings, token)
-    queue_timeout_url = service.timeout_url(ctx.settings, token)
+async def _send(rail: MobileMoney, row: Any, token: str, paybill: str | None) -> PayoutAccepted:
+    """To the phone, or to the bank's paybill with the account number as its reference."""
     if paybill is not None:
-        return await client.b2b(
-            amount=row.amount // 100, paybill=paybill, account_reference=row.account_number,
-            remarks=f"Payout {row.reference}", occasion=row.reference, result_url=result_url,
-            queue_timeout_url=queue_timeout_url, originator_conversation_id=row.originator_conversation_id,
+        return await rail.pay_business(
+            BusinessPayment(
+                reference=row.reference, amount=row.amount, paybill=paybill, account=row.account_number,
+                our_id=row.originator_conversation_id, callback_token=token,
+            )
         )  # fmt: skip
-    return await client.b2c(
-        amount=row.amount // 100, phone=row.phone, remarks=f"Payout {row.reference}", occasion=row.reference,
-        result_url=result_url, queue_timeout_url=queue_timeout_url,
-        originator_conversation_id=row.originator_conversation_id,
+    return await rail.pay_phone(
+        PhonePayment(
+            reference=row.reference, amount=row.amount, phone=row.phone,
+            our_id=row.originator_conversation_id, callback_token=token,
+        )
     )  # fmt: skip
 
 
 @job_handler(service.RECONCILE_JOB, max_attempts=8, base_delay=10.0, max_delay=600.0)
 async def reconcile_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """No result yet: ask Daraja for the transaction's status (answered at the status URL)."""
+    """No result yet: ask the rail for the payout's status (answered at its status callback)."""
     try:
         payout_id = uuid.UUID(str(payload["payout_id"]))
     except (KeyError, ValueError) as exc:
@@ -130,11 +138,9 @@ async def reconcile_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
         payout = await session.get(Payout, payout_id)
         if payout is None or payout.status in PAYOUT_CLOSED_STATES:
             return
-        mode, originator = payout.mode, service.status_query_id(payout)
-    await daraja_client(ctx.settings, mode, ctx.http).transaction_status(
-        original_conversation_id=originator,
-        result_url=service.status_url(ctx.settings, token),
-        queue_timeout_url=service.status_url(ctx.settings, token),
-        remarks=f"Status of payout {originator}",
-        occasion=f"query-{query}",
-    )
+        rail = service.payout_rail(
+            ctx.settings, channel=payout.channel, network_code=payout.network_code, mode=payout.mode,
+            http=ctx.http,
+        )  # fmt: skip
+        query_id = service.status_query_id(payout, rail)
+    await rail.query_payout(PayoutStatusQuery(query_id=query_id, attempt=query, callback_token=token))

@@ -30,6 +30,14 @@ Source = Literal["merchant", "default"]
 MAX_BASIS_POINTS = 10_000  # 100 %
 
 
+def fee_of(amount: Money, *, percent_bp: int, fixed: int, minimum: int, maximum: int) -> Money:
+    """The one fee computation: ``percent_bp`` basis points of ``amount`` (rounded half up to a
+    minor unit) plus ``fixed``, kept within [``minimum``, ``maximum``]; minor units of its currency."""
+    currency = amount.currency
+    charged = amount.percentage(percent_bp) + Money(fixed, currency)
+    return min(max(charged, Money(minimum, currency)), Money(maximum, currency))
+
+
 @dataclass(frozen=True, slots=True)
 class Tariff:
     """A tariff in integers: basis points and minor units of the transaction's currency."""
@@ -43,9 +51,9 @@ class Tariff:
     updated_at: datetime | None = None
 
     def fee(self, amount: Money) -> Money:
-        currency = amount.currency
-        charged = amount.percentage(self.percent_bp) + Money(self.fixed, currency)
-        return min(max(charged, Money(self.minimum, currency)), Money(self.maximum, currency))
+        return fee_of(
+            amount, percent_bp=self.percent_bp, fixed=self.fixed, minimum=self.minimum, maximum=self.maximum
+        )
 
     @property
     def percent(self) -> str:
@@ -97,7 +105,7 @@ def _default(settings: Settings, kind: PricingKind, currency: str) -> Tariff:
     percent, fixed, minimum, maximum = values
     return Tariff(
         kind=kind,
-        # As collections.service.fee_for reads it: whole basis points.
+        # Whole basis points: a finer percent in the settings is cut, never rounded up.
         percent_bp=int(Decimal(percent) * 100),
         fixed=Money.parse(fixed, currency, allow_zero=True).amount,
         minimum=Money.parse(minimum, currency, allow_zero=True).amount,

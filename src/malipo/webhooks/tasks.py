@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, update
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger
 from malipo.webhooks.models import AttemptOutcome, DeliveryStatus, WebhookAttempt, WebhookDelivery
-from malipo.webhooks.service import DELIVER_JOB
+from malipo.webhooks.service import DELIVER_JOB, render_bodies
 from malipo.worker.registry import BatchContext, BatchItem, PermanentJobError, batch_job_handler, enqueue_many
 from malipo.worker.runner import GaveUp, backoff_delay
 
@@ -90,6 +90,10 @@ async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, 
                        _DELIVERIES.c.payload).where(_DELIVERIES.c.id.in_(list(wanted)))
             )
         }  # fmt: skip
+        # Rendered now, from the subjects' current rows: every attempt posts the same final state.
+        bodies = await render_bodies(
+            session, {d: row.payload for d, row in rows.items() if row.status == DeliveryStatus.PENDING}
+        )
         started: list[dict[str, Any]] = []
         for delivery_id, (item, expected) in wanted.items():
             row = rows.get(delivery_id)
@@ -97,6 +101,10 @@ async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, 
                 failed[item.job_id] = PermanentJobError(f"webhook delivery {delivery_id} does not exist")
                 continue
             if row.status != DeliveryStatus.PENDING:
+                continue
+            body = bodies[delivery_id]
+            if isinstance(body, BaseException):
+                failed[item.job_id] = PermanentJobError(str(body))
                 continue
             if row.attempts == expected:
                 # This job's attempt was recorded and never answered: its worker died mid-call.
@@ -125,7 +133,7 @@ async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, 
                 {"id": attempt.id, "delivery_id": delivery_id, "number": number,
                  "outcome": AttemptOutcome.IN_FLIGHT, "started_at": now}
             )  # fmt: skip
-            due.append((attempt, row.url, callback_body(delivery_id, row.payload)))
+            due.append((attempt, row.url, callback_body(delivery_id, body)))
         if started:
             await session.execute(insert(_ATTEMPTS), started)
     if not due:

@@ -93,6 +93,7 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "malipo.email.tasks",
     "malipo.collections.tasks",
     "malipo.webhooks.tasks",
+    "malipo.api.payhero.mappers",  # the Pay Hero bodies of merchant callbacks (webhook renderers)
     "malipo.payouts.tasks",
     "malipo.sms.tasks",
     "malipo.whatsapp.tasks",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.api.payhero.deps import API_USERS, PayHeroCaller, PayHeroPrincipal, forget_caller
+from malipo.api.payhero.mappers import iso, payhero_status, whole_shillings
 from malipo.auth.authenticate import Credential
 from malipo.collections import service as collections
 from malipo.collections.models import Collection, CollectionPurpose, PaymentChannel
@@ -24,6 +25,7 @@ from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.idempotency import Idempotency, IdempotencyKey
 from malipo.http.schemas import Id, PageQuery, PlainText, WholeShillings, page_size_query
 from malipo.http.tags import PAYHERO_CHANNELS, PAYHERO_PAYMENTS, PAYHERO_WALLETS
+from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout
@@ -103,17 +105,9 @@ class ChannelIn(_In):
     account_id: Id | None = None  # Pay Hero's account id: the caller's account here, ignored
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _amount(minor: int) -> int | float:
-    return collections._whole(minor)
-
-
 def _queued(collection: Collection) -> QueuedOut:
     return QueuedOut(
-        status=collection.status if collection.status not in ("SENT", "REVIEW") else "QUEUED",
+        status=payhero_status(collection.status),
         reference=collection.reference,
         external_reference=collection.external_reference,
         CheckoutRequestID=collection.checkout_request_id,
@@ -223,15 +217,17 @@ async def wallets(
     (collections paid to it), in the mode of your credentials."""
     assert who.client_id is not None
     kind = AccountKind.SERVICE_WALLET if wallet_type == "service_wallet" else AccountKind.PAYMENTS_WALLET
-    account = await collections._merchant_wallet(session, who.client_id, who.mode.value, kind, clock.now())
+    account = await ledger.merchant_wallet(
+        session, who.client_id, kind, collections.CURRENCY, who.mode.value, clock.now()
+    )
     return {
         "id": str(account.id),
         "account_id": str(who.client_id),
         "wallet_type": wallet_type,
         "currency": account.currency,
-        "available_balance": _amount(account.balance - account.held),
-        "created_at": _iso(account.created_at),
-        "updated_at": _iso(clock.now()),
+        "available_balance": whole_shillings(account.balance - account.held),
+        "created_at": iso(account.created_at),
+        "updated_at": iso(clock.now()),
     }
 
 
@@ -249,12 +245,12 @@ async def _channel_out(session: Session, channel: PaymentChannel, now: datetime)
         "balance_plain": None
         if balance is None
         else {
-            "last_balance": _amount(balance.amount),
-            "balance": _amount(balance.amount),
+            "last_balance": whole_shillings(balance.amount),
+            "balance": whole_shillings(balance.amount),
             "last_reference": "",
         },
-        "created_at": _iso(channel.created_at),
-        "updated_at": _iso(channel.updated_at),
+        "created_at": iso(channel.created_at),
+        "updated_at": iso(channel.updated_at),
     }
 
 
@@ -336,15 +332,14 @@ async def read_channel(
 
 
 def _status_out(collection: Collection) -> dict[str, Any]:
-    shown = "QUEUED" if collection.status in ("QUEUED", "SENT", "REVIEW") else collection.status
     return {
-        "transaction_date": _iso(collection.completed_at or collection.created_at),
+        "transaction_date": iso(collection.completed_at or collection.created_at),
         "provider": collection.provider,
         "success": collection.status == "SUCCESS",
         "merchant": "",
         "payment_reference": collection.external_reference or "",
         "third_party_reference": collection.mpesa_receipt or "",
-        "status": shown,
+        "status": payhero_status(collection.status),
         "reference": collection.reference,
         "CheckoutRequestID": collection.checkout_request_id,
         "provider_reference": collection.mpesa_receipt or "",
@@ -372,23 +367,19 @@ async def transaction_status(
 
 def _payout_status_out(payout: Payout) -> dict[str, Any]:
     return {
-        "transaction_date": _iso(payout.completed_at or payout.created_at),
+        "transaction_date": iso(payout.completed_at or payout.created_at),
         "provider": payouts.payout_provider(payout),
         "success": payout.status == "SUCCESS",
         "merchant": "",
         "payment_reference": payout.external_reference or "",
         "third_party_reference": payout.transaction_id or "",
-        "status": "QUEUED" if payout.status in ("QUEUED", "SENT", "REVIEW") else payout.status,
+        "status": payhero_status(payout.status),
         "reference": payout.reference,
         "CheckoutRequestID": "",
         "provider_reference": payout.transaction_id or "",
         "result_code": payout.result_code,
         "result_desc": payout.result_desc or "",
     }
-
-
-def _status(status: str) -> str:
-    return "QUEUED" if status in ("QUEUED", "SENT", "REVIEW") else status
 
 
 def _collection_row(c: Collection) -> dict[str, Any]:
@@ -398,16 +389,16 @@ def _collection_row(c: Collection) -> dict[str, Any]:
         "transaction_type": "inbound_payment"
         if c.purpose == CollectionPurpose.PAYMENT
         else "service_wallet_top_up",
-        "description": f"KES {_amount(c.amount)} from +{c.phone}",
-        "amount": _amount(c.amount),
-        "cost": _amount(c.fee),
+        "description": f"KES {whole_shillings(c.amount)} from +{c.phone}",
+        "amount": whole_shillings(c.amount),
+        "cost": whole_shillings(c.fee),
         "transaction_reference": c.reference,
         "provider_reference": c.mpesa_receipt or "",
-        "status": _status(c.status),
+        "status": payhero_status(c.status),
         "external_reference": c.external_reference or "",
         "gateway": c.provider,
-        "created_at": _iso(c.created_at),
-        "updated_at": _iso(c.updated_at),
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
     }
 
 
@@ -417,16 +408,16 @@ def _payout_row(p: Payout) -> dict[str, Any]:
         "id": str(p.id),
         "account_id": str(p.client_id),
         "transaction_type": "outbound_payment",
-        "description": f"KES {_amount(p.amount)} to {payouts.payout_destination(p)}",
-        "amount": -_amount(p.amount),
-        "cost": _amount(p.fee),
+        "description": f"KES {whole_shillings(p.amount)} to {payouts.payout_destination(p)}",
+        "amount": -whole_shillings(p.amount),
+        "cost": whole_shillings(p.fee),
         "transaction_reference": p.reference,
         "provider_reference": p.transaction_id or "",
-        "status": _status(p.status),
+        "status": payhero_status(p.status),
         "external_reference": p.external_reference or "",
         "gateway": payouts.payout_provider(p),
-        "created_at": _iso(p.created_at),
-        "updated_at": _iso(p.updated_at),
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
     }
 
 

@@ -9,12 +9,12 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from malipo.api.payhero.deps import API_USERS, PayHeroPrincipal
+from malipo.api.payhero.mappers import payhero_status
 from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.idempotency import IdempotencyKey
 from malipo.http.schemas import Id, PlainText, WholeShillings
 from malipo.http.tags import PAYHERO_WITHDRAWALS
 from malipo.payouts import service as payouts
-from malipo.payouts.models import Payout, PayoutStatus
 
 router = APIRouter(prefix="/api/v2", tags=[PAYHERO_WITHDRAWALS])
 
@@ -50,12 +50,6 @@ class WithdrawIn(BaseModel):
     payment_service: PlainText | None = Field(default=None, max_length=20)  # "b2c"
 
 
-def payout_status(payout: Payout) -> str:
-    # A payout held for review is not final: Pay Hero clients know it as QUEUED.
-    open_states = (PayoutStatus.QUEUED, PayoutStatus.SENT, PayoutStatus.REVIEW)
-    return "QUEUED" if payout.status in open_states else payout.status
-
-
 @router.post(
     "/withdraw",
     status_code=status.HTTP_201_CREATED,
@@ -83,7 +77,7 @@ async def withdraw(
         settings=settings, now=clock.now(),
     )  # fmt: skip
     reply = {
-        "status": payout_status(payout),
+        "status": payhero_status(payout.status),
         "merchant_reference": payout.reference,
         "checkout_request_id": payouts.checkout_request_id(payout, settings),
         "response_code": "0",

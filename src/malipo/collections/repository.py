@@ -1,0 +1,179 @@
+"""Every query on the collections' own tables (payment channels, collections).
+
+A query made for a caller is filtered by its client and mode; the few that are not (a callback
+found by its token, the worker's jobs by id, the operator's command line) say why.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.collections.models import ChannelType, Collection, CollectionStatus, PaymentChannel
+
+_COLLECTIONS = Collection.__table__
+
+
+# -- payment channels --------------------------------------------------------------------
+
+
+async def wallet_channel(session: AsyncSession, client_id: uuid.UUID, mode: str) -> PaymentChannel | None:
+    """The merchant's payments-wallet channel in ``mode``, if it was opened."""
+    return await session.scalar(
+        select(PaymentChannel).where(
+            PaymentChannel.client_id == client_id,
+            PaymentChannel.mode == mode,
+            PaymentChannel.channel_type == ChannelType.WALLET,
+        )
+    )
+
+
+async def channels_page(
+    session: AsyncSession, client_id: uuid.UUID, mode: str, *, is_active: bool | None, offset: int, limit: int
+) -> tuple[list[PaymentChannel], int]:
+    """One page of the merchant's channels in ``mode`` (by id), and how many there are."""
+    query = select(PaymentChannel).where(PaymentChannel.client_id == client_id, PaymentChannel.mode == mode)
+    if is_active is not None:
+        query = query.where(PaymentChannel.is_active == is_active)
+    total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    rows = await session.scalars(query.order_by(PaymentChannel.id).offset(offset).limit(limit))
+    return list(rows.all()), total
+
+
+async def channel_of(
+    session: AsyncSession, client_id: uuid.UUID | None, mode: str, channel_id: int
+) -> PaymentChannel | None:
+    """The channel ``channel_id`` if it is the merchant's in ``mode``."""
+    channel = await session.get(PaymentChannel, channel_id)
+    if channel is None or channel.client_id != client_id or channel.mode != mode:
+        return None
+    return channel
+
+
+async def any_channel(session: AsyncSession, channel_id: int) -> PaymentChannel | None:
+    """Any merchant's channel by id: for the operator's command line, which acts for all of them."""
+    return await session.get(PaymentChannel, channel_id)
+
+
+async def channel_type(session: AsyncSession, channel_id: int) -> str | None:
+    """A channel's type by id (a collection's own channel, when its books are written)."""
+    return await session.scalar(select(PaymentChannel.channel_type).where(PaymentChannel.id == channel_id))
+
+
+# -- collections -------------------------------------------------------------------------
+
+
+async def by_external_references(
+    session: AsyncSession, keys: set[tuple[uuid.UUID, str, str]]
+) -> dict[tuple[uuid.UUID, str, str], Collection]:
+    """The stored collections with these (client, mode, external_reference) keys, by key."""
+    if not keys:
+        return {}
+    found = await session.scalars(
+        select(Collection).where(
+            Collection.client_id.in_({key[0] for key in keys}),
+            Collection.external_reference.in_({key[2] for key in keys}),
+        )
+    )
+    by_key = {(c.client_id, c.mode, c.external_reference or ""): c for c in found}
+    return {key: by_key[key] for key in keys if key in by_key}
+
+
+async def insert_collections(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """New collections, one INSERT for all of them."""
+    await session.execute(insert(_COLLECTIONS), rows)
+
+
+async def by_reference(
+    session: AsyncSession, client_id: uuid.UUID | None, mode: str, reference: str
+) -> Collection | None:
+    """The merchant's collection in ``mode`` by malipo's reference or its CheckoutRequestID."""
+    return await session.scalar(
+        select(Collection).where(
+            Collection.client_id == client_id,
+            Collection.mode == mode,
+            (Collection.reference == reference) | (Collection.checkout_request_id == reference),
+        )
+    )
+
+
+async def newest(
+    session: AsyncSession, client_id: uuid.UUID | None, mode: str, limit: int
+) -> tuple[list[Collection], int]:
+    """The merchant's ``limit`` newest collections in ``mode`` (newest first), and how many it has."""
+    mine = (Collection.client_id == client_id) & (Collection.mode == mode)
+    total = int(await session.scalar(select(func.count()).select_from(Collection).where(mine)) or 0)
+    rows = await session.scalars(
+        select(Collection)
+        .where(mine)
+        .order_by(Collection.created_at.desc(), Collection.id.desc())
+        .limit(limit)
+    )
+    return list(rows.all()), total
+
+
+async def by_id(session: AsyncSession, collection_id: uuid.UUID) -> Collection | None:
+    """A collection by id: for jobs and renderers, which carry ids malipo made itself."""
+    return await session.get(Collection, collection_id)
+
+
+async def by_ids(session: AsyncSession, ids: list[uuid.UUID]) -> list[Collection]:
+    """Collections by id (the worker's, as ``by_id``)."""
+    if not ids:
+        return []
+    return list((await session.scalars(select(Collection).where(Collection.id.in_(ids)))).all())
+
+
+async def by_token_hash(session: AsyncSession, token_hash: str) -> Collection | None:
+    """The collection whose callback address carries the token of this hash (the token is the caller)."""
+    return await session.scalar(select(Collection).where(Collection.callback_token_hash == token_hash))
+
+
+async def locked(session: AsyncSession, collection_id: uuid.UUID) -> Collection | None:
+    """The collection, locked and read afresh."""
+    return await session.scalar(
+        select(Collection)
+        .where(Collection.id == collection_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def locked_by_token_hashes(session: AsyncSession, hashes: set[str]) -> dict[str, Collection]:
+    """The collections of these callback-token hashes, locked and read afresh, by hash."""
+    return {
+        collection.callback_token_hash: collection
+        for collection in await session.scalars(
+            select(Collection)
+            .where(Collection.callback_token_hash.in_(hashes))
+            .order_by(Collection.id)  # locked in one order: concurrent batches never deadlock
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+
+
+async def failed_counts_by_mode(session: AsyncSession, result_code: int) -> dict[str, int]:
+    """How many collections FAILED with ``result_code``, by mode (all merchants: the operator's metrics)."""
+    rows = await session.execute(
+        select(Collection.mode, func.count())
+        .where(Collection.status == CollectionStatus.FAILED, Collection.result_code == result_code)
+        .group_by(Collection.mode)
+    )
+    return {str(mode): int(count) for mode, count in rows}
+
+
+def new_channel(
+    *, client_id: uuid.UUID, mode: str, channel_type: str, short_code: str, account_number: str | None,
+    description: str, now: datetime,
+) -> PaymentChannel:  # fmt: skip
+    """An active channel, not yet added to a session."""
+    return PaymentChannel(
+        client_id=client_id, mode=mode, channel_type=channel_type, short_code=short_code,
+        account_number=account_number, description=description, is_active=True, created_at=now,
+        updated_at=now,
+    )  # fmt: skip

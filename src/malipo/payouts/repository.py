@@ -1,0 +1,86 @@
+"""Every query on the payouts' own table.
+
+A query made for a caller is filtered by its client and mode; the few that are not (a result
+found by its callback token, the worker's and the operator's by id) say why.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout
+
+
+async def by_external_reference(
+    session: AsyncSession, client_id: uuid.UUID, mode: str, external_reference: str
+) -> Payout | None:
+    return await session.scalar(
+        select(Payout).where(
+            Payout.client_id == client_id,
+            Payout.mode == mode,
+            Payout.external_reference == external_reference,
+        )
+    )
+
+
+async def by_reference(
+    session: AsyncSession, client_id: uuid.UUID | None, mode: str, reference: str
+) -> Payout | None:
+    """The merchant's payout in ``mode`` by malipo's reference or its OriginatorConversationID."""
+    return await session.scalar(
+        select(Payout).where(
+            Payout.client_id == client_id,
+            Payout.mode == mode,
+            (Payout.reference == reference) | (Payout.originator_conversation_id == reference),
+        )
+    )
+
+
+async def by_token_hash(session: AsyncSession, token_hash: str) -> Payout | None:
+    """The payout whose result address carries the token of this hash (the token is the caller)."""
+    return await session.scalar(select(Payout).where(Payout.callback_token_hash == token_hash))
+
+
+async def by_id(session: AsyncSession, payout_id: uuid.UUID) -> Payout | None:
+    """A payout by id: for jobs, reviews and renderers, which carry ids malipo made itself."""
+    return await session.get(Payout, payout_id)
+
+
+async def by_ids(session: AsyncSession, ids: list[uuid.UUID]) -> list[Payout]:
+    if not ids:
+        return []
+    return list((await session.scalars(select(Payout).where(Payout.id.in_(ids)))).all())
+
+
+async def fresh(session: AsyncSession, payout_id: uuid.UUID) -> Payout | None:
+    """The payout read afresh (not the session's copy)."""
+    return await session.scalar(
+        select(Payout).where(Payout.id == payout_id).execution_options(populate_existing=True)
+    )
+
+
+async def move_if_open(session: AsyncSession, payout_id: uuid.UUID, values: dict[str, Any]) -> bool:
+    """Set ``values`` on the payout unless it is closed already; whether it moved."""
+    moved = await session.execute(
+        update(Payout)
+        .where(Payout.id == payout_id, Payout.status.not_in(list(PAYOUT_CLOSED_STATES)))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def newest(
+    session: AsyncSession, client_id: uuid.UUID | None, mode: str, limit: int
+) -> tuple[list[Payout], int]:
+    """The merchant's ``limit`` newest payouts in ``mode`` (newest first), and how many it has."""
+    mine = (Payout.client_id == client_id) & (Payout.mode == mode)
+    total = int(await session.scalar(select(func.count()).select_from(Payout).where(mine)) or 0)
+    rows = await session.scalars(
+        select(Payout).where(mine).order_by(Payout.created_at.desc(), Payout.id.desc()).limit(limit)
+    )
+    return list(rows.all()), total
