@@ -6,9 +6,9 @@ the route's audience, CSRF for cookie sessions, and its permission.
 
 from fastapi import APIRouter, Depends
 
-from malipo.auth.permissions import authorize
 from malipo.collections import endpoints as channels
 from malipo.customers import endpoints as customers
+from malipo.http.permissions import authorize
 from malipo.identity import endpoints as identity
 from malipo.messaging import endpoints as messaging
 from malipo.pricing import endpoints as pricing

@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.permissions import permissions_changed
 from malipo.core.errors import Conflict, NotFound, ValidationFailed
 from malipo.identity.models import ApiUser, ApiUserPermission, Permission, Role, RolePermission
+from malipo.identity.permission_cache import permissions_changed
 from malipo.identity.principals import Principal
 from malipo.identity.schemas import PermissionIn
 from malipo.identity.users import get_api_user

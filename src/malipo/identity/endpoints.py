@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from malipo.auth.authenticate import CSRF_COOKIE, SESSION_COOKIE
-from malipo.auth.permissions import CA, KEY, OP, CurrentPrincipal, callers
 from malipo.http.deps import ClockDep, DatabaseDep, Session, SettingsDep
+from malipo.http.permissions import CA, KEY, OP, CurrentPrincipal, callers
 from malipo.http.schemas import Message
 from malipo.http.tags import ACCOUNT, API_USERS, CLIENTS, PERMISSIONS, PORTAL_USERS, ROLES, SANDBOX_KEYS
 from malipo.identity import access, clients, sessions, users

@@ -12,10 +12,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from malipo.auth.permissions import KEY, CurrentPrincipal, callers
 from malipo.core.money import Money
 from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.idempotency import IdempotencyKey
+from malipo.http.permissions import KEY, CurrentPrincipal, callers
 from malipo.http.tags import SMS, WHATSAPP
 from malipo.messaging import sms, whatsapp
 from malipo.messaging.models import SmsMessage, WhatsAppSession

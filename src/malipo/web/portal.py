@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from malipo.auth.permissions import OP, authorize, callers
 from malipo.http.deps import Session
+from malipo.http.permissions import OP, authorize, callers
 from malipo.messaging.mail import list_mail
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
