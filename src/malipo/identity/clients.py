@@ -21,7 +21,7 @@ from malipo.core.errors import Conflict, NotFound, ValidationFailed
 from malipo.identity import service
 from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
 from malipo.identity.principals import Principal
-from malipo.identity.schemas import ClientIn
+from malipo.identity.requests import ClientDetails
 from malipo.ledger import service as ledger
 from malipo.messaging.mail import queue_email, render
 
@@ -102,7 +102,7 @@ async def notify(
 
 
 async def register_client(
-    session: AsyncSession, body: ClientIn, *, now: datetime, settings: Settings
+    session: AsyncSession, body: ClientDetails, *, now: datetime, settings: Settings
 ) -> Client:
     """A Pending client and its portal admin; the admin's initial credentials go out by email."""
     email = body.email_address.lower()

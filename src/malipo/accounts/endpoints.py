@@ -10,14 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from malipo.auth.authenticate import CSRF_COOKIE, SESSION_COOKIE
-from malipo.http.deps import ClockDep, DatabaseDep, Session, SettingsDep
-from malipo.http.permissions import CA, KEY, OP, CurrentPrincipal, callers
-from malipo.http.schemas import Message
-from malipo.http.tags import ACCOUNT, API_USERS, CLIENTS, PERMISSIONS, PORTAL_USERS, ROLES, SANDBOX_KEYS
-from malipo.identity import access, clients, sessions, users
-from malipo.identity.models import ApiKey, ApiUser, ClientStatus, PortalUser, Role
-from malipo.identity.schemas import (
+from malipo.accounts.schemas import (
     ApiCredentials,
     ApiKeyOut,
     ApiUserBrief,
@@ -48,6 +41,13 @@ from malipo.identity.schemas import (
     SandboxKeyCreated,
     SandboxKeyIn,
 )
+from malipo.auth.authenticate import CSRF_COOKIE, SESSION_COOKIE
+from malipo.http.deps import ClockDep, DatabaseDep, Session, SettingsDep
+from malipo.http.permissions import CA, KEY, OP, CurrentPrincipal, callers
+from malipo.http.schemas import Message
+from malipo.http.tags import ACCOUNT, API_USERS, CLIENTS, PERMISSIONS, PORTAL_USERS, ROLES, SANDBOX_KEYS
+from malipo.identity import access, clients, sessions, users
+from malipo.identity.models import ApiKey, ApiUser, ClientStatus, PortalUser, Role
 
 public_router = APIRouter()
 router = APIRouter()

@@ -1,0 +1,2 @@
+"""The identity routes of /api/v1 (sign-in, clients, users, API users, roles, permissions, sandbox keys):
+thin endpoints over ``malipo.identity``'s services, and the mail those services ask for."""
