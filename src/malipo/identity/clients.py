@@ -20,10 +20,10 @@ from malipo.core import crypto
 from malipo.core.errors import Conflict, NotFound, ValidationFailed
 from malipo.identity import service
 from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
+from malipo.identity.notices import notify
 from malipo.identity.principals import Principal
 from malipo.identity.requests import ClientDetails
 from malipo.ledger import service as ledger
-from malipo.messaging.mail import queue_email, render
 
 # Country names merchants type, to ISO 3166 codes (local phone numbers are read in this country).
 _COUNTRIES = {
@@ -84,21 +84,6 @@ def client_out(client: Client) -> dict[str, Any]:
         "rejection_reason": client.rejection_reason,
         "created_at": client.created_at,
     }
-
-
-async def notify(
-    session: AsyncSession,
-    template: str,
-    *,
-    to: str,
-    now: datetime,
-    client_id: uuid.UUID | None,
-    **context: Any,
-) -> None:
-    subject, text, html = render(template, **context)
-    await queue_email(
-        session, to=to, subject=subject, text=text, html=html, purpose=template, now=now, client_id=client_id
-    )
 
 
 async def register_client(

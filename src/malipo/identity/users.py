@@ -18,8 +18,8 @@ from malipo.config import Settings
 from malipo.core import crypto
 from malipo.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from malipo.identity import service
-from malipo.identity.clients import notify
 from malipo.identity.models import ApiKey, ApiUser, Client, KeyMode, PortalUser, PortalUserRole, Role
+from malipo.identity.notices import notify
 from malipo.identity.principals import Principal, PrincipalKind
 from malipo.identity.requests import ApiUserDetails, PortalUserDetails
 
