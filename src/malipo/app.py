@@ -16,7 +16,6 @@ from malipo.api.payhero import router as payhero_router
 from malipo.api.payhero.compat import JsonBodyByDefault
 from malipo.api.payhero.mode import ModeHeader
 from malipo.api.v1 import router as v1_router
-from malipo.auth.permissions import sync_permissions
 from malipo.collections.callbacks import router as provider_callbacks_router
 from malipo.collections.service import callback_writer, collection_intake
 from malipo.config import Settings, load_settings
@@ -25,6 +24,7 @@ from malipo.core.logging import get_logger
 from malipo.db import Database
 from malipo.http.errors import install_error_handlers
 from malipo.http.middleware import RequestContextMiddleware
+from malipo.http.permissions import sync_permissions
 from malipo.identity.audit import AuditRecorder
 from malipo.identity.sessions import LoginRateLimiter
 from malipo.migrate import current_revision, head_revision

@@ -15,8 +15,8 @@ import jsonschema_rs
 import pytest
 
 from malipo.app import create_app
-from malipo.auth.permissions import is_protected
 from malipo.config import Settings
+from malipo.http.permissions import is_protected
 from malipo.http.routes import effective_routes
 from malipo.http.tags import PAYHERO_PREFIX, TAG_NAMES
 from tests.fixtures.servers import LiveServer

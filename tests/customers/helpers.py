@@ -15,10 +15,10 @@ import httpx
 from sqlalchemy import func, select
 
 from malipo.app import create_app
-from malipo.auth.permissions import sync_permissions
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.db import Database
+from malipo.http.permissions import sync_permissions
 from malipo.identity import service as identity
 from malipo.identity.models import ClientStatus, ClientType, KeyMode
 from malipo.ledger import service as ledger

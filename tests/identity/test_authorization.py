@@ -29,7 +29,6 @@ import pytest
 from sqlalchemy import delete, select
 
 from malipo.app import create_app
-from malipo.auth.permissions import CALLERS_KEY, DECISION_TTL, is_protected, protected_routes, route_callers
 from malipo.collections import service as collections
 from malipo.collections.models import Collection
 from malipo.config import Settings
@@ -38,6 +37,7 @@ from malipo.customers import service as customers
 from malipo.db import Database
 from malipo.email.models import Mailer, MerchantEmail
 from malipo.http.errors import is_payhero_path
+from malipo.http.permissions import CALLERS_KEY, is_protected, protected_routes, route_callers
 from malipo.http.routes import effective_routes
 from malipo.identity import service
 from malipo.identity.models import (
@@ -50,6 +50,7 @@ from malipo.identity.models import (
     Role,
     RolePermission,
 )
+from malipo.identity.permission_cache import DECISION_TTL
 from malipo.identity.principals import Audience
 from tests.messaging.helpers import messaging_objects
 
@@ -127,7 +128,7 @@ async def _build(
     db: Database, clock: FrozenClock, app: Any, secret: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Two active clients; in client A, callers with no permission and with all of them."""
-    from malipo.auth.permissions import sync_permissions
+    from malipo.http.permissions import sync_permissions
 
     now = clock.now()
     await sync_permissions(db, app.routes, now)
@@ -450,7 +451,7 @@ def test_matrix(world: World) -> None:
     assert customer_routes, "no route is for wallet customers"
     asyncio.run(_empty_customer_role(world.db_url))
     # Changed behind the server's back, as another process would: its cached decisions
-    # may stand for up to their lifetime (permissions.DECISION_TTL), no longer.
+    # may stand for up to their lifetime (permission_cache.DECISION_TTL), no longer.
     time.sleep(DECISION_TTL + 0.1)
     for name, method, path in customer_routes:
         reply = _call(world, method, path, world.powerless[Audience.CUSTOMER])
@@ -467,7 +468,7 @@ async def test_overrides_grant_and_revoke_on_top_of_the_role(db: Database, setti
 
     clock = FrozenClock()
     app = create_app(settings, clock=clock)
-    from malipo.auth.permissions import sync_permissions
+    from malipo.http.permissions import sync_permissions
 
     await sync_permissions(db, app.routes, clock.now())
     demo = await seed_demo(db, clock)

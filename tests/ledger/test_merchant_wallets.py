@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from malipo.accounts.schemas import ClientIn
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.db import Database
 from malipo.identity import clients
 from malipo.identity.models import Client, ClientType
-from malipo.identity.schemas import ClientIn
 from malipo.ledger.models import SYSTEM_KINDS, AccountKind, LedgerAccount
 from malipo.seed import seed_demo
 

@@ -82,7 +82,7 @@ def _authenticators() -> frozenset[Callable[..., Any]]:
     # Imported here: these modules import much of the app, which imports this one.
     from malipo.api.payhero.deps import payhero_caller, payhero_principal
     from malipo.api.payhero.mailer import mailer_caller
-    from malipo.auth.permissions import authorize
+    from malipo.http.permissions import authorize
 
     return frozenset({authorize, payhero_principal, payhero_caller, mailer_caller})
 
@@ -93,7 +93,7 @@ def _depends_on(dependant: Dependant, calls: frozenset[Callable[..., Any]]) -> b
 
 def is_protected(route: EffectiveRoute, authenticators: frozenset[Callable[..., Any]]) -> bool:
     """Whether the route takes credentials: it declares its callers, or depends on an authenticator."""
-    from malipo.auth.permissions import CALLERS_KEY
+    from malipo.http.permissions import CALLERS_KEY
 
     if CALLERS_KEY in route.openapi_extra:
         return True
@@ -126,7 +126,7 @@ def security_requirements(
 
 def _operation_security(app: FastAPI) -> dict[tuple[str, str], list[dict[str, list[str]]]]:
     """``(path, method)`` of every protected operation, with its security requirements."""
-    from malipo.auth.permissions import route_callers
+    from malipo.http.permissions import route_callers
 
     authenticators = _authenticators()
     found = {}

@@ -6,10 +6,10 @@ the route's audience, CSRF for cookie sessions, and its permission.
 
 from fastapi import APIRouter, Depends
 
-from malipo.auth.permissions import authorize
+from malipo.accounts import endpoints as accounts
 from malipo.collections import endpoints as channels
 from malipo.customers import endpoints as customers
-from malipo.identity import endpoints as identity
+from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
 from malipo.reviews import endpoints as reviews
 from malipo.sms import endpoints as sms
@@ -19,8 +19,8 @@ from malipo.whatsapp import endpoints as whatsapp
 router = APIRouter(prefix="/api/v1")
 protected = [Depends(authorize)]
 
-router.include_router(identity.public_router)
-router.include_router(identity.router, dependencies=protected)
+router.include_router(accounts.public_router)
+router.include_router(accounts.router, dependencies=protected)
 router.include_router(customers.router, dependencies=protected)
 router.include_router(wallets.router, dependencies=protected)
 router.include_router(sms.router, dependencies=protected)

@@ -16,6 +16,7 @@ import binascii
 import re
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.crypto import API_KEY_PREFIXES, sha256_hex, verify_password
 from malipo.core.errors import Forbidden, MalipoError, Unauthorized
-from malipo.customers.models import Customer
 from malipo.db import Database
 from malipo.identity.models import (
     ApiKey,
@@ -309,6 +309,26 @@ CUSTOMER_TOKEN_TTL = timedelta(minutes=15)  # how long a customer token is good 
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerCaller:
+    """What a customer token is checked against: the customer it names, and that customer's client."""
+
+    id: uuid.UUID
+    client_id: uuid.UUID
+    mode: str
+    client: Client
+
+
+CustomerLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[CustomerCaller | None]]
+# The customers domain (above auth) owns the table; it registers how to read a customer here.
+_customer_lookups: list[CustomerLookup] = []
+
+
+def register_customer_lookup(lookup: CustomerLookup) -> None:
+    """Let ``by_customer_token`` find the customer a token names (the customers domain calls this)."""
+    _customer_lookups[:] = [lookup]
+
+
 async def _customer_role_id(request: Request, session: AsyncSession) -> uuid.UUID | None:
     # Role ids never change: looked up once per app (one app, one database).
     cached: uuid.UUID | None = getattr(request.app.state, "customer_role_id", None)
@@ -344,17 +364,12 @@ async def by_customer_token(request: Request, session: AsyncSession, token: str,
         raise _unauthorized("invalid customer token: log in again")
     if now.timestamp() >= expires:
         raise _unauthorized("your customer token has expired: log in again")
-    row = (
-        await session.execute(
-            select(Customer, Client)
-            .join(Client, Customer.client_id == Client.id)
-            .where(Customer.id == customer_id)
-        )
-    ).first()
-    if row is None or str(row.Customer.client_id) != str(claims.get("client_id")):
+    if not _customer_lookups:
+        raise RuntimeError("no customer lookup registered: import malipo.customers.service")
+    customer = await _customer_lookups[0](session, customer_id)
+    if customer is None or str(customer.client_id) != str(claims.get("client_id")):
         raise _unauthorized("this customer no longer exists: log in again")
-    customer, client = row
-    require_active_client(client)
+    require_active_client(customer.client)
     role_id = await _customer_role_id(request, session)
     return Principal(
         kind=PrincipalKind.CUSTOMER,

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.permissions import CA, KEY, CurrentPrincipal, callers
 from malipo.collections import service as collections
 from malipo.collections.models import ChannelType, PaymentChannel
 from malipo.collections.schemas import ChannelIn, ChannelOut, ChannelPage
 from malipo.core.errors import ValidationFailed
 from malipo.http.deps import ClockDep, Session
+from malipo.http.permissions import CA, KEY, CurrentPrincipal, callers
 from malipo.http.schemas import MAX_ID, plain_integer
 from malipo.http.tags import CHANNELS
 

@@ -9,11 +9,11 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from malipo.auth.permissions import KEY, CurrentPrincipal, callers
 from malipo.customers import service as customers
 from malipo.customers.models import Customer
 from malipo.customers.schemas import CustomerLoginIn, CustomerOut, CustomerRegisterIn, CustomerToken
 from malipo.http.deps import ClockDep, Session, SettingsDep
+from malipo.http.permissions import KEY, CurrentPrincipal, callers
 from malipo.http.tags import CUSTOMERS
 from malipo.identity.principals import Audience
 

@@ -19,7 +19,6 @@ from datetime import datetime
 from functools import cache
 
 import jwt
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,15 +27,20 @@ from malipo.auth.authenticate import (
     CUSTOMER_JWT_ISSUER,
     CUSTOMER_JWT_TYPE,
     CUSTOMER_TOKEN_TTL,
+    register_customer_lookup,
 )
 from malipo.core import crypto
 from malipo.core.errors import Conflict, NotFound, Unauthorized
 from malipo.core.ids import new_id
+from malipo.customers import repository
 from malipo.customers.models import Customer
 from malipo.identity.models import Client, KeyMode
 from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
+
+# Auth checks a customer's token against the customer it names through this domain's lookup.
+register_customer_lookup(repository.customer_caller)
 
 
 class CustomerEmailTaken(Conflict):
@@ -122,12 +126,8 @@ async def register_customer(
 ) -> Customer:
     """Register a customer of the caller's client, in the caller's key mode."""
     client = await _client_of(session, who)
-    taken = await session.scalar(
-        select(Customer.id).where(
-            Customer.client_id == client.id,
-            Customer.mode == who.mode.value,
-            Customer.email == _normalise_email(email),
-        )
+    taken = await repository.customer_id_by_email(
+        session, client_id=client.id, mode=who.mode.value, email=_normalise_email(email)
     )
     if taken is not None:  # the common case answered before paying for a password hash
         raise CustomerEmailTaken.for_field("email", "a customer with this email already exists")
@@ -143,12 +143,12 @@ async def login_customer(
 
     An unknown email and a wrong password get the same 401, in about the same time.
     """
-    customer = await session.scalar(
-        select(Customer).where(
-            Customer.client_id == who.client_id,
-            Customer.mode == who.mode.value,
-            Customer.email == _normalise_email(email),
+    customer = (
+        await repository.customer_by_email(
+            session, client_id=who.client_id, mode=who.mode.value, email=_normalise_email(email)
         )
+        if who.client_id is not None
+        else None
     )
     stored = customer.password_hash if customer is not None else _decoy_hash()
     matches = await asyncio.to_thread(crypto.verify_password, stored, password)
@@ -178,7 +178,7 @@ def issue_customer_token(customer: Customer, *, secret: str, now: datetime) -> I
 async def get_customer(session: AsyncSession, who: Principal, customer_id: uuid.UUID) -> Customer:
     """The customer, if the caller may see it: a customer sees only itself; an API key
     sees its client's customers of its own mode. Anything else is a 404."""
-    customer = await session.get(Customer, customer_id)
+    customer = await repository.get_customer(session, customer_id)
     visible = customer is not None and (
         customer.id == who.id
         if who.kind == PrincipalKind.CUSTOMER
@@ -201,7 +201,7 @@ async def find_customer(
     session: AsyncSession, *, client_id: uuid.UUID, mode: str, customer_id: uuid.UUID
 ) -> Customer | None:
     """A customer of ``client_id`` in ``mode``, or None: for other domains naming a customer."""
-    customer = await session.get(Customer, customer_id)
+    customer = await repository.get_customer(session, customer_id)
     if customer is None or customer.client_id != client_id or customer.mode != mode:
         return None
     return customer

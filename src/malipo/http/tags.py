@@ -14,7 +14,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from malipo.auth.permissions import default_roles_for, is_protected, route_callers
+from malipo.auth.permissions import default_roles_for
+from malipo.http.permissions import is_protected, route_callers
 from malipo.http.routes import EffectiveRoute, effective_routes
 from malipo.identity.principals import Audience
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.auth.permissions import permissions_changed
 from malipo.core.errors import Conflict, NotFound, ValidationFailed
 from malipo.identity.models import ApiUser, ApiUserPermission, Permission, Role, RolePermission
+from malipo.identity.permission_cache import permissions_changed
 from malipo.identity.principals import Principal
-from malipo.identity.schemas import PermissionIn
+from malipo.identity.requests import PermissionSpec
 from malipo.identity.users import get_api_user
+
+SpecT = TypeVar("SpecT", bound=PermissionSpec)
 
 
 async def _existing_permissions(session: AsyncSession, ids: list[uuid.UUID], field: str) -> list[Permission]:
@@ -54,8 +57,8 @@ async def _super_admin(session: AsyncSession) -> Role:
 
 
 async def create_permissions(
-    session: AsyncSession, items: list[PermissionIn], *, now: datetime
-) -> tuple[list[Permission], list[PermissionIn]]:
+    session: AsyncSession, items: list[SpecT], *, now: datetime
+) -> tuple[list[Permission], list[SpecT]]:
     """Create each permission not yet defined for its method and route, granted to SuperAdmin.
 
     Returns (created, skipped): an existing (method, route) pair is skipped, not an error.
@@ -80,7 +83,7 @@ async def create_permissions(
     return created, skipped
 
 
-async def create_permission(session: AsyncSession, item: PermissionIn, *, now: datetime) -> Permission:
+async def create_permission(session: AsyncSession, item: PermissionSpec, *, now: datetime) -> Permission:
     created, _skipped = await create_permissions(session, [item], now=now)
     if not created:
         raise Conflict(f"a permission for {item.http_method} {item.route_pattern} already exists")

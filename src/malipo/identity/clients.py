@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from malipo.config import Settings
 from malipo.core import crypto
 from malipo.core.errors import Conflict, NotFound, ValidationFailed
-from malipo.email.service import queue_email, render
 from malipo.identity import service
 from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
+from malipo.identity.notices import notify
 from malipo.identity.principals import Principal
-from malipo.identity.schemas import ClientIn
+from malipo.identity.requests import ClientDetails
 from malipo.ledger import service as ledger
 
 # Country names merchants type, to ISO 3166 codes (local phone numbers are read in this country).
@@ -86,23 +86,8 @@ def client_out(client: Client) -> dict[str, Any]:
     }
 
 
-async def notify(
-    session: AsyncSession,
-    template: str,
-    *,
-    to: str,
-    now: datetime,
-    client_id: uuid.UUID | None,
-    **context: Any,
-) -> None:
-    subject, text, html = render(template, **context)
-    await queue_email(
-        session, to=to, subject=subject, text=text, html=html, purpose=template, now=now, client_id=client_id
-    )
-
-
 async def register_client(
-    session: AsyncSession, body: ClientIn, *, now: datetime, settings: Settings
+    session: AsyncSession, body: ClientDetails, *, now: datetime, settings: Settings
 ) -> Client:
     """A Pending client and its portal admin; the admin's initial credentials go out by email."""
     email = body.email_address.lower()

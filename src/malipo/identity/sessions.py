@@ -26,8 +26,8 @@ from malipo.config import Settings
 from malipo.core import crypto
 from malipo.core.errors import Forbidden, MalipoError, RateLimited, Unauthorized, ValidationFailed
 from malipo.db import Database
-from malipo.identity.clients import notify
 from malipo.identity.models import PasswordResetToken, PortalSession, PortalUser, PortalUserRole, Role
+from malipo.identity.notices import notify
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)

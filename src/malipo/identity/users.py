@@ -7,6 +7,7 @@ own client's, and another client's object is a 404.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +18,10 @@ from malipo.config import Settings
 from malipo.core import crypto
 from malipo.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from malipo.identity import service
-from malipo.identity.clients import notify
 from malipo.identity.models import ApiKey, ApiUser, Client, KeyMode, PortalUser, PortalUserRole, Role
+from malipo.identity.notices import notify
 from malipo.identity.principals import Principal, PrincipalKind
-from malipo.identity.schemas import ApiUserIn, PortalUserIn
+from malipo.identity.requests import ApiUserDetails, PortalUserDetails
 
 OPERATOR_ROLES = frozenset({"SuperAdmin", "CompanyAdmin"})
 
@@ -46,7 +47,7 @@ async def _assignable_role(session: AsyncSession, role_id: uuid.UUID, field: str
 
 
 async def create_api_user(
-    session: AsyncSession, who: Principal, body: ApiUserIn, *, now: datetime
+    session: AsyncSession, who: Principal, body: ApiUserDetails, *, now: datetime
 ) -> tuple[ApiUser, service.IssuedKey, str]:
     """A new API user of the caller's client, with a live key and Pay Hero credentials (shown once)."""
     client = await _client_of(session, who)
@@ -81,7 +82,7 @@ async def get_api_user(session: AsyncSession, who: Principal, api_user_id: uuid.
 # -- portal users -------------------------------------------------------------------
 
 
-async def _roles_by_name(session: AsyncSession, names: list[str]) -> list[Role]:
+async def _roles_by_name(session: AsyncSession, names: Sequence[str]) -> list[Role]:
     found = {r.name: r for r in (await session.scalars(select(Role).where(Role.name.in_(names)))).all()}
     missing = [n for n in names if n not in found]
     if missing:
@@ -90,7 +91,7 @@ async def _roles_by_name(session: AsyncSession, names: list[str]) -> list[Role]:
 
 
 async def create_portal_user(
-    session: AsyncSession, who: Principal, body: PortalUserIn, *, now: datetime, settings: Settings
+    session: AsyncSession, who: Principal, body: PortalUserDetails, *, now: datetime, settings: Settings
 ) -> tuple[PortalUser, list[str], dict[str, Any] | None]:
     """A portal user in the caller's client (or operator staff, when an operator asks for operator roles).
 

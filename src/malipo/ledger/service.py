@@ -23,17 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, case, func, insert, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.errors import Conflict, FieldError, MalipoError, NotFound, ValidationFailed
 from malipo.core.ids import new_id, new_reference
 from malipo.core.money import Money
 from malipo.db import cache_after_commit, cached
-from malipo.ledger.models import SYSTEM_KINDS, AccountKind, Hold, HoldStatus, Journal, LedgerAccount, Posting
+from malipo.ledger import repository
+from malipo.ledger.models import SYSTEM_KINDS, AccountKind, Hold, HoldStatus, Journal, LedgerAccount
 
 
 class UnbalancedJournal(MalipoError):
@@ -108,28 +105,14 @@ async def open_account(
     allow_negative: bool = False,
 ) -> LedgerAccount:
     """The account of ``owner`` for ``kind``/``currency``/``mode``, created if missing (safe to race)."""
-    wanted = select(LedgerAccount).where(
-        LedgerAccount.owner_key == owner,
-        LedgerAccount.kind == kind,
-        LedgerAccount.currency == currency,
-        LedgerAccount.mode == mode,
-    )
-    found = await session.scalar(wanted)
+    found = await repository.find_account(session, owner=owner, kind=kind, currency=currency, mode=mode)
     if found is not None:
         return found
     account = LedgerAccount(
         id=new_id(), owner_key=owner, client_id=client_id, mode=mode, kind=kind, currency=currency,
         allow_negative=allow_negative, balance=0, held=0, created_at=now,
     )  # fmt: skip
-    try:
-        async with session.begin_nested():
-            session.add(account)
-            await session.flush()
-    except IntegrityError:  # opened by a concurrent request: use that one
-        found = await session.scalar(wanted)
-        assert found is not None
-        return found
-    return account
+    return await repository.add_account(session, account)
 
 
 # Account ids by (owner, kind, currency, mode), per database: an account is never deleted and
@@ -234,26 +217,6 @@ class Posted:
     balances: dict[uuid.UUID, AccountBalance]
 
 
-_JOURNALS = Journal.__table__
-_POSTINGS = Posting.__table__
-_ACCOUNTS = LedgerAccount.__table__
-
-# The accounts a journal touches, locked in id order: two journals over the same accounts
-# queue for them in the same order and never deadlock. (SQLite has one writer: no FOR UPDATE.)
-_LOCK_ACCOUNTS = (
-    select(
-        LedgerAccount.id,
-        LedgerAccount.currency,
-        LedgerAccount.balance,
-        LedgerAccount.held,
-        LedgerAccount.allow_negative,
-    )
-    .where(LedgerAccount.id.in_(bindparam("ids", expanding=True)))
-    .order_by(LedgerAccount.id)
-    .with_for_update()
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One journal to post with ``post_journals``; the fields are ``post_journal``'s."""
@@ -296,7 +259,7 @@ async def post_journal(
         (posted,) = await post_journals(session, [entry], now=now)
     except (InsufficientFunds, NotFound, UnbalancedJournal):
         # A repeat is a duplicate, whatever the funds say now.
-        if idempotency_key is not None and await _key_taken(session, idempotency_key):
+        if idempotency_key is not None and await repository.journal_key_taken(session, idempotency_key):
             raise DuplicateJournal(f"a journal with key {idempotency_key!r} already exists") from None
         raise
     return posted
@@ -329,7 +292,7 @@ async def post_journals(session: AsyncSession, entries: list[Entry], *, now: dat
         )
     nets = [_net_by_account(entry.legs) for entry in entries]
     touched = sorted({account_id for net in nets for account_id in net})
-    accounts = {row.id: row for row in await session.execute(_LOCK_ACCOUNTS, {"ids": touched})}
+    accounts = await repository.lock_accounts(session, touched)
     running = {account_id: row.balance for account_id, row in accounts.items()}
     after: list[dict[uuid.UUID, AccountBalance]] = []
     for entry, net in zip(entries, nets, strict=True):
@@ -362,68 +325,21 @@ async def post_journals(session: AsyncSession, entries: list[Entry], *, now: dat
     # the balances (so a repeated key stops here, with nothing applied).
     keyed = [journal for journal in journals if journal["idempotency_key"] is not None]
     if keyed:
-        inserted = {row.id for row in await session.execute(_keyed_journal_insert(session), keyed)}
+        inserted = await repository.insert_keyed_journals(session, keyed)
         repeated = next((journal for journal in keyed if journal["id"] not in inserted), None)
         if repeated is not None:
             raise DuplicateJournal(f"a journal with key {repeated['idempotency_key']!r} already exists")
     unkeyed = [journal for journal in journals if journal["idempotency_key"] is None]
     if unkeyed:
-        await session.execute(insert(_JOURNALS), unkeyed)
-    await _apply_balances(
+        await repository.insert_journals(session, unkeyed)
+    await repository.apply_balances(
         session, {account_id: running[account_id] - accounts[account_id].balance for account_id in touched}
     )
     postings = []
     for journal, entry, balances in zip(journals, entries, after, strict=True):
         postings += _posting_rows(journal["id"], entry.legs, balances, now)
-    # With RETURNING, SQLAlchemy sends these rows as one multi-row INSERT ("insertmanyvalues")
-    # from a cached statement: one round trip, nothing compiled per journal.
-    await session.execute(_INSERT_POSTINGS, postings)
+    await repository.insert_postings(session, postings)
     return [Posted(Journal(**journal), balances) for journal, balances in zip(journals, after, strict=True)]
-
-
-async def _key_taken(session: AsyncSession, idempotency_key: str) -> bool:
-    found = await session.scalar(select(Journal.id).where(Journal.idempotency_key == idempotency_key))
-    return found is not None
-
-
-def _keyed_journal_insert(session: AsyncSession) -> Any:
-    """Keyed journals' INSERT: a journal whose key exists is not inserted (RETURNING tells)."""
-    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    return (
-        upsert(_JOURNALS)
-        .on_conflict_do_nothing(index_elements=[_JOURNALS.c.idempotency_key])
-        .returning(_JOURNALS.c.id)
-    )
-
-
-async def _apply_balances(session: AsyncSession, net: dict[uuid.UUID, int]) -> None:
-    """One guarded UPDATE for every account (already locked and checked)."""
-    net = {account_id: amount for account_id, amount in net.items() if amount != 0}
-    if not net:
-        return
-    accounts = _ACCOUNTS.c
-    delta = _per_account(net)
-    guard = accounts.allow_negative | (delta >= 0) | (accounts.balance + delta - accounts.held >= 0)
-    updated = (
-        await session.execute(
-            update(_ACCOUNTS)
-            .where(accounts.id.in_(list(net)), guard)
-            .values(balance=accounts.balance + delta)
-            .returning(accounts.id)
-        )
-    ).all()
-    if len(updated) != len(net):  # the lock makes this impossible; never write a partial journal
-        raise RuntimeError(f"ledger: {len(net) - len(updated)} locked account(s) refused the update")
-
-
-def _per_account(amounts: dict[uuid.UUID, int]) -> Any:
-    """``CASE id WHEN … THEN amount …``: one UPDATE gives each account its own amount."""
-    # BIGINT: amounts in minor units pass 2**31 (21 million shillings).
-    whens = [(_ACCOUNTS.c.id == account, literal(amount, BigInteger)) for account, amount in amounts.items()]
-    return case(*whens)
-
-
-_INSERT_POSTINGS = insert(_POSTINGS).returning(_POSTINGS.c.id)
 
 
 def _posting_rows(
@@ -475,10 +391,10 @@ async def reverse_journal(
     session: AsyncSession, journal_id: uuid.UUID, *, description: str, now: datetime
 ) -> Posted:
     """A journal undoing ``journal_id`` (journals are never edited or deleted)."""
-    original = await session.get(Journal, journal_id)
+    original = await repository.get_journal(session, journal_id)
     if original is None:
         raise NotFound(f"no journal {journal_id}")
-    postings = (await session.scalars(select(Posting).where(Posting.journal_id == journal_id))).all()
+    postings = await repository.journal_postings(session, journal_id)
     return await post_journal(
         session,
         [Leg(p.account_id, -p.amount, p.currency) for p in postings],
@@ -501,14 +417,6 @@ class HoldRequest:
     reference: str
 
 
-_HOLDS = Hold.__table__
-_LOCK_ACCOUNT = (
-    select(_ACCOUNTS.c.currency, _ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.allow_negative)
-    .where(_ACCOUNTS.c.id == bindparam("id"))
-    .with_for_update()
-)
-
-
 async def place_holds(
     session: AsyncSession, account_id: uuid.UUID, wanted: list[HoldRequest], *, now: datetime
 ) -> list[Hold | InsufficientFunds]:
@@ -521,7 +429,7 @@ async def place_holds(
     """
     if any(request.amount <= 0 for request in wanted):
         raise ValueError("a hold reserves a positive amount")
-    account = (await session.execute(_LOCK_ACCOUNT, {"id": account_id})).first()
+    account = await repository.lock_account(session, account_id)
     if account is None:
         raise NotFound(f"no ledger account {account_id}")
     left = account.balance - account.held
@@ -545,12 +453,7 @@ async def place_holds(
         rows.append(row)
         placed.append(Hold(**row))
     if rows:
-        await session.execute(
-            update(_ACCOUNTS)
-            .where(_ACCOUNTS.c.id == account_id)
-            .values(held=_ACCOUNTS.c.held + sum(row["amount"] for row in rows))
-        )
-        await session.execute(insert(_HOLDS), rows)
+        await repository.add_holds(session, account_id, rows)
     return placed
 
 
@@ -573,28 +476,16 @@ async def _finish_holds(
     must roll back (as it does when the error propagates); the accounts are left untouched."""
     if not hold_ids:
         return []
-    holds = _HOLDS.c
-    rows = (
-        await session.execute(
-            update(_HOLDS)
-            .where(holds.id.in_(hold_ids), holds.status == HoldStatus.ACTIVE)
-            .values(status=status, finished_at=now)
-            .returning(*_HOLDS.c)
-        )
-    ).all()
-    ended = {row.id: Hold(**row._mapping) for row in rows}
+    ended = await repository.end_active_holds(session, hold_ids, status, now)
     for hold_id in hold_ids:
         if hold_id not in ended:
-            exists = await session.scalar(select(holds.id).where(holds.id == hold_id))
-            if exists is None:
+            if not await repository.hold_exists(session, hold_id):
                 raise NotFound(f"no hold {hold_id}")
             raise HoldNotActive(f"hold {hold_id} is already settled or released")
     released: dict[uuid.UUID, int] = defaultdict(int)
     for hold in ended.values():
         released[hold.account_id] += hold.amount
-    accounts = _ACCOUNTS.c
-    held = accounts.held - _per_account(released)
-    await session.execute(update(_ACCOUNTS).where(accounts.id.in_(list(released))).values(held=held))
+    await repository.release_held(session, released)
     return [ended[hold_id] for hold_id in hold_ids]
 
 
@@ -672,37 +563,9 @@ async def verify_ledger(session: AsyncSession) -> list[str]:
     account is below zero.
     """
     problems: list[str] = []
-    unbalanced = await session.execute(
-        select(Posting.journal_id, Posting.currency, func.sum(Posting.amount))
-        .group_by(Posting.journal_id, Posting.currency)
-        .having(func.sum(Posting.amount) != 0)
-    )
+    unbalanced = await repository.unbalanced_journals(session)
     problems += [f"journal {j} does not balance in {c}: off by {s}" for j, c, s in unbalanced]
-    sums = (
-        select(Posting.account_id, func.sum(Posting.amount).label("total"))
-        .group_by(Posting.account_id)
-        .subquery()
-    )
-    holds = (
-        select(Hold.account_id, func.sum(Hold.amount).label("total"))
-        .where(Hold.status == HoldStatus.ACTIVE)
-        .group_by(Hold.account_id)
-        .subquery()
-    )
-    rows = await session.execute(
-        select(
-            LedgerAccount.id,
-            LedgerAccount.kind,
-            LedgerAccount.balance,
-            LedgerAccount.held,
-            LedgerAccount.allow_negative,
-            func.coalesce(sums.c.total, 0),
-            func.coalesce(holds.c.total, 0),
-        )
-        .outerjoin(sums, sums.c.account_id == LedgerAccount.id)
-        .outerjoin(holds, holds.c.account_id == LedgerAccount.id)
-        .order_by(LedgerAccount.created_at)
-    )
+    rows = await repository.account_totals(session)
     for account_id, kind, balance, held, allow_negative, posted, active in rows:
         if balance != posted:
             problems.append(f"account {account_id} ({kind}) balance {balance} != sum of postings {posted}")
@@ -715,13 +578,7 @@ async def verify_ledger(session: AsyncSession) -> list[str]:
 
 async def balance_of(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, int]:
     """(balance, available) of an account."""
-    row = (
-        await session.execute(
-            select(LedgerAccount.balance, LedgerAccount.balance - LedgerAccount.held).where(
-                LedgerAccount.id == account_id
-            )
-        )
-    ).first()
-    if row is None:
+    found = await repository.balance_row(session, account_id)
+    if found is None:
         raise NotFound(f"no ledger account {account_id}")
-    return int(row[0]), int(row[1])
+    return found

@@ -9,9 +9,9 @@ import uuid
 
 from fastapi import APIRouter
 
-from malipo.auth.permissions import CA, KEY, OP, CurrentPrincipal, callers
 from malipo.core.money import Money
 from malipo.http.deps import ClockDep, Session, SettingsDep
+from malipo.http.permissions import CA, KEY, OP, CurrentPrincipal, callers
 from malipo.http.tags import PRICING
 from malipo.identity import clients
 from malipo.pricing import service as pricing

@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from malipo.auth.permissions import OP, CurrentPrincipal, callers
 from malipo.core.money import Money
 from malipo.http.deps import ClockDep, Session
+from malipo.http.permissions import OP, CurrentPrincipal, callers
 from malipo.http.schemas import CamelModel
 from malipo.http.tags import REVIEW
 from malipo.reviews import service

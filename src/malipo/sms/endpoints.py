@@ -10,10 +10,10 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from malipo.auth.permissions import KEY, CurrentPrincipal, callers
 from malipo.core.money import Money
 from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.idempotency import IdempotencyKey
+from malipo.http.permissions import KEY, CurrentPrincipal, callers
 from malipo.http.tags import SMS
 from malipo.sms import service as sms
 from malipo.sms.models import SmsMessage

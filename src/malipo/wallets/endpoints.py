@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
-from malipo.auth.permissions import CurrentPrincipal, callers
 from malipo.http.deps import ClockDep, DatabaseDep, Session
 from malipo.http.idempotency import IdempotencyKey
+from malipo.http.permissions import CurrentPrincipal, callers
 from malipo.http.schemas import IsoDate
 from malipo.http.tags import WALLET
 from malipo.identity.principals import Audience

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.errors import Conflict, CurrencyMismatch, FieldError, MalipoError, NotFound, ValidationFailed
@@ -32,7 +31,8 @@ from malipo.db import Database
 from malipo.identity.models import KeyMode
 from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger import service as ledger
-from malipo.ledger.models import AccountKind, Journal, LedgerAccount, Posting
+from malipo.ledger.models import AccountKind, Journal, LedgerAccount
+from malipo.wallets import repository
 from malipo.wallets.schemas import EntryType, PaymentIn, TopUpIn, TransferIn
 
 JOURNAL_TOP_UP = "wallet_top_up"
@@ -112,7 +112,7 @@ class StatementLine:
 
 
 async def _wallet(session: AsyncSession, customer: Customer) -> LedgerAccount:
-    wallet = await session.get(LedgerAccount, customer.wallet_account_id)
+    wallet = await repository.wallet_account(session, customer.wallet_account_id)
     if wallet is None:  # the foreign key makes this impossible; say so if it ever happens
         raise NotFound(f"customer {customer.id} has no wallet")
     return wallet
@@ -185,20 +185,6 @@ async def top_up_live(
     )
 
 
-# Both parties of a transfer and their wallets, in one round trip.
-_PARTIES = (
-    select(
-        Customer.id,
-        Customer.client_id,
-        Customer.mode,
-        LedgerAccount.id.label("wallet_id"),
-        LedgerAccount.currency,
-    )
-    .join(LedgerAccount, LedgerAccount.id == Customer.wallet_account_id)
-    .where(Customer.id.in_(bindparam("ids", expanding=True)))
-)
-
-
 async def transfer(session: AsyncSession, who: Principal, body: TransferIn, *, now: datetime) -> Movement:
     """Move money from the calling customer's wallet to another customer of the same
     client and mode: debit the sender, credit the recipient, one journal.
@@ -214,9 +200,7 @@ async def transfer(session: AsyncSession, who: Principal, body: TransferIn, *, n
             "recipientCustomerId: you cannot transfer to your own wallet",
             errors=[FieldError("recipientCustomerId", "is your own customer id")],
         )
-    parties = {
-        row.id: row for row in await session.execute(_PARTIES, {"ids": [who.id, body.recipient_customer_id]})
-    }
+    parties = await repository.parties(session, [who.id, body.recipient_customer_id])
     sender = parties.get(who.id)
     if sender is None:
         raise customers.CustomerNotFound(f"no customer {who.id}")
@@ -266,7 +250,7 @@ def payment_idempotency_key(client_id: uuid.UUID, mode: str, external_reference:
 
 
 async def _duplicate_payment(session: AsyncSession, key: str, external_reference: str) -> DuplicatePayment:
-    earlier = await session.scalar(select(Journal).where(Journal.idempotency_key == key))
+    earlier = await repository.journal_by_key(session, key)
     named = f" by payment {earlier.reference}" if earlier is not None else ""
     return DuplicatePayment(
         f"externalReference {external_reference!r} was already paid{named}",
@@ -286,7 +270,7 @@ async def pay(session: AsyncSession, who: Principal, body: PaymentIn, *, now: da
     wallet = await _wallet(session, customer)
     amount = Money.parse(body.amount, wallet.currency, field="amount")
     key = payment_idempotency_key(customer.client_id, customer.mode, body.external_reference)
-    if await session.scalar(select(Journal.id).where(Journal.idempotency_key == key)) is not None:
+    if await repository.journal_by_key(session, key) is not None:
         raise await _duplicate_payment(session, key, body.external_reference)
     merchant = await ledger.open_account(
         session,
@@ -324,14 +308,6 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-async def _balance_before(session: AsyncSession, account_id: uuid.UUID, moment: datetime | None) -> int:
-    query = select(Posting.balance_after).where(Posting.account_id == account_id)
-    if moment is not None:
-        query = query.where(Posting.created_at < moment)
-    found = await session.scalar(query.order_by(Posting.created_at.desc(), Posting.id.desc()).limit(1))
-    return int(found or 0)
-
-
 async def statement_window(
     session: AsyncSession, who: Principal, *, start_date: date | None, end_date: date | None
 ) -> StatementWindow:
@@ -345,8 +321,8 @@ async def statement_window(
     wallet = await _wallet(session, customer)
     start = _day_start(start_date) if start_date is not None else None
     end = _day_start(end_date + timedelta(days=1)) if end_date is not None else None
-    opening = await _balance_before(session, wallet.id, start) if start is not None else 0
-    closing = await _balance_before(session, wallet.id, end)
+    opening = await repository.balance_before(session, wallet.id, start) if start is not None else 0
+    closing = await repository.balance_before(session, wallet.id, end)
     return StatementWindow(
         customer.id,
         wallet.id,
@@ -367,43 +343,15 @@ async def statement_lines(
     ``chunk`` rows at a time by keyset, each chunk in a short transaction: memory stays
     bounded and no transaction stays open while the consumer is slow.
     """
-    query = (
-        select(
-            Posting.id,
-            Posting.created_at,
-            Posting.amount,
-            Posting.balance_after,
-            Journal.reference,
-            Journal.kind,
-            Journal.description,
-        )
-        .join(Journal, Journal.id == Posting.journal_id)
-        .where(Posting.account_id == window.account_id)
-        .order_by(Posting.created_at, Posting.id)
-        .limit(chunk)
+    query = repository.statement_query(
+        window.account_id, start=window.start, end=window.end, entry_type=entry_type, chunk=chunk
     )
-    if window.start is not None:
-        query = query.where(Posting.created_at >= window.start)
-    if window.end is not None:
-        query = query.where(Posting.created_at < window.end)
-    if entry_type == "credit":
-        query = query.where(Posting.amount > 0)
-    elif entry_type == "debit":
-        query = query.where(Posting.amount < 0)
     currency = window.currency
     after: tuple[datetime, uuid.UUID] | None = None
     async with db.sessionmaker() as session:
         while True:
-            page = query
-            if after is not None:
-                page = page.where(
-                    or_(
-                        Posting.created_at > after[0],
-                        and_(Posting.created_at == after[0], Posting.id > after[1]),
-                    )
-                )
             async with session.begin():
-                rows = (await session.execute(page)).all()
+                rows = await repository.statement_page(session, query, after)
             for row in rows:
                 yield StatementLine(
                     created_at=row.created_at,

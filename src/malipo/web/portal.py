@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from malipo.auth.permissions import OP, authorize, callers
 from malipo.email.service import list_mail
 from malipo.http.deps import Session
+from malipo.http.permissions import OP, authorize, callers
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(prefix="/portal", include_in_schema=False)

@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from malipo.auth.permissions import KEY, CurrentPrincipal, callers
 from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.idempotency import IdempotencyKey
+from malipo.http.permissions import KEY, CurrentPrincipal, callers
 from malipo.http.tags import WHATSAPP
 from malipo.sms.schemas import Page, PageSize, StatusCounts, rejections_out
 from malipo.whatsapp import service as whatsapp

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from malipo.auth.authenticate import Credential, RecentCallers, authenticate
-from malipo.auth.permissions import KEY, admit, callers, check_permission, check_permission_in, guard
+from malipo.auth.permissions import check_permission, check_permission_in
 from malipo.db import Database
 from malipo.http.deps import ClockDep, DatabaseDep, Session
+from malipo.http.permissions import KEY, admit, callers, guard
 from malipo.identity.principals import Principal
 
 # Every Pay Hero route's audience: API users (a Pay Hero pair or a key).

@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.api.payhero.deps import API_USERS
 from malipo.auth.authenticate import authenticate
-from malipo.auth.permissions import admit, check_permission, guard
+from malipo.auth.permissions import check_permission
 from malipo.core.clock import Clock
 from malipo.email import service as mailers
 from malipo.email.models import MerchantEmail, MerchantEmailStatus
 from malipo.http.deps import ClockDep, DatabaseDep, Session, SettingsDep
 from malipo.http.idempotency import Idempotency, IdempotencyKey
+from malipo.http.permissions import admit, guard
 from malipo.http.schemas import PageQuery, page_size_query
 from malipo.http.tags import PAYHERO_EMAIL
 from malipo.identity.principals import Principal
