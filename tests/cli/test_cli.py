@@ -21,7 +21,7 @@ import pytest
 from tests.fixtures.databases import CI, PG_ADMIN_DSN, _async_url, _with_database
 from tests.fixtures.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(var_dir: Path, **extra: str) -> dict[str, str]:

@@ -26,7 +26,7 @@ import pytest
 from malipo.config import Settings
 from tests.fixtures.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODE = "x-malipo-mode"
 
 

@@ -32,9 +32,9 @@ from malipo.ledger.models import AccountKind, Hold, Journal, LedgerAccount, Post
 from malipo.messaging.models import SmsMessage
 from malipo.payouts.models import Payout
 from malipo.worker.models import Job
-from tests.collections.conftest import Merchant, _make_merchant
 from tests.fixtures.databases import BACKENDS
 from tests.fixtures.servers import LiveServer
+from tests.fixtures.world import Merchant, _make_merchant
 
 CURRENCY = "KES"
 SERVICE_FUNDS = 500_00
