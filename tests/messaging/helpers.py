@@ -9,7 +9,6 @@ clock past its backoff (``Messaging.advance``). Bulk pacing is off.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 import uuid
 from collections.abc import Callable
@@ -25,35 +24,13 @@ from malipo.auth.permissions import sync_permissions
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.db import Database
-from malipo.identity import service as identity
-from malipo.identity.models import ClientStatus, ClientType, KeyMode
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, LedgerAccount
 from malipo.worker.models import Job, JobStatus
+from tests import factories
+from tests.factories import Merchant
 
 SERVICE_FUNDS = 1_000_00  # KES 1,000.00 in each sandbox service wallet
-
-
-@dataclass
-class Merchant:
-    client_id: uuid.UUID
-    test_key: str
-    live_key: str
-    api_username: str
-    api_password: str
-
-    @property
-    def test(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.test_key}"}
-
-    @property
-    def live(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.live_key}"}
-
-    @property
-    def basic(self) -> dict[str, str]:
-        raw = base64.b64encode(f"{self.api_username}:{self.api_password}".encode()).decode()
-        return {"Authorization": f"Basic {raw}"}
 
 
 @dataclass
@@ -135,44 +112,8 @@ class Messaging:
 
 
 async def make_merchant(db: Database, clock: FrozenClock, tag: str, funds: int = SERVICE_FUNDS) -> Merchant:
-    now = clock.now()
-    async with db.transaction() as session:
-        roles = await identity.ensure_system_roles(session, now)
-        client = await identity.create_client(
-            session,
-            name=f"Merchant {tag}",
-            client_type=ClientType.COMPANY,
-            email=f"{tag}@merchant.example",
-            status=ClientStatus.ACTIVE,
-            now=now,
-        )
-        wallets = await ledger.open_merchant_wallets(session, client.id, client.currency, now)
-        if funds:
-            service = wallets[("test", AccountKind.SERVICE_WALLET)]
-            funding = await ledger.system_account(session, AccountKind.SANDBOX_FUNDING, "KES", "test", now)
-            await ledger.post_journal(
-                session,
-                [ledger.Leg(funding.id, -funds, "KES"), ledger.Leg(service.id, funds, "KES")],
-                kind="sandbox_service_funding",
-                description="test funds",
-                mode="test",
-                now=now,
-                client_id=client.id,
-            )
-        issued = await identity.create_api_user(
-            session,
-            client=client,
-            role=roles["Developer"],
-            developer_name=f"dev {tag}",
-            developer_email=f"dev@{tag}.example",
-            developer_phone_number="+254700000001",
-            now=now,
-        )
-        test_key = await identity.issue_api_key(session, api_user=issued.api_user, mode=KeyMode.TEST, now=now)
-        live_key = await identity.issue_api_key(session, api_user=issued.api_user, mode=KeyMode.LIVE, now=now)
-        return Merchant(
-            client.id, test_key.raw, live_key.raw, issued.api_user.api_username, issued.api_password
-        )
+    """Merchant ``tag`` with sandbox and live keys and ``funds`` cents in its sandbox service wallet."""
+    return await factories.make_merchant(db, tag, now=clock.now(), service_funds=funds)
 
 
 def serve_messaging(settings: Settings, live_server: Any, **overrides: Any) -> Messaging:
