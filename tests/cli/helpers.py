@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,3 +34,18 @@ def run_malipo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
         text=True,
         timeout=120,
     )
+
+
+def wait_until_serving(server: subprocess.Popen[bytes], base: str, output: Callable[[], str]) -> None:
+    """Poll ``base``/healthz until ``malipo serve`` answers (30 s at most); a server that died
+    fails with its ``output()``."""
+    deadline = time.monotonic() + 30
+    while True:
+        assert server.poll() is None, output()
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "malipo serve did not answer within 30 s"
+        time.sleep(0.1)

@@ -9,7 +9,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.cli.helpers import ROOT, malipo_env, run_malipo
+from tests.cli.helpers import ROOT, malipo_env, run_malipo, wait_until_serving
 from tests.fixtures.databases import CI, PG_ADMIN_DSN, _async_url, _with_database
 from tests.fixtures.servers import free_port
 
@@ -72,16 +71,7 @@ def test_make_run_path_migrates_seeds_once_and_serves(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "malipo serve did not answer within 30 s"
-            time.sleep(0.1)
+        wait_until_serving(server, base, lambda: server.stdout.read().decode() if server.stdout else "")
 
         health = httpx.get(f"{base}/healthz")
         assert health.json() == {"status": "ok"}

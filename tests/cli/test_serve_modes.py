@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from malipo.config import Settings
-from tests.cli.helpers import ROOT, malipo_env, run_malipo
+from tests.cli.helpers import ROOT, malipo_env, run_malipo, wait_until_serving
 from tests.fixtures.servers import free_port
 
 MODE = "x-malipo-mode"
@@ -75,16 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "malipo serve did not answer within 30 s"
-            time.sleep(0.1)
+        wait_until_serving(server, base, log.read_text)
         yield Served(base=base, demo=json.loads(seeded.stdout), log=log, env=env)
     finally:
         server.send_signal(signal.SIGTERM)
