@@ -129,7 +129,7 @@ async def make_api_user(
     now: datetime,
     live_key: bool = True,
     role: str = "Developer",
-    phone: str = "+254700000001",
+    phone: str = "+254700000009",  # not one of the Daraja simulator's scripted phones
 ) -> Merchant:
     """``client``'s API user ``dev {tag}`` with ``role``, a sandbox key and (``live_key``) a live one.
 
@@ -188,7 +188,7 @@ async def make_merchant(
     service_funds: int = 0,
     payments_funds: int = 0,
     funded_modes: tuple[str, ...] = ("test",),
-    phone: str = "+254700000001",
+    phone: str = "+254700000009",  # not one of the Daraja simulator's scripted phones
 ) -> Merchant:
     """Merchant ``tag`` with its API user (sandbox and live keys, Basic pair), in one transaction;
     ``service_funds``/``payments_funds`` cents put in its wallets of each ``funded_modes``."""

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from malipo.config import Settings
-from tests.cli_names import command_text, malipo_commands, run_help
+from tests.cli.names import command_text, malipo_commands, run_help
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_names import command_text, malipo_commands, run_help
+from tests.cli.names import command_text, malipo_commands, run_help
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -9,7 +9,7 @@ from collections import Counter
 from sqlalchemy import update
 
 from malipo.identity.models import Client, ClientStatus
-from tests.collections.conftest import FINAL, PAYS, World, eventually
+from tests.fixtures.world import FINAL, PAYS, World, eventually
 
 
 async def _pay(world: World) -> tuple[int, dict[str, object]]:

@@ -8,20 +8,16 @@ refuses new collections until it is activated again.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from malipo.config import Settings
+from tests.cli.helpers import clean_env, run_malipo
 from tests.pricing.helpers import Gateway, Merchant, serve
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -271,17 +267,7 @@ def test_malipo_channels_refuses_bad_input(gateway: Gateway, cli: Any) -> None:
 
 def test_malipo_channels_is_a_command_of_the_installed_cli(gateway: Gateway) -> None:
     """The real entry point, in its own process, as an operator runs it."""
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALIPO_")} | _cli_env(gateway.settings)
     args = ["channels", "list", "--client", str(gateway.b.client_id), "--json"]
-    result = subprocess.run(
-        [sys.executable, "-m", "malipo.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_malipo(*args, env=clean_env(**_cli_env(gateway.settings)))
     assert result.returncode == 0, result.stderr
     assert [(r["channel_type"], r["mode"]) for r in json.loads(result.stdout)] == [("wallet", "live")]

@@ -4,7 +4,7 @@ that fails. No payer is pushed twice, no collection stays open, the merchant is 
 from __future__ import annotations
 
 from malipo.providers.daraja.client import OAUTH_PATH, STK_PUSH_PATH, STK_QUERY_PATH
-from tests.collections.conftest import (
+from tests.fixtures.world import (
     NO_CALLBACK,
     PAYS,
     SERVICE_FUNDS,

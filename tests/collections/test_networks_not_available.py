@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from malipo.collections.models import Collection
 from malipo.payouts.models import Payout
-from tests.collections.conftest import World, active_holds, fund_payments
+from tests.fixtures.world import World, active_holds, fund_payments
 
 PAYER = "254711222333"
 

@@ -13,7 +13,8 @@ import structlog
 
 from malipo.collections.service import RECONCILE_JOB
 from malipo.reviews.records import same_party
-from tests.collections.conftest import (
+from tests.collections.test_stk_collections import success_callback
+from tests.fixtures.world import (
     CALLBACK_LOST,
     NO_CALLBACK,
     SERVICE_FUNDS,
@@ -22,8 +23,7 @@ from tests.collections.conftest import (
     World,
     eventually,
 )
-from tests.collections.reviews import portal_user, resolve, review_list, reviews, run_jobs_now
-from tests.collections.test_stk_collections import success_callback
+from tests.reviews.helpers import portal_user, resolve, review_list, reviews, run_jobs_now
 
 FEE_800 = 12_00  # what a KES 800 collection holds on the service wallet with the default fees
 

@@ -14,7 +14,7 @@ from malipo.collections.models import PaymentChannel
 from malipo.core import crypto
 from malipo.ledger.models import Hold, Journal
 from malipo.webhooks.models import WebhookDelivery
-from tests.collections.conftest import (
+from tests.fixtures.world import (
     CALLBACK_LOST,
     CANCELLED,
     INSUFFICIENT,

@@ -19,19 +19,9 @@ from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.db import Database
 from malipo.http.permissions import sync_permissions
-from malipo.identity import service as identity
-from malipo.identity.models import ClientStatus, ClientType, KeyMode
 from malipo.ledger import service as ledger
 from malipo.ledger.models import Journal
-
-PASSWORD = "correct horse battery"
-
-
-@dataclass
-class Merchant:
-    client_id: uuid.UUID
-    test_key: str
-    live_key: str
+from tests.factories import PASSWORD, Merchant, bearer, make_merchant
 
 
 @dataclass
@@ -114,37 +104,6 @@ class Served:
         return self.request("POST", "/api/v1/wallet/pay", customer.headers, json=body)
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def _make_merchant(db: Database, clock: FrozenClock, tag: str) -> Merchant:
-    now = clock.now()
-    async with db.transaction() as session:
-        roles = await identity.ensure_system_roles(session, now)
-        client = await identity.create_client(
-            session,
-            name=f"Merchant {tag}",
-            client_type=ClientType.COMPANY,
-            email=f"{tag}@merchant.example",
-            status=ClientStatus.ACTIVE,
-            now=now,
-        )
-        await ledger.open_merchant_wallets(session, client.id, client.currency, now)
-        issued = await identity.create_api_user(
-            session,
-            client=client,
-            role=roles["Developer"],
-            developer_name=f"dev {tag}",
-            developer_email=f"dev@{tag}.example",
-            developer_phone_number="+254700000001",
-            now=now,
-        )
-        test_key = await identity.issue_api_key(session, api_user=issued.api_user, mode=KeyMode.TEST, now=now)
-        live_key = await identity.issue_api_key(session, api_user=issued.api_user, mode=KeyMode.LIVE, now=now)
-        return Merchant(client.id, test_key.raw, live_key.raw)
-
-
 def serve(settings: Settings, live_server: Any) -> Served:
     """malipo on loopback, over the test's database, with merchants A and B."""
     clock = FrozenClock()
@@ -154,7 +113,8 @@ def serve(settings: Settings, live_server: Any) -> Served:
         db = Database.from_url(settings.resolved_database_url)
         try:
             await sync_permissions(db, app.routes, clock.now())
-            return await _make_merchant(db, clock, "a"), await _make_merchant(db, clock, "b")
+            a = await make_merchant(db, "a", now=clock.now())
+            return a, await make_merchant(db, "b", now=clock.now())
         finally:
             await db.dispose()
 

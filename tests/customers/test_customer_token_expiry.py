@@ -14,7 +14,8 @@ import jwt
 import pytest
 
 from malipo.customers import service as customers
-from tests.customers.helpers import Served, bearer
+from tests.customers.helpers import Served
+from tests.factories import bearer
 
 LIFETIME = int(customers.CUSTOMER_TOKEN_TTL.total_seconds())
 

@@ -18,7 +18,8 @@ from malipo.db import Database
 from malipo.identity import service as identity
 from malipo.identity.models import Client, ClientStatus, ClientType, KeyMode
 from malipo.ledger.models import AccountKind, LedgerAccount
-from tests.customers.helpers import PASSWORD, Served, bearer
+from tests.customers.helpers import Served
+from tests.factories import PASSWORD, bearer
 
 
 def _field(reply: httpx.Response) -> list[str]:

@@ -24,9 +24,9 @@ from malipo.providers.smtp.client import (
     is_public_address,
     verify_login,
 )
+from tests.fixtures.messaging import Messaging, serve_messaging
 from tests.fixtures.servers import free_port
 from tests.fixtures.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer
-from tests.messaging.helpers import Messaging, serve_messaging
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 

@@ -16,9 +16,9 @@ from malipo.config import Settings
 from malipo.core.logging import redact_secret
 from malipo.db import Database
 from malipo.email.models import Mailer
+from tests.fixtures.messaging import Messaging, serve_messaging
 from tests.fixtures.servers import free_port
 from tests.fixtures.smtp import RecordingHandler, SmtpServer
-from tests.messaging.helpers import Messaging, serve_messaging
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 

@@ -52,7 +52,7 @@ from malipo.identity.models import (
 )
 from malipo.identity.permission_cache import DECISION_TTL
 from malipo.identity.principals import Audience
-from tests.messaging.helpers import messaging_objects
+from tests.fixtures.messaging import messaging_objects
 
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 # The routes anyone may call, and why. Everything else must check a permission.

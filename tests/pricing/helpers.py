@@ -26,13 +26,9 @@ from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.db import Database
 from malipo.http.permissions import sync_permissions
-from malipo.identity import service as identity
-from malipo.identity.models import ClientStatus, ClientType, KeyMode
-from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, Hold, LedgerAccount
+from tests.factories import PASSWORD, make_merchant, make_portal_user, on_database
 
-PASSWORD = "correct horse battery"
-CURRENCY = "KES"
 FUNDS = 500_00  # cents, in each of merchant A's sandbox wallets
 
 
@@ -140,52 +136,19 @@ def run(coro: Any) -> Any:
 async def _build(db: Database, clock: FrozenClock, app: Any) -> dict[str, Any]:
     now = clock.now()
     await sync_permissions(db, app.routes, now)
-    made: dict[str, Any] = {}
-    async with db.transaction() as session:
-        roles = await identity.ensure_system_roles(session, now)
-        for tag in ("a", "b"):
-            client = await identity.create_client(
-                session, name=f"Merchant {tag}", client_type=ClientType.COMPANY,
-                email=f"{tag}@merchant.example", status=ClientStatus.ACTIVE, now=now,
-            )  # fmt: skip
-            wallets = await ledger.open_merchant_wallets(session, client.id, client.currency, now)
-            issued = await identity.create_api_user(
-                session, client=client, role=roles["Developer"], developer_name=f"dev {tag}",
-                developer_email=f"dev@{tag}.example", developer_phone_number="+254700000009", now=now,
-            )  # fmt: skip
-            key = await identity.issue_api_key(session, api_user=issued.api_user, mode=KeyMode.TEST, now=now)
-            made[tag] = (client.id, key.raw)
-            if tag == "a":
-                funding = await ledger.system_account(
-                    session, AccountKind.SANDBOX_FUNDING, CURRENCY, "test", now
-                )
-                for kind in (AccountKind.SERVICE_WALLET, AccountKind.PAYMENTS_WALLET):
-                    wallet = wallets[("test", kind)]
-                    await ledger.post_journal(
-                        session,
-                        [ledger.Leg(funding.id, -FUNDS, CURRENCY), ledger.Leg(wallet.id, FUNDS, CURRENCY)],
-                        kind="test_funding", description="funds for the test", mode="test", now=now,
-                        client_id=client.id,
-                    )  # fmt: skip
-    return made
+    a = await make_merchant(db, "a", now=now, service_funds=FUNDS, payments_funds=FUNDS)
+    b = await make_merchant(db, "b", now=now)
+    return {"a": (a.client_id, a.test_key), "b": (b.client_id, b.test_key)}
 
 
 def portal_user(url: str, settings: Settings, email: str, role: str, client_id: uuid.UUID | None) -> Caller:
     """A new portal user with ``role`` (of ``client_id``, or operator staff), signed in."""
 
-    async def create() -> None:
-        db = Database.from_url(settings.resolved_database_url)
-        try:
-            async with db.transaction() as session:
-                roles = await identity.ensure_system_roles(session, FrozenClock().now())
-                await identity.create_portal_user(
-                    session, email=email, user_name=email.split("@")[0], password=PASSWORD,
-                    roles=[roles[role]], client_id=client_id, now=FrozenClock().now(),
-                )  # fmt: skip
-        finally:
-            await db.dispose()
+    async def create(db: Database) -> None:
+        async with db.transaction() as session:
+            await make_portal_user(session, email, role=role, client_id=client_id, now=FrozenClock().now())
 
-    run(create())
+    run(on_database(settings.resolved_database_url, create))
     reply = httpx.post(f"{url}/api/v1/account/login", json={"username": email, "password": PASSWORD})
     assert reply.status_code == 200, reply.text
     csrf = reply.cookies["malipo_csrf"]

@@ -9,7 +9,6 @@ requests need no database of their own.
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from malipo.ledger.models import AccountKind, Hold, Journal, LedgerAccount, Post
 from malipo.payouts.models import Payout
 from malipo.sms.models import SmsMessage
 from malipo.worker.models import Job
-from tests.collections.conftest import Merchant, _make_merchant
+from tests.factories import Merchant, make_funded_wallet, make_merchant, on_database
 from tests.fixtures.databases import BACKENDS
 from tests.fixtures.servers import LiveServer
 
@@ -83,8 +82,7 @@ class Target:
         if caller == "key_b":
             return self.b.headers
         if caller == "basic_a":
-            token = base64.b64encode(f"{self.a.api_username}:{self.a.api_password}".encode()).decode()
-            return {"Authorization": f"Basic {token}"}
+            return self.a.basic
         return {"Authorization": f"Bearer {self.customers[caller][1]}"}
 
     def send(
@@ -123,37 +121,22 @@ async def _snapshot(db_url: str) -> Snapshot:
         await db.dispose()
 
 
-async def _fund_payments(db_url: str, client_id: uuid.UUID, amount: int) -> None:
-    """Put ``amount`` cents in the merchant's sandbox payments wallet (as if collected)."""
-    now = SystemClock().now()
-    db = Database.from_url(db_url)
-    try:
-        async with db.transaction() as session:
-            funding = await ledger.system_account(session, AccountKind.SANDBOX_FUNDING, CURRENCY, "test", now)
-            wallet = await ledger.open_account(
-                session, owner=ledger.owner_key(client_id=client_id), kind=AccountKind.PAYMENTS_WALLET,
-                currency=CURRENCY, mode="test", client_id=client_id, now=now,
-            )  # fmt: skip
-            await ledger.post_journal(
-                session,
-                [ledger.Leg(funding.id, -amount, CURRENCY), ledger.Leg(wallet.id, amount, CURRENCY)],
-                kind="test_funding", description="collected funds for the test", mode="test", now=now,
-                client_id=client_id,
-            )  # fmt: skip
-    finally:
-        await db.dispose()
-
-
 async def _merchants(db_url: str) -> tuple[Merchant, Merchant]:
-    db = Database.from_url(db_url)
-    try:
-        a = await _make_merchant(db, "a", fund=SERVICE_FUNDS)
-        b = await _make_merchant(db, "b", fund=SERVICE_FUNDS)
-    finally:
-        await db.dispose()
-    await _fund_payments(db_url, a.client_id, PAYMENTS_FUNDS)
-    await _fund_payments(db_url, b.client_id, PAYMENTS_FUNDS)
-    return a, b
+    async def build(db: Database) -> tuple[Merchant, Merchant]:
+        made = []
+        for tag in ("a", "b"):
+            merchant = await make_merchant(
+                db, tag, service_funds=SERVICE_FUNDS, funded_modes=("test", "live")
+            )
+            async with db.transaction() as session:
+                await make_funded_wallet(
+                    session, merchant.client_id, PAYMENTS_FUNDS, now=SystemClock().now(),
+                    kind=AccountKind.PAYMENTS_WALLET, description="collected funds for the test",
+                )  # fmt: skip
+            made.append(merchant)
+        return made[0], made[1]
+
+    return await on_database(db_url, build)
 
 
 def _customer(target: Target, caller: str, name: str) -> None:

@@ -18,7 +18,7 @@ from malipo.providers.africastalking.simulator import (
     NUMBER_REJECTED_AT_SEND,
 )
 from malipo.providers.registry import at_report_token
-from tests.messaging.helpers import SERVICE_FUNDS, Messaging, serve_messaging
+from tests.fixtures.messaging import SERVICE_FUNDS, Messaging, serve_messaging
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from malipo.sms import delivery_reports
 from malipo.sms import service as sms
 from malipo.sms.delivery_reports import DeliveryReportBatcher
 from malipo.sms.models import SmsMessage, SmsStatus
-from tests.messaging.helpers import make_merchant, serve_messaging
+from tests.fixtures.messaging import make_merchant, serve_messaging
 
 
 def _report(gateway_id: str, raw_status: str, failure_reason: str | None = None) -> DeliveryReport:

@@ -15,8 +15,8 @@ from malipo.db import Database
 from malipo.email.models import MerchantEmail
 from malipo.whatsapp.models import WhatsAppMessage
 from malipo.worker.models import Job
+from tests.fixtures.messaging import Messaging, serve_messaging
 from tests.fixtures.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer
-from tests.messaging.helpers import Messaging, serve_messaging
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 

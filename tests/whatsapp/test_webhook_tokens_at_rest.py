@@ -16,7 +16,7 @@ from malipo.config import Settings
 from malipo.core.crypto import sha256_hex
 from malipo.db import Database
 from malipo.whatsapp.models import WhatsAppMessage, WhatsAppSession
-from tests.messaging.helpers import Messaging, serve_messaging
+from tests.fixtures.messaging import Messaging, serve_messaging
 
 
 @pytest.fixture

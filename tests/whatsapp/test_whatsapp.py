@@ -13,7 +13,7 @@ from sqlalchemy import select
 from malipo.config import Settings
 from malipo.db import Database
 from malipo.whatsapp.models import WhatsAppMessage
-from tests.messaging.helpers import Messaging, serve_messaging
+from tests.fixtures.messaging import Messaging, serve_messaging
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from malipo.whatsapp.service import SEND_JOB
 from malipo.whatsapp.tasks import document_filename
 from malipo.worker.models import Job
 from malipo.worker.registry import enqueue
-from tests.messaging.helpers import Messaging, serve_messaging
+from tests.fixtures.messaging import Messaging, serve_messaging
 
 MENU = "https://shop.example/menu/today.jpg"
 INVOICE = "https://files.shop.example/invoices/INV%2D009%20final.pdf?sig=abc123"

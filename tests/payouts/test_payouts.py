@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import select
 
 from malipo.payouts.models import Payout
-from tests.collections.conftest import Mailbox, World, active_holds, final_payout, fund_payments
+from tests.fixtures.world import Mailbox, World, active_holds, final_payout, fund_payments
 
 PAID = "254711222333"
 INITIATOR_INVALID = "254700000011"  # 2001

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from malipo.config import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _generate(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

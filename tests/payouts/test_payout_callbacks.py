@@ -16,7 +16,7 @@ import structlog
 from malipo.payouts.models import Payout
 from malipo.payouts.service import RECONCILE_JOB
 from malipo.providers.daraja.simulator import B2BPayment, B2CPayment, status_parameters
-from tests.collections.conftest import (
+from tests.fixtures.world import (
     Mailbox,
     World,
     active_holds,
@@ -25,10 +25,10 @@ from tests.collections.conftest import (
     fund_payments,
     payout_by_reference,
 )
-from tests.collections.reviews import portal_user, resolve, review_list, reviews, run_jobs_now
-from tests.collections.test_bank_payouts import KCB_PAYBILL, _bank_clearing, _to_bank
-from tests.collections.test_bank_payouts import RESULT_LOST as BANK_RESULT_LOST
-from tests.collections.test_payouts import FEE, PAID, QUEUE_TIMEOUT, RESULT_LOST, _withdraw
+from tests.payouts.test_bank_payouts import KCB_PAYBILL, _bank_clearing, _to_bank
+from tests.payouts.test_bank_payouts import RESULT_LOST as BANK_RESULT_LOST
+from tests.payouts.test_payouts import FEE, PAID, QUEUE_TIMEOUT, RESULT_LOST, _withdraw
+from tests.reviews.helpers import portal_user, resolve, review_list, reviews, run_jobs_now
 
 
 async def _sent(world: World, reply: httpx.Response) -> Payout:

@@ -15,7 +15,7 @@ from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout
 from malipo.providers.daraja.simulator import B2BPayment
 from malipo.worker.runner import Worker
-from tests.collections.conftest import (
+from tests.fixtures.world import (
     CURRENCY,
     SERVICE_FUNDS,
     Mailbox,

@@ -26,7 +26,7 @@ from malipo.payouts.models import Payout
 from malipo.sms.models import SmsMessage
 from malipo.whatsapp.models import WhatsAppBatch, WhatsAppMessage
 from malipo.worker.models import Job
-from tests.collections.conftest import PAYS, Balances, World, eventually, final_payout, fund_payments
+from tests.fixtures.world import PAYS, Balances, World, eventually, final_payout, fund_payments
 
 PASSWORD = "correct horse battery"
 WITHDRAW = {"amount": 10, "phone_number": "254708374149", "network_code": "63902", "channel": "mobile"}

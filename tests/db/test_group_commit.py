@@ -12,8 +12,8 @@ from sqlalchemy import update
 from malipo.core import crypto
 from malipo.identity.models import ApiUser
 from malipo.ledger.models import Hold
-from tests.collections.conftest import NO_CALLBACK, PAYS, SERVICE_FUNDS, Mailbox, World, eventually
 from tests.collections.test_stk_collections import success_callback
+from tests.fixtures.world import NO_CALLBACK, PAYS, SERVICE_FUNDS, Mailbox, World, eventually
 
 BIG = 10_000  # shillings: the fee is 1.5 % = KES 150, so merchant A's KES 500 covers three
 

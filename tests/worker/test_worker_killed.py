@@ -28,7 +28,8 @@ from starlette.routing import Route
 
 from malipo.collections.service import NOT_SENT
 from malipo.providers.daraja.client import STK_PUSH_PATH
-from tests.collections.conftest import (
+from tests.fixtures.servers import LiveServer
+from tests.fixtures.world import (
     NO_CALLBACK,
     PAYS,
     SERVICE_FUNDS,
@@ -39,7 +40,6 @@ from tests.collections.conftest import (
     World,
     eventually,
 )
-from tests.fixtures.servers import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

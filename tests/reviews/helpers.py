@@ -15,7 +15,7 @@ from malipo.core.clock import SystemClock
 from malipo.identity import service as identity
 from malipo.reviews.models import CallbackReview
 from malipo.worker.models import Job
-from tests.collections.conftest import World
+from tests.fixtures.world import World
 
 PASSWORD = "correct horse battery"
 

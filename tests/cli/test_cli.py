@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import json
-import os
 import signal
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -18,40 +16,23 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.cli.helpers import ROOT, malipo_env, run_malipo, wait_until_serving
 from tests.fixtures.databases import CI, PG_ADMIN_DSN, _async_url, _with_database
 from tests.fixtures.servers import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env(var_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALIPO_")}
-    return {**env, "MALIPO_VAR_DIR": str(var_dir), "MALIPO_LOG_LEVEL": "WARNING", **extra}
-
-
-def _malipo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "malipo.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.mark.slow
 def test_make_run_path_migrates_seeds_once_and_serves(tmp_path: Path) -> None:
     var = tmp_path / "var"
-    env = _env(var)
+    env = malipo_env(var)
 
-    upgraded = _malipo("db", "upgrade", env=env)
+    upgraded = run_malipo("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert (var / "malipo.db").exists()
     secrets_file = var / "secrets.json"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
 
-    first = _malipo("seed-demo", "--if-new", "--json", env=env)
+    first = run_malipo("seed-demo", "--if-new", "--json", env=env)
     assert first.returncode == 0, first.stderr
     demo = json.loads(first.stdout)
     assert demo["created"] is True
@@ -61,13 +42,13 @@ def test_make_run_path_migrates_seeds_once_and_serves(tmp_path: Path) -> None:
     assert demo["payhero_api_password"]
 
     # A second `make run` seeds nothing and prints no secrets.
-    again = _malipo("seed-demo", "--if-new", env=env)
+    again = run_malipo("seed-demo", "--if-new", env=env)
     assert again.returncode == 0, again.stderr
     assert "already exists" in again.stderr
     assert demo["operator_password"] not in again.stdout + again.stderr
 
     # `malipo seed-demo` on an existing demo keeps its objects and rotates the hashed secrets.
-    rotated = json.loads(_malipo("seed-demo", "--json", env=env).stdout)
+    rotated = json.loads(run_malipo("seed-demo", "--json", env=env).stdout)
     assert rotated["created"] is False
     assert rotated["merchant_id"] == demo["merchant_id"]
     assert rotated["api_user_id"] == demo["api_user_id"]
@@ -90,16 +71,7 @@ def test_make_run_path_migrates_seeds_once_and_serves(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "malipo serve did not answer within 30 s"
-            time.sleep(0.1)
+        wait_until_serving(server, base, lambda: server.stdout.read().decode() if server.stdout else "")
 
         health = httpx.get(f"{base}/healthz")
         assert health.json() == {"status": "ok"}
@@ -146,8 +118,8 @@ def test_readyz_says_not_ready_when_migrations_are_behind(tmp_path: Path, live_s
 
 
 def test_production_refuses_to_start_without_secrets(tmp_path: Path) -> None:
-    env = _env(tmp_path / "var", MALIPO_ENV="production")
-    result = _malipo("db", "upgrade", env=env)
+    env = malipo_env(tmp_path / "var", MALIPO_ENV="production")
+    result = run_malipo("db", "upgrade", env=env)
     assert result.returncode == 2
     assert "MALIPO_SECRET_KEY" in result.stderr
     assert "MALIPO_ENCRYPTION_KEY" in result.stderr
@@ -223,7 +195,7 @@ def test_a_cli_error_is_one_line_with_its_exit_code_and_creates_nothing(
     if extra_env.get("MALIPO_DATABASE_URL") == _async_url(MISSING_PG_DATABASE):
         _require_postgres()
     var = tmp_path / "var"
-    result = _malipo(*args, env=_env(var, **extra_env))
+    result = run_malipo(*args, env=malipo_env(var, **extra_env))
     assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -234,9 +206,9 @@ def test_a_cli_error_is_one_line_with_its_exit_code_and_creates_nothing(
 
 
 def test_debug_shows_the_traceback_under_the_one_line(tmp_path: Path) -> None:
-    env = _env(tmp_path / "var", MALIPO_DATABASE_URL=_nothing_listening())
-    quiet = _malipo("db", "upgrade", env=env)
-    debug = _malipo("--debug", "db", "upgrade", env=env)
+    env = malipo_env(tmp_path / "var", MALIPO_DATABASE_URL=_nothing_listening())
+    quiet = run_malipo("db", "upgrade", env=env)
+    debug = run_malipo("--debug", "db", "upgrade", env=env)
     assert quiet.returncode == debug.returncode == 1
     assert "Traceback" not in quiet.stderr
     assert "Traceback (most recent call last)" in debug.stderr
@@ -257,8 +229,8 @@ def _require_postgres() -> None:
 
 
 def test_version_and_completion(tmp_path: Path) -> None:
-    env = _env(tmp_path / "var")
-    version = _malipo("--version", env=env)
+    env = malipo_env(tmp_path / "var")
+    version = run_malipo("--version", env=env)
     assert version.returncode == 0
     assert version.stdout.strip() == f"malipo {importlib.metadata.version('malipo')}"
     # Typer's own completion, for the installed `malipo` command.
@@ -291,25 +263,25 @@ async def _queue_mail(var: Path, **fields: str) -> None:
 
 async def test_an_operator_finds_clients_and_mail_from_the_command_line(tmp_path: Path) -> None:
     var = tmp_path / "var"
-    env = _env(var, MALIPO_LOG_LEVEL="INFO")
+    env = malipo_env(var, MALIPO_LOG_LEVEL="INFO")
 
-    upgraded = _malipo("db", "upgrade", env=env)
+    upgraded = run_malipo("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "Running upgrade" in upgraded.stderr  # what the migrations did is logged …
     assert "Context impl" not in upgraded.stderr  # … but not Alembic's chatter on every command
     assert "Will assume" not in upgraded.stderr
-    current = _malipo("db", "current", env=env)
+    current = run_malipo("db", "current", env=env)
     assert current.returncode == 0
     assert "Context impl" not in current.stderr
 
-    demo = json.loads(_malipo("seed-demo", "--if-new", "--json", env=env).stdout)
+    demo = json.loads(run_malipo("seed-demo", "--if-new", "--json", env=env).stdout)
     assert demo["created"] is True
-    again = _malipo("seed-demo", "--if-new", "--json", env=env)
+    again = run_malipo("seed-demo", "--if-new", "--json", env=env)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == {"created": False}
 
     # `malipo clients list` shows the id that --client takes.
-    listed = _malipo("clients", "list", "--json", env=env)
+    listed = run_malipo("clients", "list", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     [client] = json.loads(listed.stdout)
     assert (client["id"], client["name"], client["status"]) == (
@@ -318,31 +290,31 @@ async def test_an_operator_finds_clients_and_mail_from_the_command_line(tmp_path
         "Active",
     )
     assert (client["live_channels"], client["test_channels"], client["api_users"]) == (0, 0, 1)
-    table = _malipo("clients", "list", env={**env, "COLUMNS": "80"})
+    table = run_malipo("clients", "list", env={**env, "COLUMNS": "80"})
     assert demo["merchant_id"] in table.stdout, "the whole id, never cut short at 80 columns"
     assert max(len(line) for line in table.stdout.splitlines()) <= 80
 
-    added = _malipo("channels", "add", "--client", client["id"], "--type", "cheque", "--short-code", "123456",
-                    "--description", "Shop", env=env)  # fmt: skip
+    added = run_malipo("channels", "add", "--client", client["id"], "--type", "cheque", "--short-code",
+                       "123456", "--description", "Shop", env=env)  # fmt: skip
     assert added.returncode == 2
     assert added.stderr.strip() == "malipo: --type: must be paybill, till or bank"
-    channels = _malipo("channels", "list", "--client", client["id"], "--mode", "test", "--json", env=env)
+    channels = run_malipo("channels", "list", "--client", client["id"], "--mode", "test", "--json", env=env)
     assert [c["channel_type"] for c in json.loads(channels.stdout)] == ["wallet"]
-    assert json.loads(_malipo("clients", "list", "--json", env=env).stdout)[0]["test_channels"] == 1
+    assert json.loads(run_malipo("clients", "list", "--json", env=env).stdout)[0]["test_channels"] == 1
 
     # `malipo mail list` fits 80 columns with each whole id, and prints JSON for scripts.
     to = "someone.with.a.rather.long.address@example-merchant.co.ke"
     await _queue_mail(var, to=to, subject="Reset your password [bold]now[/bold]", text="Hello,\nthe link.\n")
-    mail = _malipo("mail", "list", "--json", env=env)
+    mail = run_malipo("mail", "list", "--json", env=env)
     assert mail.returncode == 0, mail.stderr
     [message] = json.loads(mail.stdout)
     assert (message["to"], message["subject"], message["status"]) == (
         to, "Reset your password [bold]now[/bold]", "queued"
     )  # fmt: skip
-    readable = _malipo("mail", "list", env={**env, "COLUMNS": "80"})
+    readable = run_malipo("mail", "list", env={**env, "COLUMNS": "80"})
     assert message["id"] in readable.stdout
     assert f"to {to}: Reset your password [bold]now[/bold]" in readable.stdout
-    shown = _malipo("mail", "show", message["id"], env=env)
+    shown = run_malipo("mail", "show", message["id"], env=env)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout == "Hello,\nthe link.\n"  # the body alone on stdout, for a pipe
     assert shown.stderr.endswith(f"Subject: Reset your password [bold]now[/bold]\nStatus: queued   Purpose: "

@@ -24,32 +24,14 @@ import httpx
 import pytest
 
 from malipo.config import Settings
+from tests.cli.helpers import ROOT, malipo_env, run_malipo, wait_until_serving
 from tests.fixtures.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 MODE = "x-malipo-mode"
 
 
 def _env(var_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALIPO_")}
-    return {
-        **env,
-        "MALIPO_VAR_DIR": str(var_dir),
-        "MALIPO_LOG_LEVEL": "WARNING",
-        "MALIPO_LOG_JSON": "true",
-        **extra,
-    }
-
-
-def _malipo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "malipo.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return malipo_env(var_dir, **{"MALIPO_LOG_JSON": "true", **extra})  # _events reads the JSON log
 
 
 def _events(log: Path) -> list[dict[str, Any]]:
@@ -77,8 +59,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """``make run`` on a port that is not 8000: migrate, seed, ``malipo serve --port P``."""
     tmp = tmp_path_factory.mktemp("served")
     env = _env(tmp / "var")
-    assert _malipo("db", "upgrade", env=env).returncode == 0
-    seeded = _malipo("seed-demo", "--json", env=env)
+    assert run_malipo("db", "upgrade", env=env).returncode == 0
+    seeded = run_malipo("seed-demo", "--json", env=env)
     assert seeded.returncode == 0, seeded.stderr
     port = free_port()
     assert port != 8000
@@ -93,16 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "malipo serve did not answer within 30 s"
-            time.sleep(0.1)
+        wait_until_serving(server, base, log.read_text)
         yield Served(base=base, demo=json.loads(seeded.stdout), log=log, env=env)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -146,7 +119,7 @@ def test_a_collection_completes_with_the_server_on_its_own_port(served: Served) 
     assert (
         after["available_balance"] == before["available_balance"] - 15
     )  # 1.5 % fee, from the service wallet
-    verified = _malipo("ledger", "verify", env=served.env)
+    verified = run_malipo("ledger", "verify", env=served.env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -195,7 +168,7 @@ def test_serve_on_a_taken_port_exits_with_one_line_and_starts_nothing(tmp_path: 
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = _malipo("serve", "--port", str(port), env=_env(tmp_path / "var", MALIPO_LOG_LEVEL="INFO"))
+        result = run_malipo("serve", "--port", str(port), env=_env(tmp_path / "var", MALIPO_LOG_LEVEL="INFO"))
     assert result.returncode == 1
     lines = (result.stdout + result.stderr).strip().splitlines()
     assert len(lines) == 1, lines  # no startup log, no worker, no traceback
@@ -207,15 +180,15 @@ def test_serve_on_a_taken_port_exits_with_one_line_and_starts_nothing(tmp_path: 
 def test_seed_demo_names_both_modes_and_their_wallets(tmp_path: Path) -> None:
     port = free_port()
     env = _env(tmp_path / "var", MALIPO_PORT=str(port))
-    assert _malipo("db", "upgrade", env=env).returncode == 0
-    table = _malipo("seed-demo", env={**env, "COLUMNS": "80"})
+    assert run_malipo("db", "upgrade", env=env).returncode == 0
+    table = run_malipo("seed-demo", env={**env, "COLUMNS": "80"})
     assert table.returncode == 0, table.stderr
     text = table.stdout
     assert "LIVE mode" in text
     assert "SANDBOX mode" in text
     live, sandbox = text.index("LIVE mode"), text.index("SANDBOX mode")
     # Each credential sits in its mode's section, whole (not folded) so it can be copied.
-    demo = json.loads(_malipo("seed-demo", "--json", env=env).stdout)
+    demo = json.loads(run_malipo("seed-demo", "--json", env=env).stdout)
     assert demo["public_url"] == f"http://127.0.0.1:{port}"
     assert demo["live_service_wallet"] == "KES 0.00"
     assert demo["sandbox_service_wallet"] == "KES 10000.00"
@@ -227,7 +200,7 @@ def test_seed_demo_names_both_modes_and_their_wallets(tmp_path: Path) -> None:
     assert live < text.index("payhero_api_password") < sandbox < text.index("sandbox_api_key")
     assert f"http://127.0.0.1:{port}" in text
 
-    again = _malipo("seed-demo", "--json", "--if-new", env=env)
+    again = run_malipo("seed-demo", "--json", "--if-new", env=env)
     assert json.loads(again.stdout) == {"created": False}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from tests.collections.conftest import PAYS, Mailbox, World
+from tests.fixtures.world import PAYS, Mailbox, World
 
 
 async def test_a_json_body_without_content_type_is_read_as_json(world: World) -> None:
