@@ -268,11 +268,6 @@ def checkout_request_id(payout: Payout, settings: Settings) -> str:
     return f"{settings.daraja_shortcode}-{payout.originator_conversation_id}"
 
 
-class PayoutNotInReview(Conflict):
-    code = "not_in_review"
-    title = "The item is not held for review"
-
-
 class ReceivedAboveHold(Conflict):
     code = "received_above_hold"
     title = "M-Pesa reports more than was held"
@@ -392,9 +387,9 @@ REJECTED_ON_REVIEW = 9001  # malipo's code for a payout an operator rejected on 
 
 
 async def _reviewed(session: AsyncSession, payout_id: uuid.UUID, values: dict[str, Any]) -> Payout:
-    """Move a payout out of REVIEW; PayoutNotInReview, and nothing changes, if it is not in REVIEW."""
+    """Move a payout out of REVIEW; NotInReview, and nothing changes, if it is not in REVIEW."""
     return await reviews.leave_review(
-        session, Payout, payout_id, values, PayoutNotInReview(f"payout {payout_id} is not held for review")
+        session, Payout, payout_id, values, reviews.NotInReview(f"payout {payout_id} is not held for review")
     )
 
 
@@ -406,7 +401,7 @@ async def accept_review(
     as held. More than the hold is refused (ReceivedAboveHold) and nothing changes."""
     current = await repository.fresh(session, payout_id)
     if current is None or current.status != PayoutStatus.REVIEW:
-        raise PayoutNotInReview(f"payout {payout_id} is not held for review")
+        raise reviews.NotInReview(f"payout {payout_id} is not held for review")
     held = current.amount
     paid = held if received_amount is None else received_amount
     if paid > held:
@@ -486,3 +481,16 @@ def schedule_reconcile(
         session, RECONCILE_JOB, {"payout_id": str(payout_id), "query": query},
         now=now, delay=timedelta(seconds=settings.payout_query_after_seconds),
     )  # fmt: skip
+
+
+async def _accepted_journal(
+    session: AsyncSession, payout_id: uuid.UUID, received_amount: int | None, now: datetime
+) -> uuid.UUID | None:
+    return (await accept_review(session, payout_id, received_amount, now=now)).journal_id
+
+
+async def _rejected(session: AsyncSession, payout_id: uuid.UUID, now: datetime) -> None:
+    await reject_review(session, payout_id, now=now)
+
+
+reviews.register_resolver(ReviewKind.PAYOUT, reviews.Resolver(accept=_accepted_journal, reject=_rejected))

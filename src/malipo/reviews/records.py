@@ -1,11 +1,12 @@
-"""What the collection and payout services need to hold an item for review (no service imports:
-``malipo.reviews.service`` imports those services)."""
+"""What the collection and payout services need to hold an item for review, and how the operator's
+decision reaches them: each registers a ``Resolver`` for its kind, so reviews import neither."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -13,11 +14,40 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.core.errors import MalipoError
+from malipo.core.errors import Conflict, MalipoError
 from malipo.core.logging import get_logger
 from malipo.reviews.models import CallbackReview, ReviewKind, ReviewStatus
 
 log = get_logger("malipo.reviews")
+
+
+class NotInReview(Conflict):
+    code = "not_in_review"
+    title = "The item is not held for review"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolver:
+    """How one kind of item leaves REVIEW. ``accept`` answers the id of the journal it posted (or
+    None); both raise ``NotInReview``, changing nothing, when the item is not in REVIEW."""
+
+    accept: Callable[[AsyncSession, uuid.UUID, int | None, datetime], Awaitable[uuid.UUID | None]]
+    reject: Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[object]]
+
+
+_resolvers: dict[ReviewKind, Resolver] = {}
+
+
+def register_resolver(kind: ReviewKind, resolver: Resolver) -> None:
+    """The collection and payout services call this once, when they are imported."""
+    _resolvers[kind] = resolver
+
+
+def resolver_for(kind: ReviewKind) -> Resolver:
+    try:
+        return _resolvers[kind]
+    except KeyError:
+        raise RuntimeError(f"no resolver registered for {kind.value} reviews") from None
 
 
 @dataclass(frozen=True, slots=True)

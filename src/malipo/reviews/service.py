@@ -16,12 +16,11 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.collections import service as collections
 from malipo.core.errors import Conflict, NotFound
 from malipo.core.logging import get_logger
 from malipo.identity.principals import Principal
-from malipo.payouts import service as payouts
 from malipo.reviews.models import CallbackReview, ReviewKind, ReviewStatus
+from malipo.reviews.records import NotInReview, resolver_for
 
 log = get_logger("malipo.reviews")
 
@@ -102,15 +101,8 @@ async def accept(
     if review.received_amount is not None and review.received_amount <= 0:
         raise NothingReceived(f"{kind.value} {review.reference}: the provider reported 0 moved; reject it")
     try:
-        if kind == ReviewKind.COLLECTION:
-            journal_id = (
-                await collections.accept_review(session, subject_id, review.received_amount, now=now)
-            ).journal_id
-        else:
-            journal_id = (
-                await payouts.accept_review(session, subject_id, review.received_amount, now=now)
-            ).journal_id
-    except (collections.NotInReview, payouts.PayoutNotInReview):
+        journal_id = await resolver_for(kind).accept(session, subject_id, review.received_amount, now)
+    except NotInReview:
         raise AlreadyResolved(f"{kind.value} {subject_id} is not held for review any more") from None
     return await _close(session, review, ReviewStatus.ACCEPTED, who, now, journal_id)
 
@@ -122,10 +114,7 @@ async def reject(
     holds are released and the merchant is told it failed."""
     review = await _open(session, kind, subject_id)
     try:
-        if kind == ReviewKind.COLLECTION:
-            await collections.reject_review(session, subject_id, now=now)
-        else:
-            await payouts.reject_review(session, subject_id, now=now)
-    except (collections.NotInReview, payouts.PayoutNotInReview):
+        await resolver_for(kind).reject(session, subject_id, now)
+    except NotInReview:
         raise AlreadyResolved(f"{kind.value} {subject_id} is not held for review any more") from None
     return await _close(session, review, ReviewStatus.REJECTED, who, now, None)

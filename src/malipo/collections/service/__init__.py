@@ -30,7 +30,6 @@ from malipo.collections.service.common import (
     CollectionNotFound,
     InactiveChannel,
     NetworkNotAvailable,
-    NotInReview,
     ServiceWalletTooLow,
     UnknownCallbackToken,
     callback_token,
@@ -66,6 +65,7 @@ from malipo.collections.service.settlement import (
     get_collections,
     reject_review,
 )
+from malipo.reviews.records import NotInReview
 
 __all__ = [
     "CALLBACK_SUBJECT",

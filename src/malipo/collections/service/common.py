@@ -71,11 +71,6 @@ def require_served_network(network_code: str) -> None:
         raise NetworkNotAvailable.for_field("network_code", str(exc)) from None
 
 
-class NotInReview(Conflict):
-    code = "not_in_review"
-    title = "The item is not held for review"
-
-
 def reconcile_delay(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.stk_query_after_seconds)
 

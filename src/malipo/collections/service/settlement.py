@@ -34,7 +34,6 @@ from malipo.collections.service.common import (
     CALLBACK_SUBJECT,
     CallbackMismatch,
     CollectionNotFound,
-    NotInReview,
     UnknownCallbackToken,
     merchant_wallet_id,
 )
@@ -48,6 +47,7 @@ from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.reviews import records as reviews
 from malipo.reviews.models import ReviewKind
+from malipo.reviews.records import NotInReview
 from malipo.webhooks import service as webhooks
 
 log = get_logger("malipo.collections")
@@ -315,3 +315,16 @@ async def _booking_target(
         )
         return settled, "collection_to_own_channel"
     return await merchant_wallet_id(session, collection.client_id, collection.mode, wallet, now), kind
+
+
+async def _accepted_journal(
+    session: AsyncSession, collection_id: uuid.UUID, received_amount: int | None, now: datetime
+) -> uuid.UUID | None:
+    return (await accept_review(session, collection_id, received_amount, now=now)).journal_id
+
+
+async def _rejected(session: AsyncSession, collection_id: uuid.UUID, now: datetime) -> None:
+    await reject_review(session, collection_id, now=now)
+
+
+reviews.register_resolver(ReviewKind.COLLECTION, reviews.Resolver(accept=_accepted_journal, reject=_rejected))
