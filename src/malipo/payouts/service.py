@@ -483,14 +483,4 @@ def schedule_reconcile(
     )  # fmt: skip
 
 
-async def _accepted_journal(
-    session: AsyncSession, payout_id: uuid.UUID, received_amount: int | None, now: datetime
-) -> uuid.UUID | None:
-    return (await accept_review(session, payout_id, received_amount, now=now)).journal_id
-
-
-async def _rejected(session: AsyncSession, payout_id: uuid.UUID, now: datetime) -> None:
-    await reject_review(session, payout_id, now=now)
-
-
-reviews.register_resolver(ReviewKind.PAYOUT, reviews.Resolver(accept=_accepted_journal, reject=_rejected))
+reviews.register_resolver(ReviewKind.PAYOUT, reviews.Resolver(accept=accept_review, reject=reject_review))

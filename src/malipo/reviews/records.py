@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,13 +26,29 @@ class NotInReview(Conflict):
     title = "The item is not held for review"
 
 
+class _Journaled(Protocol):
+    journal_id: uuid.UUID | None
+
+
+class _Accept(Protocol):
+    def __call__(
+        self, session: AsyncSession, subject_id: uuid.UUID, received_amount: int | None, *, now: datetime
+    ) -> Awaitable[_Journaled]: ...
+
+
+class _Reject(Protocol):
+    def __call__(
+        self, session: AsyncSession, subject_id: uuid.UUID, *, now: datetime
+    ) -> Awaitable[object]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Resolver:
-    """How one kind of item leaves REVIEW. ``accept`` answers the id of the journal it posted (or
-    None); both raise ``NotInReview``, changing nothing, when the item is not in REVIEW."""
+    """How one kind of item leaves REVIEW: ``accept`` answers the item with the journal it posted;
+    both raise ``NotInReview``, changing nothing, when the item is not in REVIEW."""
 
-    accept: Callable[[AsyncSession, uuid.UUID, int | None, datetime], Awaitable[uuid.UUID | None]]
-    reject: Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[object]]
+    accept: _Accept
+    reject: _Reject
 
 
 _resolvers: dict[ReviewKind, Resolver] = {}

@@ -101,7 +101,9 @@ async def accept(
     if review.received_amount is not None and review.received_amount <= 0:
         raise NothingReceived(f"{kind.value} {review.reference}: the provider reported 0 moved; reject it")
     try:
-        journal_id = await resolver_for(kind).accept(session, subject_id, review.received_amount, now)
+        journal_id = (
+            await resolver_for(kind).accept(session, subject_id, review.received_amount, now=now)
+        ).journal_id
     except NotInReview:
         raise AlreadyResolved(f"{kind.value} {subject_id} is not held for review any more") from None
     return await _close(session, review, ReviewStatus.ACCEPTED, who, now, journal_id)
@@ -114,7 +116,7 @@ async def reject(
     holds are released and the merchant is told it failed."""
     review = await _open(session, kind, subject_id)
     try:
-        await resolver_for(kind).reject(session, subject_id, now)
+        await resolver_for(kind).reject(session, subject_id, now=now)
     except NotInReview:
         raise AlreadyResolved(f"{kind.value} {subject_id} is not held for review any more") from None
     return await _close(session, review, ReviewStatus.REJECTED, who, now, None)

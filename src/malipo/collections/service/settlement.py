@@ -317,14 +317,4 @@ async def _booking_target(
     return await merchant_wallet_id(session, collection.client_id, collection.mode, wallet, now), kind
 
 
-async def _accepted_journal(
-    session: AsyncSession, collection_id: uuid.UUID, received_amount: int | None, now: datetime
-) -> uuid.UUID | None:
-    return (await accept_review(session, collection_id, received_amount, now=now)).journal_id
-
-
-async def _rejected(session: AsyncSession, collection_id: uuid.UUID, now: datetime) -> None:
-    await reject_review(session, collection_id, now=now)
-
-
-reviews.register_resolver(ReviewKind.COLLECTION, reviews.Resolver(accept=_accepted_journal, reject=_rejected))
+reviews.register_resolver(ReviewKind.COLLECTION, reviews.Resolver(accept=accept_review, reject=reject_review))
