@@ -2,4 +2,4 @@
 thin endpoints over ``malipo.identity``'s services, and the mail those services ask for."""
 
 # Identity's notices go out as operator mail once this package is imported.
-from malipo.accounts import notices as notices
+from malipo.accounts import service  # noqa: F401

@@ -1,7 +1,7 @@
 """The mail identity sends: credentials, approval, rejection, deactivation, password resets.
 
 Identity decides that a notice goes out, to whom and with what; delivering mail is a domain
-above identity, which registers how (``malipo.accounts.notices`` does, on import). The sender
+above identity, which registers how (``malipo.accounts.service`` does, on import). The sender
 writes the message and its send job in the caller's transaction, so a notice exists only if
 the change it reports commits.
 """

@@ -1,4 +1,5 @@
-"""Delivers identity's notices as operator mail: rendered from its templates, queued with the outbox."""
+"""The accounts domain's rules beyond identity's own: identity's notices go out as operator mail,
+rendered from their templates and queued with the outbox."""
 
 from __future__ import annotations
 
