@@ -59,6 +59,17 @@ async def any_channel(session: AsyncSession, channel_id: int) -> PaymentChannel 
     return await session.get(PaymentChannel, channel_id)
 
 
+async def active_channel_counts(session: AsyncSession) -> dict[tuple[uuid.UUID, str], int]:
+    """How many active channels each merchant has in each mode, by (client, mode): for the
+    operator's command line, which lists all merchants."""
+    rows = await session.execute(
+        select(PaymentChannel.client_id, PaymentChannel.mode, func.count())
+        .where(PaymentChannel.is_active.is_(True))
+        .group_by(PaymentChannel.client_id, PaymentChannel.mode)
+    )
+    return {(client_id, mode): count for client_id, mode, count in rows}
+
+
 async def channel_type(session: AsyncSession, channel_id: int) -> str | None:
     """A channel's type by id (a collection's own channel, when its books are written)."""
     return await session.scalar(select(PaymentChannel.channel_type).where(PaymentChannel.id == channel_id))
