@@ -13,6 +13,7 @@ their own. Everything is sandbox (``test``) unless asked otherwise.
 - ``make_customer``: a wallet customer and its Bearer token.
 - ``make_portal_user`` / ``make_operator``: a portal user (a merchant's, or operator staff).
 - ``make_merchant``: client, API user and funds in one go.
+- ``wallet_balances``: (balance, held) of a merchant's payments and service wallets.
 """
 
 from __future__ import annotations
@@ -178,6 +179,18 @@ async def make_funded_wallet(
         kind="test_funding", description=description, mode=mode, now=now, client_id=client_id,
     )  # fmt: skip
     return wallet
+
+
+async def wallet_balances(
+    session: AsyncSession, client_id: uuid.UUID, *, now: datetime, mode: str = "test"
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(balance, held) in cents of the merchant's payments wallet, then of its service wallet."""
+    found = []
+    for kind in (AccountKind.PAYMENTS_WALLET, AccountKind.SERVICE_WALLET):
+        wallet = await ledger.merchant_wallet(session, client_id, kind, CURRENCY, mode, now)
+        balance, available = await ledger.balance_of(session, wallet.id)
+        found.append((balance, balance - available))
+    return found[0], found[1]
 
 
 async def make_merchant(

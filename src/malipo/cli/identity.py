@@ -13,7 +13,7 @@ from rich.text import Text
 from sqlalchemy import func, select
 
 from malipo.cli.common import settings_or_exit
-from malipo.collections.models import PaymentChannel
+from malipo.collections import service as collections
 from malipo.db import Database
 from malipo.identity.models import ApiUser, Client
 
@@ -26,14 +26,7 @@ async def _clients(db: Database, status: str | None) -> list[dict[str, Any]]:
         if status is not None:
             query = query.where(Client.status == status)
         clients = list(await session.scalars(query))
-        channels = {
-            (client_id, mode): count
-            for client_id, mode, count in await session.execute(
-                select(PaymentChannel.client_id, PaymentChannel.mode, func.count())
-                .where(PaymentChannel.is_active.is_(True))
-                .group_by(PaymentChannel.client_id, PaymentChannel.mode)
-            )
-        }
+        channels = await collections.active_channel_counts(session)
         active_users = (
             select(ApiUser.client_id, func.count())
             .where(ApiUser.is_active.is_(True))

@@ -10,10 +10,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.collections.models import ChannelType, Collection, CollectionStatus, PaymentChannel
+from malipo.collections.models import CLOSED_STATES, ChannelType, Collection, CollectionStatus, PaymentChannel
 
 _COLLECTIONS = Collection.__table__
 
@@ -57,6 +57,17 @@ async def channel_of(
 async def any_channel(session: AsyncSession, channel_id: int) -> PaymentChannel | None:
     """Any merchant's channel by id: for the operator's command line, which acts for all of them."""
     return await session.get(PaymentChannel, channel_id)
+
+
+async def active_channel_counts(session: AsyncSession) -> dict[tuple[uuid.UUID, str], int]:
+    """How many active channels each merchant has in each mode, by (client, mode): for the
+    operator's command line, which lists all merchants."""
+    rows = await session.execute(
+        select(PaymentChannel.client_id, PaymentChannel.mode, func.count())
+        .where(PaymentChannel.is_active.is_(True))
+        .group_by(PaymentChannel.client_id, PaymentChannel.mode)
+    )
+    return {(client_id, mode): count for client_id, mode, count in rows}
 
 
 async def channel_type(session: AsyncSession, channel_id: int) -> str | None:
@@ -165,6 +176,101 @@ async def failed_counts_by_mode(session: AsyncSession, result_code: int) -> dict
         .group_by(Collection.mode)
     )
     return {str(mode): int(count) for mode, count in rows}
+
+
+# -- the send and reconcile jobs (by id: the worker acts on ids malipo made itself) -----------
+
+_STORE_RAIL_IDS = (
+    update(_COLLECTIONS)
+    .where(_COLLECTIONS.c.id == bindparam("b_id"))
+    .values(
+        merchant_request_id=bindparam("b_merchant"),
+        provider_checkout_request_id=bindparam("b_checkout"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+async def claim_queued(session: AsyncSession, ids: list[uuid.UUID], now: datetime) -> list[Row[Any]]:
+    """QUEUED → SENT (without sent_at) for those of ``ids`` still QUEUED, in one UPDATE … RETURNING:
+    each claimed one's id, phone, amount, reference, mode and network_code."""
+    return list(
+        (
+            await session.execute(
+                update(_COLLECTIONS)
+                .where(_COLLECTIONS.c.id.in_(ids), _COLLECTIONS.c.status == CollectionStatus.QUEUED)
+                .values(status=CollectionStatus.SENT, sent_at=None, updated_at=now)
+                .returning(
+                    _COLLECTIONS.c.id, _COLLECTIONS.c.phone, _COLLECTIONS.c.amount,
+                    _COLLECTIONS.c.reference, _COLLECTIONS.c.mode, _COLLECTIONS.c.network_code,
+                )
+            )
+        ).all()
+    )  # fmt: skip
+
+
+async def stamp_sent(session: AsyncSession, ids: list[uuid.UUID], now: datetime) -> set[uuid.UUID]:
+    """Set sent_at on those of ``ids`` still SENT without one (one UPDATE … RETURNING): the ones stamped."""
+    return set(
+        await session.scalars(
+            update(_COLLECTIONS)
+            .where(
+                _COLLECTIONS.c.id.in_(ids),
+                _COLLECTIONS.c.status == CollectionStatus.SENT,
+                _COLLECTIONS.c.sent_at.is_(None),
+            )
+            .values(sent_at=now, updated_at=now)
+            .returning(_COLLECTIONS.c.id)
+        )
+    )
+
+
+async def store_rail_ids(
+    session: AsyncSession, stored: list[tuple[uuid.UUID, str | None, str | None, datetime]]
+) -> None:
+    """The rail's ids of pushes it accepted, (id, request id, checkout id, now) each: one executemany."""
+    await session.execute(
+        _STORE_RAIL_IDS,
+        [{"b_id": cid, "b_merchant": merchant, "b_checkout": checkout, "b_now": now}
+         for cid, merchant, checkout, now in stored],
+    )  # fmt: skip
+
+
+async def locked_unpushed(session: AsyncSession, ids: list[uuid.UUID]) -> list[Collection]:
+    """Those of ``ids`` claimed (SENT) and never pushed (no sent_at), locked in id order."""
+    return list(
+        (
+            await session.scalars(
+                select(Collection)
+                .where(
+                    Collection.id.in_(ids),
+                    Collection.status == CollectionStatus.SENT,
+                    Collection.sent_at.is_(None),
+                )
+                .order_by(Collection.id)
+                .with_for_update()
+            )
+        ).all()
+    )
+
+
+async def requeue_sent(session: AsyncSession, collection_id: uuid.UUID) -> None:
+    """SENT → QUEUED (sent_at cleared): a push the rail never took, to be tried again."""
+    await session.execute(
+        update(Collection)
+        .where(Collection.id == collection_id, Collection.status == CollectionStatus.SENT)
+        .values(status=CollectionStatus.QUEUED, sent_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def open_ids(session: AsyncSession, ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``ids`` whose collection is not final yet."""
+    return set(
+        await session.scalars(
+            select(Collection.id).where(Collection.id.in_(ids), Collection.status.not_in(list(CLOSED_STATES)))
+        )
+    )
 
 
 def new_channel(

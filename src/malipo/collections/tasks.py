@@ -7,12 +7,19 @@ import asyncio
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.collections import service
-from malipo.collections.models import CLOSED_STATES, Collection, CollectionStatus
+from malipo.collections import repository, service
+from malipo.collections.models import CLOSED_STATES
 from malipo.core.logging import get_logger
-from malipo.providers.base import PushAccepted, PushRequest, RailError, Status
+from malipo.providers.base import (
+    MobileMoney,
+    ProviderUnavailable,
+    PushAccepted,
+    PushRequest,
+    RailError,
+    Status,
+)
 from malipo.providers.registry import mobile_money_for
 from malipo.worker.registry import (
     BatchContext,
@@ -36,16 +43,16 @@ def _collection_id(payload: dict[str, Any]) -> uuid.UUID:
         raise PermanentJobError(f"payload has no valid collection_id: {exc}") from exc
 
 
-_COLLECTIONS = Collection.__table__
-_STORE_IDS = (
-    update(_COLLECTIONS)
-    .where(_COLLECTIONS.c.id == bindparam("b_id"))
-    .values(
-        merchant_request_id=bindparam("b_merchant"),
-        provider_checkout_request_id=bindparam("b_checkout"),
-        updated_at=bindparam("b_now"),
-    )
-)
+def _rail(ctx: BatchContext, collection_id: uuid.UUID, network_code: str, mode: str) -> MobileMoney | None:
+    """The rail of ``network_code``; None, logged, for a network no rail serves (Airtel Money and
+    T-Kash, whose collections were queued before intake refused them): nothing can push those."""
+    try:
+        return mobile_money_for(ctx.settings, network_code, mode, ctx.http)
+    except ProviderUnavailable as exc:
+        log.warning(
+            "collection.no_rail", collection_id=str(collection_id), network_code=network_code, reason=str(exc)
+        )
+        return None
 
 
 @batch_job_handler(service.SEND_JOB, max_attempts=6, base_delay=2.0, max_delay=60.0)
@@ -67,50 +74,44 @@ async def send_stk_pushes(ctx: BatchContext, items: list[BatchItem]) -> dict[uui
     async with ctx.db.transaction() as session:
         # Claimed without sent_at: that is set, in a transaction of its own, just before each push
         # is made (``_marked``). SENT without sent_at is a claim whose push was never made.
-        rows = (
-            await session.execute(
-                update(_COLLECTIONS)
-                .where(_COLLECTIONS.c.id.in_(list(wanted)), _COLLECTIONS.c.status == CollectionStatus.QUEUED)
-                .values(status=CollectionStatus.SENT, sent_at=None, updated_at=now)
-                .returning(
-                    _COLLECTIONS.c.id, _COLLECTIONS.c.phone, _COLLECTIONS.c.amount,
-                    _COLLECTIONS.c.reference, _COLLECTIONS.c.mode, _COLLECTIONS.c.network_code,
-                )
-            )
-        ).all()  # fmt: skip
+        rows = await repository.claim_queued(session, list(wanted), now)
+        claimed = {row.id for row in rows}
+        found = {row.id: _rail(ctx, row.id, row.network_code, row.mode) for row in rows}
+        rails = {cid: rail for cid, rail in found.items() if rail is not None}
+        if len(rails) < len(rows):  # ended with the claim: no retry could ever push them
+            await _end_unpushed(session, [cid for cid in found if cid not in rails], ctx)
+            rows = [row for row in rows if row.id in rails]
         # Scheduled with the claim, not after the rail's reply: if this worker dies mid-call,
         # the STK query still comes and no collection stays SENT forever.
         await enqueue_many(
             session, service.RECONCILE_JOB, [{"collection_id": str(row.id), "query": 1} for row in rows],
             now=now, delays=[service.reconcile_delay(ctx.settings)] * len(rows),
         )  # fmt: skip
-    if len(rows) < len(wanted):
-        claimed = {row.id for row in rows}
-        await _end_unpushed_claims(ctx, [cid for cid in wanted if cid not in claimed])
-    results = await _push_all(ctx, wanted, rows)
+    if len(claimed) < len(wanted):
+        async with ctx.db.transaction() as session:
+            await _end_unpushed(session, [cid for cid in wanted if cid not in claimed], ctx)
+    results = await _push_all(ctx, wanted, rows, rails)
     stored = []
     for row, result in zip(rows, results, strict=True):
         if isinstance(result, BaseException):
             failed[wanted[row.id].job_id] = result
         elif result is not None:
-            stored.append(
-                {"b_id": row.id, "b_merchant": result.provider_request_id,
-                 "b_checkout": result.provider_reference, "b_now": ctx.clock.now()}
-            )  # fmt: skip
+            stored.append((row.id, result.provider_request_id, result.provider_reference, ctx.clock.now()))
     if stored:
         async with ctx.db.transaction() as session:
-            await session.execute(_STORE_IDS, stored)
+            await repository.store_rail_ids(session, stored)
         log.info("collection.sent", count=len(stored))
     return failed
 
 
 async def _push_all(
-    ctx: BatchContext, wanted: dict[uuid.UUID, BatchItem], rows: list[Any]
-) -> list[PushAccepted | BaseException | None]:
+    ctx: BatchContext, wanted: dict[uuid.UUID, BatchItem], rows: list[Any],
+    rails: dict[uuid.UUID, MobileMoney],
+) -> list[PushAccepted | BaseException | None]:  # fmt: skip
     """Push each claimed collection, as many at a time as the HTTP client has connections. Before
     each group goes out, its collections get their sent_at in one committed transaction: a worker
     killed between its claim and its pushes leaves the unpushed ones without it, and they end
-    NOT_SENT (``_end_unpushed_claims``) rather than as pushes nobody answered."""
+    NOT_SENT (``_end_unpushed``) rather than as pushes nobody answered."""
     results: dict[uuid.UUID, PushAccepted | BaseException | None] = {}
     waiting = list(rows)
     running: dict[asyncio.Task[PushAccepted | None], uuid.UUID] = {}
@@ -126,7 +127,7 @@ async def _push_all(
             marked = await _marked(ctx, [row.id for row in group])
             for row in group:
                 if row.id in marked:
-                    running[asyncio.ensure_future(_push(ctx, wanted[row.id], row))] = row.id
+                    running[asyncio.ensure_future(_push(ctx, wanted[row.id], row, rails[row.id]))] = row.id
                 else:  # ended meanwhile (given up as not sent): never pushed
                     results[row.id] = None
         if not running:
@@ -146,56 +147,28 @@ async def _push_all(
 
 async def _marked(ctx: BatchContext, ids: list[uuid.UUID]) -> set[uuid.UUID]:
     """Stamp sent_at on those still SENT without one, just before their pushes: the ones stamped."""
-    now = ctx.clock.now()
     async with ctx.db.transaction() as session:
-        return set(
-            await session.scalars(
-                update(_COLLECTIONS)
-                .where(
-                    _COLLECTIONS.c.id.in_(ids),
-                    _COLLECTIONS.c.status == CollectionStatus.SENT,
-                    _COLLECTIONS.c.sent_at.is_(None),
-                )
-                .values(sent_at=now, updated_at=now)
-                .returning(_COLLECTIONS.c.id)
+        return await repository.stamp_sent(session, ids, ctx.clock.now())
+
+
+async def _end_unpushed(session: AsyncSession, ids: list[uuid.UUID], ctx: BatchContext) -> None:
+    """Those of ``ids`` claimed (SENT) and never pushed (no sent_at) end NOT_SENT: an earlier run's
+    worker died, or lost its lease, between the claim and the push (pushing now, a lease later,
+    would prompt a payer who has likely gone), or no rail serves their network. The payer was
+    never prompted. Locked first: a run still alive cannot stamp (and push) one that ends here."""
+    for collection in await repository.locked_unpushed(session, ids):
+        if await service.finish(
+            session, collection, service.Outcome(service.NOT_SENT, service.NOT_SENT_DESC), now=ctx.clock.now()
+        ):
+            log.warning(
+                "collection.not_sent", collection_id=str(collection.id), reference=collection.reference
             )
-        )
 
 
-async def _end_unpushed_claims(ctx: BatchContext, ids: list[uuid.UUID]) -> None:
-    """This job's collections that an earlier run claimed (SENT) and never pushed (no sent_at): that
-    run's worker died, or lost its lease, between the claim and the push. The payer was never
-    prompted; pushing now, a lease later, would prompt a payer who has likely gone, so they end
-    NOT_SENT. Locked first: a run still alive cannot stamp (and push) one that ends here."""
-    async with ctx.db.transaction() as session:
-        unpushed = (
-            await session.scalars(
-                select(Collection)
-                .where(
-                    Collection.id.in_(ids),
-                    Collection.status == CollectionStatus.SENT,
-                    Collection.sent_at.is_(None),
-                )
-                .order_by(Collection.id)
-                .with_for_update()
-            )
-        ).all()
-        for collection in unpushed:
-            await _finish_not_sent(session, collection, ctx)
-
-
-async def _finish_not_sent(session: Any, collection: Collection, ctx: BatchContext) -> None:
-    if await service.finish(
-        session, collection, service.Outcome(service.NOT_SENT, service.NOT_SENT_DESC), now=ctx.clock.now()
-    ):
-        log.warning("collection.not_sent", collection_id=str(collection.id), reference=collection.reference)
-
-
-async def _push(ctx: BatchContext, item: BatchItem, row: Any) -> PushAccepted | None:
+async def _push(ctx: BatchContext, item: BatchItem, row: Any, rail: MobileMoney) -> PushAccepted | None:
     """The rail's acceptance, or None when the push was refused (handled here)."""
     # Jobs queued before the token was derived carry it.
     token = str(item.payload.get("token") or service.callback_token(ctx.settings, row.id))
-    rail = mobile_money_for(ctx.settings, row.network_code, row.mode, ctx.http)
     request = PushRequest(
         reference=row.reference, amount=row.amount, phone=row.phone, callback_token=token,
         description=f"Payment {row.reference}",
@@ -218,15 +191,10 @@ async def _after_refusal(
     if exc.retryable and item.attempt < item.max_attempts:
         # The rail never had it (unreachable, busy, no token): put it back and let the worker retry.
         async with ctx.db.transaction() as session:
-            await session.execute(
-                update(Collection)
-                .where(Collection.id == collection_id, Collection.status == CollectionStatus.SENT)
-                .values(status=CollectionStatus.QUEUED, sent_at=None)
-                .execution_options(synchronize_session=False)
-            )
+            await repository.requeue_sent(session, collection_id)
         raise exc
     async with ctx.db.transaction() as session:
-        collection = await session.get(Collection, collection_id)
+        collection = await repository.by_id(session, collection_id)
         if collection is None:
             return
         # The outcome the rail records for a refused push.
@@ -248,13 +216,7 @@ async def reconcile_many(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid
     if not wanted:
         return failed
     async with ctx.db.transaction() as session:
-        still_open = set(
-            await session.scalars(
-                select(Collection.id).where(
-                    Collection.id.in_(set(wanted.values())), Collection.status.not_in(list(CLOSED_STATES))
-                )
-            )
-        )
+        still_open = await repository.open_ids(session, set(wanted.values()))
     pending = [item for item in items if wanted.get(item.job_id) in still_open]
     results = await asyncio.gather(
         *(reconcile(ctx, item.payload) for item in pending), return_exceptions=True
@@ -270,17 +232,18 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
     collection_id = _collection_id(payload)
     query_number = int(payload.get("query", 1))
     async with ctx.db.transaction() as session:
-        collection = await session.get(Collection, collection_id)
+        collection = await repository.by_id(session, collection_id)
         if collection is None or collection.status in CLOSED_STATES:
             return
         mode, checkout = collection.mode, collection.provider_checkout_request_id
         network = collection.network_code
-    rail = mobile_money_for(ctx.settings, network, mode, ctx.http)
+    rail = _rail(ctx, collection_id, network, mode)
     outcome: service.Outcome | None = None
-    if checkout is None:
-        # Not sent yet (a retry is pending), or its worker died before the rail's reply: nothing
-        # to ask the rail about. Wait for a callback a while longer, then give up: NOT_SENT when no
-        # push was ever made (no sent_at, checked again under the lock below).
+    if checkout is None or rail is None:
+        # Not sent yet (a retry is pending), or its worker died before the rail's reply, or no rail
+        # serves its network: nothing to ask a rail about. Wait for a callback a while longer, then
+        # give up: NOT_SENT when no push was ever made (no sent_at, checked again under the lock
+        # below) or no rail could have made one.
         if query_number >= MAX_QUERIES:
             outcome = service.Outcome(service.NOT_SENT, service.NOT_SENT_DESC)
     else:
@@ -292,7 +255,7 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
         if answer.status in (Status.SUCCEEDED, Status.FAILED) or query_number >= MAX_QUERIES:
             outcome = service.Outcome(answer.result_code, answer.result_desc)
     async with ctx.db.transaction() as session:
-        collection = await session.get(Collection, collection_id)
+        collection = await repository.by_id(session, collection_id)
         if collection is None:
             return
         if outcome is None:
@@ -302,10 +265,8 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
                 now=ctx.clock.now(), delay=service.reconcile_delay(ctx.settings),
             )  # fmt: skip
             return
-        if outcome.result_code == service.NOT_SENT:
-            locked = await session.get(
-                Collection, collection_id, with_for_update=True, populate_existing=True
-            )
+        if outcome.result_code == service.NOT_SENT and rail is not None:
+            locked = await repository.locked(session, collection_id)
             assert locked is not None
             if locked.sent_at is not None:  # its push was made: nobody answered it
                 unanswered = rail.no_answer()

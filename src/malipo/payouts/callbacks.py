@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from malipo.collections.callbacks import UnsupportedMediaType, is_json, malformed
+from malipo.collections.callbacks import UnsupportedMediaType, daraja_rail, is_json, malformed
 from malipo.collections.service import CallbackMismatch
 from malipo.core.logging import get_logger
 from malipo.http.deps import ClockDep, Session, SettingsDep
@@ -37,11 +37,9 @@ async def _payout(request: Request, token: str, session: Session) -> tuple[Payou
     if not is_json(request):
         log.warning("callback.malformed", provider="daraja", reference=payout.reference, reason="media type")
         raise UnsupportedMediaType("a Daraja result is sent as application/json")
-    settings = request.app.state.settings
-    rail = service.payout_rail(
-        settings, channel=payout.channel, network_code=payout.network_code, mode="live"
-    )
-    return payout, rail, await request.body()
+    # The rail whose results arrive here (Daraja's), whatever the payout's network: one sent before
+    # its network was refused is still answered.
+    return payout, daraja_rail(request.app.state.settings), await request.body()
 
 
 def _refuse_malformed(payout: Payout, exc: MalformedCallback) -> Exception:

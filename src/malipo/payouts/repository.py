@@ -7,12 +7,13 @@ found by its callback token, the worker's and the operator's by id) say why.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout
+from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout, PayoutStatus
 
 
 async def by_external_reference(
@@ -84,3 +85,50 @@ async def newest(
         select(Payout).where(mine).order_by(Payout.created_at.desc(), Payout.id.desc()).limit(limit)
     )
     return list(rows.all()), total
+
+
+# -- the send job (by id: the worker acts on ids malipo made itself) ---------------------------
+
+
+async def claim_queued(session: AsyncSession, payout_id: uuid.UUID, now: datetime) -> Row[Any] | None:
+    """QUEUED → SENT (sent_at now) in one UPDATE … RETURNING what the send needs; None if it was
+    not QUEUED."""
+    claimed = await session.execute(
+        update(Payout)
+        .where(Payout.id == payout_id, Payout.status == PayoutStatus.QUEUED)
+        .values(status=PayoutStatus.SENT, sent_at=now, updated_at=now)
+        .returning(
+            Payout.channel,
+            Payout.network_code,
+            Payout.phone,
+            Payout.account_number,
+            Payout.amount,
+            Payout.reference,
+            Payout.mode,
+            Payout.originator_conversation_id,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return claimed.first()
+
+
+async def requeue_sent(session: AsyncSession, payout_id: uuid.UUID) -> None:
+    """SENT → QUEUED (sent_at cleared): a payment the rail never took, to be tried again."""
+    await session.execute(
+        update(Payout)
+        .where(Payout.id == payout_id, Payout.status == PayoutStatus.SENT)
+        .values(status=PayoutStatus.QUEUED, sent_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def store_conversation_id(
+    session: AsyncSession, payout_id: uuid.UUID, conversation_id: str, now: datetime
+) -> None:
+    """The rail's id of the payment it accepted."""
+    await session.execute(
+        update(Payout)
+        .where(Payout.id == payout_id)
+        .values(conversation_id=conversation_id, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )

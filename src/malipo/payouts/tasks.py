@@ -6,17 +6,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import update
-
 from malipo.core.logging import get_logger
-from malipo.payouts import banks, service
-from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout, PayoutStatus
+from malipo.payouts import banks, repository, service
+from malipo.payouts.models import PAYOUT_CLOSED_STATES
 from malipo.providers.base import (
     BusinessPayment,
     MobileMoney,
     PayoutAccepted,
     PayoutStatusQuery,
     PhonePayment,
+    ProviderUnavailable,
     RailError,
 )
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
@@ -36,42 +35,24 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
     token = str(payload.get("token") or service.callback_token(ctx.settings, payout_id))
     now = ctx.clock.now()
     async with ctx.db.transaction() as session:
-        claimed = await session.execute(
-            update(Payout)
-            .where(Payout.id == payout_id, Payout.status == PayoutStatus.QUEUED)
-            .values(status=PayoutStatus.SENT, sent_at=now, updated_at=now)
-            .returning(
-                Payout.channel,
-                Payout.network_code,
-                Payout.phone,
-                Payout.account_number,
-                Payout.amount,
-                Payout.reference,
-                Payout.mode,
-                Payout.originator_conversation_id,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        row = claimed.first()
+        row = await repository.claim_queued(session, payout_id, now)
     if row is None:
         return
     paybill: str | None = None
     if row.channel == "bank":
         # The paybill pinned when the payout was asked for (the setting's may have changed since).
         paybill = str(payload.get("paybill") or banks.bank_paybill(ctx.settings, row.network_code) or "")
-        if not paybill:  # nothing was sent: fail it and release the holds
-            async with ctx.db.transaction() as session:
-                payout = await session.get(Payout, payout_id)
-                if payout is not None:
-                    outcome = service.Outcome(
-                        service.NOT_SENT_FAILURE,
-                        f"no M-Pesa paybill is configured for bank {row.network_code}",
-                    )
-                    await service.finish(session, payout, outcome, now=ctx.clock.now())
+        if not paybill:
+            await _fail_unsent(ctx, payout_id, f"no M-Pesa paybill is configured for bank {row.network_code}")
             return
-    rail = service.payout_rail(
-        ctx.settings, channel=row.channel, network_code=row.network_code, mode=row.mode, http=ctx.http
-    )
+    try:
+        rail = service.payout_rail(
+            ctx.settings, channel=row.channel, network_code=row.network_code, mode=row.mode, http=ctx.http
+        )
+    except ProviderUnavailable as exc:  # queued before intake refused the network: no retry could send it
+        log.warning("payout.no_rail", reference=row.reference, network_code=row.network_code, reason=str(exc))
+        await _fail_unsent(ctx, payout_id, f"not sent: {exc}")
+        return
     try:
         reply = await _send(rail, row, token, paybill)
     except RailError as exc:
@@ -84,28 +65,27 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
             return
         if exc.retryable and ctx.attempt < ctx.max_attempts:
             async with ctx.db.transaction() as session:  # the rail never had it: try again later
-                await session.execute(
-                    update(Payout)
-                    .where(Payout.id == payout_id, Payout.status == PayoutStatus.SENT)
-                    .values(status=PayoutStatus.QUEUED, sent_at=None)
-                    .execution_options(synchronize_session=False)
-                )
+                await repository.requeue_sent(session, payout_id)
             raise
         async with ctx.db.transaction() as session:
-            payout = await session.get(Payout, payout_id)
+            payout = await repository.by_id(session, payout_id)
             if payout is not None:
                 outcome = service.Outcome(exc.result_code, exc.result_desc)  # the rail's, for a refusal
                 await service.finish(session, payout, outcome, now=ctx.clock.now())
         return
     async with ctx.db.transaction() as session:
-        await session.execute(
-            update(Payout)
-            .where(Payout.id == payout_id)
-            .values(conversation_id=reply.provider_reference, updated_at=ctx.clock.now())
-            .execution_options(synchronize_session=False)
-        )
+        await repository.store_conversation_id(session, payout_id, reply.provider_reference, ctx.clock.now())
         service.schedule_reconcile(session, payout_id, 1, settings=ctx.settings, now=ctx.clock.now())
     log.info("payout.sent", reference=row.reference, conversation=reply.provider_reference)
+
+
+async def _fail_unsent(ctx: JobContext, payout_id: uuid.UUID, why: str) -> None:
+    """Nothing was sent: fail the payout (its holds released, the merchant's callback queued)."""
+    async with ctx.db.transaction() as session:
+        payout = await repository.by_id(session, payout_id)
+        if payout is not None:
+            outcome = service.Outcome(service.NOT_SENT_FAILURE, why)
+            await service.finish(session, payout, outcome, now=ctx.clock.now())
 
 
 async def _send(rail: MobileMoney, row: Any, token: str, paybill: str | None) -> PayoutAccepted:
@@ -135,12 +115,19 @@ async def reconcile_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
     query = int(payload.get("query", 1))
     token = str(payload.get("token") or service.callback_token(ctx.settings, payout_id))
     async with ctx.db.transaction() as session:
-        payout = await session.get(Payout, payout_id)
+        payout = await repository.by_id(session, payout_id)
         if payout is None or payout.status in PAYOUT_CLOSED_STATES:
             return
-        rail = service.payout_rail(
-            ctx.settings, channel=payout.channel, network_code=payout.network_code, mode=payout.mode,
-            http=ctx.http,
-        )  # fmt: skip
+        try:
+            rail = service.payout_rail(
+                ctx.settings, channel=payout.channel, network_code=payout.network_code, mode=payout.mode,
+                http=ctx.http,
+            )  # fmt: skip
+        except ProviderUnavailable as exc:
+            # Sent before its network was refused (it may have been paid): failing it could release
+            # money paid out, so its result, found by its token, still decides; asking again never can.
+            log.warning("payout.no_rail", reference=payout.reference, network_code=payout.network_code,
+                        reason=str(exc))  # fmt: skip
+            return
         query_id = service.status_query_id(payout, rail)
     await rail.query_payout(PayoutStatusQuery(query_id=query_id, attempt=query, callback_token=token))

@@ -8,6 +8,7 @@ here too, so ``from malipo.collections import service`` is all a caller needs.
 from malipo.collections.service.channels import (
     WalletChannelLocked,
     acting_for,
+    active_channel_counts,
     channel_balance,
     create_channel,
     find_channel,
@@ -94,6 +95,7 @@ __all__ = [
     "WalletChannelLocked",
     "accept_review",
     "acting_for",
+    "active_channel_counts",
     "callback_mismatch",
     "callback_token",
     "callback_writer",

@@ -169,3 +169,8 @@ async def find_channel(session: AsyncSession, channel_id: int) -> PaymentChannel
     if channel is None:
         raise NotFound(f"no payment channel {channel_id}")
     return channel
+
+
+async def active_channel_counts(session: AsyncSession) -> dict[tuple[uuid.UUID, str], int]:
+    """Every merchant's active channels, counted by (client id, mode) (the operator's command line)."""
+    return await repository.active_channel_counts(session)
