@@ -34,6 +34,7 @@ from malipo.core.errors import Conflict, NotFound, Unauthorized
 from malipo.core.ids import new_id
 from malipo.customers import repository
 from malipo.customers.models import Customer
+from malipo.identity import clients
 from malipo.identity.models import Client, KeyMode
 from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger import service as ledger
@@ -207,8 +208,28 @@ async def find_customer(
     return customer
 
 
+@dataclass(frozen=True, slots=True)
+class WalletOwner:
+    """A customer and its wallet: what a movement between two customers checks."""
+
+    id: uuid.UUID
+    client_id: uuid.UUID
+    mode: str
+    wallet_id: uuid.UUID
+    currency: str
+
+
+async def wallet_owners(session: AsyncSession, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, WalletOwner]:
+    """These customers (of any client: the caller checks who may see whom) with their wallets,
+    by customer id, in one round trip; an unknown id is absent."""
+    return {
+        row.id: WalletOwner(row.id, row.client_id, row.mode, row.account_id, row.currency)
+        for row in await repository.wallet_owners(session, customer_ids)
+    }
+
+
 async def _client_of(session: AsyncSession, who: Principal) -> Client:
-    client = await session.get(Client, who.client_id) if who.client_id is not None else None
+    client = await clients.client_by_id(session, who.client_id)
     if client is None:
         raise NotFound("the caller belongs to no client")
     return client

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.config import Settings
@@ -139,8 +139,20 @@ async def get_client(session: AsyncSession, who: Principal, client_id: uuid.UUID
     return client
 
 
-async def list_clients(session: AsyncSession, *, status: ClientStatus | None = None) -> list[Client]:
-    query = select(Client).order_by(Client.created_at)
+async def client_by_id(session: AsyncSession, client_id: uuid.UUID | None) -> Client | None:
+    """The client ``client_id`` (of a caller, a token, a command line), or None if there is none."""
+    return await session.get(Client, client_id) if client_id is not None else None
+
+
+def with_client(query: Select[Any], client_id: ColumnElement[uuid.UUID]) -> Select[Any]:
+    """``query`` with the ``Client`` its ``client_id`` column names joined in: a caller reads its
+    row and the client behind it in one round trip (authentication does, on every request)."""
+    return query.add_columns(Client).join(Client, client_id == Client.id)
+
+
+async def list_clients(session: AsyncSession, *, status: str | None = None) -> list[Client]:
+    """Every client (or those in ``status``), oldest first."""
+    query = select(Client).order_by(Client.created_at, Client.id)
     if status is not None:
         query = query.where(Client.status == status)
     return list((await session.scalars(query)).all())
@@ -164,6 +176,14 @@ async def count_api_users(session: AsyncSession, client_id: uuid.UUID | None = N
     if client_id is not None:
         query = query.where(ApiUser.client_id == client_id)
     return int(await session.scalar(query) or 0)
+
+
+async def active_api_user_counts(session: AsyncSession) -> dict[uuid.UUID, int]:
+    """How many active API users each client has (a client with none is absent)."""
+    rows = await session.execute(
+        select(ApiUser.client_id, func.count()).where(ApiUser.is_active.is_(True)).group_by(ApiUser.client_id)
+    )
+    return {client_id: count for client_id, count in rows}  # noqa: C416
 
 
 async def _transition(

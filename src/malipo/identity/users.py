@@ -34,6 +34,11 @@ async def _client_of(session: AsyncSession, who: Principal) -> Client:
     return client
 
 
+async def api_user_by_id(session: AsyncSession, api_user_id: uuid.UUID | None) -> ApiUser | None:
+    """The API user ``api_user_id`` (a caller's), or None if there is none."""
+    return await session.get(ApiUser, api_user_id) if api_user_id is not None else None
+
+
 async def _assignable_role(session: AsyncSession, role_id: uuid.UUID, field: str) -> Role:
     role = await session.get(Role, role_id)
     if role is None:

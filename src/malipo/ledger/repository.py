@@ -12,7 +12,21 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -133,6 +147,17 @@ async def balance_row(session: AsyncSession, account_id: uuid.UUID) -> tuple[int
     return None if row is None else (int(row[0]), int(row[1]))
 
 
+async def get_account(session: AsyncSession, account_id: uuid.UUID) -> LedgerAccount | None:
+    return await session.get(LedgerAccount, account_id)
+
+
+def with_account(query: Select[Any], account_id: ColumnElement[uuid.UUID]) -> Select[Any]:
+    """``query`` joined to the account ``account_id`` names, adding its ``account_id`` and ``currency``."""
+    return query.add_columns(LedgerAccount.id.label("account_id"), LedgerAccount.currency).join(
+        LedgerAccount, LedgerAccount.id == account_id
+    )
+
+
 # -- journals and postings ------------------------------------------------------------
 
 
@@ -175,6 +200,66 @@ async def get_journal(session: AsyncSession, journal_id: uuid.UUID) -> Journal |
 
 async def journal_postings(session: AsyncSession, journal_id: uuid.UUID) -> list[Posting]:
     return list((await session.scalars(select(Posting).where(Posting.journal_id == journal_id))).all())
+
+
+async def journal_by_key(session: AsyncSession, idempotency_key: str) -> Journal | None:
+    found: Journal | None = await session.scalar(
+        select(Journal).where(Journal.idempotency_key == idempotency_key)
+    )
+    return found
+
+
+# -- statements -----------------------------------------------------------------------
+
+
+async def balance_before(session: AsyncSession, account_id: uuid.UUID, moment: datetime | None) -> int:
+    """The account's balance after its last posting before ``moment`` (now when None); 0 if none."""
+    query = select(Posting.balance_after).where(Posting.account_id == account_id)
+    if moment is not None:
+        query = query.where(Posting.created_at < moment)
+    found = await session.scalar(query.order_by(Posting.created_at.desc(), Posting.id.desc()).limit(1))
+    return int(found or 0)
+
+
+def statement_query(
+    account_id: uuid.UUID, *, start: datetime | None, end: datetime | None, entry_type: str | None, chunk: int
+) -> Any:
+    """The account's postings in [start, end), oldest first, with their journals, ``chunk`` a page."""
+    query = (
+        select(
+            Posting.id,
+            Posting.created_at,
+            Posting.amount,
+            Posting.balance_after,
+            Journal.reference,
+            Journal.kind,
+            Journal.description,
+        )
+        .join(Journal, Journal.id == Posting.journal_id)
+        .where(Posting.account_id == account_id)
+        .order_by(Posting.created_at, Posting.id)
+        .limit(chunk)
+    )
+    if start is not None:
+        query = query.where(Posting.created_at >= start)
+    if end is not None:
+        query = query.where(Posting.created_at < end)
+    if entry_type == "credit":
+        query = query.where(Posting.amount > 0)
+    elif entry_type == "debit":
+        query = query.where(Posting.amount < 0)
+    return query
+
+
+async def statement_page(
+    session: AsyncSession, query: Any, after: tuple[datetime, uuid.UUID] | None
+) -> list[Row[Any]]:
+    """One page of ``statement_query``: the rows after ``after`` (created_at, id), by keyset."""
+    if after is not None:
+        query = query.where(
+            or_(Posting.created_at > after[0], and_(Posting.created_at == after[0], Posting.id > after[1]))
+        )
+    return list((await session.execute(query)).all())
 
 
 # -- holds --------------------------------------------------------------------------

@@ -31,8 +31,8 @@ from malipo.db import Database
 from malipo.identity.models import KeyMode
 from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger import service as ledger
+from malipo.ledger import statements as ledger_reads
 from malipo.ledger.models import AccountKind, Journal, LedgerAccount
-from malipo.wallets import repository
 from malipo.wallets.schemas import EntryType, PaymentIn, TopUpIn, TransferIn
 
 JOURNAL_TOP_UP = "wallet_top_up"
@@ -112,7 +112,7 @@ class StatementLine:
 
 
 async def _wallet(session: AsyncSession, customer: Customer) -> LedgerAccount:
-    wallet = await repository.wallet_account(session, customer.wallet_account_id)
+    wallet = await ledger_reads.get_account(session, customer.wallet_account_id)
     if wallet is None:  # the foreign key makes this impossible; say so if it ever happens
         raise NotFound(f"customer {customer.id} has no wallet")
     return wallet
@@ -200,7 +200,7 @@ async def transfer(session: AsyncSession, who: Principal, body: TransferIn, *, n
             "recipientCustomerId: you cannot transfer to your own wallet",
             errors=[FieldError("recipientCustomerId", "is your own customer id")],
         )
-    parties = await repository.parties(session, [who.id, body.recipient_customer_id])
+    parties = await customers.wallet_owners(session, [who.id, body.recipient_customer_id])
     sender = parties.get(who.id)
     if sender is None:
         raise customers.CustomerNotFound(f"no customer {who.id}")
@@ -250,7 +250,7 @@ def payment_idempotency_key(client_id: uuid.UUID, mode: str, external_reference:
 
 
 async def _duplicate_payment(session: AsyncSession, key: str, external_reference: str) -> DuplicatePayment:
-    earlier = await repository.journal_by_key(session, key)
+    earlier = await ledger_reads.journal_by_key(session, key)
     named = f" by payment {earlier.reference}" if earlier is not None else ""
     return DuplicatePayment(
         f"externalReference {external_reference!r} was already paid{named}",
@@ -270,7 +270,7 @@ async def pay(session: AsyncSession, who: Principal, body: PaymentIn, *, now: da
     wallet = await _wallet(session, customer)
     amount = Money.parse(body.amount, wallet.currency, field="amount")
     key = payment_idempotency_key(customer.client_id, customer.mode, body.external_reference)
-    if await repository.journal_by_key(session, key) is not None:
+    if await ledger_reads.journal_by_key(session, key) is not None:
         raise await _duplicate_payment(session, key, body.external_reference)
     merchant = await ledger.open_account(
         session,
@@ -321,8 +321,8 @@ async def statement_window(
     wallet = await _wallet(session, customer)
     start = _day_start(start_date) if start_date is not None else None
     end = _day_start(end_date + timedelta(days=1)) if end_date is not None else None
-    opening = await repository.balance_before(session, wallet.id, start) if start is not None else 0
-    closing = await repository.balance_before(session, wallet.id, end)
+    opening = await ledger_reads.balance_before(session, wallet.id, start) if start is not None else 0
+    closing = await ledger_reads.balance_before(session, wallet.id, end)
     return StatementWindow(
         customer.id,
         wallet.id,
@@ -343,7 +343,7 @@ async def statement_lines(
     ``chunk`` rows at a time by keyset, each chunk in a short transaction: memory stays
     bounded and no transaction stays open while the consumer is slow.
     """
-    query = repository.statement_query(
+    query = ledger_reads.statement_query(
         window.account_id, start=window.start, end=window.end, entry_type=entry_type, chunk=chunk
     )
     currency = window.currency
@@ -351,7 +351,7 @@ async def statement_lines(
     async with db.sessionmaker() as session:
         while True:
             async with session.begin():
-                rows = await repository.statement_page(session, query, after)
+                rows = await ledger_reads.statement_page(session, query, after)
             for row in rows:
                 yield StatementLine(
                     created_at=row.created_at,

@@ -1,0 +1,53 @@
+"""Reading the books for the layers above: an account, a journal by its key, an account's statement.
+
+The ledger owns its tables; a domain that shows ledger data (a wallet's statement, a payment's
+earlier journal) asks here instead of querying them. Writes go through ``ledger.service``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.ledger import repository
+from malipo.ledger.models import Journal, LedgerAccount
+
+
+async def get_account(session: AsyncSession, account_id: uuid.UUID) -> LedgerAccount | None:
+    """The ledger account ``account_id``, or None."""
+    return await repository.get_account(session, account_id)
+
+
+def with_account(query: Select[Any], account_id: ColumnElement[uuid.UUID]) -> Select[Any]:
+    """``query`` with the account its ``account_id`` column names joined in, adding that account's
+    ``account_id`` and ``currency``: a caller reads its rows and their accounts in one round trip."""
+    return repository.with_account(query, account_id)
+
+
+async def journal_by_key(session: AsyncSession, idempotency_key: str) -> Journal | None:
+    """The journal posted with ``idempotency_key``, or None."""
+    return await repository.journal_by_key(session, idempotency_key)
+
+
+async def balance_before(session: AsyncSession, account_id: uuid.UUID, moment: datetime | None) -> int:
+    """The account's balance after its last posting before ``moment`` (now when None); 0 if none."""
+    return await repository.balance_before(session, account_id, moment)
+
+
+def statement_query(
+    account_id: uuid.UUID, *, start: datetime | None, end: datetime | None, entry_type: str | None, chunk: int
+) -> Any:
+    """The account's postings in [start, end) (``entry_type`` "credit" or "debit" keeps one side),
+    oldest first, with their journals' reference, kind and description, ``chunk`` rows a page."""
+    return repository.statement_query(account_id, start=start, end=end, entry_type=entry_type, chunk=chunk)
+
+
+async def statement_page(
+    session: AsyncSession, query: Any, after: tuple[datetime, uuid.UUID] | None
+) -> list[Row[Any]]:
+    """One page of ``statement_query``: the rows after ``after`` (created_at, posting id), by keyset."""
+    return await repository.statement_page(session, query, after)
