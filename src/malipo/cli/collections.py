@@ -20,7 +20,7 @@ from malipo.collections.models import PaymentChannel
 from malipo.core.clock import SystemClock
 from malipo.core.errors import MalipoError, NotFound, ValidationFailed
 from malipo.db import Database
-from malipo.identity.models import Client
+from malipo.identity import clients
 
 channels_app = typer.Typer(
     help="Merchants' payment channels (paybills, tills, bank accounts).", no_args_is_help=True
@@ -84,7 +84,7 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 
 async def _require_client(session: AsyncSession, client_id: uuid.UUID) -> None:
-    if await session.get(Client, client_id) is None:
+    if await clients.client_by_id(session, client_id) is None:
         raise NotFound(f"no client {client_id} (`malipo clients list` shows them)")
 
 

@@ -10,29 +10,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import func, select
 
 from malipo.cli.common import settings_or_exit
 from malipo.collections import service as collections
 from malipo.db import Database
-from malipo.identity.models import ApiUser, Client
+from malipo.identity import clients as identity
 
 clients_app = typer.Typer(help="Merchants (clients): their ids, for --client.", no_args_is_help=True)
 
 
 async def _clients(db: Database, status: str | None) -> list[dict[str, Any]]:
     async with db.transaction() as session:
-        query = select(Client).order_by(Client.created_at, Client.id)
-        if status is not None:
-            query = query.where(Client.status == status)
-        clients = list(await session.scalars(query))
+        clients = await identity.list_clients(session, status=status)
         channels = await collections.active_channel_counts(session)
-        active_users = (
-            select(ApiUser.client_id, func.count())
-            .where(ApiUser.is_active.is_(True))
-            .group_by(ApiUser.client_id)
-        )
-        api_users = {client_id: count for client_id, count in await session.execute(active_users)}  # noqa: C416
+        api_users = await identity.active_api_user_counts(session)
     return [
         {
             "id": str(client.id),

@@ -49,6 +49,7 @@ from malipo.core.logging import get_logger, redact_secret
 from malipo.db import Database
 from malipo.email import repository
 from malipo.email.models import Mailer, MailMessage, MailStatus, MerchantEmail, MerchantEmailStatus
+from malipo.identity import users
 from malipo.identity.models import ApiUser, KeyMode
 from malipo.identity.principals import Principal
 from malipo.providers.smtp.client import (
@@ -243,7 +244,7 @@ class Outcome:
 
 
 async def _api_user(session: AsyncSession, who: Principal) -> ApiUser:
-    user = await session.get(ApiUser, who.api_user_id) if who.api_user_id else None
+    user = await users.api_user_by_id(session, who.api_user_id)
     if user is None:
         raise Forbidden("the mailer is for API users")
     return user

@@ -16,7 +16,6 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +23,7 @@ from malipo.config import Settings
 from malipo.core.errors import FieldError, ValidationFailed
 from malipo.core.money import Money
 from malipo.identity.models import Client
+from malipo.pricing import repository
 from malipo.pricing.models import MerchantPricing, PricingKind
 
 Source = Literal["merchant", "default"]
@@ -121,12 +121,6 @@ def _from_row(row: MerchantPricing) -> Tariff:
     )  # fmt: skip
 
 
-async def _row(session: AsyncSession, client_id: uuid.UUID, kind: PricingKind) -> MerchantPricing | None:
-    return await session.scalar(
-        select(MerchantPricing).where(MerchantPricing.client_id == client_id, MerchantPricing.kind == kind)
-    )
-
-
 # -- what a merchant pays ----------------------------------------------------------------
 
 
@@ -134,7 +128,7 @@ async def tariff_for(
     session: AsyncSession, settings: Settings, client_id: uuid.UUID, kind: PricingKind, currency: str
 ) -> Tariff:
     """The merchant's own tariff of ``kind`` if the operator set one, else the settings' defaults."""
-    row = await _row(session, client_id, kind)
+    row = await repository.tariff_row(session, client_id, kind)
     return _from_row(row) if row is not None else _default(settings, kind, currency)
 
 
@@ -147,8 +141,7 @@ async def fee(
 
 async def pricing_of(session: AsyncSession, settings: Settings, client: Client) -> list[Tariff]:
     """Both tariffs of ``client`` (collections first), each its own or the default."""
-    rows = await session.scalars(select(MerchantPricing).where(MerchantPricing.client_id == client.id))
-    own = {PricingKind(r.kind): r for r in rows.all()}
+    own = {PricingKind(r.kind): r for r in await repository.tariff_rows(session, client.id)}
     return [
         _from_row(own[kind]) if kind in own else _default(settings, kind, client.currency)
         for kind in PricingKind
@@ -185,15 +178,14 @@ async def set_pricing(
             ],
         )
     values = {"percent_bp": percent_bp, **amounts, "updated_at": now}
-    row = await _row(session, client.id, kind)
+    row = await repository.tariff_row(session, client.id, kind)
     if row is None:
         try:
             async with session.begin_nested():
                 row = MerchantPricing(client_id=client.id, kind=kind, created_at=now, **values)
-                session.add(row)
-                await session.flush()
+                await repository.add_tariff(session, row)
         except IntegrityError:  # set at the same moment by another request: update that one
-            row = await _row(session, client.id, kind)
+            row = await repository.tariff_row(session, client.id, kind)
             if row is None:
                 raise
     for name, value in values.items():

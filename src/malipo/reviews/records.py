@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.errors import Conflict, MalipoError
 from malipo.core.logging import get_logger
+from malipo.reviews import repository
 from malipo.reviews.models import CallbackReview, ReviewKind, ReviewStatus
 
 log = get_logger("malipo.reviews")
@@ -143,7 +144,7 @@ def open_review(
         received_party=_shown(received)[:120] or None, receipt=receipt, reason=reason[:200],
         created_at=now,
     )  # fmt: skip
-    session.add(review)
+    repository.add_review(session, review)
     log.warning(
         "callback.held_for_review", kind=kind.value, reference=reference, reason=reason,
         asked_amount=asked_amount, received_amount=received.amount,

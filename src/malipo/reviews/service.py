@@ -13,12 +13,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.errors import Conflict, NotFound
 from malipo.core.logging import get_logger
 from malipo.identity.principals import Principal
+from malipo.reviews import repository
 from malipo.reviews.models import CallbackReview, ReviewKind, ReviewStatus
 from malipo.reviews.records import NotInReview, resolver_for
 
@@ -43,24 +43,12 @@ class NothingReceived(Conflict):
 async def list_reviews(
     session: AsyncSession, *, status: ReviewStatus | None, page: int, per: int
 ) -> tuple[list[CallbackReview], int]:
-    query = select(CallbackReview)
-    if status is not None:
-        query = query.where(CallbackReview.status == status.value)
-    total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    rows = await session.scalars(
-        query.order_by(CallbackReview.created_at.desc(), CallbackReview.id.desc())
-        .offset((page - 1) * per)
-        .limit(per)
-    )
-    return list(rows.all()), total
+    """One page of reviews (in ``status`` when given), newest first, and how many there are."""
+    return await repository.page_of_reviews(session, status=status, page=page, per=per)
 
 
 async def _open(session: AsyncSession, kind: ReviewKind, subject_id: uuid.UUID) -> CallbackReview:
-    review = await session.scalar(
-        select(CallbackReview).where(
-            CallbackReview.kind == kind.value, CallbackReview.subject_id == subject_id
-        )
-    )
+    review = await repository.review_of(session, kind, subject_id)
     if review is None:
         raise ReviewNotFound(f"no {kind.value} {subject_id} is held for review")
     if review.status != ReviewStatus.OPEN:
@@ -76,15 +64,10 @@ async def _close(
     now: datetime,
     journal_id: uuid.UUID | None,
 ) -> CallbackReview:
-    closed = await session.execute(
-        update(CallbackReview)
-        .where(CallbackReview.id == review.id, CallbackReview.status == ReviewStatus.OPEN)
-        .values(status=status.value, resolved_at=now, resolved_by=who.id, journal_id=journal_id)
-        .execution_options(synchronize_session=False)
-    )
-    if closed.rowcount != 1:  # type: ignore[attr-defined]
+    if not await repository.close_review(
+        session, review, status, resolved_by=who.id, now=now, journal_id=journal_id
+    ):
         raise AlreadyResolved(f"the review of {review.kind} {review.subject_id} is resolved already")
-    await session.refresh(review)
     log.info(
         "review.resolved", kind=review.kind, reference=review.reference, status=status.value,
         operator=str(who.id),

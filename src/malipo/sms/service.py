@@ -36,6 +36,7 @@ from malipo.core.logging import get_logger
 from malipo.core.money import Money
 from malipo.core.phones import InvalidNumber, to_e164
 from malipo.core.segments import SegmentInfo, count_segments
+from malipo.identity import clients
 from malipo.identity.models import Client
 from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
@@ -111,7 +112,7 @@ class BatchView:
 
 async def merchant_client(session: AsyncSession, who: Principal) -> Client:
     """The caller's client (every messaging route is for a merchant's API user)."""
-    client = await session.get(Client, who.client_id) if who.client_id else None
+    client = await clients.client_by_id(session, who.client_id)
     if client is None:
         raise NotFound("this route is for a merchant's API user")
     return client

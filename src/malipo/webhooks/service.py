@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.ids import new_id
+from malipo.webhooks import repository
 from malipo.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from malipo.worker.registry import enqueue
 
@@ -79,7 +79,7 @@ def queue(
         id=new_id(), client_id=client_id, mode=mode, event=event, subject_reference=subject_reference,
         url=url, payload=stored, status=DeliveryStatus.PENDING, attempts=0, created_at=now,
     )  # fmt: skip
-    session.add(delivery)
+    repository.add_delivery(session, delivery)
     enqueue(session, DELIVER_JOB, {"delivery_id": str(delivery.id)}, now=now)
     return delivery
 
@@ -88,25 +88,4 @@ async def deliveries_for(
     session: AsyncSession, client_id: uuid.UUID, mode: str, subject_reference: str
 ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
     """A reference's deliveries (oldest first) with their attempts: what a merchant can inspect."""
-    deliveries = (
-        await session.scalars(
-            select(WebhookDelivery)
-            .where(
-                WebhookDelivery.client_id == client_id,
-                WebhookDelivery.mode == mode,
-                WebhookDelivery.subject_reference == subject_reference,
-            )
-            .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
-        )
-    ).all()
-    found = []
-    for delivery in deliveries:
-        attempts = (
-            await session.scalars(
-                select(WebhookAttempt)
-                .where(WebhookAttempt.delivery_id == delivery.id)
-                .order_by(WebhookAttempt.number)
-            )
-        ).all()
-        found.append((delivery, list(attempts)))
-    return found
+    return await repository.deliveries_for(session, client_id, mode, subject_reference)

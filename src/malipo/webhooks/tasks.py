@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, select, update
 
 from malipo.core.ids import new_id
 from malipo.core.logging import get_logger
-from malipo.webhooks.models import AttemptOutcome, DeliveryStatus, WebhookAttempt, WebhookDelivery
+from malipo.webhooks import repository
+from malipo.webhooks.models import AttemptOutcome, DeliveryStatus
 from malipo.webhooks.service import DELIVER_JOB, render_bodies
 from malipo.worker.registry import BatchContext, BatchItem, PermanentJobError, batch_job_handler, enqueue_many
 from malipo.worker.runner import GaveUp, backoff_delay
@@ -32,10 +32,6 @@ TIMEOUT_SECONDS = 10.0
 # The header and the top-level body key holding the delivery's id (Pay Hero clients ignore it).
 CALLBACK_ID_HEADER = "X-Malipo-Callback-Id"
 CALLBACK_ID_FIELD = "callback_id"
-
-
-_DELIVERIES = WebhookDelivery.__table__
-_ATTEMPTS = WebhookAttempt.__table__
 
 
 @dataclass(slots=True)
@@ -83,13 +79,7 @@ async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, 
     due: list[tuple[_Attempt, str, Any]] = []
     now = ctx.clock.now()
     async with ctx.db.transaction() as session:
-        rows = {
-            row.id: row
-            for row in await session.execute(
-                select(_DELIVERIES.c.id, _DELIVERIES.c.status, _DELIVERIES.c.attempts, _DELIVERIES.c.url,
-                       _DELIVERIES.c.payload).where(_DELIVERIES.c.id.in_(list(wanted)))
-            )
-        }  # fmt: skip
+        rows = await repository.deliveries_to_send(session, list(wanted))
         # Rendered now, from the subjects' current rows: every attempt posts the same final state.
         bodies = await render_bodies(
             session, {d: row.payload for d, row in rows.items() if row.status == DeliveryStatus.PENDING}
@@ -108,25 +98,13 @@ async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, 
                 continue
             if row.attempts == expected:
                 # This job's attempt was recorded and never answered: its worker died mid-call.
-                lost = await session.execute(
-                    update(_ATTEMPTS)
-                    .where(_ATTEMPTS.c.delivery_id == delivery_id, _ATTEMPTS.c.number == expected,
-                           _ATTEMPTS.c.outcome == AttemptOutcome.IN_FLIGHT)
-                    .values(outcome=AttemptOutcome.UNKNOWN)
-                )  # fmt: skip
-                if lost.rowcount != 1:  # type: ignore[attr-defined]
+                if not await repository.mark_lost(session, delivery_id, expected):
                     continue  # answered already: the job ran again for another reason
                 log.warning("webhook.attempt_unknown", delivery_id=str(delivery_id), number=expected)
             elif row.attempts != expected - 1:
                 continue  # another run of this job moved on
             number = row.attempts + 1
-            claimed = await session.execute(
-                update(_DELIVERIES)
-                .where(_DELIVERIES.c.id == delivery_id, _DELIVERIES.c.attempts == row.attempts,
-                       _DELIVERIES.c.status == DeliveryStatus.PENDING)
-                .values(attempts=number)
-            )  # fmt: skip
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if not await repository.claim_attempt(session, delivery_id, row.attempts):
                 continue  # another run of this job claimed it first
             attempt = _Attempt(item, new_id(), delivery_id, number, now)
             started.append(
@@ -135,7 +113,7 @@ async def deliver(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, 
             )  # fmt: skip
             due.append((attempt, row.url, callback_body(delivery_id, body)))
         if started:
-            await session.execute(insert(_ATTEMPTS), started)
+            await repository.insert_attempts(session, started)
     if not due:
         return failed
     await asyncio.gather(*(_post(ctx, attempt, url, body) for attempt, url, body in due))
@@ -175,28 +153,15 @@ async def _record(ctx: BatchContext, attempts: list[_Attempt]) -> list[_Attempt]
         for attempt in attempts:
             delivered = attempt.error is None
             last = not delivered and attempt.number >= ctx.settings.webhook_max_attempts
-            await session.execute(
-                update(_ATTEMPTS)
-                .where(_ATTEMPTS.c.id == attempt.id)
-                .values(
-                    outcome=AttemptOutcome.DELIVERED if delivered else AttemptOutcome.REFUSED,
-                    duration_ms=attempt.duration_ms,
-                    status_code=attempt.status_code,
-                    error=attempt.error,
-                )
-            )
-            values: dict[str, Any] = {"last_status_code": attempt.status_code, "last_error": attempt.error}
-            where = [_DELIVERIES.c.id == attempt.delivery_id]
-            if delivered:
-                values |= {"status": DeliveryStatus.DELIVERED, "delivered_at": now}
-                where.append(_DELIVERIES.c.status != DeliveryStatus.DELIVERED)
-            else:
-                where += [_DELIVERIES.c.status == DeliveryStatus.PENDING,
-                          _DELIVERIES.c.attempts == attempt.number]  # fmt: skip
-                if last:
-                    values["status"] = DeliveryStatus.FAILED
-            moved = await session.execute(update(_DELIVERIES).where(*where).values(**values))
-            if moved.rowcount == 1 and not delivered and not last:  # type: ignore[attr-defined]
+            await repository.answer_attempt(
+                session, attempt.id, delivered=delivered, duration_ms=attempt.duration_ms,
+                status_code=attempt.status_code, error=attempt.error,
+            )  # fmt: skip
+            moved = await repository.answer_delivery(
+                session, attempt.delivery_id, number=attempt.number, delivered=delivered, failed=last,
+                status_code=attempt.status_code, error=attempt.error, now=now,
+            )  # fmt: skip
+            if moved and not delivered and not last:
                 retries.append({"delivery_id": str(attempt.delivery_id), "attempt": attempt.number + 1})
                 delays.append(
                     timedelta(
@@ -207,7 +172,7 @@ async def _record(ctx: BatchContext, attempts: list[_Attempt]) -> list[_Attempt]
                         )
                     )
                 )
-            gave_up = last and moved.rowcount == 1  # type: ignore[attr-defined]
+            gave_up = last and moved
             (log.warning if gave_up else log.info)(
                 "webhook.given_up" if gave_up else "webhook.attempt",
                 delivery_id=str(attempt.delivery_id),
