@@ -20,7 +20,7 @@ run: $(STAMP)
 
 ## test: the whole suite (SQLite, and PostgreSQL when it answers; required when CI=true)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
