@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ import asyncpg
 import jwt
 
 from bench import lib
+from malipo.auth.authenticate import CUSTOMER_TOKEN_TTL
 
 NAME = "wallet_transfer"
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -200,7 +201,8 @@ async def _open_wallets(dsn: str, merchant_id: str, count: int) -> list[tuple[st
 
 def _tokens_for(customers: list[tuple[str, str]], merchant_id: str, secret: str) -> list[tuple[str, str]]:
     now = datetime.now(UTC)
-    # Mirrors customers.service.issue_customer_token, with a lifetime that outlasts the run.
+    # Mirrors customers.service.issue_customer_token: malipo refuses a token that claims to be
+    # good for longer than CUSTOMER_TOKEN_TTL, so a run (both loads) must fit in that lifetime.
     return [
         (
             cid,
@@ -213,7 +215,7 @@ def _tokens_for(customers: list[tuple[str, str]], merchant_id: str, secret: str)
                     "client_id": merchant_id,
                     "mode": "test",
                     "iat": int(now.timestamp()),
-                    "exp": int((now + timedelta(hours=2)).timestamp()),
+                    "exp": int((now + CUSTOMER_TOKEN_TTL).timestamp()),
                     "jti": uuid.uuid4().hex,
                 },
                 secret,
