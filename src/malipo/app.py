@@ -33,6 +33,7 @@ from malipo.providers.daraja.simulator import create_simulator_app as create_dar
 from malipo.providers.registry import live_rails
 from malipo.providers.simulators import MessagingSimulators, mount_simulators
 from malipo.sms.callbacks import router as sms_callbacks_router
+from malipo.transfers.callbacks import router as transfer_callbacks_router
 from malipo.web.portal import router as portal_router
 from malipo.whatsapp.callbacks import router as whatsapp_callbacks_router
 from malipo.worker.registry import load_job_modules
@@ -122,6 +123,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(provider_callbacks_router)
     app.include_router(payout_callbacks_router)
+    app.include_router(transfer_callbacks_router)
     app.include_router(sms_callbacks_router)
     app.include_router(whatsapp_callbacks_router)
     app.include_router(payhero_router)

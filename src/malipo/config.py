@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     stk_query_after_seconds: float = 90.0
     # No B2C result this long after a payout was sent: the worker asks Daraja (transaction status).
     payout_query_after_seconds: float = 120.0
+    # No status report this long after a bank transfer was sent: the worker asks the bank rail
+    # (then again after twice as long, and so on).
+    bank_query_after_seconds: float = 60.0
     # Bank payouts are M-Pesa B2B payments to the bank's paybill. A JSON object of Pay Hero bank
     # network code -> paybill that adds to or overrides malipo's table, e.g. {"16": "123456"}.
     bank_paybills: dict[str, str] = Field(default_factory=dict)

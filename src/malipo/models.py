@@ -14,6 +14,7 @@ from malipo.payouts import models as payout_models
 from malipo.pricing import models as pricing_models
 from malipo.reviews import models as review_models
 from malipo.sms import models as sms_models
+from malipo.transfers import models as transfer_models
 from malipo.webhooks import models as webhook_models
 from malipo.whatsapp import models as whatsapp_models
 from malipo.worker import models as worker_models
@@ -30,6 +31,7 @@ __all__ = [
     "pricing_models",
     "review_models",
     "sms_models",
+    "transfer_models",
     "webhook_models",
     "whatsapp_models",
     "worker_models",

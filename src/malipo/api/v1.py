@@ -13,6 +13,7 @@ from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
 from malipo.reviews import endpoints as reviews
 from malipo.sms import endpoints as sms
+from malipo.transfers import endpoints as transfers
 from malipo.wallets import endpoints as wallets
 from malipo.whatsapp import endpoints as whatsapp
 
@@ -28,3 +29,5 @@ router.include_router(whatsapp.router, dependencies=protected)
 router.include_router(channels.router, dependencies=protected)
 router.include_router(pricing.router, dependencies=protected)
 router.include_router(reviews.router, dependencies=protected)
+router.include_router(transfers.router, dependencies=protected)
+router.include_router(transfers.fraud_router, dependencies=protected)

@@ -60,6 +60,7 @@ DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
         "Reports.*",
         "Metrics.*",
         "Review.*",
+        "FraudRules.*",
     ),
     "ClientAdmin": (
         "Account.*",
@@ -69,6 +70,7 @@ DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
         "PortalUsers.*",
         "Roles.Read",
         "Reports.*",
+        "FraudRules.Read*",
         *_MERCHANT_API,
     ),
     "Developer": _MERCHANT_API,

@@ -96,6 +96,24 @@ def _whole_shillings(value: Any) -> int:
 WholeShillings = Annotated[int, BeforeValidator(_whole_shillings)]
 
 
+def _amount_input(value: Any) -> Any:
+    # A boolean is a JSON type of its own, not 1 or 0.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("must be a number or a decimal string")
+    return value
+
+
+Amount = Annotated[
+    int | float | str,
+    BeforeValidator(_amount_input),
+    Field(
+        description="In the wallet's currency: a number or a decimal string, > 0, no more decimals "
+        "than the currency has",
+        examples=["10.50"],
+    ),
+]
+
+
 # -- text ----------------------------------------------------------------------------------------
 
 # Unicode categories refused in text: controls (NUL, newline, ESC, …), lone surrogates and

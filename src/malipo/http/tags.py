@@ -36,6 +36,8 @@ SMS = "SMS"
 WHATSAPP = "WhatsApp"
 PRICING = "Pricing"
 REVIEW = "Operator review"
+PAYMENTS = "Payments"
+FRAUD = "Fraud rules"
 # -- the Pay Hero-compatible API (/api/v2, /mailer) -----------------------------------------------
 PAYHERO_PAYMENTS = PAYHERO_PREFIX + "Payments"
 PAYHERO_WALLETS = PAYHERO_PREFIX + "Wallets"
@@ -106,6 +108,16 @@ TAGS: list[dict[str, str]] = [
         "name": REVIEW,
         "description": "Collections and payouts whose provider result differs from what was asked, held "
         "for operator staff to accept or reject.",
+    },
+    {
+        "name": PAYMENTS,
+        "description": "Transfers out of your payments wallet to a bank account: fraud checks, a one-time "
+        "code to your API user's phone and email, then the bank rail; and their status.",
+    },
+    {
+        "name": FRAUD,
+        "description": "Each client's fraud rules (limits, velocity, duplicates, new destinations, the "
+        "scores that need a code or block) and its block list, set by operator staff.",
     },
     {
         "name": PAYHERO_PAYMENTS,

@@ -16,6 +16,7 @@ from malipo.db import Base
 class ReviewKind(StrEnum):
     COLLECTION = "collection"
     PAYOUT = "payout"
+    TRANSFER = "transfer"
 
 
 class ReviewStatus(StrEnum):

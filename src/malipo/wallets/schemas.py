@@ -12,29 +12,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
-from malipo.http.schemas import CamelModel, NoControlCharacters
+from malipo.http.schemas import Amount, CamelModel, NoControlCharacters
 
-
-def _amount_input(value: Any) -> Any:
-    # A boolean is a JSON type of its own, not 1 or 0.
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError("must be a number or a decimal string")
-    return value
-
-
-Amount = Annotated[
-    int | float | str,
-    BeforeValidator(_amount_input),
-    Field(
-        description="In the wallet's currency: a number or a decimal string, > 0, no more decimals "
-        "than the currency has",
-        examples=["10.50"],
-    ),
-]
 Description = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControlCharacters
 ]

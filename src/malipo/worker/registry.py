@@ -95,6 +95,7 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "malipo.webhooks.tasks",
     "malipo.api.payhero.mappers",  # the Pay Hero bodies of merchant callbacks (webhook renderers)
     "malipo.payouts.tasks",
+    "malipo.transfers.tasks",
     "malipo.sms.tasks",
     "malipo.whatsapp.tasks",
 )

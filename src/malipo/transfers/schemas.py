@@ -1,0 +1,139 @@
+"""Requests and replies of the payments routes (/api/v1/payments) and the fraud rules.
+
+Amounts arrive as JSON numbers or decimal strings in the client's currency, read by
+``Money.parse`` in the service; they leave as decimal strings next to their currency.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, StringConstraints
+
+from malipo.http.schemas import Amount, CamelModel, NoControlCharacters
+
+AccountNumber = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=34, pattern=r"^[0-9A-Za-z]+$"),
+    Field(description="The recipient's full account number (BBAN): its first 3 digits are the bank's code"),
+]
+Narration = Annotated[str, StringConstraints(strip_whitespace=True, max_length=140), NoControlCharacters]
+OtpCode = Annotated[str, StringConstraints(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")]
+
+
+class TransferIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"accountNumber": "0011234567890", "amount": "1500.00", "narration": "Invoice 42"}]
+        }
+    )
+
+    account_number: AccountNumber
+    amount: Amount
+    narration: Narration | None = None
+
+
+class AuthorizeIn(CamelModel):
+    transaction_id: uuid.UUID
+    otp_code: OtpCode = Field(description="The 6-digit code sent to the API user's phone and email")
+
+
+class ResendIn(CamelModel):
+    transaction_id: uuid.UUID
+
+
+class FlagOut(CamelModel):
+    rule: str
+    reason: str
+    weight: int
+
+
+class TransferOut(CamelModel):
+    transaction_id: uuid.UUID
+    reference: str
+    status: str
+    account_number: str
+    bank_code: str
+    bank_name: str
+    amount: str
+    fee: str
+    currency: str
+    narration: str
+    decision: str = Field(description="allow, otp (the code is needed) or block")
+    risk_score: int
+    flags: list[FlagOut]
+    otp_required: bool
+    otp_expires_at: datetime | None
+    otp_attempts_left: int | None
+    otp_resends_left: int | None
+    end_to_end_id: str
+    provider_reference: str | None
+    reason_code: str | None = Field(
+        description="The bank's ISO 20022 reason for a rejection (AC01, AC04, AM04 …)"
+    )
+    result_desc: str | None
+    created_at: datetime
+    authorized_at: datetime | None
+    completed_at: datetime | None
+
+
+class TransferPage(CamelModel):
+    items: list[TransferOut]
+    page: int
+    page_size: int
+    total: int
+
+
+MinorAmount = Annotated[int, Field(ge=0, le=10**15)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+Score = Annotated[int, Field(ge=0, le=10_000)]
+
+
+class FraudRulesIn(CamelModel):
+    """Amounts in the client's currency (major units, as every amount)."""
+
+    max_amount: Amount
+    daily_count: Count
+    daily_value: Amount
+    destination_daily_count: Count
+    destination_daily_value: Amount
+    duplicate_window_minutes: Annotated[int, Field(ge=0, le=1440)]
+    new_destination_amount: Amount
+    otp_score: Score = Field(description="A score at or above this needs the one-time code (0: always)")
+    block_score: Score = Field(description="A score at or above this is refused")
+
+
+class FraudRulesOut(CamelModel):
+    client_id: uuid.UUID
+    currency: str
+    max_amount: str
+    daily_count: int
+    daily_value: str
+    destination_daily_count: int
+    destination_daily_value: str
+    duplicate_window_minutes: int
+    new_destination_amount: str
+    otp_score: int
+    block_score: int
+    weights: dict[str, int]
+    source: str = Field(description="client (set by the operator) or default")
+
+
+class BlockIn(CamelModel):
+    destination: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=3, max_length=34, pattern=r"^\+?[0-9A-Za-z]+$"),
+    ]
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControlCharacters
+    ]
+
+
+class BlockOut(CamelModel):
+    id: uuid.UUID
+    client_id: uuid.UUID | None
+    destination: str
+    reason: str
+    created_at: datetime
