@@ -4,6 +4,7 @@ Alembic and the schema test read the metadata from here; a new domain's
 ``models`` module is added to this list.
 """
 
+from malipo.banks import models as bank_models
 from malipo.collections import models as collection_models
 from malipo.customers import models as customer_models
 from malipo.db import Base, idempotency_models
@@ -21,6 +22,7 @@ from malipo.worker import models as worker_models
 
 __all__ = [
     "Base",
+    "bank_models",
     "collection_models",
     "customer_models",
     "email_models",

@@ -7,6 +7,7 @@ the route's audience, CSRF for cookie sessions, and its permission.
 from fastapi import APIRouter, Depends
 
 from malipo.accounts import endpoints as accounts
+from malipo.banks import endpoints as banks
 from malipo.collections import endpoints as channels
 from malipo.customers import endpoints as customers
 from malipo.http.permissions import authorize
@@ -28,6 +29,7 @@ router.include_router(sms.router, dependencies=protected)
 router.include_router(whatsapp.router, dependencies=protected)
 router.include_router(channels.router, dependencies=protected)
 router.include_router(pricing.router, dependencies=protected)
+router.include_router(banks.router, dependencies=protected)
 router.include_router(reviews.router, dependencies=protected)
 router.include_router(transfers.router, dependencies=protected)
 router.include_router(transfers.fraud_router, dependencies=protected)

@@ -35,6 +35,7 @@ CHANNELS = "Channels"
 SMS = "SMS"
 WHATSAPP = "WhatsApp"
 PRICING = "Pricing"
+BANKS = "Banks"
 REVIEW = "Operator review"
 PAYMENTS = "Payments"
 FRAUD = "Fraud rules"
@@ -104,6 +105,11 @@ TAGS: list[dict[str, str]] = [
         "a CSV file, and their status.",
     },
     {"name": PRICING, "description": "Each client's collection and payout fees."},
+    {
+        "name": BANKS,
+        "description": "The banks and mobile-money operators malipo pays, by 3-digit code: an account "
+        "number's first 3 digits are its bank's code.",
+    },
     {
         "name": REVIEW,
         "description": "Collections and payouts whose provider result differs from what was asked, held "
