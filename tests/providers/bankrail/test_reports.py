@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from malipo.providers.bankrail import codes
 from malipo.providers.bankrail.client import BankRailClient
+from malipo.providers.bankrail.schemas import CreditTransferRequest
 from malipo.providers.base import MalformedCallback, Status
 
 PARSER = BankRailClient(base_url="http://rail.test", api_key="k", public_url="http://malipo.test")
@@ -161,3 +164,14 @@ def test_every_reason_malipo_names_has_words() -> None:
     for code in ("AC01", "AC04", "AC06", "AM04", "AM05", "RR04", "NARR", "MS03"):
         assert codes.REASONS[code]
     assert codes.describe("NARR", "Payee bank offline") == "Payee bank offline"
+
+
+def test_the_documented_examples_are_what_the_rail_reads() -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "bank-rail.md").read_text()
+    transfer_example, report_example = re.findall(r"```json\n(.*?)```", page, re.DOTALL)
+
+    sent = CreditTransferRequest.model_validate_json(transfer_example)
+    outcome = parse(report_example.encode())
+
+    assert sent.CdtTrfTxInf.IntrBkSttlmAmt.minor() == 125075
+    assert (outcome.status, outcome.reason_code, outcome.amount) == (Status.FAILED, "AC01", 125075)
