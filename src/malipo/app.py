@@ -29,8 +29,10 @@ from malipo.identity.audit import AuditRecorder
 from malipo.identity.sessions import LoginRateLimiter
 from malipo.migrate import current_revision, head_revision
 from malipo.payouts.callbacks import router as payout_callbacks_router
+from malipo.providers.bankrail.simulator import BankRailSimulator
+from malipo.providers.bankrail.simulator import create_simulator_app as create_bank_simulator
 from malipo.providers.daraja.simulator import create_simulator_app as create_daraja_simulator
-from malipo.providers.registry import live_rails
+from malipo.providers.registry import BANK_SIMULATOR_PATH, live_rails
 from malipo.providers.simulators import MessagingSimulators, mount_simulators
 from malipo.sms.callbacks import router as sms_callbacks_router
 from malipo.transfers.callbacks import router as transfer_callbacks_router
@@ -98,6 +100,8 @@ def create_app(
                 await audit.stop()
             if simulators is not None:
                 await simulators.aclose()
+            if bank_simulator is not None:
+                await bank_simulator.aclose()
             if database is None:
                 await db.dispose()
 
@@ -141,6 +145,14 @@ def create_app(
             create_daraja_simulator(callback_delay=settings.daraja_simulator_delay),
             name="daraja-simulator",
         )
+
+    bank_simulator: BankRailSimulator | None = None
+    if not settings.bank_rail_simulator_url:
+        # Sandbox keys (and live ones with no bank rail configured) send bank transfers here.
+        bank_app = create_bank_simulator(callback_delay=settings.bank_rail_simulator_delay)
+        bank_simulator = bank_app.state.simulator
+        app.mount(BANK_SIMULATOR_PATH, bank_app, name="bank-simulator")
+    app.state.bank_simulator = bank_simulator
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app)

@@ -136,6 +136,17 @@ class Settings(BaseSettings):
     # Bank payouts are M-Pesa B2B payments to the bank's paybill. A JSON object of Pay Hero bank
     # network code -> paybill that adds to or overrides malipo's table, e.g. {"16": "123456"}.
     bank_paybills: dict[str, str] = Field(default_factory=dict)
+    # Bank transfers (ISO 20022 pacs.008/pacs.002, docs/bank-rail.md). Base URL unset: the built-in
+    # simulator, mounted at /_sim/bank. Sandbox (mk_test_) keys always use the simulator.
+    bank_rail_base_url: str | None = None
+    # The rail's API key (sent as a Bearer token); required with a base URL.
+    bank_rail_api_key: SecretStr | None = None
+    # Where sandbox traffic (and live traffic with no base URL) goes; default {public_url}/_sim/bank.
+    bank_rail_simulator_url: str | None = None
+    # Seconds the mounted simulator waits before it sends a status callback.
+    bank_rail_simulator_delay: float = 1.0
+    # The gateway's own account at the rail, which bank transfers are debited from.
+    bank_settlement_account: str = Field(default="SIMULATOR-SETTLEMENT-0001", min_length=1, max_length=34)
     # Merchant callbacks: attempts before a delivery is marked failed, and the backoff between
     # them (seconds: doubling from the base, jittered, capped at the max).
     webhook_max_attempts: int = 8
@@ -182,6 +193,12 @@ class Settings(BaseSettings):
         if not self.public_url:
             self.public_url = local_url(self.host, self.port)
             self._public_url_derived = True
+        return self
+
+    @model_validator(mode="after")
+    def _bank_rail_needs_its_key(self) -> Settings:
+        if self.bank_rail_base_url and self.bank_rail_api_key is None:
+            raise ValueError("MALIPO_BANK_RAIL_API_KEY is required when MALIPO_BANK_RAIL_BASE_URL is set")
         return self
 
     @property

@@ -31,6 +31,26 @@ def daraja(
     )
 
 
+@sim_app.command("bank")
+def bank(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8702,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    callback_delay: Annotated[float, typer.Option(help="Seconds before a status callback is sent")] = 1.0,
+) -> None:
+    """The bank rail (ISO 20022 credit transfers and status reports), with test account numbers."""
+    from malipo.cli.common import log_json, logging_or_exit
+    from malipo.providers.bankrail.simulator import run
+
+    settings = logging_or_exit()  # logs as `malipo serve` does (MALIPO_LOG_JSON, MALIPO_LOG_LEVEL)
+    run(
+        host=host,
+        port=port,
+        callback_delay=callback_delay,
+        log_json=log_json(settings),
+        log_level=settings.log_level,
+    )
+
+
 @sim_app.command("receiver")
 def receiver(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 9000,

@@ -11,6 +11,9 @@ no connector yet and are refused with :class:`ProviderUnavailable` (nothing is s
   ``MALIPO_WHATSAPP_CLOUD_BASE_URL`` all mean the simulator; otherwise the Cloud API with the
   session's own credentials.
 - Operator mail: SMTP when ``MALIPO_SMTP_URL`` is set, else the mailbox (``malipo mail list``).
+- Bank transfers: a sandbox key always goes to the bank rail simulator (``/_sim/bank``, or
+  ``MALIPO_BANK_RAIL_SIMULATOR_URL``); a live key goes to ``MALIPO_BANK_RAIL_BASE_URL`` when set,
+  else to the simulator too.
 
 The messaging simulators are mounted inside ``malipo serve`` (``malipo.providers.simulators``)
 and reached at ``MALIPO_PUBLIC_URL + /_sim/…``, so a separate ``malipo worker`` reaches them too.
@@ -32,7 +35,8 @@ from malipo.config import Settings
 from malipo.core.crypto import derived_token
 from malipo.providers.africastalking.client import LIVE_BASE_URL as AT_LIVE_BASE_URL
 from malipo.providers.africastalking.client import AfricasTalkingClient
-from malipo.providers.base import MobileMoney, ProviderUnavailable
+from malipo.providers.bankrail.client import BankRailClient
+from malipo.providers.base import BankTransfer, MobileMoney, ProviderUnavailable
 from malipo.providers.daraja.connection import daraja_client
 from malipo.providers.daraja.mobile_money import DarajaMobileMoney
 from malipo.providers.smtp.client import SmtpClient, parse_smtp_url
@@ -40,6 +44,7 @@ from malipo.providers.whatsapp_cloud.client import WhatsAppCloudClient
 
 __all__ = [
     "AT_SIMULATOR_PATH",
+    "BANK_SIMULATOR_PATH",
     "MOBILE_NETWORKS",
     "MPESA",
     "SIMULATOR_PHONE_NUMBER_ID",
@@ -49,6 +54,8 @@ __all__ = [
     "at_report_path",
     "at_report_token",
     "at_report_url",
+    "bank_rail_simulator_url",
+    "bank_transfer_for",
     "daraja_client",
     "live_rails",
     "mobile_money_for",
@@ -112,8 +119,42 @@ def live_rails(settings: Settings) -> dict[str, str]:
         if settings.africastalking_api_key is not None
         else "simulator",
         "whatsapp": settings.whatsapp_cloud_base_url or "simulator",
+        "bank": settings.bank_rail_base_url or "simulator",
         "operator_mail": "smtp" if settings.smtp_url is not None else "mailbox",
     }
+
+
+# --------------------------------------------------------------------------- bank transfers
+
+BANK_SIMULATOR_PATH = "/_sim/bank"
+# The simulator takes any non-empty key.
+_BANK_SIMULATOR_KEY = "malipo-sandbox"
+
+
+def bank_rail_simulator_url(settings: Settings) -> str:
+    """Where simulated bank traffic goes: the mounted simulator at the public URL, unless set."""
+    return settings.bank_rail_simulator_url or settings.public_url + BANK_SIMULATOR_PATH
+
+
+def bank_transfer_for(settings: Settings, mode: str, http: httpx.AsyncClient | None = None) -> BankTransfer:
+    """The bank rail for ``mode`` ("live" or "test"): the configured rail for a live key when
+    ``MALIPO_BANK_RAIL_BASE_URL`` is set, else the simulator. Without ``http`` it only parses
+    callbacks."""
+    if mode != TEST_MODE and settings.bank_rail_base_url:
+        key = settings.bank_rail_api_key
+        assert key is not None, "Settings refuses a bank rail base URL without its API key"
+        return BankRailClient(
+            base_url=settings.bank_rail_base_url,
+            api_key=key.get_secret_value(),
+            public_url=settings.public_url,
+            http=http,
+        )
+    return BankRailClient(
+        base_url=bank_rail_simulator_url(settings),
+        api_key=_BANK_SIMULATOR_KEY,
+        public_url=settings.public_url,
+        http=http,
+    )
 
 
 # --------------------------------------------------------------------------- messaging

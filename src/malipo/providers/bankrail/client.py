@@ -31,21 +31,13 @@ from malipo.core.clock import Clock, SystemClock
 from malipo.core.errors import InvalidAmount
 from malipo.core.ids import new_reference
 from malipo.core.logging import get_logger
+from malipo.core.money import Money
 from malipo.providers.bankrail import codes
 from malipo.providers.bankrail.reports import outcome_of, parse_status_report, read_status_report
 from malipo.providers.bankrail.schemas import (
     CREDIT_TRANSFERS_PATH,
-    Account,
-    Agent,
-    Amount,
     CreditTransferRequest,
-    CreditTransferTransaction,
     ErrorBody,
-    GroupHeader,
-    Party,
-    PaymentId,
-    RemittanceInfo,
-    SettlementInfo,
     StatusReport,
     iso_now,
 )
@@ -75,25 +67,30 @@ def status_callback_url(public_url: str, token: str) -> str:
 
 def build_request(request: CreditTransfer, callback_url: str, now: datetime) -> CreditTransferRequest:
     """The pacs.008 for ``request``. ``TxId`` is the EndToEndId too (one transaction per message),
-    so a resend differs only in its message id and time. Raises :class:`ValueError` (a pydantic
-    ``ValidationError``, or :class:`InvalidAmount`) for a transfer the protocol cannot carry."""
+    so a resend differs only in its message id and time. Raises a pydantic ``ValidationError``
+    naming the wire fields, or :class:`InvalidAmount`, for a transfer the protocol cannot carry."""
     remittance = request.remittance.strip()
-    return CreditTransferRequest(
-        GrpHdr=GroupHeader(
-            MsgId=f"MLP{new_reference(20)}", CreDtTm=iso_now(now), NbOfTxs="1", SttlmInf=SettlementInfo()
-        ),
-        CdtTrfTxInf=CreditTransferTransaction(
-            PmtId=PaymentId(EndToEndId=request.end_to_end_id, TxId=request.end_to_end_id),
-            IntrBkSttlmAmt=Amount.of(request.amount, request.currency),
-            Dbtr=Party(Nm=request.debtor_name),
-            DbtrAcct=Account.numbered(request.debtor_account),
-            CdtrAgt=Agent.coded(request.creditor_bank_code),
-            Cdtr=Party(Nm=request.creditor_name or None),
-            CdtrAcct=Account.numbered(request.creditor_account),
-            RmtInf=RemittanceInfo(Ustrd=remittance) if remittance else None,
-        ),
-        StsCallbackUrl=callback_url,
-    )  # fmt: skip
+    money = Money.of_minor(request.amount, request.currency)
+    message: dict[str, Any] = {
+        "GrpHdr": {
+            "MsgId": f"MLP{new_reference(20)}",
+            "CreDtTm": iso_now(now),
+            "NbOfTxs": "1",
+            "SttlmInf": {"SttlmMtd": "CLRG"},
+        },
+        "CdtTrfTxInf": {
+            "PmtId": {"EndToEndId": request.end_to_end_id, "TxId": request.end_to_end_id},
+            "IntrBkSttlmAmt": {"Ccy": money.currency, "Amt": money.format()},
+            "Dbtr": {"Nm": request.debtor_name},
+            "DbtrAcct": {"Id": {"Othr": {"Id": request.debtor_account}}},
+            "CdtrAgt": {"FinInstnId": {"ClrSysMmbId": {"MmbId": request.creditor_bank_code}}},
+            "Cdtr": {"Nm": request.creditor_name or None},
+            "CdtrAcct": {"Id": {"Othr": {"Id": request.creditor_account}}},
+            "RmtInf": {"Ustrd": remittance} if remittance else None,
+        },
+        "StsCallbackUrl": callback_url,
+    }
+    return CreditTransferRequest.model_validate(message)
 
 
 def _refusal(response: httpx.Response) -> str:
@@ -151,7 +148,10 @@ class BankRailClient:
         return self._http
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
+        if self._api_key:  # no key: the rail answers 401, a refusal like any other
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
 
     # ------------------------------------------------------------------ send
 
@@ -176,6 +176,10 @@ class BankRailClient:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             log.warning("bankrail.transfer.unreachable", end_to_end_id=e2e, error=type(exc).__name__)
             raise _rail_error(f"bank rail unreachable: {type(exc).__name__}", retryable=True,
+                              not_taken=True) from exc  # fmt: skip
+        except httpx.LocalProtocolError as exc:  # refused by our own HTTP stack: never sent
+            log.warning("bankrail.transfer.unsendable", end_to_end_id=e2e, error=type(exc).__name__)
+            raise _rail_error(f"the request cannot be sent: {type(exc).__name__}", retryable=False,
                               not_taken=True) from exc  # fmt: skip
         except httpx.RequestError as exc:  # sent, and no answer: it may have been taken
             log.warning("bankrail.transfer.no_answer", end_to_end_id=e2e, error=type(exc).__name__)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Collection, Coroutine, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -233,19 +233,11 @@ class BankRailSimulator:
         """How many outcomes and callbacks are still scheduled."""
         return len(self._tasks)
 
-    def _spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._guarded(work, what))
+    def _schedule(self, transfer: SimulatedTransfer) -> None:
+        # The task runs _settle itself: cancelled before it starts, nothing is left unawaited.
+        task = asyncio.get_running_loop().create_task(self._settle(transfer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _guarded(work: Coroutine[Any, Any, None], what: str) -> None:
-        try:
-            await work
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("bankrail_sim.task.failed", task=what)
 
     # ------------------------------------------------------------------ handlers
 
@@ -287,7 +279,7 @@ class BankRailSimulator:
         log.info("bankrail_sim.transfer.taken", end_to_end_id=e2e, tx_sts=transfer.status)
         reply = self._report(transfer)
         if transfer.status not in FINAL_STATUSES and outcome.callback:
-            self._spawn(self._settle(transfer), f"settle {e2e}")
+            self._schedule(transfer)
         return JSONResponse(reply, status_code=201)
 
     async def _query(self, request: Request) -> JSONResponse:
@@ -334,12 +326,17 @@ class BankRailSimulator:
         return report.model_dump(mode="json", exclude_none=True)
 
     async def _settle(self, transfer: SimulatedTransfer) -> None:
-        await asyncio.sleep(self.callback_delay)
-        transfer.finish()
-        log.info(
-            "bankrail_sim.transfer.settled", end_to_end_id=transfer.end_to_end_id, tx_sts=transfer.status
-        )
-        await self._deliver(transfer.request.StsCallbackUrl, self._report(transfer))
+        """After the delay: the final status, then its callback."""
+        e2e = transfer.end_to_end_id
+        try:
+            await asyncio.sleep(self.callback_delay)
+            transfer.finish()
+            log.info("bankrail_sim.transfer.final", end_to_end_id=e2e, tx_sts=transfer.status)
+            await self._deliver(transfer.request.StsCallbackUrl, self._report(transfer))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("bankrail_sim.settle.failed", end_to_end_id=e2e)
 
     def _callback_client(self) -> httpx.AsyncClient:
         if self._http is None:
