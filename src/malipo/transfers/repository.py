@@ -108,7 +108,7 @@ async def standing_totals(
     where = [
         Transfer.client_id == client_id,
         Transfer.mode == mode,
-        Transfer.created_at >= since,
+        Transfer.created_at > since,
         Transfer.status.in_(STANDING),
     ]
     if api_user_id is not None:
@@ -131,7 +131,7 @@ async def has_duplicate(
             Transfer.mode == mode,
             Transfer.account_number == destination,
             Transfer.amount == amount,
-            Transfer.created_at >= since,
+            Transfer.created_at > since,
             Transfer.status.in_(STANDING),
         )
         .limit(1)

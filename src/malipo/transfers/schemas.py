@@ -16,7 +16,7 @@ from malipo.http.schemas import Amount, CamelModel, NoControlCharacters
 
 AccountNumber = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=3, max_length=34, pattern=r"^[0-9A-Za-z]+$"),
+    StringConstraints(strip_whitespace=True, min_length=4, max_length=34, pattern=r"^[0-9]+$"),
     Field(description="The recipient's full account number (BBAN): its first 3 digits are the bank's code"),
 ]
 Narration = Annotated[str, StringConstraints(strip_whitespace=True, max_length=140), NoControlCharacters]

@@ -7,8 +7,9 @@ existing transfer's pacs.002 when its EndToEndId is known: a duplicate is never 
 ``Authorization: Bearer <key>``: any non-empty key, or one of ``api_keys`` when given (401
 otherwise). An invalid body is a 400 ``{"Err": {"Cd": "INVALID_REQUEST", "Desc", "Flds"}}``.
 
-A transfer's outcome is chosen by its creditor account number (``CdtrAcct.Id.Othr.Id``, table
-:data:`TEST_ACCOUNTS`); any other account settles. After ``callback_delay`` seconds (real time)
+A transfer's outcome is chosen by the last ten digits of its creditor account number
+(``CdtrAcct.Id.Othr.Id``, table :data:`TEST_ACCOUNTS`), so that a test number can follow any
+bank's 3-digit code (``0031000000004``: Union Trust Bank, closed account); any other settles. After ``callback_delay`` seconds (real time)
 the final status is POSTed to ``StsCallbackUrl``, retried a few times while the receiver fails;
 a status already final in the POST's answer is not sent again.
 
@@ -266,7 +267,7 @@ class BankRailSimulator:
             self.duplicates.append(e2e)
             log.info("bankrail_sim.transfer.duplicate", end_to_end_id=e2e, tx_sts=known.status)
             return JSONResponse(self._report(known), status_code=409)
-        outcome = TEST_ACCOUNTS.get(message.CdtTrfTxInf.CdtrAcct.number, SETTLES)
+        outcome = TEST_ACCOUNTS.get(message.CdtTrfTxInf.CdtrAcct.number[-10:], SETTLES)
         transfer = SimulatedTransfer(
             request=message,
             reference=f"BRS{new_reference(16)}",
