@@ -62,6 +62,8 @@ async def last_code(session: AsyncSession, email: str) -> str:
     return found.group(1)
 
 
-async def balances(session: AsyncSession, sender: Sender, now: datetime) -> tuple[tuple[int, int], tuple[int, int]]:
+async def balances(
+    session: AsyncSession, sender: Sender, now: datetime
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """(balance, held) of the payments wallet, then of the service wallet."""
     return await wallet_balances(session, sender.client_id, now=now)

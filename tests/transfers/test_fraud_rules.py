@@ -24,7 +24,12 @@ OTHER_ACCOUNT = "0039876543210"
 
 
 async def _send(
-    db: Database, settings: Settings, clock: FrozenClock, sender: Sender, amount: str, account: str = SL_ACCOUNT
+    db: Database,
+    settings: Settings,
+    clock: FrozenClock,
+    sender: Sender,
+    amount: str,
+    account: str = SL_ACCOUNT,
 ) -> Transfer:
     async with db.transaction() as session:
         return await service.create_transfer(
@@ -36,7 +41,9 @@ async def _sender(db: Database, clock: FrozenClock, tag: str, **rules: int) -> S
     async with db.transaction() as session:
         sender = await make_sender(session, tag, now=clock.now())
         if rules:
-            await fraud.set_rules(session, sender.client_id, replace(fraud.DEFAULT_RULES, **rules), now=clock.now())
+            await fraud.set_rules(
+                session, sender.client_id, replace(fraud.DEFAULT_RULES, **rules), now=clock.now()
+            )
     return sender
 
 
@@ -45,7 +52,12 @@ def _rules(transfer: Transfer) -> set[str]:
 
 
 async def _refused(
-    db: Database, settings: Settings, clock: FrozenClock, sender: Sender, amount: str, account: str = SL_ACCOUNT
+    db: Database,
+    settings: Settings,
+    clock: FrozenClock,
+    sender: Sender,
+    amount: str,
+    account: str = SL_ACCOUNT,
 ) -> service.TransferBlocked:
     with pytest.raises(service.TransferBlocked) as blocked:
         await _send(db, settings, clock, sender, amount, account)
@@ -71,7 +83,10 @@ async def test_over_the_per_transfer_limit_is_blocked_and_changes_nothing(
     assert [f["rule"] for f in blocked.extensions["flags"]] == ["amount_over_limit"]
     assert blocked.errors[0].field == "amount"
     async with db.transaction() as session:
-        assert await balances(session, sender, clock.now()) == ((PAYMENTS_FUNDS, 500_00), (SERVICE_FUNDS, first.fee))
+        assert await balances(session, sender, clock.now()) == (
+            (PAYMENTS_FUNDS, 500_00),
+            (SERVICE_FUNDS, first.fee),
+        )
         assert await session.scalar(select(func.count()).select_from(Transfer)) == 1
 
 
@@ -81,14 +96,19 @@ async def test_a_destination_on_the_block_list_is_blocked_for_that_client_only(
     sender = await _sender(db, clock, "fr-block")
     other = await _sender(db, clock, "fr-block-other")
     async with db.transaction() as session:
-        await fraud.block(session, sender.client_id, OTHER_ACCOUNT, "reported as a mule account", now=clock.now())
+        await fraud.block(
+            session, sender.client_id, OTHER_ACCOUNT, "reported as a mule account", now=clock.now()
+        )
     blocked = await _refused(db, settings, clock, sender, "10.00", OTHER_ACCOUNT)
-    assert "mule account" in blocked.detail and blocked.errors[0].field == "accountNumber"
+    assert "mule account" in blocked.detail
+    assert blocked.errors[0].field == "accountNumber"
     assert _rules(await _send(db, settings, clock, sender, "10.00")) == set()
     assert _rules(await _send(db, settings, clock, other, "10.00", OTHER_ACCOUNT)) == set()
 
 
-async def test_daily_count_and_value_per_api_user(db: Database, settings: Settings, clock: FrozenClock) -> None:
+async def test_daily_count_and_value_per_api_user(
+    db: Database, settings: Settings, clock: FrozenClock
+) -> None:
     sender = await _sender(db, clock, "fr-daily", daily_count=2, daily_value=300_00, block_score=1000)
     assert _rules(await _send(db, settings, clock, sender, "100.00")) == set()
     assert _rules(await _send(db, settings, clock, sender, "150.00", OTHER_ACCOUNT)) == set()
@@ -97,7 +117,9 @@ async def test_daily_count_and_value_per_api_user(db: Database, settings: Settin
     assert (third.risk_score, third.decision) == (100, "otp")  # two rules of 50 (100 blocks by default)
 
 
-async def test_velocity_counts_only_the_last_24_hours(db: Database, settings: Settings, clock: FrozenClock) -> None:
+async def test_velocity_counts_only_the_last_24_hours(
+    db: Database, settings: Settings, clock: FrozenClock
+) -> None:
     sender = await _sender(db, clock, "fr-window", daily_count=1, block_score=1000)
     assert _rules(await _send(db, settings, clock, sender, "10.00")) == set()
     assert "daily_count" in _rules(await _send(db, settings, clock, sender, "11.00", OTHER_ACCOUNT))
@@ -123,7 +145,7 @@ async def test_the_same_amount_to_the_same_destination_within_the_window_is_a_du
     await _send(db, settings, clock, sender, "250.00")
     clock.advance(9 * 60)
     again = await _send(db, settings, clock, sender, "250.00")
-    assert _rules(again) == {"duplicate"} and again.risk_score == 50 and again.decision == "otp"
+    assert (_rules(again), again.risk_score, again.decision) == ({"duplicate"}, 50, "otp")
     assert _rules(await _send(db, settings, clock, sender, "251.00")) == set(), "another amount"
     clock.advance(11 * 60)
     assert "duplicate" not in _rules(await _send(db, settings, clock, sender, "250.00"))

@@ -38,16 +38,35 @@ load_job_modules()
 AMOUNT = 1_500_00
 
 
-def _asked(amount: object = "1500.00", account: str = SL_ACCOUNT, narration: str | None = None) -> service.TransferRequest:
+def _asked(
+    amount: object = "1500.00", account: str = SL_ACCOUNT, narration: str | None = None
+) -> service.TransferRequest:
     return service.TransferRequest(account, amount, narration)
 
 
-async def _pending(db: Database, settings: Settings, clock: FrozenClock, tag: str) -> tuple[Sender, Transfer, str]:
+async def _pending(
+    db: Database, settings: Settings, clock: FrozenClock, tag: str
+) -> tuple[Sender, Transfer, str]:
     async with db.transaction() as session:
         sender = await make_sender(session, tag, now=clock.now())
-        transfer = await service.create_transfer(session, sender.who, _asked(), settings=settings, now=clock.now())
+        transfer = await service.create_transfer(
+            session, sender.who, _asked(), settings=settings, now=clock.now()
+        )
         code = await last_code(session, sender.email)
     return sender, transfer, code
+
+
+async def _authorize(
+    db: Database, sender: Sender, transfer: Transfer, code: str, settings: Settings, clock: FrozenClock
+) -> Transfer:
+    """As the route does: the code's effect is committed, then its refusal raised."""
+    async with db.transaction() as session:
+        done = await service.authorize(
+            session, sender.who, transfer.id, code, settings=settings, now=clock.now()
+        )
+    if done.refusal is not None:
+        raise done.refusal
+    return done.transfer
 
 
 async def _jobs(db: Database, kind: str) -> list[Job]:
@@ -60,7 +79,7 @@ async def test_a_transfer_holds_amount_and_fee_and_sends_a_code_kept_only_as_a_h
 ) -> None:
     sender, transfer, code = await _pending(db, settings, clock, "xs-new")
     assert transfer.status == TransferStatus.PENDING
-    assert transfer.decision == "otp" and transfer.bank_code == "003"
+    assert (transfer.decision, transfer.bank_code) == ("otp", "003")
     assert transfer.narration == f"Transfer to {SL_ACCOUNT}"
     assert transfer.fee > 0
     async with db.transaction() as session:
@@ -74,7 +93,7 @@ async def test_a_transfer_holds_amount_and_fee_and_sends_a_code_kept_only_as_a_h
         assert row["otp_hash"] == otp.code_hash(settings.secret_key.get_secret_value(), transfer.id, code)  # type: ignore[union-attr]
     [sms] = await _jobs(db, service.OTP_SMS_JOB)
     assert code not in json.dumps(sms.payload)
-    assert service.sealed_code(transfer.id, sms.payload["code"]) == code
+    assert otp.sealed_code(transfer.id, sms.payload["code"]) == code
     assert sms.payload["to"] == "+254700000009"
 
 
@@ -83,21 +102,28 @@ async def test_the_right_code_releases_it_once_and_success_settles_both_holds(
 ) -> None:
     sender, transfer, code = await _pending(db, settings, clock, "xs-ok")
     clock.advance(60)
-    done = await service.authorize(db, sender.who, transfer.id, code, settings=settings, now=clock.now())
-    assert done.status == TransferStatus.PROCESSING and done.otp_hash is None
+    done = await _authorize(db, sender, transfer, code, settings, clock)
+    assert (done.status, done.otp_hash) == (TransferStatus.PROCESSING, None)
     assert len(await _jobs(db, service.SEND_JOB)) == 1
     with pytest.raises(service.NotPending):  # the same code again: nothing happens twice
-        await service.authorize(db, sender.who, transfer.id, code, settings=settings, now=clock.now())
+        await _authorize(db, sender, transfer, code, settings, clock)
     assert len(await _jobs(db, service.SEND_JOB)) == 1
 
-    settled = TransferOutcome(Status.SUCCEEDED, transfer.end_to_end_id, "RAIL1", amount=AMOUNT, currency="KES",
-                              creditor_account=SL_ACCOUNT)  # fmt: skip
+    settled = TransferOutcome(
+        Status.SUCCEEDED,
+        transfer.end_to_end_id,
+        "RAIL1",
+        amount=AMOUNT,
+        currency="KES",
+        creditor_account=SL_ACCOUNT,
+    )
     async with db.transaction() as session:
         current = await session.get(Transfer, transfer.id)
         assert current is not None
         assert await service.apply_outcome(session, current, settled, now=clock.now())
         assert not await service.apply_outcome(session, current, settled, now=clock.now()), "once"
-        assert current.status == TransferStatus.COMPLETED and current.journal_id is not None
+        assert current.status == TransferStatus.COMPLETED
+        assert current.journal_id is not None
         assert await balances(session, sender, clock.now()) == (
             (PAYMENTS_FUNDS - AMOUNT, 0),
             (SERVICE_FUNDS - transfer.fee, 0),
@@ -109,8 +135,10 @@ async def test_a_rejection_by_the_bank_releases_both_holds_with_its_reason(
     db: Database, settings: Settings, clock: FrozenClock
 ) -> None:
     sender, transfer, code = await _pending(db, settings, clock, "xs-rej")
-    await service.authorize(db, sender.who, transfer.id, code, settings=settings, now=clock.now())
-    rejected = TransferOutcome(Status.FAILED, transfer.end_to_end_id, reason_code="AC04", reason="Closed account")
+    await _authorize(db, sender, transfer, code, settings, clock)
+    rejected = TransferOutcome(
+        Status.FAILED, transfer.end_to_end_id, reason_code="AC04", reason="Closed account"
+    )
     async with db.transaction() as session:
         current = await session.get(Transfer, transfer.id)
         assert current is not None
@@ -124,7 +152,7 @@ async def test_a_report_naming_another_transfer_changes_nothing(
     db: Database, settings: Settings, clock: FrozenClock
 ) -> None:
     sender, transfer, code = await _pending(db, settings, clock, "xs-mis")
-    await service.authorize(db, sender.who, transfer.id, code, settings=settings, now=clock.now())
+    await _authorize(db, sender, transfer, code, settings, clock)
     other = TransferOutcome(Status.SUCCEEDED, "MLPSOMEONEELSE", amount=AMOUNT)
     async with db.transaction() as session:
         current = await session.get(Transfer, transfer.id)
@@ -132,14 +160,17 @@ async def test_a_report_naming_another_transfer_changes_nothing(
         with pytest.raises(service.CallbackMismatch):
             await service.apply_outcome(session, current, other, now=clock.now())
         assert current.status == TransferStatus.PROCESSING
-        assert await balances(session, sender, clock.now()) == ((PAYMENTS_FUNDS, AMOUNT), (SERVICE_FUNDS, transfer.fee))
+        assert await balances(session, sender, clock.now()) == (
+            (PAYMENTS_FUNDS, AMOUNT),
+            (SERVICE_FUNDS, transfer.fee),
+        )
 
 
 async def test_a_success_for_another_amount_is_held_for_review_until_an_operator_accepts(
     db: Database, settings: Settings, clock: FrozenClock
 ) -> None:
     sender, transfer, code = await _pending(db, settings, clock, "xs-rev")
-    await service.authorize(db, sender.who, transfer.id, code, settings=settings, now=clock.now())
+    await _authorize(db, sender, transfer, code, settings, clock)
     less = TransferOutcome(Status.SUCCEEDED, transfer.end_to_end_id, amount=AMOUNT - 100_00, currency="KES")
     async with db.transaction() as session:
         current = await session.get(Transfer, transfer.id)
@@ -148,7 +179,10 @@ async def test_a_success_for_another_amount_is_held_for_review_until_an_operator
         assert current.status == TransferStatus.REVIEW
         [review] = (await session.scalars(select(CallbackReview))).all()
         assert (review.kind, review.received_amount) == ("transfer", AMOUNT - 100_00)
-        assert await balances(session, sender, clock.now()) == ((PAYMENTS_FUNDS, AMOUNT), (SERVICE_FUNDS, transfer.fee))
+        assert await balances(session, sender, clock.now()) == (
+            (PAYMENTS_FUNDS, AMOUNT),
+            (SERVICE_FUNDS, transfer.fee),
+        )
         accepted = await service.accept_review(session, transfer.id, AMOUNT - 100_00, now=clock.now())
         assert accepted.status == TransferStatus.COMPLETED
         assert await balances(session, sender, clock.now()) == (
@@ -165,17 +199,19 @@ async def test_wrong_codes_are_counted_and_the_fifth_cancels_and_releases(
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     for left in (4, 3, 2, 1):
         with pytest.raises(service.WrongCode, match=f"{left} attempt"):
-            await service.authorize(db, sender.who, transfer.id, wrong, settings=settings, now=clock.now())
+            await _authorize(db, sender, transfer, wrong, settings, clock)
     async with db.transaction() as session:
         current = await session.get(Transfer, transfer.id)
-        assert current is not None and current.otp_failures == 4, "each wrong code is committed"
+        assert current is not None
+        assert current.otp_failures == 4, "each wrong code is committed"
     with pytest.raises(service.TooManyWrongCodes):
-        await service.authorize(db, sender.who, transfer.id, wrong, settings=settings, now=clock.now())
+        await _authorize(db, sender, transfer, wrong, settings, clock)
     with pytest.raises(service.NotPending):  # even the right code, now
-        await service.authorize(db, sender.who, transfer.id, code, settings=settings, now=clock.now())
+        await _authorize(db, sender, transfer, code, settings, clock)
     async with db.transaction() as session:
         current = await session.get(Transfer, transfer.id)
-        assert current is not None and current.status == TransferStatus.CANCELLED
+        assert current is not None
+        assert current.status == TransferStatus.CANCELLED
         assert await balances(session, sender, clock.now()) == ((PAYMENTS_FUNDS, 0), (SERVICE_FUNDS, 0))
     assert await _jobs(db, service.SEND_JOB) == []
 
@@ -186,15 +222,15 @@ async def test_an_expired_code_says_so_and_a_new_one_replaces_it(
     sender, transfer, old = await _pending(db, settings, clock, "xs-exp")
     clock.advance(otp.OTP_TTL)
     with pytest.raises(service.CodeExpired):
-        await service.authorize(db, sender.who, transfer.id, old, settings=settings, now=clock.now())
+        await _authorize(db, sender, transfer, old, settings, clock)
     async with db.transaction() as session:
         await service.resend_otp(session, sender.who, transfer.id, settings=settings, now=clock.now())
         new = await last_code(session, sender.email)
     if new != old:  # one in a million they are the same; then the old one is the new one
         with pytest.raises(service.WrongCode):
-            await service.authorize(db, sender.who, transfer.id, old, settings=settings, now=clock.now())
+            await _authorize(db, sender, transfer, old, settings, clock)
     clock.advance(otp.OTP_TTL - timedelta(seconds=1))
-    done = await service.authorize(db, sender.who, transfer.id, new, settings=settings, now=clock.now())
+    done = await _authorize(db, sender, transfer, new, settings, clock)
     assert done.status == TransferStatus.PROCESSING
 
 
@@ -237,7 +273,9 @@ async def test_a_transfer_for_more_than_the_wallet_holds_is_refused_and_holds_no
     async with db.transaction() as session:
         sender = await make_sender(session, "xs-poor", now=clock.now())
         with pytest.raises(service.InsufficientBalance) as refused:
-            await service.create_transfer(session, sender.who, _asked("100000.01"), settings=settings, now=clock.now())
+            await service.create_transfer(
+                session, sender.who, _asked("100000.01"), settings=settings, now=clock.now()
+            )
         assert refused.value.errors[0].field == "amount"
 
 
@@ -255,7 +293,9 @@ async def test_an_account_the_bank_rail_does_not_serve_is_refused_naming_the_acc
     async with db.transaction() as session:
         sender = await make_sender(session, f"xs-{account[:3]}", now=clock.now())
         with pytest.raises(ValidationFailed) as refused:
-            await service.create_transfer(session, sender.who, _asked(account=account), settings=settings, now=clock.now())
+            await service.create_transfer(
+                session, sender.who, _asked(account=account), settings=settings, now=clock.now()
+            )
         assert refused.value.errors[0].field == "accountNumber"
         assert words in refused.value.detail
         assert await session.scalar(select(Transfer.id)) is None

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, status
 
 from malipo.core.errors import FieldError, NotFound, ValidationFailed
 from malipo.core.money import Money
-from malipo.http.deps import ClockDep, DatabaseDep, Session, SettingsDep
+from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.idempotency import IdempotencyKey
 from malipo.http.permissions import CA, KEY, OP, CurrentPrincipal, callers
 from malipo.http.schemas import PageQuery, page_size_query
@@ -85,15 +85,18 @@ async def create_transfer(
     summary="Authorise a pending transfer with its one-time code", openapi_extra=callers(KEY),
 )  # fmt: skip
 async def authorize_transfer(
-    body: AuthorizeIn, who: CurrentPrincipal, db: DatabaseDep, clock: ClockDep, settings: SettingsDep
+    body: AuthorizeIn, who: CurrentPrincipal, session: Session, clock: ClockDep, settings: SettingsDep
 ) -> TransferOut:
     """The right code within 5 minutes sends the transfer to the bank (PROCESSING, then COMPLETED
     or FAILED with the bank's reason). A wrong code is counted: the fifth cancels the transfer and
     releases its funds. An expired code says so: ask for a new one."""
-    transfer = await service.authorize(
-        db, who, body.transaction_id, body.otp_code, settings=settings, now=clock.now()
+    done = await service.authorize(
+        session, who, body.transaction_id, body.otp_code, settings=settings, now=clock.now()
     )
-    return transfer_out(transfer)
+    if done.refusal is not None:
+        await session.commit()  # the wrong code counts, although the answer is an error
+        raise done.refusal
+    return transfer_out(done.transfer)
 
 
 @router.post(

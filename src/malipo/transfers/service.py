@@ -8,7 +8,7 @@ What callers can rely on:
   and email (PENDING), or, where the client's rules allow it without a code, releases it to the
   rail at once (PROCESSING).
 - ``authorize`` takes the right code within five minutes once: the transfer goes to the rail.
-  A wrong code is counted (and the count committed) before the 422; the fifth cancels the
+  A wrong code is counted, and the caller commits the count before it answers 422; the fifth cancels the
   transfer and releases its holds. ``resend_otp`` replaces the code (the old one is dead), at most
   three times and 30 s apart. A transfer nobody authorises in 30 minutes is cancelled.
 - ``apply_outcome`` moves a transfer to COMPLETED or FAILED once (a guarded UPDATE) on what the
@@ -29,14 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.banks import service as banks
 from malipo.config import Settings
-from malipo.core.crypto import derived_token, encryptor, sha256_hex
-from malipo.core.errors import Conflict, FieldError, NotFound, RateLimited, ValidationFailed
+from malipo.core.crypto import derived_token, sha256_hex
+from malipo.core.errors import Conflict, FieldError, MalipoError, NotFound, RateLimited, ValidationFailed
 from malipo.core.ids import new_id, new_reference
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
-from malipo.db import Database
-from malipo.email import service as email
-from malipo.identity import clients, users
+from malipo.identity import clients
 from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
@@ -53,7 +51,7 @@ log = get_logger("malipo.transfers")
 
 SEND_JOB = "transfer.send"
 QUERY_JOB = "transfer.query"
-OTP_SMS_JOB = "transfer.otp_sms"
+OTP_SMS_JOB = otp.OTP_SMS_JOB
 EXPIRE_JOB = "transfer.expire"
 # How long a transfer waits for its code before it is cancelled and its funds released.
 PENDING_TTL = timedelta(minutes=30)
@@ -117,18 +115,7 @@ class UnknownTransferToken(NotFound):
 
 def callback_token(settings: Settings, transfer_id: uuid.UUID) -> str:
     """The secret in the transfer's status URL: derived from its id, stored nowhere (only its hash)."""
-    assert settings.secret_key is not None, "settings.require_secrets() first"
-    return derived_token(settings.secret_key.get_secret_value(), f"bank-transfer:{transfer_id}")
-
-
-def _secret(settings: Settings) -> str:
-    assert settings.secret_key is not None, "settings.require_secrets() first"
-    return settings.secret_key.get_secret_value()
-
-
-def masked(account: str) -> str:
-    """An account number as messages show it: its last four characters."""
-    return f"••••{account[-4:]}"
+    return derived_token(otp.secret_key(settings), f"bank-transfer:{transfer_id}")
 
 
 # --------------------------------------------------------------------------- making one
@@ -151,7 +138,9 @@ async def create_transfer(
     account = body.account_number.strip()
     bank = await banks.bank_for_account(session, account)
     if bank.rail != BANK_RAIL:
-        raise ValidationFailed.for_field("accountNumber", _not_on_the_bank_rail(bank.name, bank.rail, bank.payhero_code))
+        raise ValidationFailed.for_field(
+            "accountNumber", _not_on_the_bank_rail(bank.name, bank.rail, bank.payhero_code)
+        )
     amount = Money.parse(body.amount, client.currency, field="amount")  # type: ignore[arg-type]
     assessment = await fraud.assess(
         session, client_id=client.id, mode=mode, api_user_id=who.api_user_id, destination=account,
@@ -191,7 +180,7 @@ async def create_transfer(
     session.add(transfer)
     await session.flush()
     if assessment.decision == fraud.Decision.OTP:
-        await _send_code(session, transfer, settings, now)
+        await otp.send_code(session, transfer, settings, now)
         enqueue(session, EXPIRE_JOB, {"transfer_id": str(transfer.id)}, now=now, delay=PENDING_TTL)
     else:
         await _release_to_rail(session, transfer, now)
@@ -231,51 +220,6 @@ async def _hold(
 # --------------------------------------------------------------------------- the code
 
 
-async def _send_code(session: AsyncSession, transfer: Transfer, settings: Settings, now: datetime) -> None:
-    """A new code for the transfer (the old one dead), to the API user's email and phone."""
-    code = otp.new_code()
-    transfer.otp_hash = otp.code_hash(_secret(settings), transfer.id, code)
-    transfer.otp_expires_at = now + otp.OTP_TTL
-    transfer.otp_sent_at = now
-    transfer.updated_at = now
-    api_user = await users.api_user_by_id(session, transfer.api_user_id)
-    amount = Money(transfer.amount, transfer.currency)
-    minutes = int(otp.OTP_TTL.total_seconds() // 60)
-    account = masked(transfer.account_number)
-    what = f"transfer {transfer.reference} of {amount} to {transfer.bank_name} account {account}"
-    if api_user is not None and api_user.developer_email:
-        try:
-            await email.queue_email(
-                session, to=api_user.developer_email,
-                subject=f"Your malipo code for transfer {transfer.reference}",
-                text=f"Your code to authorise {what} is {code}.\n\nIt expires in {minutes} minutes. "
-                "Nobody from malipo will ever ask you for it.\n",
-                purpose="transfer_otp", now=now, client_id=transfer.client_id,
-            )  # fmt: skip
-        except ValueError:
-            log.warning("transfer.otp_no_email", reference=transfer.reference)
-    if api_user is not None and api_user.developer_phone_number:
-        # The code crosses the outbox encrypted: the jobs table never holds it in the clear.
-        sealed = encryptor().encrypt(code, context=f"transfer-otp:{transfer.id}")
-        payload = {"transfer_id": str(transfer.id), "to": api_user.developer_phone_number, "code": sealed}
-        enqueue(session, OTP_SMS_JOB, payload, now=now)
-    await session.flush()
-    log.info("transfer.otp_sent", reference=transfer.reference)
-
-
-def otp_text(transfer: Transfer, code: str) -> str:
-    amount = Money(transfer.amount, transfer.currency)
-    return (
-        f"malipo code {code} for transfer {transfer.reference}:"
-        f" {amount} to {masked(transfer.account_number)}."
-        " Valid 5 min. Never share it."
-    )
-
-
-def sealed_code(transfer_id: uuid.UUID, sealed: str) -> str:
-    return encryptor().decrypt(sealed, context=f"transfer-otp:{transfer_id}")
-
-
 async def _pending(session: AsyncSession, who: Principal, transfer_id: uuid.UUID) -> Transfer:
     transfer = await get_transfer(session, who, transfer_id)
     locked = await repository.by_id(session, transfer.id, lock=True)
@@ -288,46 +232,63 @@ async def _pending(session: AsyncSession, who: Principal, transfer_id: uuid.UUID
     return locked
 
 
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """What a code did: ``refusal`` is the error to raise once the counting is committed (a wrong
+    code must count even though the caller answers with an error), None when it was right."""
+
+    transfer: Transfer
+    refusal: MalipoError | None = None
+
+
 async def authorize(
-    db: Database, who: Principal, transfer_id: uuid.UUID, code: str, *, settings: Settings, now: datetime
-) -> Transfer:
-    """The right code releases the transfer to the rail. A wrong one is counted in its own
-    committed transaction before the error is raised; the last one cancels the transfer."""
-    refusal: Exception | None = None
-    async with db.transaction() as session:
-        transfer = await _pending(session, who, transfer_id)
-        if transfer.otp_expires_at is None or now >= transfer.otp_expires_at:
-            raise CodeExpired(
-                "the code has expired: ask for a new one (POST /api/v1/payments/transfers/resend-otp)",
-                errors=[FieldError("otpCode", "has expired")],
-            )
-        if transfer.otp_hash is not None and otp.code_matches(
-            _secret(settings), transfer.id, code, transfer.otp_hash
-        ):
-            transfer.otp_hash = None
-            transfer.authorized_at = now
-            await _release_to_rail(session, transfer, now)
-            log.info("transfer.authorized", reference=transfer.reference)
-            return transfer
-        failures = transfer.otp_failures + 1
-        transfer.otp_failures = failures
-        transfer.updated_at = now
-        left = otp.MAX_FAILURES - failures
-        if left <= 0:
-            await _cancel(session, transfer, "cancelled after too many wrong codes", now)
-            refusal = TooManyWrongCodes(
-                f"{otp.MAX_FAILURES} wrong codes: transfer {transfer.reference} is cancelled"
-                " and its funds released",
-                errors=[FieldError("otpCode", "wrong, for the last time")],
-            )
-        else:
-            refusal = WrongCode(
+    session: AsyncSession,
+    who: Principal,
+    transfer_id: uuid.UUID,
+    code: str,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> Authorization:
+    """The right code releases the transfer to the rail. A wrong one is counted and answered as a
+    refusal to raise after the commit; the last one also cancels the transfer and its holds."""
+    transfer = await _pending(session, who, transfer_id)
+    if transfer.otp_expires_at is None or now >= transfer.otp_expires_at:
+        raise CodeExpired(
+            "the code has expired: ask for a new one (POST /api/v1/payments/transfers/resend-otp)",
+            errors=[FieldError("otpCode", "has expired")],
+        )
+    if transfer.otp_hash is not None and otp.code_matches(
+        otp.secret_key(settings), transfer.id, code, transfer.otp_hash
+    ):
+        transfer.otp_hash = None
+        transfer.authorized_at = now
+        await _release_to_rail(session, transfer, now)
+        log.info("transfer.authorized", reference=transfer.reference)
+        return Authorization(transfer)
+    failures = transfer.otp_failures + 1
+    transfer.otp_failures = failures
+    transfer.updated_at = now
+    await session.flush()
+    log.info("transfer.otp_wrong", reference=transfer.reference, failures=failures)
+    left = otp.MAX_FAILURES - failures
+    if left > 0:
+        return Authorization(
+            transfer,
+            WrongCode(
                 f"the code is not right: {left} attempt{'s' if left > 1 else ''} left",
                 errors=[FieldError("otpCode", "is not right")],
-            )
-        log.info("transfer.otp_wrong", reference=transfer.reference, failures=failures)
-    assert refusal is not None
-    raise refusal
+            ),
+        )
+    await _cancel(session, transfer, "cancelled after too many wrong codes", now)
+    return Authorization(
+        transfer,
+        TooManyWrongCodes(
+            f"{otp.MAX_FAILURES} wrong codes: transfer {transfer.reference} is cancelled"
+            " and its funds released",
+            errors=[FieldError("otpCode", "wrong, for the last time")],
+        ),
+    )
 
 
 async def resend_otp(
@@ -349,7 +310,7 @@ async def resend_otp(
             headers={"Retry-After": str(seconds)},
         )
     transfer.otp_resends += 1
-    await _send_code(session, transfer, settings, now)
+    await otp.send_code(session, transfer, settings, now)
     return transfer
 
 

@@ -17,7 +17,7 @@ from malipo.core.phones import InvalidNumber, to_e164
 from malipo.identity import clients
 from malipo.providers.base import CreditTransfer, RailError, Status, TransferOutcome
 from malipo.providers.registry import bank_transfer_for, sms_client
-from malipo.transfers import repository, service
+from malipo.transfers import otp, repository, service
 from malipo.transfers.models import TransferStatus
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
@@ -45,7 +45,7 @@ async def send_code_by_sms(ctx: JobContext, payload: dict[str, Any]) -> None:
             return
         client = await clients.client_by_id(session, transfer.client_id)
     try:
-        code = service.sealed_code(transfer_id, str(payload["code"]))
+        code = otp.sealed_code(transfer_id, str(payload["code"]))
         number = to_e164(str(payload["to"]), client.country if client else "KE", mobile_only=True)
     except InvalidNumber as exc:
         log.warning("transfer.otp_sms_not_sent", reference=transfer.reference, reason=str(exc))
@@ -55,7 +55,7 @@ async def send_code_by_sms(ctx: JobContext, payload: dict[str, Any]) -> None:
             f"{service.OTP_SMS_JOB} payload cannot be read: {type(exc).__name__}"
         ) from None
     sms = sms_client(ctx.settings, transfer.mode, ctx.http)
-    await sms.send([number], service.otp_text(transfer, code))
+    await sms.send([number], otp.otp_text(transfer, code))
     log.info("transfer.otp_sms_sent", reference=transfer.reference)
 
 

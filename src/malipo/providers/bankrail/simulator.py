@@ -9,7 +9,8 @@ otherwise). An invalid body is a 400 ``{"Err": {"Cd": "INVALID_REQUEST", "Desc",
 
 A transfer's outcome is chosen by the last ten digits of its creditor account number
 (``CdtrAcct.Id.Othr.Id``, table :data:`TEST_ACCOUNTS`), so that a test number can follow any
-bank's 3-digit code (``0031000000004``: Union Trust Bank, closed account); any other settles. After ``callback_delay`` seconds (real time)
+bank's 3-digit code (``0031000000004``: Union Trust Bank, closed account); any other settles.
+After ``callback_delay`` seconds (real time)
 the final status is POSTed to ``StsCallbackUrl``, retried a few times while the receiver fails;
 a status already final in the POST's answer is not sent again.
 
