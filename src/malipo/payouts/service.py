@@ -22,6 +22,7 @@ What callers can rely on:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,6 +68,18 @@ NOT_SENT_FAILURE = 1
 MIN_AMOUNT = 10  # shillings: M-Pesa's smallest B2C payment
 MAX_AMOUNT = 250_000
 BANK_CODES = banks.BANK_CODES
+
+
+# Called, in the same transaction, with every payout that has just become SUCCESS or FAILED (after
+# its books): a higher domain that pays through payouts (transfers' bulk mobile entries) registers
+# one to follow its own rows.
+FinishListener = Callable[[AsyncSession, Payout, datetime], Awaitable[None]]
+_finish_listeners: list[FinishListener] = []
+
+
+def on_finished(listener: FinishListener) -> None:
+    if listener not in _finish_listeners:
+        _finish_listeners.append(listener)
 
 
 class InsufficientBalance(ValidationFailed):
@@ -380,6 +393,8 @@ async def _settle_or_release(
             subject=(CALLBACK_SUBJECT, payout.id), now=now,
         )  # fmt: skip
     await session.flush()
+    for listener in _finish_listeners:
+        await listener(session, payout, now)
     log.info("payout.finished", reference=payout.reference, status=status, result_code=payout.result_code)
 
 

@@ -20,15 +20,20 @@ from malipo.http.permissions import CA, KEY, OP, CurrentPrincipal, callers
 from malipo.http.schemas import PageQuery, page_size_query
 from malipo.http.tags import FRAUD, PAYMENTS
 from malipo.identity import clients
-from malipo.transfers import fraud, otp, repository, service
+from malipo.transfers import bulk, fraud, otp, repository, service
 from malipo.transfers.models import BlockedDestination, Transfer, TransferStatus
 from malipo.transfers.schemas import (
     AuthorizeIn,
     BlockIn,
     BlockOut,
+    BulkOut,
+    ClientBankTransferIn,
+    ClientMobileTransferIn,
     FlagOut,
     FraudRulesIn,
     FraudRulesOut,
+    MobileBulkIn,
+    RejectedEntry,
     ResendIn,
     TransferIn,
     TransferOut,
@@ -45,7 +50,10 @@ def transfer_out(transfer: Transfer) -> TransferOut:
     pending = transfer.status == TransferStatus.PENDING
     return TransferOut(
         transaction_id=transfer.id, reference=transfer.reference, status=transfer.status,
-        account_number=transfer.account_number, bank_code=transfer.bank_code, bank_name=transfer.bank_name,
+        kind=transfer.kind, account_number=transfer.account_number, bank_code=transfer.bank_code,
+        bank_name=transfer.bank_name, destination_client_id=transfer.destination_client_id,
+        beneficiary_name=transfer.beneficiary_name, entry_reference=transfer.entry_reference,
+        batch_id=transfer.batch_id,
         amount=Money(transfer.amount, transfer.currency).format(),
         fee=Money(transfer.fee, transfer.currency).format(),
         currency=transfer.currency, narration=transfer.narration, decision=transfer.decision,
@@ -141,6 +149,99 @@ async def completed_transfers(
         session, who, statuses=service.COMPLETED_VIEW, page=page, page_size=page_size
     )
     return _page(rows, total, page, page_size)
+
+
+@router.get(
+    "/payments/transactions/incoming", response_model=TransferPage, name="Payments.ReadIncoming",
+    summary="Client-to-client transfers paid to you", openapi_extra=callers(KEY),
+)  # fmt: skip
+async def incoming_transfers(
+    who: CurrentPrincipal, session: Session, page: PageQuery = 1, page_size: PageSize = 50
+) -> TransferPage:
+    """Entries other clients sent to your payments wallet, each with its narration, reference and
+    beneficiary, newest first."""
+    rows, total = await service.list_incoming(session, who, page=page, page_size=page_size)
+    return _page(rows, total, page, page_size)
+
+
+def _bulk_out(result: bulk.BulkResult) -> BulkOut:
+    return BulkOut(
+        batch_id=result.batch_id, accepted=[transfer_out(t) for t in result.accepted],
+        rejected=[
+            RejectedEntry(index=r.index, destination=r.destination, amount=r.amount, field=r.field,
+                          reason=r.reason,
+                          flags=[FlagOut(**f) for f in r.flags])
+            for r in result.rejected
+        ],
+        accepted_count=len(result.accepted), rejected_count=len(result.rejected),
+    )  # fmt: skip
+
+
+@router.post(
+    "/payments/mobile/bulk", response_model=BulkOut, status_code=status.HTTP_201_CREATED,
+    name="Payments.MobileBulk", summary="Pay many phones by M-Pesa, each entry checked on its own",
+    openapi_extra=callers(KEY),
+)  # fmt: skip
+async def mobile_bulk(
+    body: MobileBulkIn, who: CurrentPrincipal, idem: IdempotencyKey, session: Session, clock: ClockDep,
+    settings: SettingsDep,
+) -> BulkOut:  # fmt: skip
+    """Each entry (a Kenyan mobile number, whole shillings) is checked on its own — number,
+    amount, fraud rules, funds — and either accepted (its amount and fee held, an M-Pesa B2C
+    payment queued, settled on its own result) or listed under `rejected` with its field and
+    reason. No entry accepted: 422, nothing held."""
+    entries = [bulk.MobileEntry(p.phone_number, p.amount, p.narration) for p in body.payments]
+    reply = _bulk_out(await bulk.bulk_mobile(session, who, entries, settings=settings, now=clock.now()))
+    await idem.complete(session, status.HTTP_201_CREATED, reply)
+    return reply
+
+
+def _client_entries(body: ClientBankTransferIn | ClientMobileTransferIn) -> list[bulk.ClientEntry]:
+    return [bulk.ClientEntry(e.amount, e.narration, e.reference, e.beneficiary_name) for e in body.entries]
+
+
+@router.post(
+    "/payments/client-transfers/bank", response_model=BulkOut, status_code=status.HTTP_201_CREATED,
+    name="Payments.ClientTransferBank",
+    summary="Pay another malipo client, entry by entry (its bank account)",
+    openapi_extra=callers(KEY),
+)  # fmt: skip
+async def client_transfer_bank(
+    body: ClientBankTransferIn, who: CurrentPrincipal, idem: IdempotencyKey, session: Session,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> BulkOut:  # fmt: skip
+    """From your payments wallet to the destination client's, one journal per entry with the
+    entry's narration (e.g. an employer's contribution per employee to a pension fund). The
+    destination must be an active client in the same currency; `accountNumber` is its account,
+    whose first 3 digits name the bank. Fraud rules per entry."""
+    request = bulk.ClientTransfer(
+        body.destination_client_id, "client_bank", body.account_number, _client_entries(body)
+    )
+    reply = _bulk_out(await bulk.client_to_client(session, who, request, settings=settings, now=clock.now()))
+    await idem.complete(session, status.HTTP_201_CREATED, reply)
+    return reply
+
+
+@router.post(
+    "/payments/client-transfers/mobile", response_model=BulkOut, status_code=status.HTTP_201_CREATED,
+    name="Payments.ClientTransferMobile",
+    summary="Pay another malipo client, entry by entry (a phone number)",
+    openapi_extra=callers(KEY),
+)  # fmt: skip
+async def client_transfer_mobile(
+    body: ClientMobileTransferIn, who: CurrentPrincipal, idem: IdempotencyKey, session: Session,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> BulkOut:  # fmt: skip
+    """As the bank form, for a beneficiary known by phone number: every entry credits the same
+    number's client with its own amount and narration."""
+    request = bulk.ClientTransfer(
+        body.destination_client_id, "client_mobile", body.phone_number, _client_entries(body)
+    )
+    reply = _bulk_out(await bulk.client_to_client(session, who, request, settings=settings, now=clock.now()))
+    await idem.complete(session, status.HTTP_201_CREATED, reply)
+    return reply
 
 
 @router.get(

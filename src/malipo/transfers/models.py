@@ -40,10 +40,21 @@ class Transfer(Base):
     mode: Mapped[str] = mapped_column(String(4))
     api_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_users.id"))
     reference: Mapped[str] = mapped_column(String(20), unique=True)
-    kind: Mapped[str] = mapped_column(String(12))  # bank
+    # bank (to a bank account, through the bank rail), mobile (one entry of a bulk mobile payout,
+    # paid through ``payouts``), client_bank / client_mobile (an entry of a client-to-client
+    # transfer: from this client's payments wallet to the destination client's).
+    kind: Mapped[str] = mapped_column(String(13))
+    # The destination: a bank account number, or a phone number for the mobile kinds.
     account_number: Mapped[str] = mapped_column(String(34))
-    bank_code: Mapped[str] = mapped_column(String(3))
-    bank_name: Mapped[str] = mapped_column(String(120))
+    bank_code: Mapped[str | None] = mapped_column(String(3))
+    bank_name: Mapped[str | None] = mapped_column(String(120))
+    destination_client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clients.id"))
+    # The payout that pays a mobile entry (its holds, its rail, its result).
+    payout_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payouts.id"))
+    beneficiary_name: Mapped[str | None] = mapped_column(String(140))
+    entry_reference: Mapped[str | None] = mapped_column(String(100))
+    # The entries of one bulk request share it.
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     amount: Mapped[int]  # minor units
     currency: Mapped[str] = mapped_column(String(3))
     fee: Mapped[int]
@@ -53,7 +64,7 @@ class Transfer(Base):
     decision: Mapped[str] = mapped_column(String(5))
     risk_score: Mapped[int] = mapped_column(Integer)
     flags: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
-    hold_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_holds.id"))
+    hold_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_holds.id"))
     fee_hold_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_holds.id"))
     # The one-time code: only its HMAC is kept, never the code.
     otp_hash: Mapped[str | None] = mapped_column(String(64))
@@ -79,6 +90,7 @@ class Transfer(Base):
         Index("ix_transfers_client_created", "client_id", "mode", "created_at"),
         Index("ix_transfers_destination", "client_id", "mode", "account_number", "created_at"),
         Index("ix_transfers_api_user", "api_user_id", "created_at"),
+        Index("ix_transfers_destination_client", "destination_client_id", "mode", "created_at"),
     )
 
 

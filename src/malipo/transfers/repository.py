@@ -204,3 +204,24 @@ async def unclaim(session: AsyncSession, transfer_id: uuid.UUID) -> None:
         .values(sent_at=None)
         .execution_options(synchronize_session=False)
     )
+
+
+async def by_payout(session: AsyncSession, payout_id: uuid.UUID) -> Transfer | None:
+    """The bulk mobile entry a payout pays (the payout's id is malipo's own)."""
+    return await session.scalar(select(Transfer).where(Transfer.payout_id == payout_id))
+
+
+async def incoming_page(
+    session: AsyncSession, client_id: uuid.UUID, mode: str, *, offset: int, limit: int
+) -> tuple[list[Transfer], int]:
+    """Client-to-client entries paid to ``client_id`` in ``mode``, newest first."""
+    where = [Transfer.destination_client_id == client_id, Transfer.mode == mode]
+    total = await session.scalar(select(func.count()).select_from(Transfer).where(*where))
+    rows = await session.scalars(
+        select(Transfer)
+        .where(*where)
+        .order_by(Transfer.created_at.desc(), Transfer.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows.all()), int(total or 0)

@@ -55,8 +55,13 @@ class TransferOut(CamelModel):
     reference: str
     status: str
     account_number: str
-    bank_code: str
-    bank_name: str
+    kind: str = Field(description="bank, mobile (a bulk mobile payout's entry), client_bank or client_mobile")
+    bank_code: str | None
+    bank_name: str | None
+    destination_client_id: uuid.UUID | None
+    beneficiary_name: str | None
+    entry_reference: str | None
+    batch_id: uuid.UUID | None
     amount: str
     fee: str
     currency: str
@@ -137,3 +142,75 @@ class BlockOut(CamelModel):
     destination: str
     reason: str
     created_at: datetime
+
+
+PhoneNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), NoControlCharacters
+]
+EntryText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=140), NoControlCharacters]
+MAX_ENTRIES = 1000
+
+
+class MobilePaymentIn(CamelModel):
+    phone_number: PhoneNumber
+    amount: Amount
+    narration: EntryText | None = None
+
+
+class MobileBulkIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "payments": [
+                        {"phoneNumber": "0712345678", "amount": 500, "narration": "Commission May"},
+                        {"phoneNumber": "0722000111", "amount": "1200", "narration": "Commission May"},
+                    ]
+                }
+            ]
+        }
+    )
+
+    payments: list[MobilePaymentIn] = Field(min_length=1, max_length=MAX_ENTRIES)
+
+
+class ClientEntryIn(CamelModel):
+    amount: Amount
+    narration: EntryText | None = None
+    reference: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), NoControlCharacters] | None
+    ) = None
+    beneficiary_name: EntryText | None = None
+
+
+class ClientBankTransferIn(CamelModel):
+    destination_client_id: uuid.UUID
+    account_number: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=3, max_length=34, pattern=r"^[0-9]+$"),
+        Field(description="The destination client's bank account: its first 3 digits are the bank's code"),
+    ]
+    entries: list[ClientEntryIn] = Field(min_length=1, max_length=MAX_ENTRIES)
+
+
+class ClientMobileTransferIn(CamelModel):
+    destination_client_id: uuid.UUID
+    phone_number: PhoneNumber = Field(description="The beneficiary's phone number, with its country code")
+    entries: list[ClientEntryIn] = Field(min_length=1, max_length=MAX_ENTRIES)
+
+
+class RejectedEntry(CamelModel):
+    index: int
+    destination: str
+    amount: str
+    field: str
+    reason: str
+    flags: list[FlagOut]
+
+
+class BulkOut(CamelModel):
+    batch_id: uuid.UUID
+    accepted: list[TransferOut]
+    rejected: list[RejectedEntry]
+    accepted_count: int
+    rejected_count: int

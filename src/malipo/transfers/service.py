@@ -147,16 +147,7 @@ async def create_transfer(
         amount=amount, now=now,
     )  # fmt: skip
     if assessment.decision == fraud.Decision.BLOCK:
-        log.warning("transfer.blocked", client_id=str(client.id), score=assessment.score,
-                    rules=[f.rule for f in assessment.flags])  # fmt: skip
-        raise TransferBlocked(
-            "blocked by the fraud rules: " + "; ".join(f.reason for f in assessment.flags),
-            errors=[
-                FieldError(_FLAG_FIELDS.get(f.rule, "accountNumber"), f.reason) for f in assessment.flags
-            ],
-            flags=[f.as_dict() for f in assessment.flags],
-            riskScore=assessment.score,
-        )
+        raise blocked(assessment, client.id)
     fee = await pricing.fee(session, settings, client.id, PricingKind.PAYOUT, amount)
     transfer_id = new_id()
     reference = new_reference()
@@ -167,15 +158,11 @@ async def create_transfer(
         else None
     )
     narration = (body.narration or "").strip() or DEFAULT_NARRATION.format(account=account)
-    transfer = Transfer(
-        id=transfer_id, client_id=client.id, mode=mode, api_user_id=who.api_user_id, reference=reference,
-        kind="bank", account_number=account, bank_code=bank.code, bank_name=bank.name[:120],
-        amount=amount.amount, currency=amount.currency, fee=fee.amount, narration=narration[:140],
-        status=TransferStatus.PENDING, decision=assessment.decision.value, risk_score=assessment.score,
-        flags=[f.as_dict() for f in assessment.flags], hold_id=hold_id, fee_hold_id=fee_hold_id,
-        otp_failures=0, otp_resends=0, end_to_end_id=f"MLP{transfer_id.hex[:29].upper()}",
-        callback_token_hash=sha256_hex(callback_token(settings, transfer_id)), queries=0,
-        created_at=now, updated_at=now,
+    transfer = new_transfer(
+        settings, who, assessment, transfer_id=transfer_id, reference=reference, now=now, kind="bank",
+        account_number=account, bank_code=bank.code, bank_name=bank.name[:120], amount=amount.amount,
+        currency=amount.currency, fee=fee.amount, narration=narration[:140], status=TransferStatus.PENDING,
+        hold_id=hold_id, fee_hold_id=fee_hold_id,
     )  # fmt: skip
     session.add(transfer)
     await session.flush()
@@ -187,6 +174,43 @@ async def create_transfer(
     log.info("transfer.created", reference=reference, mode=mode, decision=assessment.decision.value,
              score=assessment.score, bank=bank.code)  # fmt: skip
     return transfer
+
+
+def blocked(assessment: fraud.Assessment, client_id: uuid.UUID, prefix: str = "") -> TransferBlocked:
+    """The 422 of a transfer the fraud rules block, naming each flag (under ``prefix``'s fields)."""
+    log.warning("transfer.blocked", client_id=str(client_id), score=assessment.score,
+                rules=[f.rule for f in assessment.flags])  # fmt: skip
+    return TransferBlocked(
+        "blocked by the fraud rules: " + "; ".join(f.reason for f in assessment.flags),
+        errors=[
+            FieldError(prefix + _FLAG_FIELDS.get(f.rule, "accountNumber"), f.reason) for f in assessment.flags
+        ],
+        flags=[f.as_dict() for f in assessment.flags],
+        riskScore=assessment.score,
+    )
+
+
+def new_transfer(
+    settings: Settings,
+    who: Principal,
+    assessment: fraud.Assessment,
+    *,
+    now: datetime,
+    transfer_id: uuid.UUID | None = None,
+    reference: str | None = None,
+    **fields: Any,
+) -> Transfer:
+    """A transfer row with the fraud verdict, its rail ids and counters filled in (not added)."""
+    assert who.client_id is not None
+    transfer_id = transfer_id or new_id()
+    return Transfer(
+        id=transfer_id, client_id=who.client_id, mode=who.mode.value, api_user_id=who.api_user_id,
+        reference=reference or new_reference(), decision=assessment.decision.value,
+        risk_score=assessment.score, flags=[f.as_dict() for f in assessment.flags], otp_failures=0,
+        otp_resends=0, end_to_end_id=f"MLP{transfer_id.hex[:29].upper()}",
+        callback_token_hash=sha256_hex(callback_token(settings, transfer_id)), queries=0,
+        created_at=now, updated_at=now, **fields,
+    )  # fmt: skip
 
 
 def _not_on_the_bank_rail(name: str, rail: str, payhero_code: str | None) -> str:
@@ -342,8 +366,13 @@ async def expire(session: AsyncSession, transfer_id: uuid.UUID, *, now: datetime
     return await _cancel(session, transfer, f"not authorised within {minutes} minutes", now)
 
 
+def _held(transfer: Transfer) -> uuid.UUID:
+    assert transfer.hold_id is not None, f"transfer {transfer.reference} holds nothing"
+    return transfer.hold_id
+
+
 def _holds(transfer: Transfer) -> list[uuid.UUID]:
-    return [transfer.hold_id, *([transfer.fee_hold_id] if transfer.fee_hold_id else [])]
+    return [hold for hold in (transfer.hold_id, transfer.fee_hold_id) if hold is not None]
 
 
 # --------------------------------------------------------------------------- the rail's answer
@@ -427,7 +456,7 @@ async def _settle_or_release(
         legs.append(ledger.Leg(wallet.id, held - transfer.amount, currency))
     settlements = [
         ledger.Settlement(
-            transfer.hold_id, legs, kind="bank_transfer", mode=mode, client_id=transfer.client_id,
+            _held(transfer), legs, kind="bank_transfer", mode=mode, client_id=transfer.client_id,
             description=f"Transfer {transfer.reference} to {transfer.bank_name}"
             f" account {transfer.account_number}",
             idempotency_key=f"transfer:{transfer.id}",
@@ -544,3 +573,13 @@ def schedule_query(
 
 def enqueue_send(session: AsyncSession, transfer_id: uuid.UUID, *, now: datetime) -> None:
     enqueue(session, SEND_JOB, {"transfer_id": str(transfer_id)}, now=now)
+
+
+async def list_incoming(
+    session: AsyncSession, who: Principal, *, page: int = 1, page_size: int = 50
+) -> tuple[list[Transfer], int]:
+    """What other clients paid the caller's client by client-to-client transfer."""
+    assert who.client_id is not None
+    return await repository.incoming_page(
+        session, who.client_id, who.mode.value, offset=(page - 1) * page_size, limit=page_size
+    )

@@ -17,11 +17,13 @@ from malipo.core.phones import InvalidNumber, to_e164
 from malipo.identity import clients
 from malipo.providers.base import CreditTransfer, RailError, Status, TransferOutcome
 from malipo.providers.registry import bank_transfer_for, sms_client
-from malipo.transfers import otp, repository, service
+from malipo.transfers import bulk, otp, repository, service
 from malipo.transfers.models import TransferStatus
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
 
 log = get_logger("malipo.transfers")
+# Imported for its payout listener: a bulk mobile entry follows its payout in the worker too.
+__all__ = ["bulk"]
 
 
 def _transfer_id(kind: str, payload: dict[str, Any]) -> uuid.UUID:

@@ -32,10 +32,15 @@ def upgrade() -> None:
         sa.Column("mode", sa.String(length=4), nullable=False),
         sa.Column("api_user_id", sa.Uuid(), nullable=True),
         sa.Column("reference", sa.String(length=20), nullable=False),
-        sa.Column("kind", sa.String(length=12), nullable=False),
+        sa.Column("kind", sa.String(length=13), nullable=False),
         sa.Column("account_number", sa.String(length=34), nullable=False),
-        sa.Column("bank_code", sa.String(length=3), nullable=False),
-        sa.Column("bank_name", sa.String(length=120), nullable=False),
+        sa.Column("bank_code", sa.String(length=3), nullable=True),
+        sa.Column("bank_name", sa.String(length=120), nullable=True),
+        sa.Column("destination_client_id", sa.Uuid(), nullable=True),
+        sa.Column("payout_id", sa.Uuid(), nullable=True),
+        sa.Column("beneficiary_name", sa.String(length=140), nullable=True),
+        sa.Column("entry_reference", sa.String(length=100), nullable=True),
+        sa.Column("batch_id", sa.Uuid(), nullable=True),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("fee", sa.BigInteger(), nullable=False),
@@ -44,7 +49,7 @@ def upgrade() -> None:
         sa.Column("decision", sa.String(length=5), nullable=False),
         sa.Column("risk_score", sa.Integer(), nullable=False),
         sa.Column("flags", JSON, nullable=False),
-        sa.Column("hold_id", sa.Uuid(), nullable=False),
+        sa.Column("hold_id", sa.Uuid(), nullable=True),
         sa.Column("fee_hold_id", sa.Uuid(), nullable=True),
         sa.Column("otp_hash", sa.String(length=64), nullable=True),
         sa.Column("otp_expires_at", sa.DateTime(timezone=True), nullable=True),
@@ -65,6 +70,10 @@ def upgrade() -> None:
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["api_user_id"], ["api_users.id"], name=op.f("fk_transfers_api_user_id_api_users")),
         sa.ForeignKeyConstraint(["client_id"], ["clients.id"], name=op.f("fk_transfers_client_id_clients")),
+        sa.ForeignKeyConstraint(
+            ["destination_client_id"], ["clients.id"], name=op.f("fk_transfers_destination_client_id_clients")
+        ),
+        sa.ForeignKeyConstraint(["payout_id"], ["payouts.id"], name=op.f("fk_transfers_payout_id_payouts")),
         sa.ForeignKeyConstraint(["fee_hold_id"], ["ledger_holds.id"], name=op.f("fk_transfers_fee_hold_id_ledger_holds")),
         sa.ForeignKeyConstraint(["hold_id"], ["ledger_holds.id"], name=op.f("fk_transfers_hold_id_ledger_holds")),
         sa.ForeignKeyConstraint(["journal_id"], ["ledger_journals.id"], name=op.f("fk_transfers_journal_id_ledger_journals")),
@@ -78,6 +87,10 @@ def upgrade() -> None:
         "ix_transfers_destination", "transfers", ["client_id", "mode", "account_number", "created_at"]
     )
     op.create_index("ix_transfers_api_user", "transfers", ["api_user_id", "created_at"])
+    op.create_index(
+        "ix_transfers_destination_client", "transfers", ["destination_client_id", "mode", "created_at"]
+    )
+    op.create_index(op.f("ix_transfers_batch_id"), "transfers", ["batch_id"])
     op.create_table(
         "fraud_rules",
         sa.Column("client_id", sa.Uuid(), nullable=False),
@@ -112,6 +125,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_fraud_blocklist_client_id"), table_name="fraud_blocklist")
     op.drop_table("fraud_blocklist")
     op.drop_table("fraud_rules")
+    op.drop_index(op.f("ix_transfers_batch_id"), table_name="transfers")
+    op.drop_index("ix_transfers_destination_client", table_name="transfers")
     op.drop_index("ix_transfers_api_user", table_name="transfers")
     op.drop_index("ix_transfers_destination", table_name="transfers")
     op.drop_index("ix_transfers_client_created", table_name="transfers")
