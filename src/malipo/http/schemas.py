@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -174,3 +174,18 @@ def _iso_date(value: Any) -> Any:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+_ISO_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|z|[+-]\d{2}:?\d{2})", re.ASCII
+)
+
+
+def _iso_datetime(value: Any) -> Any:
+    """Only an ISO 8601 date-time with its time zone: Pydantic alone would read ``0.5`` as a Unix
+    timestamp, and a time without a zone means a different moment on every server."""
+    if isinstance(value, str) and not _ISO_DATETIME.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date-time with a time zone, e.g. 2026-12-01T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]

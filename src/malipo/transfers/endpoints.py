@@ -7,7 +7,6 @@ Each route's ``name`` is its permission name; ``callers(...)`` says who may call
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -17,7 +16,7 @@ from malipo.core.money import Money
 from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.idempotency import IdempotencyKey
 from malipo.http.permissions import CA, KEY, OP, CurrentPrincipal, callers
-from malipo.http.schemas import PageQuery, page_size_query
+from malipo.http.schemas import IsoDateTime, PageQuery, page_size_query
 from malipo.http.tags import FRAUD, PAYMENTS
 from malipo.identity import clients
 from malipo.transfers import bulk, fraud, otp, repository, service
@@ -145,6 +144,8 @@ async def pending_transfers(
 async def completed_transfers(
     who: CurrentPrincipal, session: Session, page: PageQuery = 1, page_size: PageSize = 50
 ) -> TransferPage:
+    """COMPLETED transfers and entries (settled by the bank or M-Pesa, or credited to another
+    client), newest first."""
     rows, total = await service.list_transfers(
         session, who, statuses=service.COMPLETED_VIEW, page=page, page_size=page_size
     )
@@ -249,6 +250,8 @@ async def client_transfer_mobile(
     summary="One transfer", openapi_extra=callers(KEY),
 )  # fmt: skip
 async def one_transfer(id: uuid.UUID, who: CurrentPrincipal, session: Session) -> TransferOut:
+    """A transfer or bulk entry of your client, with its fraud flags, its status and the bank's or
+    M-Pesa's reason when it failed. Another client's is a 404."""
     return transfer_out(await service.get_transfer(session, who, id))
 
 
@@ -259,22 +262,18 @@ async def one_transfer(id: uuid.UUID, who: CurrentPrincipal, session: Session) -
 async def transfers_in_range(
     who: CurrentPrincipal,
     session: Session,
-    from_: Annotated[datetime | None, Query(alias="from", description="From this time (inclusive)")] = None,
-    to: Annotated[datetime | None, Query(description="Before this time")] = None,
+    from_: Annotated[
+        IsoDateTime | None, Query(alias="from", description="From this time (inclusive)")
+    ] = None,
+    to: Annotated[IsoDateTime | None, Query(description="Before this time")] = None,
     page: PageQuery = 1,
     page_size: PageSize = 50,
 ) -> TransferPage:
     """Every transfer created in [`from`, `to`), any status, newest first."""
     rows, total = await service.list_transfers(
-        session, who, since=_aware(from_, "from"), until=_aware(to, "to"), page=page, page_size=page_size
+        session, who, since=from_, until=to, page=page, page_size=page_size
     )
     return _page(rows, total, page, page_size)
-
-
-def _aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed.for_field(field, "must carry a time zone (e.g. 2026-12-01T00:00:00Z)")
-    return value
 
 
 # --------------------------------------------------------------------------- fraud rules
@@ -300,6 +299,8 @@ def _rules_out(client_id: uuid.UUID, currency: str, rules: fraud.Rules, own: boo
     summary="A client's fraud rules", openapi_extra=callers(OP, CA),
 )  # fmt: skip
 async def read_fraud_rules(id: uuid.UUID, who: CurrentPrincipal, session: Session) -> FraudRulesOut:
+    """The client's limits and scores (`source`: set by the operator, or the defaults), and each
+    rule's weight."""
     client = await clients.get_client(session, who, id)
     rules, own = await fraud.rules_for(session, client.id)
     return _rules_out(client.id, client.currency, rules, own)
@@ -344,6 +345,7 @@ def _block_out(entry: BlockedDestination) -> BlockOut:
     summary="Destinations a client may not pay", openapi_extra=callers(OP, CA),
 )  # fmt: skip
 async def read_blocklist(id: uuid.UUID, who: CurrentPrincipal, session: Session) -> list[BlockOut]:
+    """The account numbers and phones the client may not pay, with why."""
     client = await clients.get_client(session, who, id)
     return [_block_out(e) for e in await repository.blocklist(session, client.id)]
 
@@ -369,6 +371,7 @@ async def block_destination(
 async def unblock_destination(
     id: uuid.UUID, entry_id: uuid.UUID, who: CurrentPrincipal, session: Session
 ) -> None:
+    """The client may pay the destination again (the other rules still apply)."""
     client = await clients.get_client(session, who, id)
     entry = await repository.blocked_entry(session, entry_id)
     if entry is None or entry.client_id != client.id:

@@ -36,11 +36,21 @@ class TransferIn(CamelModel):
 
 
 class AuthorizeIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"transactionId": "01a25099-901c-7bb4-b5c8-236a076834af", "otpCode": "123456"}]
+        }
+    )
+
     transaction_id: uuid.UUID
     otp_code: OtpCode = Field(description="The 6-digit code sent to the API user's phone and email")
 
 
 class ResendIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"transactionId": "01a25099-901c-7bb4-b5c8-236a076834af"}]}
+    )
+
     transaction_id: uuid.UUID
 
 
@@ -99,6 +109,24 @@ Score = Annotated[int, Field(ge=0, le=10_000)]
 class FraudRulesIn(CamelModel):
     """Amounts in the client's currency (major units, as every amount)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "maxAmount": "500000.00",
+                    "dailyCount": 50,
+                    "dailyValue": "2000000.00",
+                    "destinationDailyCount": 10,
+                    "destinationDailyValue": "1000000.00",
+                    "duplicateWindowMinutes": 10,
+                    "newDestinationAmount": "100000.00",
+                    "otpScore": 0,
+                    "blockScore": 100,
+                }
+            ]
+        }
+    )
+
     max_amount: Amount
     daily_count: Count
     daily_value: Amount
@@ -127,6 +155,12 @@ class FraudRulesOut(CamelModel):
 
 
 class BlockIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"destination": "0039876543210", "reason": "reported as a mule account"}]
+        }
+    )
+
     destination: Annotated[
         str,
         StringConstraints(strip_whitespace=True, min_length=3, max_length=34, pattern=r"^\+?[0-9A-Za-z]+$"),
@@ -184,6 +218,25 @@ class ClientEntryIn(CamelModel):
 
 
 class ClientBankTransferIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "destinationClientId": "4716f81e-b3da-45bc-9ba7-eb482a49850e",
+                    "accountNumber": "0030004445556",
+                    "entries": [
+                        {
+                            "amount": "1200.00",
+                            "narration": "Pension May: A. Kamara",
+                            "reference": "EMP-001",
+                            "beneficiaryName": "Aminata Kamara",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     destination_client_id: uuid.UUID
     account_number: Annotated[
         str,
@@ -194,6 +247,18 @@ class ClientBankTransferIn(CamelModel):
 
 
 class ClientMobileTransferIn(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "destinationClientId": "4716f81e-b3da-45bc-9ba7-eb482a49850e",
+                    "phoneNumber": "+254712000111",
+                    "entries": [{"amount": 100, "narration": "May"}],
+                }
+            ]
+        }
+    )
+
     destination_client_id: uuid.UUID
     phone_number: PhoneNumber = Field(description="The beneficiary's phone number, with its country code")
     entries: list[ClientEntryIn] = Field(min_length=1, max_length=MAX_ENTRIES)
