@@ -5,16 +5,22 @@ callback — or says nothing until malipo asks. Balances are checked on the ledg
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
+from malipo.core.clock import SystemClock
 from malipo.core.money import Money
 from malipo.email.models import MailMessage
 from malipo.ledger.models import AccountKind, LedgerAccount
+from malipo.transfers import repository, service
 from malipo.transfers.models import Transfer
+from malipo.worker.models import Job
+from malipo.worker.runner import Worker
 from tests.factories import Merchant
 from tests.fixtures.world import CURRENCY, StartMalipo, World, eventually, fund_payments
 from tests.transfers.helpers import SL_ACCOUNT, last_code
@@ -231,3 +237,44 @@ async def test_a_wrong_code_is_a_422_that_says_how_many_attempts_are_left(bank_w
     assert int(again.headers["Retry-After"]) > 0
     async with world.db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(MailMessage)) == 1
+
+
+async def test_a_worker_that_died_mid_send_leaves_a_transfer_the_status_query_sends_exactly_once(
+    start_malipo: StartMalipo,
+) -> None:
+    """The send job commits "sent" and a status query before it calls the rail. Here the worker
+    dies between the two (its claim is made by hand, the call never happens): the query finds the
+    rail has no such transfer, sends it again with the same EndToEndId, and it settles — once."""
+    world = await start_malipo(
+        bank_query_after_seconds=0.3, bank_rail_simulator_delay=0.05, inprocess_worker=False
+    )
+    await fund_payments(world, FUNDS)
+    asked = (await _transfer(world)).json()
+    authorised = await world.http.post(
+        "/api/v1/payments/transfers/authorize",
+        json={"transactionId": asked["transactionId"], "otpCode": await _code(world)},
+        headers=world.a.headers,
+    )
+    assert authorised.status_code == 200, authorised.text
+    transfer_id = uuid.UUID(asked["transactionId"])
+    now = SystemClock().now()
+    async with world.db.transaction() as session:  # what the dead worker had committed
+        assert await repository.claim_unsent(session, transfer_id, now)
+        service.schedule_query(session, transfer_id, 1, delay=timedelta(0), now=now)
+        await session.execute(delete(Job).where(Job.kind == service.SEND_JOB))
+    worker = Worker(world.db, world.settings, clock=SystemClock())
+
+    async def settled() -> bool | None:
+        await worker.run_once()
+        async with world.db.transaction() as session:
+            row = await session.get(Transfer, transfer_id)
+        return True if row is not None and row.status == "COMPLETED" else None
+
+    try:
+        await eventually(settled, "the transfer to be sent again and settle", 20.0)
+    finally:
+        await worker.aclose()
+    paid = [t.request.CdtTrfTxInf.PmtId.EndToEndId for t in world.app.state.bank_simulator.payments]
+    assert paid.count(asked["endToEndId"]) == 1
+    assert await _bank_clearing(world) == 1_500_00
+    await world.verify_ledger()

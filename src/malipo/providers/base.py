@@ -369,6 +369,9 @@ class TransferOutcome:
     creditor_bank_code: str | None = None
     # Why the rail gave no answer (UNKNOWN), for the logs.
     error: str | None = None
+    # UNKNOWN because the rail answered it has no such transfer: it never arrived, and sending it
+    # again (with the same EndToEndId) is safe.
+    not_found: bool = False
 
 
 @runtime_checkable

@@ -138,7 +138,7 @@ async def query_transfer(ctx: JobContext, payload: dict[str, Any]) -> None:
                 "transfer.unresolved", reference=current.reference, queries=query, status=outcome.status
             )
             return
-        if outcome.status == Status.UNKNOWN and outcome.error is None and current.sent_at is not None:
+        if outcome.not_found and current.sent_at is not None:
             # The rail has no such transfer: it never arrived. Send it again (same EndToEndId).
             await repository.unclaim(session, transfer_id)
             service.enqueue_send(session, transfer_id, now=now)

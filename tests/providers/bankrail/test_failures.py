@@ -43,6 +43,7 @@ async def test_a_refused_connection_is_not_taken_and_may_be_retried() -> None:
     assert (failed.value.not_taken, failed.value.retryable) == (True, True)
     assert queried.status is Status.UNKNOWN
     assert queried.error is not None
+    assert not queried.not_found, "unreachable is not 'never arrived'"
 
 
 @pytest.mark.parametrize("error", [httpx.ConnectTimeout, httpx.PoolTimeout])

@@ -197,6 +197,7 @@ async def test_a_transfer_the_rail_does_not_know_is_unknown(client: BankRailClie
     assert outcome.status is Status.UNKNOWN
     assert outcome.error is not None
     assert "404" in outcome.error
+    assert outcome.not_found, "the domain may send it again"
 
 
 # -- authentication and refusals --------------------------------------------------------------------

@@ -232,7 +232,10 @@ class BankRailClient:
             log.warning("bankrail.query.unreachable", end_to_end_id=end_to_end_id, error=type(exc).__name__)
             return _unknown(end_to_end_id, f"bank rail unreachable: {type(exc).__name__}")
         if response.status_code == 404:
-            return _unknown(end_to_end_id, "the bank rail does not know this transfer (HTTP 404)")
+            return TransferOutcome(
+                Status.UNKNOWN, end_to_end_id=end_to_end_id, not_found=True,
+                error="the bank rail does not know this transfer (HTTP 404)",
+            )  # fmt: skip
         if not response.is_success:
             log.warning("bankrail.query.failed", end_to_end_id=end_to_end_id, status=response.status_code)
             return _unknown(end_to_end_id, f"the bank rail answered {_refusal(response)}")
