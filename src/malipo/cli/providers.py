@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -18,17 +19,9 @@ def daraja(
     callback_delay: Annotated[float, typer.Option(help="Seconds before a callback is sent")] = 1.0,
 ) -> None:
     """Safaricom Daraja (OAuth, STK push and query, B2C, transaction status), with test numbers."""
-    from malipo.cli.common import log_json, logging_or_exit
     from malipo.providers.daraja.simulator import run
 
-    settings = logging_or_exit()  # logs as `malipo serve` does (MALIPO_LOG_JSON, MALIPO_LOG_LEVEL)
-    run(
-        host=host,
-        port=port,
-        callback_delay=callback_delay,
-        log_json=log_json(settings),
-        log_level=settings.log_level,
-    )
+    _serve(run, host, port, callback_delay)
 
 
 @sim_app.command("bank")
@@ -38,17 +31,20 @@ def bank(
     callback_delay: Annotated[float, typer.Option(help="Seconds before a status callback is sent")] = 1.0,
 ) -> None:
     """The bank rail (ISO 20022 credit transfers and status reports), with test account numbers."""
-    from malipo.cli.common import log_json, logging_or_exit
     from malipo.providers.bankrail.simulator import run
 
-    settings = logging_or_exit()  # logs as `malipo serve` does (MALIPO_LOG_JSON, MALIPO_LOG_LEVEL)
+    _serve(run, host, port, callback_delay)
+
+
+def _serve(run: Callable[..., None], host: str, port: int, callback_delay: float) -> None:
+    """Run a simulator's ``run`` logging as `malipo serve` does (MALIPO_LOG_JSON, MALIPO_LOG_LEVEL)."""
+    from malipo.cli.common import log_json, logging_or_exit
+
+    settings = logging_or_exit()
     run(
-        host=host,
-        port=port,
-        callback_delay=callback_delay,
-        log_json=log_json(settings),
+        host=host, port=port, callback_delay=callback_delay, log_json=log_json(settings),
         log_level=settings.log_level,
-    )
+    )  # fmt: skip
 
 
 @sim_app.command("receiver")

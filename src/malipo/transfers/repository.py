@@ -81,6 +81,12 @@ async def page(
         where.append(Transfer.created_at >= since)
     if until is not None:
         where.append(Transfer.created_at < until)
+    return await _newest_first(session, where, offset, limit)
+
+
+async def _newest_first(
+    session: AsyncSession, where: list[Any], offset: int, limit: int
+) -> tuple[list[Transfer], int]:
     total = await session.scalar(select(func.count()).select_from(Transfer).where(*where))
     rows = await session.scalars(
         select(Transfer)
@@ -216,12 +222,4 @@ async def incoming_page(
 ) -> tuple[list[Transfer], int]:
     """Client-to-client entries paid to ``client_id`` in ``mode``, newest first."""
     where = [Transfer.destination_client_id == client_id, Transfer.mode == mode]
-    total = await session.scalar(select(func.count()).select_from(Transfer).where(*where))
-    rows = await session.scalars(
-        select(Transfer)
-        .where(*where)
-        .order_by(Transfer.created_at.desc(), Transfer.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(rows.all()), int(total or 0)
+    return await _newest_first(session, where, offset, limit)

@@ -36,22 +36,18 @@ calls :meth:`BankRailSimulator.aclose`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.requests import Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from malipo.core.http_client import http_client
 from malipo.core.ids import new_reference
 from malipo.core.logging import configure_logging, get_logger
 from malipo.providers.bankrail import codes
@@ -67,6 +63,7 @@ from malipo.providers.bankrail.schemas import (
     TransactionStatus,
     iso_now,
 )
+from malipo.providers.simulation import CallbackDelivery, CallbackSender
 
 __all__ = [
     "ACCOUNT_BLOCKED",
@@ -152,28 +149,13 @@ class SimulatedTransfer:
         self.reason = self.outcome.reason
 
 
-@dataclass(slots=True)
-class CallbackDelivery:
-    """A status report POSTed (or tried) to a transfer's ``StsCallbackUrl``."""
-
-    url: str
-    body: dict[str, Any]
-    attempts: int = 0
-    delivered: bool = False
-
-
 def _error(status: int, code: str, description: str, fields: list[str] | None = None) -> JSONResponse:
     body = {"Err": {"Cd": code, "Desc": description, "Flds": fields or []}}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-
-
-class BankRailSimulator:
+class BankRailSimulator(CallbackSender):
     """The state and handlers behind the simulator app; see the module docstring for behaviour."""
 
     def __init__(
@@ -185,18 +167,17 @@ class BankRailSimulator:
         callback_backoff: float = 0.2,
         callback_timeout: float = 5.0,
     ) -> None:
+        super().__init__(
+            logger="malipo.providers.bankrail.simulator", events="bankrail_sim",
+            callback_attempts=callback_attempts, callback_backoff=callback_backoff,
+            callback_timeout=callback_timeout,
+        )  # fmt: skip
         self.callback_delay = callback_delay
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
-        self.callback_attempts = max(1, callback_attempts)
-        self.callback_backoff = callback_backoff
-        self.callback_timeout = callback_timeout
         self.transfers: dict[str, SimulatedTransfer] = {}
         # Every transfer taken, in order: a resend that was paid again would show here twice.
         self.payments: list[SimulatedTransfer] = []
         self.duplicates: list[str] = []
-        self.deliveries: list[CallbackDelivery] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._http: httpx.AsyncClient | None = None
 
         self.app = FastAPI(
             title="malipo bank rail simulator",
@@ -211,35 +192,9 @@ class BankRailSimulator:
         self.app.add_api_route(CREDIT_TRANSFERS_PATH + "/{end_to_end_id}", self._query, methods=["GET"])
         self.app.state.simulator = self
 
-    # ------------------------------------------------------------------ lifecycle
-
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await self.aclose()
-
-    async def aclose(self) -> None:
-        """Cancel pending outcomes and callbacks, close the callback client."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
-    @property
-    def pending(self) -> int:
-        """How many outcomes and callbacks are still scheduled."""
-        return len(self._tasks)
-
     def _schedule(self, transfer: SimulatedTransfer) -> None:
         # The task runs _settle itself: cancelled before it starts, nothing is left unawaited.
-        task = asyncio.get_running_loop().create_task(self._settle(transfer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._in_background(self._settle(transfer))
 
     # ------------------------------------------------------------------ handlers
 
@@ -339,36 +294,6 @@ class BankRailSimulator:
             raise
         except Exception:
             log.exception("bankrail_sim.settle.failed", end_to_end_id=e2e)
-
-    def _callback_client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            # The receivers are near (loopback in tests and `make run`): a few connections do.
-            self._http = http_client(self.callback_timeout, connections=8)
-        return self._http
-
-    async def _deliver(self, url: str, body: dict[str, Any]) -> None:
-        """POST ``body`` to ``url``, retrying with a doubling backoff while the receiver fails."""
-        delivery = CallbackDelivery(url=url, body=body)
-        self.deliveries.append(delivery)
-        target = _origin(url)  # the path holds the receiver's secret token: log only where it goes
-        failure = ""
-        for attempt in range(1, self.callback_attempts + 1):
-            delivery.attempts = attempt
-            try:
-                response = await self._callback_client().post(url, json=body)
-            except httpx.HTTPError as exc:
-                failure = type(exc).__name__
-            else:
-                if response.is_success:
-                    delivery.delivered = True
-                    log.info("bankrail_sim.callback.delivered", target=target, attempts=attempt)
-                    return
-                failure = f"HTTP {response.status_code}"
-            if attempt < self.callback_attempts:
-                await asyncio.sleep(self.callback_backoff * 2 ** (attempt - 1))
-        log.warning(
-            "bankrail_sim.callback.undelivered", target=target, attempts=self.callback_attempts, error=failure
-        )
 
 
 # --------------------------------------------------------------------------- entry points

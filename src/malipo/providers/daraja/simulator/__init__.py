@@ -105,11 +105,11 @@ from malipo.providers.daraja.simulator.outcomes import (
 from malipo.providers.daraja.simulator.records import (
     B2BPayment,
     B2CPayment,
-    CallbackDelivery,
     StatusQuery,
     StkPush,
 )
 from malipo.providers.daraja.simulator.status import status_parameters
+from malipo.providers.simulation import CallbackDelivery
 
 __all__ = [
     "B2B_OUTCOMES",

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -19,7 +16,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from malipo.core.clock import Clock, SystemClock
-from malipo.core.http_client import http_client
 from malipo.core.logging import get_logger
 from malipo.providers.daraja.schemas import (
     INVALID_ACCESS_TOKEN,
@@ -37,15 +33,15 @@ from malipo.providers.daraja.simulator.checks import (
 from malipo.providers.daraja.simulator.records import (
     B2BPayment,
     B2CPayment,
-    CallbackDelivery,
     StatusQuery,
     StkPush,
 )
+from malipo.providers.simulation import CallbackSender
 
 log = get_logger("malipo.providers.daraja.simulator")
 
 
-class SimulatorBase:
+class SimulatorBase(CallbackSender):
     """The state and handlers behind the simulator app; see the module docstring for behaviour.
 
     ``credentials`` maps consumer keys to secrets (``None``: any non-empty pair is accepted).
@@ -71,6 +67,11 @@ class SimulatorBase:
         callback_timeout: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
+        super().__init__(
+            logger="malipo.providers.daraja.simulator", events="daraja_sim",
+            callback_attempts=callback_attempts, callback_backoff=callback_backoff,
+            callback_timeout=callback_timeout,
+        )  # fmt: skip
         self.callback_delay = callback_delay
         self.credentials = dict(credentials) if credentials is not None else None
         self.passkeys = {SANDBOX_SHORTCODE: SANDBOX_PASSKEY, **(passkeys or {})}
@@ -80,9 +81,6 @@ class SimulatorBase:
         self.stk_expiry = stk_expiry
         self.b2c_funds = b2c_funds
         self.b2b_funds = b2b_funds
-        self.callback_attempts = max(1, callback_attempts)
-        self.callback_backoff = callback_backoff
-        self.callback_timeout = callback_timeout
         self.clock: Clock = clock or SystemClock()
 
         self.oauth_hits = 0
@@ -91,10 +89,7 @@ class SimulatorBase:
         self.b2c_payments: dict[str, B2CPayment] = {}
         self.b2b_payments: dict[str, B2BPayment] = {}
         self.status_queries: list[StatusQuery] = []
-        self.deliveries: list[CallbackDelivery] = []
         self._tokens: dict[str, datetime] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._http: httpx.AsyncClient | None = None
 
         self.app = Starlette(
             routes=self._routes(),
@@ -107,30 +102,6 @@ class SimulatorBase:
         """The simulator's routes; :class:`DarajaSimulator` adds every API's."""
         return [Route("/healthz", self._healthz, methods=["GET"])]
 
-    # ------------------------------------------------------------------ lifecycle
-
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await self.aclose()
-
-    async def aclose(self) -> None:
-        """Cancel pending outcomes and deliveries, close the callback client."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
-    @property
-    def pending(self) -> int:
-        """How many outcomes and deliveries are still scheduled."""
-        return len(self._tasks)
-
     def expire_tokens(self) -> None:
         """Make every issued access token invalid (Daraja's answer becomes ``404.001.03``)."""
         self._tokens.clear()
@@ -139,9 +110,7 @@ class SimulatorBase:
         return self.clock.now()
 
     def _spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._guarded(work, what))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._in_background(self._guarded(work, what))
 
     @staticmethod
     async def _guarded(work: Coroutine[Any, Any, None], what: str) -> None:
@@ -200,40 +169,3 @@ class SimulatorBase:
         expiry = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if expiry is None or self._now() >= expiry:
             raise _Rejected(404, INVALID_ACCESS_TOKEN, "Invalid Access Token")
-
-    # ------------------------------------------------------------------ delivery
-
-    def _callback_client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            # The receivers are near (loopback in tests and `make run`): a few connections do.
-            self._http = http_client(self.callback_timeout, connections=8)
-        return self._http
-
-    async def _deliver(self, url: str, body: dict[str, Any]) -> None:
-        """POST ``body`` to ``url``, retrying with a doubling backoff while the receiver fails."""
-        delivery = CallbackDelivery(url=url, body=body)
-        self.deliveries.append(delivery)
-        target = _origin(url)  # callback paths may hold secrets; log only where they go
-        failure = ""
-        for attempt in range(1, self.callback_attempts + 1):
-            delivery.attempts = attempt
-            try:
-                response = await self._callback_client().post(url, json=body)
-            except httpx.HTTPError as exc:
-                failure = type(exc).__name__
-            else:
-                if response.is_success:
-                    delivery.delivered = True
-                    log.info("daraja_sim.callback.delivered", target=target, attempts=attempt)
-                    return
-                failure = f"HTTP {response.status_code}"
-            if attempt < self.callback_attempts:
-                await asyncio.sleep(self.callback_backoff * 2 ** (attempt - 1))
-        log.warning(
-            "daraja_sim.callback.undelivered", target=target, attempts=self.callback_attempts, error=failure
-        )
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from malipo.providers.daraja.simulator.outcomes import Outcome
 
@@ -81,13 +80,3 @@ class StatusQuery:
     original_conversation_id: str
     result_url: str
     occasion: str
-
-
-@dataclass(slots=True)
-class CallbackDelivery:
-    """One notification the simulator sent (or tried to)."""
-
-    url: str
-    body: dict[str, Any]
-    attempts: int = 0
-    delivered: bool = False
