@@ -17,6 +17,7 @@ from malipo.core.clock import SystemClock
 from malipo.core.money import Money
 from malipo.email.models import MailMessage
 from malipo.ledger.models import AccountKind, LedgerAccount
+from malipo.sms.models import SmsMessage, SystemSms
 from malipo.transfers import repository, service
 from malipo.transfers.models import Transfer
 from malipo.worker.models import Job
@@ -116,6 +117,16 @@ async def test_a_transfer_authorised_with_the_mailed_code_completes_and_leaves_t
 
     code = await _code(world)
     assert code not in asked.text
+
+    # The code also goes by SMS (while the transfer waits for it): its delivery report is
+    # recorded, and the merchant's own SMS routes (which its key reads) hold no trace of it.
+    async def sms_delivered() -> bool | None:
+        async with world.db.transaction() as session:
+            row = await session.scalar(select(SystemSms))
+        return True if row is not None and row.status == "delivered" else None
+
+    await eventually(sms_delivered, "the code's SMS to be reported delivered", 15.0)
+    assert await world.count(SmsMessage) == 0
     authorised = await world.http.post(
         "/api/v1/payments/transfers/authorize",
         json={"transactionId": pending["transactionId"], "otpCode": code},

@@ -71,3 +71,17 @@ class SmsMessage(Base):
     delivered_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_sms_messages_client_id_created_at", "client_id", "created_at"),)
+
+
+class SystemSms(Base):
+    """An SMS malipo itself sent (a transfer's one-time code): kept only so that its delivery
+    report is recognised and recorded. Neither its text nor anything a merchant's key can read."""
+
+    __tablename__ = "sms_system_messages"
+
+    gateway_message_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(10), default=SmsStatus.SENT)
+    gateway_status: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -15,7 +15,7 @@ from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.db.batches import batch_page
-from malipo.sms.models import SmsBatch, SmsMessage, SmsStatus
+from malipo.sms.models import SmsBatch, SmsMessage, SmsStatus, SystemSms
 
 _TABLE = SmsMessage.__table__
 # One statement for a whole chunk's accepted recipients (executemany over the b_ parameters).
@@ -151,3 +151,20 @@ async def update_sent(
         .values(**values, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+async def add_system_messages(
+    session: AsyncSession, gateway_ids: list[str], purpose: str, now: datetime
+) -> None:
+    session.add_all(
+        SystemSms(
+            gateway_message_id=gid, purpose=purpose, status=SmsStatus.SENT, created_at=now, updated_at=now
+        )
+        for gid in gateway_ids
+    )
+    await session.flush()
+
+
+async def system_messages(session: AsyncSession, gateway_ids: list[str]) -> dict[str, SystemSms]:
+    rows = await session.scalars(select(SystemSms).where(SystemSms.gateway_message_id.in_(gateway_ids)))
+    return {row.gateway_message_id: row for row in rows.all()}

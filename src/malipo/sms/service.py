@@ -425,6 +425,29 @@ class _Reported:
     values: dict[str, Any]
 
 
+async def record_system_sms(
+    session: AsyncSession, gateway_ids: Sequence[str | None], *, purpose: str, now: datetime
+) -> None:
+    """Remember the gateway ids of an SMS malipo sent for itself (``purpose``: ``transfer_otp``),
+    so their delivery reports are recorded rather than refused as unknown."""
+    known = sorted({gid for gid in gateway_ids if gid})
+    if known:
+        await repository.add_system_messages(session, known, purpose, now)
+
+
+def _system_report(found: Any, report: DeliveryReport, now: datetime) -> ReportOutcome:
+    """A report about one of malipo's own messages: its state moves once, like a merchant's."""
+    if found is None:
+        return "unknown"
+    if found.status != SmsStatus.SENT:
+        return "unchanged"
+    found.gateway_status = report.raw_status[:40]
+    found.updated_at = now
+    if report.status in ("delivered", "failed"):
+        found.status = SmsStatus.DELIVERED if report.status == "delivered" else SmsStatus.FAILED
+    return "updated"
+
+
 async def apply_delivery_reports(
     session: AsyncSession, reports: Sequence[DeliveryReport], *, now: datetime
 ) -> list[ReportOutcome]:
@@ -444,11 +467,13 @@ async def apply_delivery_reports(
     gateway_ids = sorted({report.message_id for report in reports})
     found = await repository.lock_by_gateway_ids(session, gateway_ids)
     messages = {row.gateway_message_id: _Reported(row.id, row.status, {}) for row in found}
+    unknown = [gid for gid in gateway_ids if gid not in messages]
+    system = await repository.system_messages(session, unknown) if unknown else {}
     outcomes: list[ReportOutcome] = []
     for report in reports:
         message = messages.get(report.message_id)
         if message is None:
-            outcomes.append("unknown")
+            outcomes.append(_system_report(system.get(report.message_id), report, now))
             continue
         if message.status != SmsStatus.SENT:
             outcomes.append("unchanged")

@@ -17,6 +17,7 @@ from malipo.core.phones import InvalidNumber, to_e164
 from malipo.identity import clients
 from malipo.providers.base import CreditTransfer, RailError, Status, TransferOutcome
 from malipo.providers.registry import bank_transfer_for, sms_client
+from malipo.sms import service as sms_service
 from malipo.transfers import bulk, otp, repository, service
 from malipo.transfers.models import TransferStatus
 from malipo.worker.registry import JobContext, PermanentJobError, job_handler
@@ -57,7 +58,11 @@ async def send_code_by_sms(ctx: JobContext, payload: dict[str, Any]) -> None:
             f"{service.OTP_SMS_JOB} payload cannot be read: {type(exc).__name__}"
         ) from None
     sms = sms_client(ctx.settings, transfer.mode, ctx.http)
-    await sms.send([number], otp.otp_text(transfer, code))
+    results = await sms.send([number], otp.otp_text(transfer, code))
+    async with ctx.db.transaction() as session:  # so that its delivery report is recognised
+        await sms_service.record_system_sms(
+            session, [r.message_id for r in results], purpose="transfer_otp", now=ctx.clock.now()
+        )
     log.info("transfer.otp_sms_sent", reference=transfer.reference)
 
 
