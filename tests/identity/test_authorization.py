@@ -52,6 +52,7 @@ from malipo.identity.models import (
 )
 from malipo.identity.permission_cache import DECISION_TTL
 from malipo.identity.principals import Audience
+from malipo.transfers.models import Transfer
 from tests.fixtures.messaging import messaging_objects
 
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -70,6 +71,7 @@ PUBLIC_ROUTES = {
     ("POST", "/callbacks/daraja/{token}/timeout"): "Daraja queue timeout, per-payout callback token",
     ("POST", "/callbacks/daraja/{token}/status"): "Daraja status query result, per-request token",
     ("POST", "/callbacks/africastalking/{token}"): "SMS delivery reports, per-client callback token",
+    ("POST", "/callbacks/bank/{token}"): "bank rail status reports, per-transfer callback token",
     ("GET", "/callbacks/whatsapp/{token}"): "Meta's webhook verification, per-session webhook token",
     ("POST", "/callbacks/whatsapp/{token}"): "WhatsApp statuses, per-session webhook token",
 }
@@ -90,6 +92,9 @@ TENANT_OBJECTS = {
     "/api/v1/channels/{id}/deactivate": {"id": "channel"},
     "/api/v1/channels/{id}/activate": {"id": "channel"},
     "/api/v1/clients/{id}/pricing": {"id": "client"},
+    "/api/v1/clients/{id}/fraud-rules": {"id": "client"},
+    "/api/v1/clients/{id}/fraud-blocklist": {"id": "client"},
+    "/api/v1/payments/transactions/{id}": {"id": "transfer"},
     "/api/v2/payment_channels/{channel_id}": {"channel_id": "channel"},
     "/api/v2/whatspp/batches/{batch_id}": {"batch_id": "whatsapp_batch"},
     "/api/v2/whatsapp/batches/{batch_id}": {"batch_id": "whatsapp_batch"},
@@ -98,6 +103,10 @@ TENANT_OBJECTS = {
     "/mailer/mail_status": {"batch_id": "email_batch"},
     # A WhatsApp session is named by the caller: client B's "shop" is not client A's.
     "/api/v1/whatsapp/bulk-csv": {"session": "whatsapp_session_name", "message": "greeting"},
+}
+# Routes that name an object no client owns, and why (every client reads the same one).
+SHARED_OBJECTS = {
+    "/api/v1/banks/{code}": "the banks registry is one for every client",
 }
 # A body that passes validation, so the request reaches the tenancy check.
 VALID_BODIES: dict[tuple[str, str], Any] = {
@@ -209,6 +218,18 @@ async def _build(
             )
         )  # fmt: skip
         made[f"collection_reference_{tag}"] = reference
+        # A transfer of each client (a client-to-client entry: no hold, no rail).
+        transfer = Transfer(
+            id=uuid.uuid4(), client_id=client.id, mode="test",
+            reference=f"TR{tag.upper()}{uuid.uuid4().hex[:8]}",
+            kind="client_mobile", account_number="+254711222333", amount=100_00, currency="KES", fee=0,
+            narration="Contribution", status="COMPLETED", decision="allow", risk_score=0, flags=[],
+            otp_failures=0, otp_resends=0, end_to_end_id=f"MLP{uuid.uuid4().hex[:29].upper()}",
+            callback_token_hash=uuid.uuid4().hex + uuid.uuid4().hex, queries=0, created_at=now,
+            updated_at=now,
+        )  # fmt: skip
+        session.add(transfer)
+        made[f"transfer_{tag}"] = transfer.id
         api_user_id = made[f"api_user_mighty_{tag}"]
         mailer = Mailer(
             client_id=client.id, api_user_id=api_user_id, host="smtp.example.com", port=587,
@@ -246,6 +267,7 @@ async def _build(
         "sms_batch": made["sms_batch_b"],
         "whatsapp_batch": made["whatsapp_batch_b"],
         "collection_reference": made["collection_reference_b"],
+        "transfer": made["transfer_b"],
         "email": made["email_b"],
         "email_batch": made["email_batch_b"],
         "whatsapp_session_name": "shop",
@@ -437,6 +459,8 @@ def test_matrix(world: World) -> None:
         tenant_audiences = audiences - {Audience.OPERATOR}
         if not tenant_audiences:
             continue  # operator-only: operators act across clients by design
+        if path in SHARED_OBJECTS:
+            continue
         if path not in TENANT_OBJECTS:
             problems.append(f"{label}: names an object in its path or query; add it to TENANT_OBJECTS")
             continue
