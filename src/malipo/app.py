@@ -31,8 +31,10 @@ from malipo.migrate import current_revision, head_revision
 from malipo.payouts.callbacks import router as payout_callbacks_router
 from malipo.providers.bankrail.simulator import BankRailSimulator
 from malipo.providers.bankrail.simulator import create_simulator_app as create_bank_simulator
+from malipo.providers.cardacq.simulator import CardAcquirerSimulator
+from malipo.providers.cardacq.simulator import create_simulator_app as create_card_simulator
 from malipo.providers.daraja.simulator import create_simulator_app as create_daraja_simulator
-from malipo.providers.registry import BANK_SIMULATOR_PATH, live_rails
+from malipo.providers.registry import BANK_SIMULATOR_PATH, CARD_SIMULATOR_PATH, live_rails
 from malipo.providers.simulators import MessagingSimulators, mount_simulators
 from malipo.sms.callbacks import router as sms_callbacks_router
 from malipo.transfers.callbacks import router as transfer_callbacks_router
@@ -102,6 +104,8 @@ def create_app(
                 await simulators.aclose()
             if bank_simulator is not None:
                 await bank_simulator.aclose()
+            if card_simulator is not None:
+                await card_simulator.aclose()
             if database is None:
                 await db.dispose()
 
@@ -153,6 +157,15 @@ def create_app(
         bank_simulator = bank_app.state.simulator
         app.mount(BANK_SIMULATOR_PATH, bank_app, name="bank-simulator")
     app.state.bank_simulator = bank_simulator
+
+    card_simulator: CardAcquirerSimulator | None = None
+    if not settings.card_acquirer_simulator_url:
+        # Sandbox keys (and live ones with no acquirer configured) authorise cards here; the payer's
+        # browser opens its 3-D Secure page here too.
+        card_app = create_card_simulator(clock=clock)
+        card_simulator = card_app.state.simulator
+        app.mount(CARD_SIMULATOR_PATH, card_app, name="card-simulator")
+    app.state.card_simulator = card_simulator
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app)

@@ -147,6 +147,13 @@ class Settings(BaseSettings):
     bank_rail_simulator_delay: float = 1.0
     # The gateway's own account at the rail, which bank transfers are debited from.
     bank_settlement_account: str = Field(default="SIMULATOR-SETTLEMENT-0001", min_length=1, max_length=34)
+    # Cards (a JSON acquirer API with EMV 3-D Secure 2, docs/card-acquirer.md). Base URL unset: the
+    # built-in simulator, mounted at /_sim/cards. Sandbox (mk_test_) keys always use the simulator.
+    card_acquirer_base_url: str | None = None
+    # The acquirer's API key (sent as a Bearer token); required with a base URL.
+    card_acquirer_api_key: SecretStr | None = None
+    # Where sandbox traffic (and live traffic with no base URL) goes; default {public_url}/_sim/cards.
+    card_acquirer_simulator_url: str | None = None
     # Merchant callbacks: attempts before a delivery is marked failed, and the backoff between
     # them (seconds: doubling from the base, jittered, capped at the max).
     webhook_max_attempts: int = 8
@@ -199,6 +206,14 @@ class Settings(BaseSettings):
     def _bank_rail_needs_its_key(self) -> Settings:
         if self.bank_rail_base_url and self.bank_rail_api_key is None:
             raise ValueError("MALIPO_BANK_RAIL_API_KEY is required when MALIPO_BANK_RAIL_BASE_URL is set")
+        return self
+
+    @model_validator(mode="after")
+    def _card_acquirer_needs_its_key(self) -> Settings:
+        if self.card_acquirer_base_url and self.card_acquirer_api_key is None:
+            raise ValueError(
+                "MALIPO_CARD_ACQUIRER_API_KEY is required when MALIPO_CARD_ACQUIRER_BASE_URL is set"
+            )
         return self
 
     @property

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +21,7 @@ def daraja(
     """Safaricom Daraja (OAuth, STK push and query, B2C, transaction status), with test numbers."""
     from malipo.providers.daraja.simulator import run
 
-    _serve(run, host, port, callback_delay)
+    _serve(run, host, port, callback_delay=callback_delay)
 
 
 @sim_app.command("bank")
@@ -33,18 +33,27 @@ def bank(
     """The bank rail (ISO 20022 credit transfers and status reports), with test account numbers."""
     from malipo.providers.bankrail.simulator import run
 
-    _serve(run, host, port, callback_delay)
+    _serve(run, host, port, callback_delay=callback_delay)
 
 
-def _serve(run: Callable[..., None], host: str, port: int, callback_delay: float) -> None:
-    """Run a simulator's ``run`` logging as `malipo serve` does (MALIPO_LOG_JSON, MALIPO_LOG_LEVEL)."""
+@sim_app.command("cards")
+def cards(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8703,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+) -> None:
+    """The card acquirer with its 3-D Secure challenge page (ACS), with test card numbers."""
+    from malipo.providers.cardacq.simulator import run
+
+    _serve(run, host, port)
+
+
+def _serve(run: Callable[..., None], host: str, port: int, **options: Any) -> None:
+    """Run a simulator's ``run`` logging as `malipo serve` does (MALIPO_LOG_JSON, MALIPO_LOG_LEVEL);
+    ``options`` go to the simulator."""
     from malipo.cli.common import log_json, logging_or_exit
 
     settings = logging_or_exit()
-    run(
-        host=host, port=port, callback_delay=callback_delay, log_json=log_json(settings),
-        log_level=settings.log_level,
-    )  # fmt: skip
+    run(host=host, port=port, log_json=log_json(settings), log_level=settings.log_level, **options)
 
 
 @sim_app.command("receiver")

@@ -14,6 +14,9 @@ no connector yet and are refused with :class:`ProviderUnavailable` (nothing is s
 - Bank transfers: a sandbox key always goes to the bank rail simulator (``/_sim/bank``, or
   ``MALIPO_BANK_RAIL_SIMULATOR_URL``); a live key goes to ``MALIPO_BANK_RAIL_BASE_URL`` when set,
   else to the simulator too.
+- Cards: a sandbox key always goes to the card acquirer simulator (``/_sim/cards``, or
+  ``MALIPO_CARD_ACQUIRER_SIMULATOR_URL``); a live key goes to ``MALIPO_CARD_ACQUIRER_BASE_URL``
+  when set, else to the simulator too.
 
 The messaging simulators are mounted inside ``malipo serve`` (``malipo.providers.simulators``)
 and reached at ``MALIPO_PUBLIC_URL + /_sim/…``, so a separate ``malipo worker`` reaches them too.
@@ -36,7 +39,8 @@ from malipo.core.crypto import derived_token
 from malipo.providers.africastalking.client import LIVE_BASE_URL as AT_LIVE_BASE_URL
 from malipo.providers.africastalking.client import AfricasTalkingClient
 from malipo.providers.bankrail.client import BankRailClient
-from malipo.providers.base import BankTransfer, MobileMoney, ProviderUnavailable
+from malipo.providers.base import BankTransfer, CardAcquirer, MobileMoney, ProviderUnavailable
+from malipo.providers.cardacq.client import CardAcquirerClient
 from malipo.providers.daraja.connection import daraja_client
 from malipo.providers.daraja.mobile_money import DarajaMobileMoney
 from malipo.providers.smtp.client import SmtpClient, parse_smtp_url
@@ -45,6 +49,7 @@ from malipo.providers.whatsapp_cloud.client import WhatsAppCloudClient
 __all__ = [
     "AT_SIMULATOR_PATH",
     "BANK_SIMULATOR_PATH",
+    "CARD_SIMULATOR_PATH",
     "MOBILE_NETWORKS",
     "MPESA",
     "SIMULATOR_PHONE_NUMBER_ID",
@@ -56,6 +61,8 @@ __all__ = [
     "at_report_url",
     "bank_rail_simulator_url",
     "bank_transfer_for",
+    "card_acquirer_for",
+    "card_acquirer_simulator_url",
     "daraja_client",
     "live_rails",
     "mobile_money_for",
@@ -120,6 +127,7 @@ def live_rails(settings: Settings) -> dict[str, str]:
         else "simulator",
         "whatsapp": settings.whatsapp_cloud_base_url or "simulator",
         "bank": settings.bank_rail_base_url or "simulator",
+        "cards": settings.card_acquirer_base_url or "simulator",
         "operator_mail": "smtp" if settings.smtp_url is not None else "mailbox",
     }
 
@@ -154,6 +162,33 @@ def bank_transfer_for(settings: Settings, mode: str, http: httpx.AsyncClient | N
         api_key=_BANK_SIMULATOR_KEY,
         public_url=settings.public_url,
         http=http,
+    )
+
+
+# --------------------------------------------------------------------------- cards
+
+CARD_SIMULATOR_PATH = "/_sim/cards"
+# The simulator takes any non-empty key.
+_CARD_SIMULATOR_KEY = "malipo-sandbox"
+
+
+def card_acquirer_simulator_url(settings: Settings) -> str:
+    """Where simulated card traffic goes: the mounted simulator at the public URL, unless set."""
+    return settings.card_acquirer_simulator_url or settings.public_url + CARD_SIMULATOR_PATH
+
+
+def card_acquirer_for(settings: Settings, mode: str, http: httpx.AsyncClient | None = None) -> CardAcquirer:
+    """The card acquirer for ``mode`` ("live" or "test"): the configured acquirer for a live key
+    when ``MALIPO_CARD_ACQUIRER_BASE_URL`` is set, else the simulator. Without ``http`` it can make
+    no call (a RuntimeError says so)."""
+    if mode != TEST_MODE and settings.card_acquirer_base_url:
+        key = settings.card_acquirer_api_key
+        assert key is not None, "Settings refuses a card acquirer base URL without its API key"
+        return CardAcquirerClient(
+            base_url=settings.card_acquirer_base_url, api_key=key.get_secret_value(), http=http
+        )
+    return CardAcquirerClient(
+        base_url=card_acquirer_simulator_url(settings), api_key=_CARD_SIMULATOR_KEY, http=http
     )
 
 
