@@ -1,0 +1,180 @@
+"""Mobile money: collect by push, pay phones and businesses, and read the rail's callbacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from malipo.providers.base.common import Status
+
+
+@dataclass(frozen=True, slots=True)
+class PushRequest:
+    """Prompt ``phone`` to pay ``amount`` (minor units) for our ``reference``. ``callback_token``
+    is the secret the provider puts in the callback URL it hands the rail (the domain finds the
+    collection by it)."""
+
+    reference: str
+    amount: int
+    phone: str
+    callback_token: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushAccepted:
+    """The rail took the push; the outcome comes later (callback or query)."""
+
+    provider_reference: str  # what a query asks about (Daraja: CheckoutRequestID)
+    provider_request_id: str | None = None  # Daraja: MerchantRequestID
+
+
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    """How a push collection ended (or stands). ``amount`` and ``party`` are what the rail says
+    was paid and by whom, None where it said nothing (compare them with what was asked)."""
+
+    status: Status
+    result_code: int
+    result_desc: str
+    receipt: str | None = None
+    provider_reference: str | None = None
+    provider_request_id: str | None = None
+    amount: int | None = None
+    party: str | None = None
+    # Why the rail gave no answer (UNKNOWN), for the logs.
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PhonePayment:
+    """Pay ``amount`` (minor units) to ``phone``. ``our_id`` is unique per payout and sent with it
+    (Daraja: OriginatorConversationID, which makes a repeat a refused duplicate)."""
+
+    reference: str
+    amount: int
+    phone: str
+    our_id: str
+    callback_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessPayment:
+    """Pay ``amount`` (minor units) to a paybill or till, for ``account`` there (a bank account)."""
+
+    reference: str
+    amount: int
+    paybill: str
+    account: str
+    our_id: str
+    callback_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutAccepted:
+    provider_reference: str  # Daraja: ConversationID
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutOutcome:
+    """A payout's result. ``our_id`` and ``provider_reference`` are the ids the rail names (check
+    them against the payout's); ``amount``, ``party`` and ``account`` what it says it paid."""
+
+    status: Status
+    result_code: int
+    result_desc: str
+    receipt: str | None = None
+    our_id: str | None = None
+    provider_reference: str | None = None
+    amount: int | None = None
+    party: str | None = None
+    account: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutStatusQuery:
+    """Ask the rail about a payout whose result never came; the answer arrives at the rail's
+    status callback. ``query_id`` is the id the rail knows it by, ``attempt`` our query count."""
+
+    query_id: str
+    attempt: int
+    callback_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutStatusAnswer:
+    """The answer to a payout status query. ``completed``: the rail reports the payout done and
+    ``outcome`` is its result (check its ids). Otherwise ``attempt`` is the query it answers
+    (None when it cannot tell) and ``outcome`` the failure to record when no query is left."""
+
+    completed: bool
+    outcome: PayoutOutcome
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalRequest:
+    receipt: str
+    amount: int
+    reference: str
+    callback_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceOutcome:
+    amounts: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class MobileMoney(Protocol):
+    """A mobile-money rail: collect by push, pay phones and businesses, and read its callbacks."""
+
+    name: str
+    # The longest account reference a business payment may carry (a bank account number).
+    account_reference_max: int
+
+    async def push_collection(self, request: PushRequest) -> PushAccepted:
+        """Raises :class:`RailError` when the push failed (see ``not_taken``)."""
+        ...
+
+    async def query_push(self, provider_reference: str) -> PushOutcome:
+        """The push's outcome; PENDING or UNKNOWN carry the outcome to record on giving up."""
+        ...
+
+    def no_answer(self) -> PushOutcome:
+        """The outcome of a push that was made and that nobody answered."""
+        ...
+
+    def parse_push_callback(self, body: bytes) -> PushOutcome:
+        """The rail's push callback body → outcome; :class:`MalformedCallback` if it is not one."""
+        ...
+
+    async def pay_phone(self, payment: PhonePayment) -> PayoutAccepted: ...
+
+    async def pay_business(self, payment: BusinessPayment) -> PayoutAccepted: ...
+
+    def payout_query_id(self, *, to_business: bool, our_id: str, provider_reference: str | None) -> str:
+        """The id a status query about a payout asks the rail about."""
+        ...
+
+    async def query_payout(self, query: PayoutStatusQuery) -> None:
+        """Ask about a payout; the answer arrives at the rail's status callback."""
+        ...
+
+    def parse_payout_result(self, body: bytes, *, to_business: bool) -> PayoutOutcome: ...
+
+    def parse_payout_timeout(self, body: bytes) -> PayoutOutcome: ...
+
+    def parse_payout_status(self, body: bytes) -> PayoutStatusAnswer: ...
+
+    def callback_reply(self) -> dict[str, Any]:
+        """What the rail expects back from a callback malipo took."""
+        ...
+
+    async def reverse(self, request: ReversalRequest) -> PayoutAccepted:
+        """Raises :class:`NotSupported` until the provider's reversal exists."""
+        ...
+
+    async def balance(self) -> BalanceOutcome:
+        """Raises :class:`NotSupported` until the provider's balance query exists."""
+        ...
