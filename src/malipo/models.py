@@ -5,6 +5,7 @@ Alembic and the schema test read the metadata from here; a new domain's
 """
 
 from malipo.banks import models as bank_models
+from malipo.cards import models as card_models
 from malipo.collections import models as collection_models
 from malipo.customers import models as customer_models
 from malipo.db import Base, idempotency_models
@@ -23,6 +24,7 @@ from malipo.worker import models as worker_models
 __all__ = [
     "Base",
     "bank_models",
+    "card_models",
     "collection_models",
     "customer_models",
     "email_models",

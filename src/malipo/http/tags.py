@@ -39,6 +39,7 @@ BANKS = "Banks"
 REVIEW = "Operator review"
 PAYMENTS = "Payments"
 FRAUD = "Fraud rules"
+CARDS = "Cards"
 # -- the Pay Hero-compatible API (/api/v2, /mailer) -----------------------------------------------
 PAYHERO_PAYMENTS = PAYHERO_PREFIX + "Payments"
 PAYHERO_WALLETS = PAYHERO_PREFIX + "Wallets"
@@ -119,6 +120,11 @@ TAGS: list[dict[str, str]] = [
         "name": PAYMENTS,
         "description": "Transfers out of your payments wallet to a bank account: fraud checks, a one-time "
         "code to your API user's phone and email, then the bank rail; and their status.",
+    },
+    {
+        "name": CARDS,
+        "description": "Card payments: a vault that turns a card into a token (the number encrypted, the "
+        "CVV never stored), authorisations with 3-D Secure, capture, void and refund.",
     },
     {
         "name": FRAUD,

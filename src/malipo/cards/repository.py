@@ -1,0 +1,84 @@
+"""Every query on the cards' own tables.
+
+A query made for a caller is filtered by its client and mode; the worker's (by id) say why.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.cards.models import CardAuthorization, CardToken
+
+
+async def token_of_client(
+    session: AsyncSession, client_id: uuid.UUID, mode: str, token: str
+) -> CardToken | None:
+    return await session.scalar(
+        select(CardToken).where(
+            CardToken.token == token, CardToken.client_id == client_id, CardToken.mode == mode
+        )
+    )
+
+
+async def token_by_id(session: AsyncSession, token_id: uuid.UUID) -> CardToken | None:
+    """A token by its row id: for an authorisation already scoped to its client."""
+    return await session.get(CardToken, token_id)
+
+
+async def first_with_fingerprint(
+    session: AsyncSession, client_id: uuid.UUID, mode: str, fingerprint: str
+) -> CardToken | None:
+    return await session.scalar(
+        select(CardToken)
+        .where(CardToken.client_id == client_id, CardToken.mode == mode, CardToken.fingerprint == fingerprint)
+        .order_by(CardToken.created_at)
+        .limit(1)
+    )
+
+
+async def authorization_of_client(
+    session: AsyncSession, client_id: uuid.UUID, mode: str, authorization_id: uuid.UUID
+) -> CardAuthorization | None:
+    return await session.scalar(
+        select(CardAuthorization)
+        .where(
+            CardAuthorization.id == authorization_id,
+            CardAuthorization.client_id == client_id,
+            CardAuthorization.mode == mode,
+        )
+        .execution_options(populate_existing=True)
+    )
+
+
+async def authorization_by_id(session: AsyncSession, authorization_id: uuid.UUID) -> CardAuthorization | None:
+    """An authorisation by id, read afresh: for jobs, which carry ids malipo made itself."""
+    return await session.scalar(
+        select(CardAuthorization)
+        .where(CardAuthorization.id == authorization_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def move(
+    session: AsyncSession,
+    authorization_id: uuid.UUID,
+    from_states: Collection[str],
+    values: dict[str, Any],
+    *,
+    refunded_amount: int | None = None,
+) -> bool:
+    """Set ``values`` if the authorisation is in one of ``from_states`` (and, given
+    ``refunded_amount``, has refunded exactly that): whether it moved. The guard makes every
+    transition happen once, whoever races for it."""
+    where = [CardAuthorization.id == authorization_id, CardAuthorization.status.in_(list(from_states))]
+    if refunded_amount is not None:
+        where.append(CardAuthorization.refunded_amount == refunded_amount)
+    moved = await session.execute(
+        update(CardAuthorization).where(*where).values(**values).execution_options(synchronize_session=False)
+    )
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
