@@ -45,9 +45,13 @@ def _card(pan: str = VISA, cvv: str = "123", month: int = 12, year: int = 2030) 
 
 
 async def _authorized(
-    session: AsyncSession, who: Principal, acquirer: CardAcquirerClient, settings: Settings, clock: FrozenClock,
+    session: AsyncSession,
+    who: Principal,
+    acquirer: CardAcquirerClient,
+    settings: Settings,
+    clock: FrozenClock,
     pan: str = VISA,
-) -> CardAuthorization:  # fmt: skip
+) -> CardAuthorization:
     card = await service.tokenize(
         session, who, _card(pan, "1234" if pan == AMEX else "123"), settings=settings, now=clock.now()
     )

@@ -29,6 +29,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from malipo.app import create_app
+from malipo.cards.models import CardAuthorization, CardToken
 from malipo.collections import service as collections
 from malipo.collections.models import Collection
 from malipo.config import Settings
@@ -95,6 +96,7 @@ TENANT_OBJECTS = {
     "/api/v1/clients/{id}/fraud-rules": {"id": "client"},
     "/api/v1/clients/{id}/fraud-blocklist": {"id": "client"},
     "/api/v1/payments/transactions/{id}": {"id": "transfer"},
+    "/api/v1/cards/authorizations/{authorizationId}": {"authorizationId": "card_authorization"},
     "/api/v2/payment_channels/{channel_id}": {"channel_id": "channel"},
     "/api/v2/whatspp/batches/{batch_id}": {"batch_id": "whatsapp_batch"},
     "/api/v2/whatsapp/batches/{batch_id}": {"batch_id": "whatsapp_batch"},
@@ -230,6 +232,36 @@ async def _build(
         )  # fmt: skip
         session.add(transfer)
         made[f"transfer_{tag}"] = transfer.id
+        # A card token and an authorisation of each client (no hold: never sent to the acquirer).
+        card = CardToken(
+            token=f"tok_{tag}{uuid.uuid4().hex[:20]}", client_id=client.id, mode="test", brand="visa",
+            bin="424242", last4="4242", expiry_month=12, expiry_year=2030, pan_ciphertext="k1:sealed",
+            key_id="k1", fingerprint=uuid.uuid4().hex, created_at=now,
+        )  # fmt: skip
+        session.add(card)
+        await session.flush()
+        card_authorization = CardAuthorization(
+            id=uuid.uuid4(),
+            client_id=client.id,
+            mode="test",
+            token_id=card.id,
+            reference=f"CARD-{uuid.uuid4().hex[:20]}",
+            amount=100_00,
+            currency="KES",
+            status="declined",
+            brand="visa",
+            bin="424242",
+            last4="4242",
+            captured_amount=0,
+            refunded_amount=0,
+            refunds=0,
+            fee=0,
+            created_at=now,
+            updated_at=now,
+            expires_at=now,
+        )
+        session.add(card_authorization)
+        made[f"card_authorization_{tag}"] = card_authorization.id
         api_user_id = made[f"api_user_mighty_{tag}"]
         mailer = Mailer(
             client_id=client.id, api_user_id=api_user_id, host="smtp.example.com", port=587,
@@ -268,6 +300,7 @@ async def _build(
         "whatsapp_batch": made["whatsapp_batch_b"],
         "collection_reference": made["collection_reference_b"],
         "transfer": made["transfer_b"],
+        "card_authorization": made["card_authorization_b"],
         "email": made["email_b"],
         "email_batch": made["email_batch_b"],
         "whatsapp_session_name": "shop",

@@ -1,8 +1,15 @@
 """/api/v1 routes of card payments: the vault, authorisations with 3-D Secure, capture, void, refund.
 
-Each route's ``name`` is its permission name; ``callers(...)`` says who may call it. A route that
-calls the acquirer commits what it wrote before the call (no network call inside a transaction)
-and records the answer in a second transaction.
+Each route's ``name`` is its permission name; ``callers(...)`` says who may call it.
+
+The acquirer is called inside the request, which is short (one HTTP call, at most
+``ACQUIRER_TIMEOUT``): the merchant needs its answer (approved, declined, or the 3-D Secure URL)
+in the reply. The request's transaction cannot be committed half-way (the session's
+``begin()`` scope refuses any statement after an inner commit), so the service's ``checkpoint``
+is a flush here; the row, the hold and the reconcile job are written before the call and commit
+with the answer. A process that dies mid-call rolls all of it back; the acquirer, called with our
+reference as its idempotency key, then holds an authorisation malipo never recorded, which lapses
+at the acquirer after 7 days. Moving the call after a commit (two sessions) is the next step.
 """
 
 from __future__ import annotations
@@ -136,7 +143,7 @@ async def authorize(
         body.token, body.amount, body.currency.upper(), body.order_id, body.return_url
     )
     auth = await service.authorize(
-        session, who, request, acquirer, settings=settings, now=clock.now(), checkpoint=session.commit
+        session, who, request, acquirer, settings=settings, now=clock.now(), checkpoint=session.flush
     )
     reply = authorization_out(auth)
     await idem.complete(session, status.HTTP_201_CREATED, reply)
@@ -155,7 +162,7 @@ async def verify_3ds(
     forged, foreign or stale paRes is a 422 and changes nothing. Sending the same paRes again
     answers the same."""
     auth = await service.verify_3ds(
-        session, who, body.authorization_id, body.pa_res, acquirer, now=clock.now(), checkpoint=session.commit
+        session, who, body.authorization_id, body.pa_res, acquirer, now=clock.now(), checkpoint=session.flush
     )
     return authorization_out(auth)
 
@@ -172,7 +179,7 @@ async def capture(
     the fee goes to your payments wallet and the rest of the hold is released."""
     auth = await service.capture(
         session, who, body.authorization_id, body.amount, acquirer, settings=settings, now=clock.now(),
-        checkpoint=session.commit,
+        checkpoint=session.flush,
     )  # fmt: skip
     reply = authorization_out(auth)
     await idem.complete(session, status.HTTP_200_OK, reply)
@@ -189,7 +196,7 @@ async def void(
 ) -> AuthorizationOut:  # fmt: skip
     """Only an `authorized` authorization (not captured, not expired): the whole hold is released."""
     auth = await service.void(
-        session, who, body.authorization_id, acquirer, now=clock.now(), checkpoint=session.commit
+        session, who, body.authorization_id, acquirer, now=clock.now(), checkpoint=session.flush
     )
     reply = authorization_out(auth)
     await idem.complete(session, status.HTTP_200_OK, reply)
@@ -207,7 +214,7 @@ async def refund(
     """Partial refunds may repeat until the captured amount is used up (never more). The amount
     leaves your payments wallet; the capture's fee is not refunded."""
     auth = await service.refund(
-        session, who, body.authorization_id, body.amount, acquirer, now=clock.now(), checkpoint=session.commit
+        session, who, body.authorization_id, body.amount, acquirer, now=clock.now(), checkpoint=session.flush
     )
     reply = authorization_out(auth)
     await idem.complete(session, status.HTTP_200_OK, reply)
