@@ -28,10 +28,6 @@ class TransferStatus(StrEnum):
     REVIEW = "REVIEW"
 
 
-OPEN_STATES = frozenset({TransferStatus.PENDING, TransferStatus.PROCESSING})
-FINAL_STATES = frozenset({TransferStatus.COMPLETED, TransferStatus.FAILED, TransferStatus.CANCELLED})
-
-
 class Transfer(Base):
     __tablename__ = "transfers"
 

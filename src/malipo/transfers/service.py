@@ -28,8 +28,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.banks import service as banks
+from malipo.collections import service as collections
 from malipo.config import Settings
-from malipo.core.crypto import derived_token, sha256_hex
+from malipo.core.crypto import sha256_hex
 from malipo.core.errors import Conflict, FieldError, MalipoError, NotFound, RateLimited, ValidationFailed
 from malipo.core.ids import new_id, new_reference
 from malipo.core.logging import get_logger
@@ -44,7 +45,7 @@ from malipo.providers.base import Status, TransferOutcome
 from malipo.reviews import records as reviews
 from malipo.reviews.models import ReviewKind
 from malipo.transfers import fraud, otp, repository
-from malipo.transfers.models import OPEN_STATES, Transfer, TransferStatus
+from malipo.transfers.models import Transfer, TransferStatus
 from malipo.worker.registry import enqueue
 
 log = get_logger("malipo.transfers")
@@ -115,7 +116,7 @@ class UnknownTransferToken(NotFound):
 
 def callback_token(settings: Settings, transfer_id: uuid.UUID) -> str:
     """The secret in the transfer's status URL: derived from its id, stored nowhere (only its hash)."""
-    return derived_token(otp.secret_key(settings), f"bank-transfer:{transfer_id}")
+    return collections.callback_token(settings, transfer_id, purpose="bank-transfer")
 
 
 # --------------------------------------------------------------------------- making one
@@ -343,7 +344,7 @@ async def _release_to_rail(session: AsyncSession, transfer: Transfer, now: datet
     transfer.updated_at = now
     transfer.authorized_at = transfer.authorized_at or now
     await session.flush()
-    enqueue(session, SEND_JOB, {"transfer_id": str(transfer.id)}, now=now)
+    enqueue_send(session, transfer.id, now=now)
 
 
 async def _cancel(session: AsyncSession, transfer: Transfer, why: str, now: datetime) -> bool:
@@ -558,10 +559,6 @@ async def list_transfers(
         session, who.client_id, who.mode.value, statuses=statuses, since=since, until=until,
         offset=(page - 1) * page_size, limit=page_size,
     )  # fmt: skip
-
-
-def is_open(transfer: Transfer) -> bool:
-    return transfer.status in OPEN_STATES
 
 
 def schedule_query(
