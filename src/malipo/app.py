@@ -38,6 +38,7 @@ from malipo.providers.registry import BANK_SIMULATOR_PATH, CARD_SIMULATOR_PATH, 
 from malipo.providers.simulators import MessagingSimulators, mount_simulators
 from malipo.sms.callbacks import router as sms_callbacks_router
 from malipo.transfers.callbacks import router as transfer_callbacks_router
+from malipo.web.checkout import router as pages_router
 from malipo.web.portal import router as portal_router
 from malipo.whatsapp.callbacks import router as whatsapp_callbacks_router
 from malipo.worker.registry import load_job_modules
@@ -137,6 +138,7 @@ def create_app(
     app.include_router(payhero_router)
     app.include_router(v1_router)
     app.include_router(portal_router)
+    app.include_router(pages_router)
     # The SMS and WhatsApp simulators that connectors use by default (and sandbox keys always).
     simulators: MessagingSimulators | None = (
         mount_simulators(app, settings) if settings.simulators_enabled else None

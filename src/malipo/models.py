@@ -6,6 +6,7 @@ Alembic and the schema test read the metadata from here; a new domain's
 
 from malipo.banks import models as bank_models
 from malipo.cards import models as card_models
+from malipo.checkout import models as checkout_models
 from malipo.collections import models as collection_models
 from malipo.customers import models as customer_models
 from malipo.db import Base, idempotency_models
@@ -25,6 +26,7 @@ __all__ = [
     "Base",
     "bank_models",
     "card_models",
+    "checkout_models",
     "collection_models",
     "customer_models",
     "email_models",

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from malipo.accounts import endpoints as accounts
 from malipo.banks import endpoints as banks
 from malipo.cards import endpoints as cards
+from malipo.checkout import endpoints as checkout
 from malipo.collections import endpoints as channels
 from malipo.customers import endpoints as customers
 from malipo.http.permissions import authorize
@@ -35,3 +36,4 @@ router.include_router(reviews.router, dependencies=protected)
 router.include_router(transfers.router, dependencies=protected)
 router.include_router(transfers.fraud_router, dependencies=protected)
 router.include_router(cards.router, dependencies=protected)
+router.include_router(checkout.router, dependencies=protected)

@@ -33,6 +33,7 @@ _MERCHANT_API = (
     "Disbursements.*",
     "Cards.*",
     "Checkout.*",
+    "PaymentLinks.*",
     "Kyc.Documents*",
     "Sms.*",
     "Whatsapp.*",

@@ -80,6 +80,7 @@ CLOSED_STATES = FINAL_STATES | {CollectionStatus.REVIEW}
 class CollectionPurpose(StrEnum):
     PAYMENT = "payment"  # a merchant collecting from a payer
     TOP_UP = "top_up"  # a merchant topping up its own service wallet
+    CHECKOUT = "checkout"  # a payer paying on a hosted checkout page or payment link
 
 
 class Collection(Base):

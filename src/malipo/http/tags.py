@@ -40,6 +40,8 @@ REVIEW = "Operator review"
 PAYMENTS = "Payments"
 FRAUD = "Fraud rules"
 CARDS = "Cards"
+CHECKOUT = "Hosted checkout"
+PAYMENT_LINKS = "Payment links"
 # -- the Pay Hero-compatible API (/api/v2, /mailer) -----------------------------------------------
 PAYHERO_PAYMENTS = PAYHERO_PREFIX + "Payments"
 PAYHERO_WALLETS = PAYHERO_PREFIX + "Wallets"
@@ -125,6 +127,17 @@ TAGS: list[dict[str, str]] = [
         "name": CARDS,
         "description": "Card payments: a vault that turns a card into a token (the number encrypted, the "
         "CVV never stored), authorisations with 3-D Secure, capture, void and refund.",
+    },
+    {
+        "name": CHECKOUT,
+        "description": "A hosted payment page per payment: create a session, send the payer to its URL, "
+        "where they pay by M-Pesa (STK push) or card (with 3-D Secure), then return to your site. "
+        "Paid once; a webhook tells you the outcome.",
+    },
+    {
+        "name": PAYMENT_LINKS,
+        "description": "Standing payment pages (`/pay/{slug}`) anyone can pay by M-Pesa, for a fixed "
+        "amount or one the payer chooses, and a Pay button (`/button.js`) for your own site.",
     },
     {
         "name": FRAUD,

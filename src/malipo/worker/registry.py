@@ -97,6 +97,7 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "malipo.payouts.tasks",
     "malipo.transfers.tasks",
     "malipo.cards.tasks",
+    "malipo.checkout.tasks",
     "malipo.sms.tasks",
     "malipo.whatsapp.tasks",
 )

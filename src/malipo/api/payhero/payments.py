@@ -387,7 +387,7 @@ def _collection_row(c: Collection) -> dict[str, Any]:
         "id": str(c.id),
         "account_id": str(c.client_id),
         "transaction_type": "inbound_payment"
-        if c.purpose == CollectionPurpose.PAYMENT
+        if c.purpose != CollectionPurpose.TOP_UP
         else "service_wallet_top_up",
         "description": f"KES {whole_shillings(c.amount)} from +{c.phone}",
         "amount": whole_shillings(c.amount),

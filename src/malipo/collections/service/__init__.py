@@ -64,6 +64,7 @@ from malipo.collections.service.settlement import (
     finish,
     finish_by_tokens,
     get_collections,
+    on_finished,
     reject_review,
 )
 from malipo.reviews.records import NotInReview
@@ -114,6 +115,7 @@ __all__ = [
     "list_channels",
     "newest_collections",
     "not_sent_counts",
+    "on_finished",
     "payer_phone",
     "reconcile_delay",
     "reject_review",

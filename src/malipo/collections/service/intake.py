@@ -219,7 +219,7 @@ async def _request_collections(
             continue
         amount = Money.parse(body.amount, CURRENCY)
         fee = Money.zero(CURRENCY)
-        if body.purpose == CollectionPurpose.PAYMENT:
+        if body.purpose != CollectionPurpose.TOP_UP:
             tariff = tariffs.get(who.client_id)
             if tariff is None:
                 tariff = await pricing.tariff_for(

@@ -15,6 +15,7 @@ What callers can rely on:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -190,9 +191,23 @@ async def _finish_locked(
     return moved
 
 
+# Called, in the same transaction, with the collections that have just become SUCCESS or FAILED
+# (after their books): a higher domain that collects through collections (checkout's sessions)
+# registers one to follow its own (by ``purpose``, without a query for the others).
+FinishListener = Callable[[AsyncSession, list[Collection], datetime], Awaitable[None]]
+_finish_listeners: list[FinishListener] = []
+
+
+def on_finished(listener: FinishListener) -> None:
+    if listener not in _finish_listeners:
+        _finish_listeners.append(listener)
+
+
 async def _settled(session: AsyncSession, finishing: list[Collection], now: datetime) -> None:
     """The books and the merchant's callback of collections just made SUCCESS or FAILED."""
     await _book(session, finishing, now)
+    for listener in _finish_listeners:
+        await listener(session, finishing, now)
     for collection in finishing:
         if collection.callback_url:
             webhooks.queue(
