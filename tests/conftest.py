@@ -11,7 +11,12 @@ from malipo.core.clock import FrozenClock
 from malipo.db import Database
 from tests.fixtures.servers import LiveServer
 
-pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.smtp", "tests.fixtures.world"]
+pytest_plugins = [
+    "tests.fixtures.databases",  # before browser, which imports it
+    "tests.fixtures.browser",
+    "tests.fixtures.smtp",
+    "tests.fixtures.world",
+]
 
 hypothesis_settings.register_profile("malipo", deadline=None, print_blob=True)
 hypothesis_settings.load_profile("malipo")
