@@ -30,6 +30,7 @@ from sqlalchemy import delete, select
 
 from malipo.app import create_app
 from malipo.cards.models import CardAuthorization, CardToken
+from malipo.checkout.models import CheckoutSession, PaymentLink
 from malipo.collections import service as collections
 from malipo.collections.models import Collection
 from malipo.config import Settings
@@ -75,6 +76,17 @@ PUBLIC_ROUTES = {
     ("POST", "/callbacks/bank/{token}"): "bank rail status reports, per-transfer callback token",
     ("GET", "/callbacks/whatsapp/{token}"): "Meta's webhook verification, per-session webhook token",
     ("POST", "/callbacks/whatsapp/{token}"): "WhatsApp statuses, per-session webhook token",
+    # The payer's pages: a checkout session's unguessable id (or a link's public slug) is the
+    # credential, and each route shows or changes only what that id names.
+    ("GET", "/checkout/{sessionId}"): "the payer's hosted page of one session, by its unguessable id",
+    ("GET", "/checkout/{sessionId}/status"): "that page's live status, by the session's id",
+    ("POST", "/checkout/{sessionId}/mpesa"): "the payer pays that session by M-Pesa, by its id",
+    ("POST", "/checkout/{sessionId}/card"): "the payer pays that session by card, by its id",
+    ("GET", "/checkout/{sessionId}/3ds"): "the 3-D Secure page sends the payer back here, by its id",
+    ("GET", "/pay/{slug}"): "a merchant's public payment link: anyone may pay it",
+    ("POST", "/pay/{slug}"): "paying a public payment link opens a session of it",
+    ("GET", "/button.js"): "the Pay button script merchants embed: static",
+    ("GET", "/assets/{name}"): "the pages' static script and styles",
 }
 # Routes that act on another tenant's object, and which of client B's objects to name: in the
 # path, or (a name the path does not hold) in the query.
@@ -97,6 +109,8 @@ TENANT_OBJECTS = {
     "/api/v1/clients/{id}/fraud-blocklist": {"id": "client"},
     "/api/v1/payments/transactions/{id}": {"id": "transfer"},
     "/api/v1/cards/authorizations/{authorizationId}": {"authorizationId": "card_authorization"},
+    "/api/v1/checkout/sessions/{sessionId}": {"sessionId": "checkout_session"},
+    "/api/v1/payment-links/{linkId}": {"linkId": "payment_link"},
     "/api/v2/payment_channels/{channel_id}": {"channel_id": "channel"},
     "/api/v2/whatspp/batches/{batch_id}": {"batch_id": "whatsapp_batch"},
     "/api/v2/whatsapp/batches/{batch_id}": {"batch_id": "whatsapp_batch"},
@@ -113,6 +127,7 @@ SHARED_OBJECTS = {
 # A body that passes validation, so the request reaches the tenancy check.
 VALID_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/v1/api-users/{apiUserId}/permissions"): {"overrides": {}},
+    ("PATCH", "/api/v1/payment-links/{linkId}"): {"isActive": False},
 }
 
 
@@ -262,6 +277,20 @@ async def _build(
         )
         session.add(card_authorization)
         made[f"card_authorization_{tag}"] = card_authorization.id
+        # A payment link and a checkout session of each client.
+        link = PaymentLink(
+            id=uuid.uuid4(), slug=f"shop-{tag}-{uuid.uuid4().hex[:8]}", client_id=client.id, mode="test",
+            title="Shop", amount=None, min_amount=100, max_amount=100_000, currency="KES", is_active=True,
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        checkout_session = CheckoutSession(
+            id=uuid.uuid4(), public_id=f"cs_{tag}{uuid.uuid4().hex[:20]}", client_id=client.id, mode="test",
+            amount=100_00, currency="KES", status="open", attempts=0, created_at=now, updated_at=now,
+            expires_at=now,
+        )  # fmt: skip
+        session.add_all([link, checkout_session])
+        made[f"payment_link_{tag}"] = link.id
+        made[f"checkout_session_{tag}"] = checkout_session.public_id
         api_user_id = made[f"api_user_mighty_{tag}"]
         mailer = Mailer(
             client_id=client.id, api_user_id=api_user_id, host="smtp.example.com", port=587,
@@ -301,6 +330,8 @@ async def _build(
         "collection_reference": made["collection_reference_b"],
         "transfer": made["transfer_b"],
         "card_authorization": made["card_authorization_b"],
+        "checkout_session": made["checkout_session_b"],
+        "payment_link": made["payment_link_b"],
         "email": made["email_b"],
         "email_batch": made["email_batch_b"],
         "whatsapp_session_name": "shop",

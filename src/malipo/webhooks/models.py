@@ -33,7 +33,7 @@ class WebhookDelivery(Base):
     # What it reports: "collection.success", "collection.failed", "payout.success" …
     event: Mapped[str] = mapped_column(String(40))
     # The reference of the object it is about (a collection's or payout's reference).
-    subject_reference: Mapped[str] = mapped_column(String(20), index=True)
+    subject_reference: Mapped[str] = mapped_column(String(40), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     payload: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(10))

@@ -5,6 +5,8 @@
 - ``checkout_sessions``: one payment on the hosted page ``/checkout/{public_id}``: its amount,
   state (open, pending, completed, expired), the attempt in flight or that paid (an M-Pesa
   collection or a card authorisation), and its expiry.
+- ``webhook_deliveries.subject_reference`` widened to 40 characters: a checkout session's id
+  (``cs_`` and 24 characters) is the reference of its webhooks.
 
 Revision ID: 0014
 Revises: 0013
@@ -23,6 +25,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("webhook_deliveries") as batch_op:
+        batch_op.alter_column(
+            "subject_reference",
+            existing_type=sa.String(length=20),
+            type_=sa.String(length=40),
+            existing_nullable=False,
+        )
     op.create_table(
         "payment_links",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -133,3 +142,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_payment_links_client_created")
 
     op.drop_table("payment_links")
+    with op.batch_alter_table("webhook_deliveries") as batch_op:
+        batch_op.alter_column(
+            "subject_reference",
+            existing_type=sa.String(length=40),
+            type_=sa.String(length=20),
+            existing_nullable=False,
+        )
