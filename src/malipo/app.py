@@ -38,6 +38,7 @@ from malipo.providers.registry import BANK_SIMULATOR_PATH, CARD_SIMULATOR_PATH, 
 from malipo.providers.simulators import MessagingSimulators, mount_simulators
 from malipo.sms.callbacks import router as sms_callbacks_router
 from malipo.transfers.callbacks import router as transfer_callbacks_router
+from malipo.web.checkout import PayerLimits
 from malipo.web.checkout import router as pages_router
 from malipo.web.portal import router as portal_router
 from malipo.whatsapp.callbacks import router as whatsapp_callbacks_router
@@ -120,6 +121,7 @@ def create_app(
     app.state.clock = clock
     app.state.migration_head = head_revision()
     app.state.login_limiter = LoginRateLimiter.from_settings(settings)
+    app.state.payer_limits = PayerLimits.from_settings(settings)
 
     install_error_handlers(app)
     app.add_middleware(JsonBodyByDefault)

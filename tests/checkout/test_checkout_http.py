@@ -348,3 +348,17 @@ async def test_button_js_is_served_for_any_origin(world: World) -> None:
     assert reply.headers["access-control-allow-origin"] == "*"
     assert (await world.http.get("/assets/pay.js")).status_code == 200
     assert (await world.http.get("/assets/nothing.js")).status_code == 404
+
+
+async def test_one_phone_gets_at_most_five_prompts_in_ten_minutes(world: World) -> None:
+    sessions = [(await _create(world))["sessionId"] for _ in range(6)]
+    for sid in sessions[:5]:
+        sent = await world.http.post(f"/checkout/{sid}/mpesa", json={"phone": CANCELLED})
+        assert sent.status_code == 200, sent.text
+    refused = await world.http.post(f"/checkout/{sessions[5]}/mpesa", json={"phone": "+" + CANCELLED})
+    assert refused.status_code == 429
+    assert "this phone" in refused.json()["detail"]
+    assert int(refused.headers["retry-after"]) == 600
+    assert (await _read(world, sessions[5]))["attempts"] == 0
+    other = await world.http.post(f"/checkout/{sessions[5]}/mpesa", json={"phone": PAYS})
+    assert other.status_code == 200

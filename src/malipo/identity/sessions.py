@@ -15,16 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from limits import RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
+from limits.aio.storage import Storage
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.config import Settings
 from malipo.core import crypto
 from malipo.core.errors import Forbidden, MalipoError, RateLimited, Unauthorized, ValidationFailed
+from malipo.core.ratelimit import Limit, limit_storage
 from malipo.db import Database
 from malipo.identity.models import PasswordResetToken, PortalSession, PortalUser, PortalUserRole, Role
 from malipo.identity.notices import notify
@@ -66,19 +64,14 @@ class LoginRateLimiter:
     """Per-IP limit on sign-in attempts; shared across processes when Redis is configured."""
 
     def __init__(self, storage: Storage, per_minute: int = LOGIN_ATTEMPTS_PER_IP_PER_MINUTE) -> None:
-        self._limiter = MovingWindowRateLimiter(storage)
-        self._item = RateLimitItemPerMinute(per_minute)
+        self._limit = Limit(storage, f"{per_minute}/minute", "login")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoginRateLimiter:
-        if settings.redis_url:
-            storage = storage_from_string(f"async+{settings.redis_url}")
-            assert isinstance(storage, Storage)
-            return cls(storage)
-        return cls(MemoryStorage())
+        return cls(limit_storage(settings.redis_url))
 
     async def hit(self, ip: str) -> None:
-        if not await self._limiter.hit(self._item, "login", ip):
+        if not await self._limit.hit(ip):
             raise RateLimited(
                 "too many sign-in attempts from this address: wait a minute and try again",
                 headers={"Retry-After": "60"},

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from limits.aio.storage import Storage
 from pydantic import ConfigDict, Field, StringConstraints
 
 from malipo.cards import service as cards
@@ -23,8 +24,10 @@ from malipo.cards.schemas import CardNumber, Cvv, Month, PaRes, Year
 from malipo.checkout import links, service
 from malipo.checkout.models import CheckoutSession, PaymentLink
 from malipo.config import Settings
+from malipo.core.errors import RateLimited
 from malipo.core.http_client import http_client
 from malipo.core.money import Money
+from malipo.core.ratelimit import Limit, limit_storage
 from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.schemas import Amount, CamelModel
 from malipo.providers.base import CardAcquirer
@@ -52,6 +55,44 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
 }
+
+
+class PayerLimits:
+    """What one address, and one phone, may ask of the public pages: a payment link is open to
+    anyone, and each M-Pesa attempt puts a prompt on someone's phone."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.by_address = Limit(storage, "30/minute", "pay-address")
+        self.by_phone = Limit(storage, "5 per 10 minutes", "pay-phone")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PayerLimits:
+        return cls(limit_storage(settings.redis_url))
+
+
+async def _within_limits(request: Request, phone: str | None = None) -> None:
+    """Count this attempt for its address; refuse it if the address, or the phone to prompt,
+    has had its share (the phone's prompts are counted by ``_prompted``, once sent)."""
+    limits: PayerLimits = request.app.state.payer_limits
+    address = request.client.host if request.client else "unknown"
+    if not await limits.by_address.hit(address):
+        raise RateLimited(
+            "too many payment attempts from this address: wait a minute", headers={"Retry-After": "60"}
+        )
+    if phone is not None and not await limits.by_phone.test(_phone_key(phone)):
+        raise RateLimited(
+            "too many payment prompts to this phone: wait a few minutes and try again",
+            headers={"Retry-After": str(limits.by_phone.per)},
+        )
+
+
+def _phone_key(phone: str) -> str:
+    return "".join(c for c in phone if c.isdigit())[-9:]  # 07…, 2547…, +2547… alike
+
+
+async def _prompted(request: Request, phone: str) -> None:
+    limits: PayerLimits = request.app.state.payer_limits
+    await limits.by_phone.hit(_phone_key(phone))
 
 
 class MpesaIn(CamelModel):
@@ -156,18 +197,23 @@ async def checkout_status(sessionId: SessionId, session: Session, clock: ClockDe
 
 @router.post("/checkout/{sessionId}/mpesa", response_model=StatusOut, name="Checkout.PayMpesa")
 async def checkout_mpesa(
-    sessionId: SessionId, body: MpesaIn, session: Session, clock: ClockDep, settings: SettingsDep
-) -> StatusOut:
+    request: Request, sessionId: SessionId, body: MpesaIn, session: Session, clock: ClockDep,
+    settings: SettingsDep,
+) -> StatusOut:  # fmt: skip
     """Send the M-Pesa prompt to the payer's phone; the page then follows the status."""
+    await _within_limits(request, body.phone)
     cs = await service.pay_mpesa(session, sessionId, body.phone, settings=settings, now=clock.now())
+    await _prompted(request, body.phone)
     return await _status(session, cs)
 
 
 @router.post("/checkout/{sessionId}/card", response_model=StatusOut, name="Checkout.PayCard")
 async def checkout_card(
-    sessionId: SessionId, body: CardIn, session: Session, clock: ClockDep, settings: SettingsDep
-) -> StatusOut:
+    request: Request, sessionId: SessionId, body: CardIn, session: Session, clock: ClockDep,
+    settings: SettingsDep,
+) -> StatusOut:  # fmt: skip
     """Pay by card: completed, a 3-D Secure page to go to (``redirectUrl``), or the reason it failed."""
+    await _within_limits(request)
     now = clock.now()
     cs = await service.public_session(session, sessionId, now=now)
     card = cards.CardDetails(body.card_number, body.expiry_month, body.expiry_year, body.cvv)
@@ -225,11 +271,14 @@ async def link_page(request: Request, slug: SlugPath, session: Session) -> HTMLR
 
 @router.post("/pay/{slug}", response_model=StatusOut, name="PaymentLinks.Pay")
 async def link_pay(
-    slug: SlugPath, body: LinkPayIn, session: Session, clock: ClockDep, settings: SettingsDep
-) -> StatusOut:
+    request: Request, slug: SlugPath, body: LinkPayIn, session: Session, clock: ClockDep,
+    settings: SettingsDep,
+) -> StatusOut:  # fmt: skip
     """Open a checkout session of the link and send its M-Pesa prompt; the page follows
     ``/checkout/{sessionId}/status``."""
+    await _within_limits(request, body.phone)
     cs = await links.pay_link(session, slug, body.amount, body.phone, settings=settings, now=clock.now())
+    await _prompted(request, body.phone)
     return await _status(session, cs)
 
 
