@@ -14,12 +14,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from malipo.checkout import links as checkout_links
+from malipo.checkout.models import PaymentLink
 from malipo.core import crypto
 from malipo.core.clock import Clock
 from malipo.core.money import Money
 from malipo.db import Database
 from malipo.identity import service as identity
 from malipo.identity.models import ApiUser, Client, ClientStatus, ClientType, KeyMode, PortalUser
+from malipo.identity.principals import Principal, PrincipalKind
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind, LedgerAccount
 
@@ -51,6 +54,8 @@ class DemoCredentials:
     live_payments_wallet: str = ""
     sandbox_service_wallet: str = ""
     sandbox_payments_wallet: str = ""
+    # A sandbox payment link anyone can pay (the simulator pays 254711222333), and its Pay button.
+    sandbox_payment_link: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -135,6 +140,7 @@ async def seed_demo(db: Database, clock: Clock, *, public_url: str = "") -> Demo
             session, api_user=api_user, mode=KeyMode.TEST, description="demo sandbox key", now=now
         )
         balances = await _wallet_balances(session, client.id)
+        link = await _demo_link(session, client.id, api_user.id, now)
         return DemoCredentials(
             created=created,
             operator_email=OPERATOR_EMAIL,
@@ -152,7 +158,29 @@ async def seed_demo(db: Database, clock: Clock, *, public_url: str = "") -> Demo
             live_payments_wallet=balances[("live", AccountKind.PAYMENTS_WALLET)],
             sandbox_service_wallet=balances[("test", AccountKind.SERVICE_WALLET)],
             sandbox_payments_wallet=balances[("test", AccountKind.PAYMENTS_WALLET)],
+            sandbox_payment_link=f"{public_url}/pay/{link.slug}",
         )
+
+
+DEMO_LINK = "demo-shop"
+
+
+async def _demo_link(
+    session: AsyncSession, client_id: uuid.UUID, api_user_id: uuid.UUID, now: datetime
+) -> PaymentLink:
+    """The demo merchant's sandbox payment link (the payer chooses the amount), made once."""
+    found = await checkout_links.find_by_slug(session, DEMO_LINK)
+    if found is not None:
+        return found
+    who = Principal(
+        kind=PrincipalKind.API_KEY, id=api_user_id, client_id=client_id, role_ids=(), role_names=frozenset(),
+        mode=KeyMode.TEST,
+    )  # fmt: skip
+    new = checkout_links.NewLink(
+        title="Demo Merchant", description="A sandbox payment link: try 254711222333, which pays at once.",
+        slug=DEMO_LINK,
+    )  # fmt: skip
+    return await checkout_links.create_link(session, who, new, now=now)
 
 
 async def _wallet_balances(session: AsyncSession, client_id: uuid.UUID) -> dict[tuple[str, str], str]:

@@ -40,6 +40,7 @@ def test_make_run_path_migrates_seeds_once_and_serves(tmp_path: Path) -> None:
     assert demo["sandbox_api_key"].startswith("mk_test_")
     assert demo["payhero_api_username"]
     assert demo["payhero_api_password"]
+    assert demo["sandbox_payment_link"].endswith("/pay/demo-shop")
 
     # A second `make run` seeds nothing and prints no secrets.
     again = run_malipo("seed-demo", "--if-new", env=env)

@@ -120,6 +120,10 @@ async def paid_counts(session: AsyncSession, links: list[PaymentLink]) -> dict[u
     return await repository.paid_counts(session, [link.id for link in links])
 
 
+async def find_by_slug(session: AsyncSession, slug: str) -> PaymentLink | None:
+    return await repository.link_by_slug(session, slug)
+
+
 async def public_link(session: AsyncSession, slug: str) -> PaymentLink:
     """An active link by its slug; PaymentLinkNotFound for an unknown or deactivated one."""
     found = await repository.link_by_slug(session, slug) if SLUG.fullmatch(slug) else None
