@@ -89,7 +89,9 @@ PUBLIC_ROUTES = {
     ("GET", "/assets/{name}"): "the pages' static script and styles",
 }
 # Routes that act on another tenant's object, and which of client B's objects to name: in the
-# path, or (a name the path does not hold) in the query.
+# path, or (a name the path does not hold) in the query. A route listed here is checked even when
+# the id is an optional query filter (the reports' `clientId`); other query values it needs to get
+# that far (a valid date range) are named too.
 TENANT_OBJECTS = {
     "/api/v1/clients/{id}": {"id": "client"},
     "/api/v1/clients/{id}/api-users/count": {"id": "client"},
@@ -117,6 +119,11 @@ TENANT_OBJECTS = {
     "/api/v2/transaction-status": {"reference": "collection_reference"},
     "/mailer/status/{id}": {"id": "email"},
     "/mailer/mail_status": {"batch_id": "email_batch"},
+    "/api/v1/reports/cards": {"clientId": "client"},
+    "/api/v1/reports/cards/range": {"clientId": "client", "from": "range_from", "to": "range_to"},
+    "/api/v1/reports/cards/summary": {"clientId": "client"},
+    "/api/v1/reports/checkout/sessions": {"clientId": "client"},
+    "/api/v1/reports/checkout/summary": {"clientId": "client"},
     # A WhatsApp session is named by the caller: client B's "shop" is not client A's.
     "/api/v1/whatsapp/bulk-csv": {"session": "whatsapp_session_name", "message": "greeting"},
 }
@@ -336,6 +343,8 @@ async def _build(
         "email_batch": made["email_batch_b"],
         "whatsapp_session_name": "shop",
         "greeting": "hi",
+        "range_from": "2026-01-01T00:00:00Z",
+        "range_to": "2026-02-01T00:00:00Z",
     }
     return made, tenant_b
 
@@ -517,7 +526,9 @@ def test_matrix(world: World) -> None:
                     f"{reply.text[:120]}"
                 )
 
-        names_an_object = bool(PARAM.search(path)) or bool(_required_query(path, method))
+        names_an_object = (
+            bool(PARAM.search(path)) or bool(_required_query(path, method)) or path in TENANT_OBJECTS
+        )
         if not names_an_object:
             continue
         tenant_audiences = audiences - {Audience.OPERATOR}

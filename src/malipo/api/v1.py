@@ -14,6 +14,7 @@ from malipo.collections import endpoints as channels
 from malipo.customers import endpoints as customers
 from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
+from malipo.reports import endpoints as reports
 from malipo.reviews import endpoints as reviews
 from malipo.sms import endpoints as sms
 from malipo.transfers import endpoints as transfers
@@ -37,3 +38,4 @@ router.include_router(transfers.router, dependencies=protected)
 router.include_router(transfers.fraud_router, dependencies=protected)
 router.include_router(cards.router, dependencies=protected)
 router.include_router(checkout.router, dependencies=protected)
+router.include_router(reports.router, dependencies=protected)

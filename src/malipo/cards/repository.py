@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.cards.models import CardAuthorization, CardToken
@@ -82,3 +83,78 @@ async def move(
         update(CardAuthorization).where(*where).values(**values).execution_options(synchronize_session=False)
     )
     return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _report_filter(
+    client_id: uuid.UUID | None,
+    mode: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Any]:
+    where: list[Any] = []
+    if client_id is not None:
+        where.append(CardAuthorization.client_id == client_id)
+    if mode is not None:
+        where.append(CardAuthorization.mode == mode)
+    if status is not None:
+        where.append(CardAuthorization.status == status)
+    if since is not None:
+        where.append(CardAuthorization.created_at >= since)
+    if until is not None:
+        where.append(CardAuthorization.created_at < until)
+    return where
+
+
+async def authorizations_page(
+    session: AsyncSession,
+    client_id: uuid.UUID | None,
+    mode: str | None,
+    *,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[CardAuthorization], int]:
+    """A page of authorisations, newest first, and how many match (``client_id`` None: every
+    client's; ``mode`` None: both)."""
+    where = _report_filter(client_id, mode, status, since, until)
+    total = await session.scalar(select(func.count()).select_from(CardAuthorization).where(*where)) or 0
+    rows = await session.scalars(
+        select(CardAuthorization)
+        .where(*where)
+        .order_by(CardAuthorization.created_at.desc(), CardAuthorization.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows), int(total)
+
+
+async def authorization_totals(
+    session: AsyncSession,
+    client_id: uuid.UUID | None,
+    mode: str | None,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[tuple[Any, ...]]:
+    """Per currency and status: (currency, status, how many, their amount, the amount approved (of
+    those the issuer authorised), captured, refunded, fees), amounts in minor units."""
+    approved = case((CardAuthorization.authorized_at.is_not(None), CardAuthorization.amount), else_=0)
+    rows = await session.execute(
+        select(
+            CardAuthorization.currency,
+            CardAuthorization.status,
+            func.count(),
+            func.coalesce(func.sum(CardAuthorization.amount), 0),
+            func.coalesce(func.sum(approved), 0),
+            func.coalesce(func.sum(CardAuthorization.captured_amount), 0),
+            func.coalesce(func.sum(CardAuthorization.refunded_amount), 0),
+            func.coalesce(func.sum(CardAuthorization.fee), 0),
+        )
+        .where(*_report_filter(client_id, mode, None, since, until))
+        .group_by(CardAuthorization.currency, CardAuthorization.status)
+        .order_by(CardAuthorization.currency, CardAuthorization.status)
+    )
+    return [tuple(row) for row in rows.all()]

@@ -534,3 +534,53 @@ async def get_authorization(
             errors=[FieldError("authorizationId", "no such authorization")],
         )
     return found
+
+
+# --------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True)
+class AuthorizationTotals:
+    """One currency and status of a report's authorisations (minor units): ``approved`` is the
+    amount of those the issuer authorised, whatever happened to them after."""
+
+    currency: str
+    status: str
+    count: int
+    amount: int
+    approved: int
+    captured: int
+    refunded: int
+    fee: int
+
+
+def _report_client(who: Principal, client_id: uuid.UUID | None) -> uuid.UUID | None:
+    """Operators: ``client_id`` (None: every client's); anyone else: their own client, always."""
+    if who.is_operator:
+        return client_id
+    assert who.client_id is not None
+    return who.client_id
+
+
+async def report_authorizations(
+    session: AsyncSession, who: Principal, *, client_id: uuid.UUID | None = None, mode: str | None = None,
+    status: str | None = None, since: datetime | None = None, until: datetime | None = None,
+    page: int = 1, page_size: int = 50,
+) -> tuple[list[CardAuthorization], int]:  # fmt: skip
+    """A page of the authorisations created in [``since``, ``until``), newest first, of both modes
+    unless ``mode``, and how many match."""
+    return await repository.authorizations_page(
+        session, _report_client(who, client_id), mode, status=status, since=since, until=until,
+        offset=(page - 1) * page_size, limit=page_size,
+    )  # fmt: skip
+
+
+async def report_totals(
+    session: AsyncSession, who: Principal, *, client_id: uuid.UUID | None = None, mode: str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+) -> list[AuthorizationTotals]:  # fmt: skip
+    """The authorisations created in [``since``, ``until``) counted and summed per currency and status."""
+    rows = await repository.authorization_totals(
+        session, _report_client(who, client_id), mode, since=since, until=until
+    )
+    return [AuthorizationTotals(currency, status, *map(int, sums)) for currency, status, *sums in rows]

@@ -49,6 +49,27 @@ async def session_by_collection(session: AsyncSession, collection_id: uuid.UUID)
     )
 
 
+def _filter(
+    client_id: uuid.UUID | None,
+    mode: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Any]:
+    where: list[Any] = []
+    if client_id is not None:
+        where.append(CheckoutSession.client_id == client_id)
+    if mode is not None:
+        where.append(CheckoutSession.mode == mode)
+    if status is not None:
+        where.append(CheckoutSession.status == status)
+    if since is not None:
+        where.append(CheckoutSession.created_at >= since)
+    if until is not None:
+        where.append(CheckoutSession.created_at < until)
+    return where
+
+
 async def sessions_of_client(
     session: AsyncSession,
     client_id: uuid.UUID | None,
@@ -61,17 +82,7 @@ async def sessions_of_client(
     limit: int,
 ) -> tuple[list[CheckoutSession], int]:
     """A page of sessions, newest first, and how many match (``client_id`` None: every client's)."""
-    where: list[Any] = []
-    if client_id is not None:
-        where.append(CheckoutSession.client_id == client_id)
-    if mode is not None:
-        where.append(CheckoutSession.mode == mode)
-    if status is not None:
-        where.append(CheckoutSession.status == status)
-    if since is not None:
-        where.append(CheckoutSession.created_at >= since)
-    if until is not None:
-        where.append(CheckoutSession.created_at < until)
+    where = _filter(client_id, mode, status, since, until)
     total = await session.scalar(select(func.count()).select_from(CheckoutSession).where(*where)) or 0
     rows = await session.scalars(
         select(CheckoutSession)
@@ -81,6 +92,29 @@ async def sessions_of_client(
         .limit(limit)
     )
     return list(rows), int(total)
+
+
+async def session_totals(
+    session: AsyncSession,
+    client_id: uuid.UUID | None,
+    mode: str | None,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[tuple[Any, ...]]:
+    """Per currency and status: (currency, status, how many sessions, their amount in minor units)."""
+    rows = await session.execute(
+        select(
+            CheckoutSession.currency,
+            CheckoutSession.status,
+            func.count(),
+            func.coalesce(func.sum(CheckoutSession.amount), 0),
+        )
+        .where(*_filter(client_id, mode, None, since, until))
+        .group_by(CheckoutSession.currency, CheckoutSession.status)
+        .order_by(CheckoutSession.currency, CheckoutSession.status)
+    )
+    return [tuple(row) for row in rows.all()]
 
 
 async def move(

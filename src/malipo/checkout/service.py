@@ -461,4 +461,51 @@ async def payment_reference(session: AsyncSession, cs: CheckoutSession) -> tuple
     return None, None
 
 
+# --------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True)
+class SessionTotals:
+    """One currency and status of a report's sessions: how many, and their amount (minor units)."""
+
+    currency: str
+    status: str
+    count: int
+    amount: int
+
+
+def _report_client(who: Principal, client_id: uuid.UUID | None) -> uuid.UUID | None:
+    """Operators: ``client_id`` (None: every client's); anyone else: their own client, always."""
+    if who.is_operator:
+        return client_id
+    assert who.client_id is not None
+    return who.client_id
+
+
+async def report_sessions(
+    session: AsyncSession, who: Principal, *, client_id: uuid.UUID | None = None, mode: str | None = None,
+    status: str | None = None, since: datetime | None = None, until: datetime | None = None,
+    page: int = 1, page_size: int = 50,
+) -> tuple[list[CheckoutSession], int]:  # fmt: skip
+    """A page of the sessions created in [``since``, ``until``), newest first, of both modes unless
+    ``mode``, and how many match."""
+    return await repository.sessions_of_client(
+        session, _report_client(who, client_id), mode, status=status, since=since, until=until,
+        offset=(page - 1) * page_size, limit=page_size,
+    )  # fmt: skip
+
+
+async def report_totals(
+    session: AsyncSession, who: Principal, *, client_id: uuid.UUID | None = None, mode: str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+) -> list[SessionTotals]:  # fmt: skip
+    """The sessions created in [``since``, ``until``) counted and summed per currency and status."""
+    rows = await repository.session_totals(
+        session, _report_client(who, client_id), mode, since=since, until=until
+    )
+    return [
+        SessionTotals(currency, status, int(count), int(amount)) for currency, status, count, amount in rows
+    ]
+
+
 collections.on_finished(collections_finished)

@@ -70,10 +70,11 @@ Id = Annotated[int, BeforeValidator(plain_integer), Field(ge=1, le=MAX_ID)]
 PageQuery = Annotated[int, BeforeValidator(plain_integer), Query(ge=1, le=MAX_PAGE, description="1-based")]
 
 
-def page_size_query(largest: int, *, optional: bool = False) -> Any:
-    """A page size of 1 to ``largest`` in a query string (absent: the route's default)."""
+def page_size_query(largest: int, *, optional: bool = False, alias: str | None = None) -> Any:
+    """A page size of 1 to ``largest`` in a query string (absent: the route's default), named
+    ``alias`` there if given (``pageSize`` on /api/v1)."""
     kind: Any = int | None if optional else int
-    return Annotated[kind, BeforeValidator(plain_integer), Query(ge=1, le=largest)]
+    return Annotated[kind, BeforeValidator(plain_integer), Query(ge=1, le=largest, alias=alias)]
 
 
 # -- amounts -------------------------------------------------------------------------------------

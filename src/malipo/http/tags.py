@@ -42,6 +42,7 @@ FRAUD = "Fraud rules"
 CARDS = "Cards"
 CHECKOUT = "Hosted checkout"
 PAYMENT_LINKS = "Payment links"
+REPORTS = "Reports"
 # -- the Pay Hero-compatible API (/api/v2, /mailer) -----------------------------------------------
 PAYHERO_PAYMENTS = PAYHERO_PREFIX + "Payments"
 PAYHERO_WALLETS = PAYHERO_PREFIX + "Wallets"
@@ -138,6 +139,12 @@ TAGS: list[dict[str, str]] = [
         "name": PAYMENT_LINKS,
         "description": "Standing payment pages (`/pay/{slug}`) anyone can pay by M-Pesa, for a fixed "
         "amount or one the payer chooses, and a Pay button (`/button.js`) for your own site.",
+    },
+    {
+        "name": REPORTS,
+        "description": "Card payments and checkout sessions for a client's portal users (their own client's) "
+        "and operator staff (every client's, or one by `clientId`): lists by status and date, and summaries "
+        "per currency. Amounts are decimal strings beside their currency.",
     },
     {
         "name": FRAUD,
