@@ -14,6 +14,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.cards.models import CardAuthorization, CardToken
+from malipo.db.filters import newest_page, tenant_filter
 
 
 async def token_of_client(
@@ -92,18 +93,7 @@ def _report_filter(
     since: datetime | None,
     until: datetime | None,
 ) -> list[Any]:
-    where: list[Any] = []
-    if client_id is not None:
-        where.append(CardAuthorization.client_id == client_id)
-    if mode is not None:
-        where.append(CardAuthorization.mode == mode)
-    if status is not None:
-        where.append(CardAuthorization.status == status)
-    if since is not None:
-        where.append(CardAuthorization.created_at >= since)
-    if until is not None:
-        where.append(CardAuthorization.created_at < until)
-    return where
+    return tenant_filter(CardAuthorization, client_id, mode, status, since, until)
 
 
 async def authorizations_page(
@@ -120,15 +110,7 @@ async def authorizations_page(
     """A page of authorisations, newest first, and how many match (``client_id`` None: every
     client's; ``mode`` None: both)."""
     where = _report_filter(client_id, mode, status, since, until)
-    total = await session.scalar(select(func.count()).select_from(CardAuthorization).where(*where)) or 0
-    rows = await session.scalars(
-        select(CardAuthorization)
-        .where(*where)
-        .order_by(CardAuthorization.created_at.desc(), CardAuthorization.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(rows), int(total)
+    return await newest_page(session, CardAuthorization, where, offset=offset, limit=limit)
 
 
 async def authorization_totals(

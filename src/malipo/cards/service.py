@@ -554,14 +554,6 @@ class AuthorizationTotals:
     fee: int
 
 
-def _report_client(who: Principal, client_id: uuid.UUID | None) -> uuid.UUID | None:
-    """Operators: ``client_id`` (None: every client's); anyone else: their own client, always."""
-    if who.is_operator:
-        return client_id
-    assert who.client_id is not None
-    return who.client_id
-
-
 async def report_authorizations(
     session: AsyncSession, who: Principal, *, client_id: uuid.UUID | None = None, mode: str | None = None,
     status: str | None = None, since: datetime | None = None, until: datetime | None = None,
@@ -570,7 +562,7 @@ async def report_authorizations(
     """A page of the authorisations created in [``since``, ``until``), newest first, of both modes
     unless ``mode``, and how many match."""
     return await repository.authorizations_page(
-        session, _report_client(who, client_id), mode, status=status, since=since, until=until,
+        session, who.report_scope(client_id), mode, status=status, since=since, until=until,
         offset=(page - 1) * page_size, limit=page_size,
     )  # fmt: skip
 
@@ -581,6 +573,6 @@ async def report_totals(
 ) -> list[AuthorizationTotals]:  # fmt: skip
     """The authorisations created in [``since``, ``until``) counted and summed per currency and status."""
     rows = await repository.authorization_totals(
-        session, _report_client(who, client_id), mode, since=since, until=until
+        session, who.report_scope(client_id), mode, since=since, until=until
     )
     return [AuthorizationTotals(currency, status, *map(int, sums)) for currency, status, *sums in rows]

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.checkout.models import CheckoutSession, PaymentLink
+from malipo.db.filters import newest_page, tenant_filter
 
 
 async def session_by_public_id(session: AsyncSession, public_id: str) -> CheckoutSession | None:
@@ -56,18 +57,7 @@ def _filter(
     since: datetime | None,
     until: datetime | None,
 ) -> list[Any]:
-    where: list[Any] = []
-    if client_id is not None:
-        where.append(CheckoutSession.client_id == client_id)
-    if mode is not None:
-        where.append(CheckoutSession.mode == mode)
-    if status is not None:
-        where.append(CheckoutSession.status == status)
-    if since is not None:
-        where.append(CheckoutSession.created_at >= since)
-    if until is not None:
-        where.append(CheckoutSession.created_at < until)
-    return where
+    return tenant_filter(CheckoutSession, client_id, mode, status, since, until)
 
 
 async def sessions_of_client(
@@ -83,15 +73,7 @@ async def sessions_of_client(
 ) -> tuple[list[CheckoutSession], int]:
     """A page of sessions, newest first, and how many match (``client_id`` None: every client's)."""
     where = _filter(client_id, mode, status, since, until)
-    total = await session.scalar(select(func.count()).select_from(CheckoutSession).where(*where)) or 0
-    rows = await session.scalars(
-        select(CheckoutSession)
-        .where(*where)
-        .order_by(CheckoutSession.created_at.desc(), CheckoutSession.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(rows), int(total)
+    return await newest_page(session, CheckoutSession, where, offset=offset, limit=limit)
 
 
 async def session_totals(

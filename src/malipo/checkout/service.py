@@ -474,14 +474,6 @@ class SessionTotals:
     amount: int
 
 
-def _report_client(who: Principal, client_id: uuid.UUID | None) -> uuid.UUID | None:
-    """Operators: ``client_id`` (None: every client's); anyone else: their own client, always."""
-    if who.is_operator:
-        return client_id
-    assert who.client_id is not None
-    return who.client_id
-
-
 async def report_sessions(
     session: AsyncSession, who: Principal, *, client_id: uuid.UUID | None = None, mode: str | None = None,
     status: str | None = None, since: datetime | None = None, until: datetime | None = None,
@@ -490,7 +482,7 @@ async def report_sessions(
     """A page of the sessions created in [``since``, ``until``), newest first, of both modes unless
     ``mode``, and how many match."""
     return await repository.sessions_of_client(
-        session, _report_client(who, client_id), mode, status=status, since=since, until=until,
+        session, who.report_scope(client_id), mode, status=status, since=since, until=until,
         offset=(page - 1) * page_size, limit=page_size,
     )  # fmt: skip
 
@@ -501,7 +493,7 @@ async def report_totals(
 ) -> list[SessionTotals]:  # fmt: skip
     """The sessions created in [``since``, ``until``) counted and summed per currency and status."""
     rows = await repository.session_totals(
-        session, _report_client(who, client_id), mode, since=since, until=until
+        session, who.report_scope(client_id), mode, since=since, until=until
     )
     return [
         SessionTotals(currency, status, int(count), int(amount)) for currency, status, count, amount in rows

@@ -63,6 +63,14 @@ class Principal:
     def uses_cookie(self) -> bool:
         return self.session_id is not None
 
+    def report_scope(self, client_id: uuid.UUID | None) -> uuid.UUID | None:
+        """Whose rows a report shows: an operator's choice (None: every client's); anyone else's
+        own client's, always."""
+        if self.is_operator:
+            return client_id
+        assert self.client_id is not None
+        return self.client_id
+
     def sees_client(self, client_id: uuid.UUID | None) -> bool:
         """Whether objects of ``client_id`` are visible: operators see all, others their own."""
         return self.is_operator or (client_id is not None and client_id == self.client_id)
