@@ -65,6 +65,8 @@
     var sections = ["choose", "waiting", "done", "over"];
 
     function render(status) {
+      var cancel = $("cancel"); // paid: nothing is left to cancel
+      if (cancel) { cancel.parentNode.hidden = status.status === "completed"; }
       if (status.status === "completed") {
         show(sections, "done");
         say("");
