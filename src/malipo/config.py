@@ -171,6 +171,11 @@ class Settings(BaseSettings):
     payout_fee_fixed: str = "15.00"
     payout_fee_min: str = "0"
     payout_fee_max: str = "1000.00"
+    # Card captures: the acquirer's cost is higher than M-Pesa's, so is the default.
+    card_fee_percent: str = "2.9"
+    card_fee_fixed: str = "0"
+    card_fee_min: str = "0"
+    card_fee_max: str = "10000.00"
 
     @field_validator("job_modules", mode="before")
     @classmethod

@@ -37,7 +37,7 @@ from tests.cards.helpers import (
 )
 
 AMOUNT = 1_250_00  # KES 1,250.00
-FEE = 18_75  # the collection tariff: 1.5 %
+FEE = 36_25  # the card tariff: 2.9 %
 
 
 def _card(pan: str = VISA, cvv: str = "123", month: int = 12, year: int = 2030) -> service.CardDetails:
@@ -205,10 +205,10 @@ async def test_a_partial_capture_pays_the_wallet_less_the_fee_and_releases_the_r
             now=clock.now(),
             checkpoint=session.flush,
         )
-        assert (done.status, done.captured_amount, done.fee) == (S.CAPTURED, 1_000_00, 15_00)
+        assert (done.status, done.captured_amount, done.fee) == (S.CAPTURED, 1_000_00, 29_00)
         after = await card_balances(session, who.client_id, clock.now())  # type: ignore[arg-type]
-        assert after.payments[0] - before.payments[0] == 1_000_00 - 15_00
-        assert after.fee_revenue - before.fee_revenue == 15_00
+        assert after.payments[0] - before.payments[0] == 1_000_00 - 29_00
+        assert after.fee_revenue - before.fee_revenue == 29_00  # the card tariff: 2.9 %
         assert after.clearing[0] - before.clearing[0] == -1_000_00
         assert after.clearing[1] == before.clearing[1]  # the rest released
         with pytest.raises(service.WrongState):  # partial allowed once
@@ -252,18 +252,18 @@ async def test_refunds_repeat_up_to_the_capture_and_no_further(
             await service.refund(
                 session, who, auth.id, "850.01", acquirer, now=clock.now(), checkpoint=session.flush
             )
-        # The rest exceeds what the wallet holds after the fee: 1231.25 - 400 = 831.25 < 850.
+        # The rest exceeds what the wallet holds after the fee (2.9 %): 1213.75 - 400 = 813.75 < 850.
         with pytest.raises(service.InsufficientBalance):
             await service.refund(
                 session, who, auth.id, "850.00", acquirer, now=clock.now(), checkpoint=session.flush
             )
         rest = await service.refund(
-            session, who, auth.id, "831.25", acquirer, now=clock.now(), checkpoint=session.flush
+            session, who, auth.id, "813.75", acquirer, now=clock.now(), checkpoint=session.flush
         )
-        assert (rest.status, rest.refunded_amount) == (S.PARTIALLY_REFUNDED, 1_231_25)
+        assert (rest.status, rest.refunded_amount) == (S.PARTIALLY_REFUNDED, 1_213_75)
         after = await card_balances(session, who.client_id, clock.now())  # type: ignore[arg-type]
-        assert after.payments[0] - before.payments[0] == -1_231_25
-        assert after.clearing[0] - before.clearing[0] == 1_231_25
+        assert after.payments[0] - before.payments[0] == -1_213_75
+        assert after.clearing[0] - before.clearing[0] == 1_213_75
         await assert_books_balance(session)
 
 

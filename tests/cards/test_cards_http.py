@@ -91,9 +91,12 @@ async def test_a_3ds_challenge_end_to_end_then_capture(world: World, return_url:
         headers={**world.a.headers, "Idempotency-Key": uuid.uuid4().hex},
     )
     assert captured.status_code == 200, captured.text
-    assert (captured.json()["status"], captured.json()["fee"]) == ("captured", "18.75")
+    assert (captured.json()["status"], captured.json()["fee"]) == (
+        "captured",
+        "36.25",
+    )  # the card tariff: 2.9 %
     after = await _balances(world)
-    assert after.payments[0] - before.payments[0] == 1_250_00 - 18_75
+    assert after.payments[0] - before.payments[0] == 1_250_00 - 36_25
     assert after.clearing[0] - before.clearing[0] == -1_250_00
     assert after.clearing[1] == before.clearing[1]
     async with world.db.transaction() as session:

@@ -52,7 +52,11 @@ def test_fee_is_percent_plus_fixed_kept_between_minimum_and_maximum() -> None:
 
 def test_default_tariffs_charge_what_the_settings_say() -> None:
     settings = Settings(inprocess_worker=False)
-    for kind, prefix in ((PricingKind.COLLECTION, "collection"), (PricingKind.PAYOUT, "payout")):
+    for kind, prefix in (
+        (PricingKind.COLLECTION, "collection"),
+        (PricingKind.PAYOUT, "payout"),
+        (PricingKind.CARD, "card"),
+    ):
         default = pricing._default(settings, kind, "KES")
         assert default.source == "default"
         for cents in (1_00, 10_00, 99_99, 1000_00, 66_666_67, 250_000_00):
@@ -170,6 +174,10 @@ def test_the_operator_sets_pricing_and_a_merchant_reads_only_its_own(gateway: Ga
         },
         "payout": {
             "kind": "payout", "percent": "0", "fixed": "15.00", "minimum": "0.00", "maximum": "1000.00",
+            "currency": "KES", "source": "default", "updatedAt": None,
+        },
+        "card": {
+            "kind": "card", "percent": "2.9", "fixed": "0.00", "minimum": "0.00", "maximum": "10000.00",
             "currency": "KES", "source": "default", "updatedAt": None,
         },
     }  # fmt: skip

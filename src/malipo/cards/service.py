@@ -336,7 +336,7 @@ async def capture(
     checkpoint: Checkpoint,
 ) -> CardAuthorization:
     """Capture once, at most the authorised amount: card clearing → payments wallet (minus the fee,
-    the collection tariff's, to fee revenue); the rest of the hold released, in one journal."""
+    the card tariff's, to fee revenue); the rest of the hold released, in one journal."""
     auth = await get_authorization(session, who, authorization_id)
     amount = Money.parse(amount_in, auth.currency, field="amount")  # type: ignore[arg-type]
     _must_be_authorized(auth, now, "captured")
@@ -345,7 +345,7 @@ async def capture(
             f"at most {Money(auth.amount, auth.currency)} can be captured",
             errors=[FieldError("amount", f"more than the {Money(auth.amount, auth.currency)} authorized")],
         )
-    fee = min(await pricing.fee(session, settings, auth.client_id, PricingKind.COLLECTION, amount), amount)
+    fee = min(await pricing.fee(session, settings, auth.client_id, PricingKind.CARD, amount), amount)
     await checkpoint()
     try:
         done = await acquirer.capture(

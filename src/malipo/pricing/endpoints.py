@@ -42,13 +42,15 @@ def tariff_out(tariff: pricing.Tariff, currency: str) -> TariffOut:
 async def read_pricing(
     id: uuid.UUID, who: CurrentPrincipal, session: Session, settings: SettingsDep
 ) -> PricingOut:
-    """The client's collection and payout fees: its own if an operator set them, else the defaults."""
+    """The client's collection, payout and card fees: its own if an operator set them, else the
+    defaults."""
     client = await clients.get_client(session, who, id)
-    collection, payout = await pricing.pricing_of(session, settings, client)
+    collection, payout, card = await pricing.pricing_of(session, settings, client)
     return PricingOut(
         client_id=client.id,
         collection=tariff_out(collection, client.currency),
         payout=tariff_out(payout, client.currency),
+        card=tariff_out(card, client.currency),
     )
 
 

@@ -27,6 +27,7 @@ from malipo.db import Base
 class PricingKind(StrEnum):
     COLLECTION = "collection"
     PAYOUT = "payout"
+    CARD = "card"  # a card capture (hosted checkout or the cards API), taken from the captured amount
 
 
 class MerchantPricing(Base):

@@ -44,7 +44,7 @@ class TariffIn(CamelModel):
 
 
 class TariffOut(CamelModel):
-    kind: Literal["collection", "payout"]
+    kind: Literal["collection", "payout", "card"]
     percent: str
     fixed: str
     minimum: str
@@ -60,3 +60,4 @@ class PricingOut(CamelModel):
     client_id: uuid.UUID
     collection: TariffOut
     payout: TariffOut
+    card: TariffOut

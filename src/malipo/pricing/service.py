@@ -95,6 +95,13 @@ def _default(settings: Settings, kind: PricingKind, currency: str) -> Tariff:
             settings.collection_fee_min,
             settings.collection_fee_max,
         )
+    elif kind == PricingKind.CARD:
+        values = (
+            settings.card_fee_percent,
+            settings.card_fee_fixed,
+            settings.card_fee_min,
+            settings.card_fee_max,
+        )
     else:
         values = (
             settings.payout_fee_percent,
@@ -140,7 +147,7 @@ async def fee(
 
 
 async def pricing_of(session: AsyncSession, settings: Settings, client: Client) -> list[Tariff]:
-    """Both tariffs of ``client`` (collections first), each its own or the default."""
+    """Every tariff of ``client`` (collections, payouts, cards), each its own or the default."""
     own = {PricingKind(r.kind): r for r in await repository.tariff_rows(session, client.id)}
     return [
         _from_row(own[kind]) if kind in own else _default(settings, kind, client.currency)
