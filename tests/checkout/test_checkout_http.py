@@ -280,7 +280,7 @@ async def test_a_fixed_amount_link_is_paid_by_mpesa(world: World, mailbox: Mailb
     page = await world.http.get(link["url"])
     assert page.status_code == 200
     assert "School fund" in page.text
-    assert "KES 250.00" in page.text
+    assert "KES 250" in page.text
     paid = await world.http.post(f"/pay/{link['slug']}", json={"amount": "999", "phone": PAYS})
     assert paid.status_code == 200, paid.text
     sid = paid.json()["sessionId"]

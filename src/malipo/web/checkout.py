@@ -248,8 +248,8 @@ async def checkout_3ds_return(
 
 
 def _link_context(link: PaymentLink) -> dict[str, Any]:
-    def money(amount: int | None) -> str | None:
-        return None if amount is None else Money(amount, link.currency).format()
+    def money(amount: int | None) -> str | None:  # whole shillings, as the payer types them
+        return None if amount is None else f"{amount // 100:,}"
 
     return {
         "link": link, "amount": money(link.amount), "min_amount": money(link.min_amount),

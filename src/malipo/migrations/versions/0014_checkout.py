@@ -25,13 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("webhook_deliveries") as batch_op:
-        batch_op.alter_column(
-            "subject_reference",
-            existing_type=sa.String(length=20),
-            type_=sa.String(length=40),
-            existing_nullable=False,
-        )
+    _subject_reference(20, 40)
     op.create_table(
         "payment_links",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -142,10 +136,28 @@ def downgrade() -> None:
         batch_op.drop_index("ix_payment_links_client_created")
 
     op.drop_table("payment_links")
-    with op.batch_alter_table("webhook_deliveries") as batch_op:
+    # The older column cannot hold a checkout session's id: those deliveries (and their attempts) go.
+    long = "(SELECT id FROM webhook_deliveries WHERE length(subject_reference) > 20)"
+    op.execute(sa.text(f"DELETE FROM webhook_attempts WHERE delivery_id IN {long}"))  # noqa: S608
+    op.execute(sa.text("DELETE FROM webhook_deliveries WHERE length(subject_reference) > 20"))
+    _subject_reference(40, 20)
+
+
+def _subject_reference(length_from: int, length_to: int) -> None:
+    # SQLite alters a column by copying the table and dropping the old one, and with foreign keys
+    # on (they cannot be turned off inside the migration's transaction) the drop is refused while
+    # webhook_attempts rows point at it: those are set aside meanwhile. PostgreSQL alters in place.
+    sqlite = op.get_context().dialect.name == "sqlite"
+    if sqlite:
+        op.execute(sa.text("CREATE TEMPORARY TABLE attempts_aside AS SELECT * FROM webhook_attempts"))
+        op.execute(sa.text("DELETE FROM webhook_attempts"))
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.alter_column(
             "subject_reference",
-            existing_type=sa.String(length=40),
-            type_=sa.String(length=20),
+            existing_type=sa.String(length=length_from),
+            type_=sa.String(length=length_to),
             existing_nullable=False,
         )
+    if sqlite:
+        op.execute(sa.text("INSERT INTO webhook_attempts SELECT * FROM attempts_aside"))
+        op.execute(sa.text("DROP TABLE attempts_aside"))

@@ -65,8 +65,8 @@
     var sections = ["choose", "waiting", "done", "over"];
 
     function render(status) {
-      var cancel = $("cancel"); // paid: nothing is left to cancel
-      if (cancel) { cancel.parentNode.hidden = status.status === "completed"; }
+      var cancel = $("cancel"); // paid: nothing to cancel; a prompt or a bank check live: wait for it
+      if (cancel) { cancel.parentNode.hidden = status.status === "completed" || status.status === "pending"; }
       if (status.status === "completed") {
         show(sections, "done");
         say("");
