@@ -1,5 +1,6 @@
 """The Airtel Money client and rail against the Airtel simulator in process (httpx.ASGITransport),
-its callback to a receiver over real HTTP, the callback parser, the PIN and the settings."""
+its callback to a receiver over real HTTP, the callback parser, the PIN, the registry and the
+settings."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from starlette.routing import Route
 
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
+from malipo.providers import registry
 from malipo.providers.airtel import codes
 from malipo.providers.airtel.callbacks import parse_payout_callback, parse_push_callback
 from malipo.providers.airtel.client import AirtelClient, AirtelError, AirtelLoginFailed, surely_not_taken
@@ -36,6 +38,7 @@ from malipo.providers.base import (
     NotSupported,
     PayoutStatusQuery,
     PhonePayment,
+    ProviderUnavailable,
     PushRequest,
     RailError,
     Status,
@@ -348,6 +351,33 @@ def test_numbers_and_amounts_at_the_edge() -> None:
     assert national_msisdn("256700123123", "UG") == "700123123"
     assert major_units(100_00, "KES") == 100
     assert major_units(100_50, "KES") == Decimal("100.50")
+
+
+def test_the_registry_serves_airtel_and_still_refuses_tkash(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    assert isinstance(registry.mobile_money_for(settings, "63903", "live"), AirtelMobileMoney)
+    assert registry.require_mobile_network("63903") == "airtel"
+    with pytest.raises(ProviderUnavailable, match=r"T-Kash \(63907\) is not available yet"):
+        registry.mobile_money_for(settings, "63907", "test")
+    assert registry.live_rails(settings)["airtel"] == "simulator"
+    live = _settings(tmp_path, airtel_base_url="https://openapi.airtel.africa", airtel_client_id="id",
+                     airtel_client_secret="s")  # fmt: skip
+    assert registry.live_rails(live)["airtel"] == "https://openapi.airtel.africa"
+
+
+def test_each_callback_address_settles_only_its_own_modes(tmp_path: Path) -> None:
+    def token(settings: Settings, *, simulator: bool) -> str:
+        return registry.airtel_callback_path(settings, simulator=simulator).rsplit("/", 1)[1]
+
+    unset = _settings(tmp_path)
+    assert registry.airtel_callback_modes(unset, token(unset, simulator=True)) == {"test", "live"}
+    assert registry.airtel_callback_modes(unset, token(unset, simulator=False)) == set()
+    assert registry.airtel_callback_modes(unset, "guess") == set()
+    live = _settings(tmp_path, airtel_base_url="https://openapi.airtel.africa", airtel_client_id="id",
+                     airtel_client_secret="s")  # fmt: skip
+    assert registry.airtel_callback_modes(live, token(live, simulator=True)) == {"test"}
+    assert registry.airtel_callback_modes(live, token(live, simulator=False)) == {"live"}
+    assert registry.airtel_callback_url(live).startswith(live.public_url + "/callbacks/airtel/")
 
 
 @pytest.mark.parametrize(
