@@ -35,7 +35,12 @@ from malipo.providers.cardacq.simulator import CardAcquirerSimulator
 from malipo.providers.cardacq.simulator import create_simulator_app as create_card_simulator
 from malipo.providers.daraja.simulator import create_simulator_app as create_daraja_simulator
 from malipo.providers.registry import BANK_SIMULATOR_PATH, CARD_SIMULATOR_PATH, live_rails
-from malipo.providers.simulators import MessagingSimulators, mount_simulators
+from malipo.providers.simulators import (
+    AirtelSimulatorMount,
+    MessagingSimulators,
+    mount_airtel_simulator,
+    mount_simulators,
+)
 from malipo.sms.callbacks import router as sms_callbacks_router
 from malipo.transfers.callbacks import router as transfer_callbacks_router
 from malipo.web.checkout import PayerLimits
@@ -71,7 +76,7 @@ def create_app(
         db = database or Database.from_settings(settings)
         app.state.db = db
         app.state.collection_intake = collection_intake(db, settings, clock)
-        app.state.daraja_callbacks = callback_writer(db, clock)
+        app.state.collection_callbacks = callback_writer(db, clock)
         revision = await current_revision(db.engine)
         if revision == app.state.migration_head:
             created = await sync_permissions(db, app.routes, clock.now())
@@ -108,6 +113,8 @@ def create_app(
                 await bank_simulator.aclose()
             if card_simulator is not None:
                 await card_simulator.aclose()
+            if airtel_simulator is not None:
+                await airtel_simulator.aclose()
             if database is None:
                 await db.dispose()
 
@@ -153,6 +160,13 @@ def create_app(
             create_daraja_simulator(callback_delay=settings.daraja_simulator_delay),
             name="daraja-simulator",
         )
+
+    airtel_simulator: AirtelSimulatorMount | None = None
+    if not settings.airtel_simulator_url:
+        # Sandbox keys (and live ones with no Airtel configured) talk to this, over real HTTP; it
+        # calls back malipo's Airtel callback address (the simulator's) over real HTTP too.
+        airtel_simulator = mount_airtel_simulator(app, settings)
+    app.state.airtel_simulator = airtel_simulator
 
     bank_simulator: BankRailSimulator | None = None
     if not settings.bank_rail_simulator_url:

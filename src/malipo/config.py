@@ -126,6 +126,24 @@ class Settings(BaseSettings):
     daraja_simulator_url: str | None = None
     # Seconds the mounted simulator waits before it sends a callback.
     daraja_simulator_delay: float = 1.0
+    # Airtel Money (Airtel Africa's Open API, docs/airtel-money.md), network code 63903. Base URL
+    # unset: the built-in simulator, mounted at /_sim/airtel. Sandbox (mk_test_) keys always use
+    # the simulator, whatever is set here. The callback URL to set in Airtel's portal is
+    # malipo.providers.registry.airtel_callback_url (one per app, not per request).
+    airtel_base_url: str | None = None
+    airtel_client_id: str | None = None
+    airtel_client_secret: SecretStr | None = None
+    # The operating company (X-Country, X-Currency); malipo's mobile money is Kenyan shillings.
+    airtel_country: str = "KE"
+    airtel_currency: str = "KES"
+    # Disbursements: Airtel's RSA public key for the PIN (base64 DER as Airtel publishes it, or
+    # PEM) and the merchant's disbursement PIN, which is sent only encrypted under that key.
+    airtel_pin_public_key: str | None = None
+    airtel_disbursement_pin: SecretStr | None = None
+    # Where sandbox traffic (and live traffic with no base URL) goes; default {public_url}/_sim/airtel.
+    airtel_simulator_url: str | None = None
+    # Seconds the mounted simulator waits before the simulated payer answers (and it calls back).
+    airtel_simulator_delay: float = 1.0
     # No Daraja callback this long after the push: the worker asks Daraja (STK query).
     stk_query_after_seconds: float = 90.0
     # No B2C result this long after a payout was sent: the worker asks Daraja (transaction status).
@@ -211,6 +229,20 @@ class Settings(BaseSettings):
     def _bank_rail_needs_its_key(self) -> Settings:
         if self.bank_rail_base_url and self.bank_rail_api_key is None:
             raise ValueError("MALIPO_BANK_RAIL_API_KEY is required when MALIPO_BANK_RAIL_BASE_URL is set")
+        return self
+
+    @model_validator(mode="after")
+    def _airtel_needs_its_credentials(self) -> Settings:
+        if self.airtel_base_url and not (self.airtel_client_id and self.airtel_client_secret):
+            raise ValueError(
+                "MALIPO_AIRTEL_CLIENT_ID and MALIPO_AIRTEL_CLIENT_SECRET are required when "
+                "MALIPO_AIRTEL_BASE_URL is set"
+            )
+        if (self.airtel_pin_public_key is None) != (self.airtel_disbursement_pin is None):
+            raise ValueError(
+                "MALIPO_AIRTEL_PIN_PUBLIC_KEY and MALIPO_AIRTEL_DISBURSEMENT_PIN go together: "
+                "set both or neither"
+            )
         return self
 
     @model_validator(mode="after")

@@ -106,7 +106,7 @@ async def test_a_fee_the_service_wallet_cannot_cover_refuses_the_request_and_wri
             await collections.find_by_reference(session, who, "POOR-1")
 
 
-@pytest.mark.parametrize("network_code", ["63903", "63907"])
+@pytest.mark.parametrize("network_code", ["63907"])
 async def test_a_network_without_a_connector_is_refused_before_anything_is_held(
     db: Database, settings: Settings, clock: FrozenClock, network_code: str
 ) -> None:

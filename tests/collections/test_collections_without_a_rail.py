@@ -1,4 +1,4 @@
-"""A collection queued for Airtel Money or T-Kash before intake refused them has no rail to push it:
+"""A collection queued for T-Kash before intake refused it has no rail to push it:
 its send job ends it NOT_SENT (the "never pushed" ending: the held fee released, the ledger
 balanced, the merchant told) and logs why, instead of failing on every retry; one left SENT by an
 earlier run ends the same way at its last reconcile query."""
@@ -84,7 +84,7 @@ async def _assert_ended_not_sent(
     ]
 
 
-@pytest.mark.parametrize("network_code", ["63903", "63907"])
+@pytest.mark.parametrize("network_code", ["63907"])
 async def test_the_send_job_ends_a_collection_without_a_rail_as_not_sent(
     db: Database, settings: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch, network_code: str
 ) -> None:
@@ -107,7 +107,7 @@ async def test_the_send_job_ends_a_collection_without_a_rail_as_not_sent(
 async def test_a_collection_without_a_rail_left_sent_ends_not_sent_at_its_last_query(
     db: Database, settings: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client_id, collection_id = await _queued_without_a_rail(db, settings, clock, monkeypatch, "63903")
+    client_id, collection_id = await _queued_without_a_rail(db, settings, clock, monkeypatch, "63907")
     async with db.transaction() as session:
         # As an earlier run left it: claimed and stamped, its push refused for want of a rail.
         await session.execute(

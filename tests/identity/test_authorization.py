@@ -72,6 +72,9 @@ PUBLIC_ROUTES = {
     ("POST", "/callbacks/daraja/{token}/result"): "Daraja B2C/B2B result, per-payout callback token",
     ("POST", "/callbacks/daraja/{token}/timeout"): "Daraja queue timeout, per-payout callback token",
     ("POST", "/callbacks/daraja/{token}/status"): "Daraja status query result, per-request token",
+    # Airtel sets one callback URL per app: its token (one for Airtel, one for the simulator, each
+    # settling only its own modes' requests) authenticates it; the body names the request.
+    ("POST", "/callbacks/airtel/{token}"): "Airtel Money collection and payout results, per-app token",
     ("POST", "/callbacks/africastalking/{token}"): "SMS delivery reports, per-client callback token",
     ("POST", "/callbacks/bank/{token}"): "bank rail status reports, per-transfer callback token",
     ("GET", "/callbacks/whatsapp/{token}"): "Meta's webhook verification, per-session webhook token",

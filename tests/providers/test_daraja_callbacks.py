@@ -199,7 +199,8 @@ def test_registry_serves_mpesa_and_refuses_networks_without_a_connector():
     rail = registry.mobile_money_for(settings, "63902", "test")
     assert isinstance(rail, MobileMoney)
     assert rail.callback_reply() == {"ResultCode": 0, "ResultDesc": "Accepted"}
-    for code, name in (("63903", "Airtel Money"), ("63907", "T-Kash")):
+    assert registry.mobile_money_for(settings, "63903", "test").name == "airtel"
+    for code, name in (("63907", "T-Kash"),):
         with pytest.raises(ProviderUnavailable) as caught:
             registry.mobile_money_for(settings, code, "test")
         assert (caught.value.network_code, caught.value.name) == (code, name)

@@ -24,6 +24,21 @@ def daraja(
     _serve(run, host, port, callback_delay=callback_delay)
 
 
+@sim_app.command("airtel")
+def airtel(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8704,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    callback_url: Annotated[
+        str | None, typer.Option(help="The app's callback URL (Airtel's portal setting); unset: none sent")
+    ] = None,
+    callback_delay: Annotated[float, typer.Option(help="Seconds before the payer answers")] = 1.0,
+) -> None:
+    """Airtel Money's Open API (OAuth, USSD push and enquiry, disbursement, balance), with test numbers."""
+    from malipo.providers.airtel.simulator import run
+
+    _serve(run, host, port, callback_url=callback_url, callback_delay=callback_delay)
+
+
 @sim_app.command("bank")
 def bank(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8702,

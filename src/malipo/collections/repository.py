@@ -139,6 +139,12 @@ async def by_ids(session: AsyncSession, ids: list[uuid.UUID]) -> list[Collection
     return list((await session.scalars(select(Collection).where(Collection.id.in_(ids)))).all())
 
 
+async def by_our_reference(session: AsyncSession, reference: str) -> Collection | None:
+    """The collection of malipo's reference, whoever's it is: a rail's callback names it (the
+    callback's address is the caller's credential)."""
+    return await session.scalar(select(Collection).where(Collection.reference == reference))
+
+
 async def by_token_hash(session: AsyncSession, token_hash: str) -> Collection | None:
     """The collection whose callback address carries the token of this hash (the token is the caller)."""
     return await session.scalar(select(Collection).where(Collection.callback_token_hash == token_hash))

@@ -44,8 +44,8 @@ def _collection_id(payload: dict[str, Any]) -> uuid.UUID:
 
 
 def _rail(ctx: BatchContext, collection_id: uuid.UUID, network_code: str, mode: str) -> MobileMoney | None:
-    """The rail of ``network_code``; None, logged, for a network no rail serves (Airtel Money and
-    T-Kash, whose collections were queued before intake refused them): nothing can push those."""
+    """The rail of ``network_code``; None, logged, for a network no rail serves (T-Kash, whose
+    collections were queued before intake refused it): nothing can push those."""
     try:
         return mobile_money_for(ctx.settings, network_code, mode, ctx.http)
     except ProviderUnavailable as exc:
@@ -236,8 +236,12 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
         if collection is None or collection.status in CLOSED_STATES:
             return
         mode, checkout = collection.mode, collection.provider_checkout_request_id
-        network = collection.network_code
+        network, reference, pushed = collection.network_code, collection.reference, collection.sent_at
     rail = _rail(ctx, collection_id, network, mode)
+    if checkout is None and rail is not None and pushed is not None:
+        # Its push was made and its reply never stored (a timeout, a worker that died): a rail that
+        # knows the push by our reference (Airtel) can still be asked.
+        checkout = rail.push_query_id(reference)
     outcome: service.Outcome | None = None
     if checkout is None or rail is None:
         # Not sent yet (a retry is pending), or its worker died before the rail's reply, or no rail
@@ -253,7 +257,8 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
             # later, and after the last query give up, rather than leave the collection open.
             log.warning("collection.query_failed", collection_id=str(collection_id), error=answer.error)
         if answer.status in (Status.SUCCEEDED, Status.FAILED) or query_number >= MAX_QUERIES:
-            outcome = service.Outcome(answer.result_code, answer.result_desc)
+            # With the rail's receipt when its answer has one (Airtel's enquiry; Daraja's has none).
+            outcome = service.Outcome(answer.result_code, answer.result_desc, answer.receipt)
     async with ctx.db.transaction() as session:
         collection = await repository.by_id(session, collection_id)
         if collection is None:

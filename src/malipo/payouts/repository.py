@@ -41,6 +41,11 @@ async def by_reference(
     )
 
 
+async def by_our_id(session: AsyncSession, our_id: str) -> Payout | None:
+    """The payout sent with this id of ours (its OriginatorConversationID), whoever's it is."""
+    return await session.scalar(select(Payout).where(Payout.originator_conversation_id == our_id))
+
+
 async def by_token_hash(session: AsyncSession, token_hash: str) -> Payout | None:
     """The payout whose result address carries the token of this hash (the token is the caller)."""
     return await session.scalar(select(Payout).where(Payout.callback_token_hash == token_hash))

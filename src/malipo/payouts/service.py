@@ -46,7 +46,7 @@ from malipo.payouts import banks, repository
 from malipo.payouts.models import Payout, PayoutStatus
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
-from malipo.providers.base import MobileMoney
+from malipo.providers.base import MobileMoney, PayoutOutcome, PayoutStatusAnswer, Status
 from malipo.providers.registry import MPESA, mobile_money_for
 from malipo.reviews import records as reviews
 from malipo.reviews.models import ReviewKind
@@ -260,6 +260,12 @@ async def find_by_reference(session: AsyncSession, who: Principal, reference: st
     return await repository.by_reference(session, who.client_id, who.mode.value, reference)
 
 
+async def payout_for_our_id(session: AsyncSession, our_id: str) -> Payout | None:
+    """The payout a rail's callback names by the id malipo sent with it (its OriginatorConversationID
+    field), whoever's it is: the callback's address is the caller's credential."""
+    return await repository.by_our_id(session, our_id)
+
+
 async def payout_for_token(session: AsyncSession, token: str) -> Payout:
     found = await repository.by_token_hash(session, sha256_hex(token))
     if found is None:
@@ -312,6 +318,64 @@ def result_mismatch(
     if not ours and not (payout.channel == "bank" and stored is not None):
         return "OriginatorConversationID"
     return None
+
+
+def check_result_ids(payout: Payout, result: PayoutOutcome) -> None:
+    """CallbackMismatch (nothing changes) when the rail's result names another request."""
+    wrong = result_mismatch(payout, result.our_id, result.provider_reference)
+    if wrong is not None:
+        log.warning(
+            "callback.mismatch", network_code=payout.network_code, kind="payout", reference=payout.reference,
+            fields=wrong, result_code=result.result_code,
+        )  # fmt: skip
+        raise collections.CallbackMismatch(f"the result's {wrong} is not this payout's")
+
+
+def received_of(settings: Settings, payout: Payout, result: PayoutOutcome) -> reviews.Received:
+    """What the rail says it paid: to the phone, or to the bank's paybill and account."""
+    if payout.channel != "bank":
+        return reviews.Received(result.amount, result.party)
+    paybill = banks.bank_paybill(settings, payout.network_code)
+    extra = (("paybill", paybill, result.party), ("account", payout.account_number, result.account))
+    return reviews.Received(result.amount, None, extra)
+
+
+async def apply_result(
+    session: AsyncSession, payout: Payout, result: PayoutOutcome, *, settings: Settings, now: datetime
+) -> bool:
+    """A rail's final result for ``payout`` (a callback, or its reply to the send): its ids checked
+    first, a success compared with what was asked; then ``finish``."""
+    check_result_ids(payout, result)
+    stated = result.status == Status.SUCCEEDED and result.states_payment
+    received = received_of(settings, payout, result) if stated else None
+    outcome = Outcome(
+        result.result_code, result.result_desc, result.receipt, result.provider_reference, received=received
+    )
+    return await finish(session, payout, outcome, now=now)
+
+
+async def apply_status_answer(
+    session: AsyncSession, payout: Payout, answer: PayoutStatusAnswer, *, settings: Settings, now: datetime
+) -> None:
+    """The answer to a status query about a payout whose result never came (at the rail's status
+    callback, or in its reply). A completed payout must be this payout's and is compared with what
+    was asked; one the rail says failed for good fails; otherwise the next query is scheduled, or
+    after the last one the payout fails."""
+    found = answer.outcome
+    if answer.completed:
+        check_result_ids(payout, found)
+        received = received_of(settings, payout, found) if found.states_payment else None
+        outcome = Outcome(found.result_code, found.result_desc, found.receipt, received=received)
+        await finish(session, payout, outcome, now=now)
+        return
+    if answer.failed:
+        await finish(session, payout, Outcome(found.result_code, found.result_desc), now=now)
+        return
+    query = MAX_STATUS_QUERIES if answer.attempt is None else min(answer.attempt, MAX_STATUS_QUERIES)
+    if query < MAX_STATUS_QUERIES:
+        schedule_reconcile(session, payout.id, query + 1, settings=settings, now=now)
+    else:
+        await finish(session, payout, Outcome(found.result_code, found.result_desc), now=now)
 
 
 async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now: datetime) -> bool:
@@ -469,7 +533,8 @@ def payout_destination(payout: Payout) -> str:
 
 
 def payout_provider(payout: Payout) -> str:
-    """The ``provider`` merchants see: "m-pesa" for M-Pesa phones, the bank's name for a bank."""
+    """The ``provider`` merchants see: "m-pesa" for M-Pesa phones, the bank's name for a bank,
+    the network code for another network's phones."""
     if payout.channel == "bank":
         return banks.bank_name(payout.network_code) or "bank"
     return "m-pesa" if payout.network_code == "63902" else payout.network_code
@@ -491,7 +556,7 @@ def callback_token(settings: Settings, payout_id: uuid.UUID) -> str:
 def schedule_reconcile(
     session: AsyncSession, payout_id: uuid.UUID, query: int, *, settings: Settings, now: datetime
 ) -> None:
-    """Ask Daraja about the payout later, unless its result arrives first."""
+    """Ask the rail about the payout later, unless its result arrives first."""
     enqueue(
         session, RECONCILE_JOB, {"payout_id": str(payout_id), "query": query},
         now=now, delay=timedelta(seconds=settings.payout_query_after_seconds),

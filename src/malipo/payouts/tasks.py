@@ -1,11 +1,13 @@
 """Outbox jobs of payouts: send the payment to a phone, or to a bank's paybill, once through the
-rail; the result arrives at the rail's result callback, or a status query finds it."""
+rail; the result comes in the rail's reply (Airtel's), at its result callback, or a status query
+finds it (answered in its reply, or at the rail's status callback)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from malipo.collections.service import CallbackMismatch
 from malipo.core.logging import get_logger
 from malipo.payouts import banks, repository, service
 from malipo.payouts.models import PAYOUT_CLOSED_STATES
@@ -13,6 +15,7 @@ from malipo.providers.base import (
     BusinessPayment,
     MobileMoney,
     PayoutAccepted,
+    PayoutOutcome,
     PayoutStatusQuery,
     PhonePayment,
     ProviderUnavailable,
@@ -77,6 +80,21 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
         await repository.store_conversation_id(session, payout_id, reply.provider_reference, ctx.clock.now())
         service.schedule_reconcile(session, payout_id, 1, settings=ctx.settings, now=ctx.clock.now())
     log.info("payout.sent", reference=row.reference, conversation=reply.provider_reference)
+    if reply.outcome is not None:
+        await _apply_at_once(ctx, payout_id, reply.outcome)
+
+
+async def _apply_at_once(ctx: JobContext, payout_id: uuid.UUID, result: PayoutOutcome) -> None:
+    """The result the rail's reply already gave (Airtel's TS): applied as its callback would be.
+    One that names another request changes nothing; the reconcile job, queued, still asks."""
+    async with ctx.db.transaction() as session:
+        payout = await repository.by_id(session, payout_id)
+        if payout is None:
+            return
+        try:
+            await service.apply_result(session, payout, result, settings=ctx.settings, now=ctx.clock.now())
+        except CallbackMismatch:
+            return  # logged; nothing moved
 
 
 async def _fail_unsent(ctx: JobContext, payout_id: uuid.UUID, why: str) -> None:
@@ -130,4 +148,13 @@ async def reconcile_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
                         reason=str(exc))  # fmt: skip
             return
         query_id = service.status_query_id(payout, rail)
-    await rail.query_payout(PayoutStatusQuery(query_id=query_id, attempt=query, callback_token=token))
+    answer = await rail.query_payout(
+        PayoutStatusQuery(query_id=query_id, attempt=query, callback_token=token)
+    )
+    if answer is None:  # it arrives at the rail's status callback
+        return
+    async with ctx.db.transaction() as session:  # the rail answered at once (Airtel's enquiry)
+        payout = await repository.by_id(session, payout_id)
+        if payout is None or payout.status in PAYOUT_CLOSED_STATES:
+            return
+        await service.apply_status_answer(session, payout, answer, settings=ctx.settings, now=ctx.clock.now())

@@ -2,8 +2,15 @@
 
 Sandbox (test mode) traffic always goes to the simulators; live traffic to the configured
 provider, or to the simulator when none is configured (a fresh install works end to end).
-Mobile money is chosen by network code: M-Pesa (63902) is Daraja; Airtel Money and T-Kash have
-no connector yet and are refused with :class:`ProviderUnavailable` (nothing is sent or held).
+Mobile money is chosen by network code: M-Pesa (63902) is Daraja, Airtel Money (63903) is
+Airtel's Open API (``MALIPO_AIRTEL_BASE_URL``; the simulator at ``/_sim/airtel`` otherwise);
+T-Kash has no connector yet and is refused with :class:`ProviderUnavailable` (nothing is sent
+or held).
+
+Airtel posts its callbacks to one URL per app, set in its portal: ``airtel_callback_url``. Its
+token is derived from ``MALIPO_SECRET_KEY``, one for the simulator and one for Airtel itself, and
+each says which modes' requests its callbacks may settle (``airtel_callback_modes``): the
+simulator's never settle a live request that Airtel serves.
 
 - SMS: a sandbox (test) key always goes to the Africa's Talking simulator; a live key goes to
   Africa's Talking when ``MALIPO_AFRICASTALKING_API_KEY`` is set, else to the simulator too.
@@ -30,6 +37,7 @@ session has its own random token.
 
 from __future__ import annotations
 
+import hmac
 from typing import Literal
 
 import httpx
@@ -38,6 +46,9 @@ from malipo.config import Settings
 from malipo.core.crypto import derived_token
 from malipo.providers.africastalking.client import LIVE_BASE_URL as AT_LIVE_BASE_URL
 from malipo.providers.africastalking.client import AfricasTalkingClient
+from malipo.providers.airtel.connection import SIMULATOR_PATH as AIRTEL_SIMULATOR_PATH
+from malipo.providers.airtel.connection import airtel_simulator_url, uses_simulator
+from malipo.providers.airtel.mobile_money import AirtelMobileMoney
 from malipo.providers.bankrail.client import BankRailClient
 from malipo.providers.base import BankTransfer, CardAcquirer, MobileMoney, ProviderUnavailable
 from malipo.providers.cardacq.client import CardAcquirerClient
@@ -47,6 +58,8 @@ from malipo.providers.smtp.client import SmtpClient, parse_smtp_url
 from malipo.providers.whatsapp_cloud.client import WhatsAppCloudClient
 
 __all__ = [
+    "AIRTEL",
+    "AIRTEL_SIMULATOR_PATH",
     "AT_SIMULATOR_PATH",
     "BANK_SIMULATOR_PATH",
     "CARD_SIMULATOR_PATH",
@@ -56,6 +69,10 @@ __all__ = [
     "WHATSAPP_SIMULATOR_PATH",
     "ProviderUnavailable",
     "UnknownNetwork",
+    "airtel_callback_modes",
+    "airtel_callback_path",
+    "airtel_callback_url",
+    "airtel_simulator_url",
     "at_report_path",
     "at_report_token",
     "at_report_url",
@@ -80,10 +97,11 @@ __all__ = [
 TEST_MODE = "test"
 
 MPESA = "63902"
+AIRTEL = "63903"
 # Every mobile network malipo names (Pay Hero's network codes), served or not.
-MOBILE_NETWORKS = {MPESA: "M-Pesa", "63903": "Airtel Money", "63907": "T-Kash"}
+MOBILE_NETWORKS = {MPESA: "M-Pesa", AIRTEL: "Airtel Money", "63907": "T-Kash"}
 # The networks with a connector, by provider.
-_SERVED = {MPESA: "daraja"}
+_SERVED = {MPESA: "daraja", AIRTEL: "airtel"}
 
 
 class UnknownNetwork(ValueError):
@@ -95,7 +113,7 @@ class UnknownNetwork(ValueError):
 
 
 def require_mobile_network(network_code: str) -> str:
-    """The provider serving ``network_code`` ("daraja"). Raises :class:`UnknownNetwork`, or
+    """The provider serving ``network_code`` ("daraja", "airtel"). Raises :class:`UnknownNetwork`, or
     :class:`ProviderUnavailable` for a network with no connector yet."""
     if network_code not in MOBILE_NETWORKS:
         raise UnknownNetwork(network_code)
@@ -110,8 +128,35 @@ def mobile_money_for(
 ) -> MobileMoney:
     """The rail that moves money on ``network_code`` in ``mode`` ("live" or "test"). Without
     ``http`` it only parses callbacks and builds nothing that talks to the provider."""
-    require_mobile_network(network_code)
+    if require_mobile_network(network_code) == "airtel":
+        return AirtelMobileMoney(settings, mode, http)
     return DarajaMobileMoney(settings, mode, http)
+
+
+def _airtel_token(settings: Settings, simulator: bool) -> str:
+    return _derived_token(settings, "callbacks:airtel-simulator" if simulator else "callbacks:airtel")
+
+
+def airtel_callback_path(settings: Settings, *, simulator: bool = False) -> str:
+    """The path of the Airtel callback route for Airtel itself, or for the simulator."""
+    return f"/callbacks/airtel/{_airtel_token(settings, simulator)}"
+
+
+def airtel_callback_url(settings: Settings, *, simulator: bool = False) -> str:
+    """The callback URL to set in Airtel's portal for malipo's app (``simulator``: the one the
+    mounted simulator posts to)."""
+    return settings.public_url + airtel_callback_path(settings, simulator=simulator)
+
+
+def airtel_callback_modes(settings: Settings, token: str) -> frozenset[str]:
+    """The modes whose Airtel requests a callback with ``token`` in its URL may settle: the
+    simulator's settle those the simulator serves, Airtel's those Airtel serves; none for an
+    unknown token."""
+    if hmac.compare_digest(token, _airtel_token(settings, simulator=True)):
+        return frozenset(mode for mode in ("test", "live") if uses_simulator(settings, mode))
+    if settings.airtel_base_url and hmac.compare_digest(token, _airtel_token(settings, simulator=False)):
+        return frozenset({"live"})
+    return frozenset()
 
 
 def live_rails(settings: Settings) -> dict[str, str]:
@@ -122,6 +167,7 @@ def live_rails(settings: Settings) -> dict[str, str]:
     """
     return {
         "mpesa": settings.daraja_base_url or "simulator",
+        "airtel": settings.airtel_base_url or "simulator",
         "sms": (settings.africastalking_base_url or AT_LIVE_BASE_URL)
         if settings.africastalking_api_key is not None
         else "simulator",

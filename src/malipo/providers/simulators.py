@@ -34,16 +34,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from malipo.config import Settings
 from malipo.providers.africastalking.simulator import AfricasTalkingSimulator, create_simulator_app
+from malipo.providers.airtel.connection import simulator_credentials
+from malipo.providers.airtel.simulator import AirtelSimulator
 from malipo.providers.registry import (
+    AIRTEL_SIMULATOR_PATH,
     AT_SIMULATOR_PATH,
     WHATSAPP_SIMULATOR_PATH,
+    airtel_callback_url,
     at_report_path,
     whatsapp_simulator_token,
     whatsapp_webhook_url,
 )
 from malipo.providers.whatsapp_cloud.simulator import create_simulator_app as create_whatsapp_simulator
 
-__all__ = ["MessagingSimulators", "mount_simulators"]
+__all__ = ["AirtelSimulatorMount", "MessagingSimulators", "mount_airtel_simulator", "mount_simulators"]
 
 REPORT_DELAY_SECONDS = 0.3
 # Delivery reports in flight at once. Each is a request to this same process: enough of them for
@@ -120,3 +124,40 @@ def mount_simulators(app: Any, settings: Settings) -> MessagingSimulators:
     app.mount(WHATSAPP_SIMULATOR_PATH, simulators.whatsapp)
     app.state.messaging_simulators = simulators
     return simulators
+
+
+class AirtelSimulatorMount:
+    """The Airtel simulator at ``/_sim/airtel``, built on its first request: its app's callback URL
+    (the one Airtel's portal would hold) is malipo's simulator callback address at the public URL
+    as it is then, and it takes only malipo's own sandbox credentials. It calls back over HTTP."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.mount = _BuiltOnFirstUse(self._build)
+
+    def _build(self) -> ASGIApp:
+        client_id, secret = simulator_credentials(self.settings)
+        return AirtelSimulator(
+            callback_url=airtel_callback_url(self.settings, simulator=True),
+            callback_delay=self.settings.airtel_simulator_delay,
+            credentials={client_id: secret},
+        ).app
+
+    @property
+    def simulator(self) -> AirtelSimulator:
+        """The simulator (built now if no request has reached it yet)."""
+        if self.mount.app is None:
+            self.mount.app = self._build()
+        found: AirtelSimulator = self.mount.app.state.simulator
+        return found
+
+    async def aclose(self) -> None:
+        if self.mount.app is not None:
+            await self.mount.app.state.simulator.aclose()
+
+
+def mount_airtel_simulator(app: Any, settings: Settings) -> AirtelSimulatorMount:
+    mounted = AirtelSimulatorMount(settings)
+    app.mount(AIRTEL_SIMULATOR_PATH, mounted.mount, name="airtel-simulator")
+    app.state.airtel_simulator = mounted
+    return mounted

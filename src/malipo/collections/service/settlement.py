@@ -33,6 +33,7 @@ from malipo.collections.models import (
 from malipo.collections.service import channels
 from malipo.collections.service.common import (
     CALLBACK_SUBJECT,
+    MOBILE_NETWORKS,
     CallbackMismatch,
     CollectionNotFound,
     UnknownCallbackToken,
@@ -88,6 +89,18 @@ async def collection_for_token(session: AsyncSession, token: str) -> Collection:
     return found
 
 
+async def collection_for_reference(
+    session: AsyncSession, reference: str, *, modes: frozenset[str], network_code: str
+) -> Collection | None:
+    """The collection a rail's callback names by our reference (rails whose callback address is
+    one for the whole app: Airtel), when it is on that rail's network and in one of the ``modes``
+    that address may settle; None otherwise."""
+    found = await repository.by_our_reference(session, reference)
+    if found is None or found.mode not in modes or found.network_code != network_code:
+        return None
+    return found
+
+
 async def finish(session: AsyncSession, collection: Collection, outcome: Outcome, *, now: datetime) -> bool:
     """Move the collection to SUCCESS or FAILED once; False if it was final already (nothing changes)."""
     locked = await repository.locked(session, collection.id)
@@ -103,7 +116,7 @@ CallbackAnswer = bool | UnknownCallbackToken | CallbackMismatch
 async def finish_by_tokens(
     session: AsyncSession, callbacks: list[tuple[str, Outcome]], *, now: datetime
 ) -> list[CallbackAnswer]:
-    """``finish`` for Daraja's callbacks, by the token in their URL: for each, whether it moved its
+    """``finish`` for the rails' callbacks, by their collection's token: for each, whether it moved its
     collection (False: final already), UnknownCallbackToken, or CallbackMismatch when its ids are
     another request's (nothing changes). One SELECT and one UPDATE of the collections, and one
     statement of each kind in the ledger, for all of them."""
@@ -120,7 +133,8 @@ async def finish_by_tokens(
         wrong = callback_mismatch(collection, outcome)
         if wrong is not None:
             log.warning(
-                "callback.mismatch", provider="daraja", kind="collection", reference=collection.reference,
+                "callback.mismatch", network_code=collection.network_code, kind="collection",
+                reference=collection.reference,
                 fields=wrong, result_code=outcome.result_code,
             )  # fmt: skip
             answers[index] = CallbackMismatch(f"the callback's {wrong} is not this request's")
@@ -136,13 +150,14 @@ CallbackWriter = GroupCommit[tuple[str, Outcome], CallbackAnswer]
 
 
 def callback_writer(db: Database, clock: Clock) -> CallbackWriter:
-    """The process's Daraja callbacks, applied many to a transaction (``finish_by_tokens``): each
-    success books into the same clearing account and merchant wallet rows."""
+    """The process's collection callbacks (every rail's), applied many to a transaction
+    (``finish_by_tokens``): each success books into the same clearing account and merchant wallet
+    rows."""
 
     async def apply(session: AsyncSession, callbacks: list[tuple[str, Outcome]]) -> list[CallbackAnswer]:
         return await finish_by_tokens(session, callbacks, now=clock.now())
 
-    return GroupCommit(db, apply, name="daraja callbacks", max_batch=256, alone_after_failure=True)
+    return GroupCommit(db, apply, name="collection callbacks", max_batch=256, alone_after_failure=True)
 
 
 async def _finish_locked(
@@ -290,7 +305,7 @@ async def _book(session: AsyncSession, finished: list[Collection], now: datetime
                     ledger.Leg(target_id, collection.amount, collection.currency),
                 ],
                 kind=kind,
-                description=f"M-Pesa {collection.mpesa_receipt or ''} from {collection.phone}".strip(),
+                description=_journal_description(collection),
                 mode=collection.mode,
                 client_id=collection.client_id,
                 idempotency_key=f"collection:{collection.id}",
@@ -311,6 +326,12 @@ async def _book(session: AsyncSession, finished: list[Collection], now: datetime
     await ledger.settle_holds(session, fees, now=now, before=entries)
     for collection, journal_id in journal_ids.items():
         collection.journal_id = journal_id
+
+
+def _journal_description(collection: Collection) -> str:
+    """``M-Pesa SGR7… from 2547…`` (``Airtel Money MP2406… from …`` on Airtel)."""
+    network = MOBILE_NETWORKS.get(collection.network_code, "Mobile money")
+    return f"{network} {collection.mpesa_receipt or ''} from {collection.phone}".replace("  ", " ")
 
 
 async def _booking_target(

@@ -12,7 +12,9 @@ from malipo.providers.base.common import Status
 class PushRequest:
     """Prompt ``phone`` to pay ``amount`` (minor units) for our ``reference``. ``callback_token``
     is the secret the provider puts in the callback URL it hands the rail (the domain finds the
-    collection by it)."""
+    collection by it). A rail whose callback address is one for the whole app (Airtel: set once
+    in its portal) ignores it: it sends ``reference`` as its transaction id instead, and its
+    callback names it back (``PushOutcome.our_reference``)."""
 
     reference: str
     amount: int
@@ -44,6 +46,13 @@ class PushOutcome:
     party: str | None = None
     # Why the rail gave no answer (UNKNOWN), for the logs.
     error: str | None = None
+    # Our ``PushRequest.reference`` as the rail's callback names it: how a callback that comes to
+    # an address shared by every request (Airtel's) finds its collection. None: the address did.
+    our_reference: str | None = None
+    # False: the rail's answer does not say what was paid or by whom (Airtel's callbacks, unless
+    # they carry an amount), so there is nothing to compare. True: ``amount`` and ``party`` are
+    # what it said, None where it said nothing (a success without an amount is held for review).
+    states_payment: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +81,11 @@ class BusinessPayment:
 
 @dataclass(frozen=True, slots=True)
 class PayoutAccepted:
-    provider_reference: str  # Daraja: ConversationID
+    """The rail took the payout. ``outcome``: its result, when the rail's reply already gave it
+    (Airtel's disbursement often answers TS at once); None, it comes later (callback or query)."""
+
+    provider_reference: str  # Daraja: ConversationID; Airtel: our id (what its enquiry takes)
+    outcome: PayoutOutcome | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +102,8 @@ class PayoutOutcome:
     amount: int | None = None
     party: str | None = None
     account: str | None = None
+    # As ``PushOutcome.states_payment``: False when the rail's answer says nothing of what it paid.
+    states_payment: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +119,14 @@ class PayoutStatusQuery:
 @dataclass(frozen=True, slots=True)
 class PayoutStatusAnswer:
     """The answer to a payout status query. ``completed``: the rail reports the payout done and
-    ``outcome`` is its result (check its ids). Otherwise ``attempt`` is the query it answers
+    ``outcome`` is its result (check its ids). ``failed``: the rail reports it failed for good
+    (nothing was paid): record ``outcome`` now. Otherwise ``attempt`` is the query it answers
     (None when it cannot tell) and ``outcome`` the failure to record when no query is left."""
 
     completed: bool
     outcome: PayoutOutcome
     attempt: int | None = None
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +158,12 @@ class MobileMoney(Protocol):
         """The push's outcome; PENDING or UNKNOWN carry the outcome to record on giving up."""
         ...
 
+    def push_query_id(self, reference: str) -> str | None:
+        """The id a query asks about a push made for ``reference`` when the rail's reply was never
+        stored (a timeout, a worker that died): Airtel's, our reference; None when only the reply
+        tells it (Daraja's CheckoutRequestID)."""
+        ...
+
     def no_answer(self) -> PushOutcome:
         """The outcome of a push that was made and that nobody answered."""
         ...
@@ -157,11 +180,14 @@ class MobileMoney(Protocol):
         """The id a status query about a payout asks the rail about."""
         ...
 
-    async def query_payout(self, query: PayoutStatusQuery) -> None:
-        """Ask about a payout; the answer arrives at the rail's status callback."""
+    async def query_payout(self, query: PayoutStatusQuery) -> PayoutStatusAnswer | None:
+        """Ask about a payout: the answer, when the rail gives it in its reply (Airtel's enquiry);
+        None when it arrives later at the rail's status callback (Daraja's)."""
         ...
 
-    def parse_payout_result(self, body: bytes, *, to_business: bool) -> PayoutOutcome: ...
+    def parse_payout_result(self, body: bytes, *, to_business: bool) -> PayoutOutcome:
+        """The rail's payout result callback (Airtel: its callback naming a payout's id)."""
+        ...
 
     def parse_payout_timeout(self, body: bytes) -> PayoutOutcome: ...
 

@@ -114,6 +114,9 @@ class DarajaMobileMoney:
         code = int(answer.ResultCode)
         return PushOutcome(codes.status_of(code), code, codes.stk_query_desc(answer.ResultDesc))
 
+    def push_query_id(self, reference: str) -> str | None:
+        return None  # only Daraja's reply gives the CheckoutRequestID
+
     def no_answer(self) -> PushOutcome:
         return PushOutcome(Status.FAILED, codes.NO_ANSWER, codes.NO_ANSWER_FROM_MPESA)
 
@@ -152,13 +155,15 @@ class DarajaMobileMoney:
             return provider_reference
         return our_id
 
-    async def query_payout(self, query: PayoutStatusQuery) -> None:
+    async def query_payout(self, query: PayoutStatusQuery) -> PayoutStatusAnswer | None:
+        """Daraja answers at the status URL: None here."""
         status_url = urls.status_url(self._settings.public_url, query.callback_token)
         with _payout_errors():
             await self._client().transaction_status(
                 original_conversation_id=query.query_id, result_url=status_url, queue_timeout_url=status_url,
                 remarks=f"Status of payout {query.query_id}", occasion=f"query-{query.attempt}",
             )  # fmt: skip
+        return None
 
     def parse_payout_result(self, body: bytes, *, to_business: bool) -> PayoutOutcome:
         return callbacks.parse_payout_result(body, to_business=to_business)
