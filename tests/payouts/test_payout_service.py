@@ -18,8 +18,10 @@ from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.payouts import service as payouts
 from malipo.payouts.models import PayoutStatus
+from malipo.providers.base import PayoutOutcome, PayoutStatusAnswer, Status
 from malipo.webhooks import service as webhooks
 from malipo.webhooks.models import WebhookDelivery
+from malipo.worker.models import Job
 from malipo.worker.registry import load_job_modules
 from tests.factories import make_client, make_funded_wallet
 
@@ -104,3 +106,30 @@ async def test_more_than_the_payments_wallet_holds_is_refused_and_nothing_is_hel
         with pytest.raises(payouts.InsufficientBalance):
             await payouts.request_payout(session, who, _asked(2_000), settings=settings, now=now)
         assert await _wallets(session, client.id, now) == ((1_000_00, 0), (100_00, 0))
+
+
+async def test_a_payout_the_rail_still_has_in_progress_is_never_failed(
+    db: Database, settings: Settings, clock: FrozenClock
+) -> None:
+    """After every status query, an answer "in progress" keeps the holds and asks again: failing
+    it would give the merchant back money the rail may still pay out."""
+    now = clock.now()
+    async with db.transaction() as session:
+        client = await _funded(session, "po-tip", now)
+        who = collections.acting_for(client.id, "test")
+        payout, _created = await payouts.request_payout(session, who, _asked(300), settings=settings, now=now)
+        held = await _wallets(session, client.id, now)
+        undecided = PayoutOutcome(Status.FAILED, 1, "No completed payout at Airtel Money: in progress")
+        last = payouts.MAX_STATUS_QUERIES
+        for query in (last, last + 3):
+            answer = PayoutStatusAnswer(completed=False, outcome=undecided, attempt=query, in_progress=True)
+            await payouts.apply_status_answer(session, payout, answer, settings=settings, now=now)
+        assert payout.status not in (PayoutStatus.FAILED, PayoutStatus.SUCCESS)
+        assert await _wallets(session, client.id, now) == held
+        asked_again = (await session.scalars(select(Job).where(Job.kind == payouts.RECONCILE_JOB))).all()
+        assert len(asked_again) >= 2
+
+        gone = PayoutStatusAnswer(completed=False, outcome=undecided, attempt=last)  # not found, last query
+        await payouts.apply_status_answer(session, payout, gone, settings=settings, now=now)
+        assert payout.status == PayoutStatus.FAILED
+        assert await ledger.verify_ledger(session) == []

@@ -359,8 +359,9 @@ async def apply_status_answer(
 ) -> None:
     """The answer to a status query about a payout whose result never came (at the rail's status
     callback, or in its reply). A completed payout must be this payout's and is compared with what
-    was asked; one the rail says failed for good fails; otherwise the next query is scheduled, or
-    after the last one the payout fails."""
+    was asked; one the rail says failed for good fails; one it says is still in progress is asked
+    about again, however long it takes (never failed: the rail may still pay it); otherwise the
+    next query is scheduled, or after the last one the payout fails."""
     found = answer.outcome
     if answer.completed:
         check_result_ids(payout, found)
@@ -372,6 +373,10 @@ async def apply_status_answer(
         await finish(session, payout, Outcome(found.result_code, found.result_desc), now=now)
         return
     query = MAX_STATUS_QUERIES if answer.attempt is None else min(answer.attempt, MAX_STATUS_QUERIES)
+    if answer.in_progress:  # the rail may still pay it: the holds stay and it is asked again
+        log.warning("payout.still_in_progress", reference=payout.reference, query=query)
+        schedule_reconcile(session, payout.id, query, settings=settings, now=now)
+        return
     if query < MAX_STATUS_QUERIES:
         schedule_reconcile(session, payout.id, query + 1, settings=settings, now=now)
     else:

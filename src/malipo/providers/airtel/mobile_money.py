@@ -27,7 +27,7 @@ from malipo.providers.airtel.client import AirtelClient, AirtelError, surely_not
 from malipo.providers.airtel.connection import airtel_client, uses_simulator
 from malipo.providers.airtel.pin import InvalidPinKey, encrypt_pin, load_public_key
 from malipo.providers.airtel.sandbox import SANDBOX_PIN, SANDBOX_PIN_PUBLIC_KEY
-from malipo.providers.airtel.schemas import FAILED, SUCCESS, TransactionReply
+from malipo.providers.airtel.schemas import AMBIGUOUS, FAILED, IN_PROGRESS, SUCCESS, TransactionReply
 from malipo.providers.base import (
     BalanceOutcome,
     BusinessPayment,
@@ -267,7 +267,11 @@ class AirtelMobileMoney:
             codes.PAYOUT_FAILED,
             f"No completed payout at Airtel Money: {words}"[: codes.DESC_MAX],
         )
-        return PayoutStatusAnswer(completed=False, outcome=outcome, attempt=query.attempt)
+        # In progress (or ambiguous): Airtel may still pay it, so it is never failed on our side.
+        undecided = transaction.status in (IN_PROGRESS, AMBIGUOUS)
+        return PayoutStatusAnswer(
+            completed=False, outcome=outcome, attempt=query.attempt, in_progress=undecided
+        )
 
     def parse_payout_result(self, body: bytes, *, to_business: bool) -> PayoutOutcome:
         return callbacks.parse_payout_callback(body, currency=self._currency)

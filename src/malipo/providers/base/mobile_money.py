@@ -120,13 +120,16 @@ class PayoutStatusQuery:
 class PayoutStatusAnswer:
     """The answer to a payout status query. ``completed``: the rail reports the payout done and
     ``outcome`` is its result (check its ids). ``failed``: the rail reports it failed for good
-    (nothing was paid): record ``outcome`` now. Otherwise ``attempt`` is the query it answers
-    (None when it cannot tell) and ``outcome`` the failure to record when no query is left."""
+    (nothing was paid): record ``outcome`` now. ``in_progress``: the rail has the payout and has
+    not decided (it may still pay): never record it as failed, ask again. Otherwise ``attempt`` is
+    the query it answers (None when it cannot tell) and ``outcome`` the failure to record when no
+    query is left."""
 
     completed: bool
     outcome: PayoutOutcome
     attempt: int | None = None
     failed: bool = False
+    in_progress: bool = False
 
 
 @dataclass(frozen=True, slots=True)
