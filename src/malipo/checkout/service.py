@@ -326,7 +326,7 @@ class CardAttempt:
 
 async def pay_card(
     session: AsyncSession,
-    public_id: str,
+    cs: CheckoutSession,
     card: cards.CardDetails,
     acquirer: CardAcquirer,
     *,
@@ -335,8 +335,8 @@ async def pay_card(
     checkpoint: cards.Checkpoint,
 ) -> CardAttempt:
     """Authorise the card for the whole amount: approved, captured and COMPLETED; a challenge,
-    PENDING with the ACS page to go to; declined, OPEN again with the issuer's reason."""
-    cs = await public_session(session, public_id, now=now)
+    PENDING with the ACS page to go to; declined, OPEN again with the issuer's reason. ``cs`` as
+    ``public_session`` read it in this transaction."""
     _payable(cs, now)
     who = merchant_of(cs)
     token = await cards.tokenize(session, who, card, settings=settings, now=now)
@@ -356,7 +356,7 @@ async def pay_card(
 
 async def card_returned(
     session: AsyncSession,
-    public_id: str,
+    cs: CheckoutSession,
     pares: str,
     acquirer: CardAcquirer,
     *,
@@ -364,8 +364,8 @@ async def card_returned(
     now: datetime,
     checkpoint: cards.Checkpoint,
 ) -> CheckoutSession:
-    """The payer is back from the 3-D Secure page: verify the paRes, then capture (or reopen)."""
-    cs = await public_session(session, public_id, now=now)
+    """The payer is back from the 3-D Secure page: verify the paRes, then capture (or reopen).
+    ``cs`` as ``public_session`` read it in this transaction."""
     if cs.status != S.PENDING or cs.method != PayMethod.CARD or cs.card_authorization_id is None:
         return cs  # a reload of the return page, or a stale tab: the page shows where it stands
     who = merchant_of(cs)

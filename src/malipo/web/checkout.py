@@ -219,7 +219,7 @@ async def checkout_card(
     card = cards.CardDetails(body.card_number, body.expiry_month, body.expiry_year, body.cvv)
     async with _acquirer_for(settings, cs.mode) as acquirer:
         attempt = await service.pay_card(
-            session, sessionId, card, acquirer, settings=settings, now=now, checkpoint=session.flush
+            session, cs, card, acquirer, settings=settings, now=now, checkpoint=session.flush
         )
     return await _status(session, attempt.session, attempt.redirect_url)
 
@@ -238,7 +238,7 @@ async def checkout_3ds_return(
     if paRes:
         async with _acquirer_for(settings, cs.mode) as acquirer:
             cs = await service.card_returned(
-                session, sessionId, paRes, acquirer, settings=settings, now=now, checkpoint=session.flush
+                session, cs, paRes, acquirer, settings=settings, now=now, checkpoint=session.flush
             )
     back = service.return_location(cs, "completed") if cs.status == service.S.COMPLETED else None
     return RedirectResponse(back or f"/checkout/{cs.public_id}", status_code=303)
