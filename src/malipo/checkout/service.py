@@ -257,22 +257,11 @@ async def collections_finished(session: AsyncSession, finished: list[Collection]
                 session, cs, now, receipt=collection.mpesa_receipt, reference=collection.reference
             )
         else:
-            await _attempt_failed(session, cs, _mpesa_failure(collection), now)
+            await _attempt_failed(session, cs, _mobile_failure(collection), now)
 
 
-_MPESA_FAILURES = {
-    1032: "You cancelled the M-Pesa prompt.",
-    1037: "Your phone could not be reached. Check it is on and has signal, then try again.",
-    1: "Your M-Pesa balance is too low for this payment.",
-    2001: "The M-Pesa PIN was wrong.",
-    1019: "The M-Pesa prompt expired before it was answered.",
-}
-
-
-def _mpesa_failure(collection: Collection) -> str:
-    code = collection.result_code
-    known = _MPESA_FAILURES.get(code) if code is not None else None
-    return known or f"M-Pesa did not take the payment: {collection.result_desc or 'no reason given'}"
+def _mobile_failure(collection: Collection) -> str:
+    return collections.payer_message(collection.network_code, collection.result_code, collection.result_desc)
 
 
 async def _attempt_failed(session: AsyncSession, cs: CheckoutSession, why: str, now: datetime) -> None:

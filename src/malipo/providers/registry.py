@@ -46,12 +46,14 @@ from malipo.config import Settings
 from malipo.core.crypto import derived_token
 from malipo.providers.africastalking.client import LIVE_BASE_URL as AT_LIVE_BASE_URL
 from malipo.providers.africastalking.client import AfricasTalkingClient
+from malipo.providers.airtel import payer as airtel_payer
 from malipo.providers.airtel.connection import SIMULATOR_PATH as AIRTEL_SIMULATOR_PATH
 from malipo.providers.airtel.connection import airtel_simulator_url, uses_simulator
 from malipo.providers.airtel.mobile_money import AirtelMobileMoney
 from malipo.providers.bankrail.client import BankRailClient
 from malipo.providers.base import BankTransfer, CardAcquirer, MobileMoney, ProviderUnavailable
 from malipo.providers.cardacq.client import CardAcquirerClient
+from malipo.providers.daraja import payer as daraja_payer
 from malipo.providers.daraja.connection import daraja_client
 from malipo.providers.daraja.mobile_money import DarajaMobileMoney
 from malipo.providers.smtp.client import SmtpClient, parse_smtp_url
@@ -84,6 +86,7 @@ __all__ = [
     "live_rails",
     "mobile_money_for",
     "operator_mail",
+    "payer_message",
     "require_mobile_network",
     "sms_client",
     "sms_uses_simulator",
@@ -121,6 +124,14 @@ def require_mobile_network(network_code: str) -> str:
     if provider is None:
         raise ProviderUnavailable(network_code, MOBILE_NETWORKS[network_code])
     return provider
+
+
+def payer_message(network_code: str, result_code: int | None, result_desc: str | None) -> str:
+    """The words a payer reads on malipo's pages for a prompt on ``network_code`` that ended
+    without a payment (each provider's own table: the codes are the rail's)."""
+    if require_mobile_network(network_code) == "airtel":
+        return airtel_payer.payer_message(result_code, result_desc)
+    return daraja_payer.payer_message(result_code, result_desc)
 
 
 def mobile_money_for(

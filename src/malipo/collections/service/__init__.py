@@ -34,6 +34,7 @@ from malipo.collections.service.common import (
     ServiceWalletTooLow,
     UnknownCallbackToken,
     callback_token,
+    payer_message,
     reconcile_delay,
     require_served_network,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "newest_collections",
     "not_sent_counts",
     "on_finished",
+    "payer_message",
     "payer_phone",
     "reconcile_delay",
     "reject_review",

@@ -71,6 +71,11 @@ def require_served_network(network_code: str) -> None:
         raise NetworkNotAvailable.for_field("network_code", str(exc)) from None
 
 
+def payer_message(network_code: str, result_code: int | None, result_desc: str | None) -> str:
+    """What the payer reads on malipo's pages about a collection that did not end in a payment."""
+    return registry.payer_message(network_code, result_code, result_desc)
+
+
 def reconcile_delay(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.stk_query_after_seconds)
 
