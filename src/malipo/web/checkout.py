@@ -35,6 +35,8 @@ from malipo.providers.registry import card_acquirer_for
 
 HERE = FilePath(__file__).parent
 ASSETS = HERE / "assets"
+# Read once: they are small, and part of the release, not of the data.
+ASSET_FILES = {path.name: path.read_bytes() for path in ASSETS.iterdir() if path.suffix in {".js", ".css"}}
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
@@ -286,7 +288,7 @@ async def link_pay(
 async def button_js() -> Response:
     """The Pay button: ``<script src=".../button.js" data-link="{slug}" async></script>``."""
     return Response(
-        (ASSETS / "button.js").read_bytes(), media_type="text/javascript",
+        ASSET_FILES["button.js"], media_type="text/javascript",
         headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
     )  # fmt: skip
 
@@ -294,8 +296,8 @@ async def button_js() -> Response:
 @router.get("/assets/{name}", name="Pages.Asset")
 async def asset(name: Annotated[str, Path(pattern=r"^[a-z-]+\.(js|css)$")]) -> Response:
     """The pages' script and styles."""
-    found = ASSETS / name
-    if not found.is_file():
+    found = ASSET_FILES.get(name)
+    if found is None:
         return JSONResponse({"title": "Not found", "status": 404}, status_code=404)
     media = "text/javascript" if name.endswith(".js") else "text/css"
-    return Response(found.read_bytes(), media_type=media, headers={"Cache-Control": "public, max-age=300"})
+    return Response(found, media_type=media, headers={"Cache-Control": "public, max-age=300"})
