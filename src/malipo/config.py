@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     # PEM) and the merchant's disbursement PIN, which is sent only encrypted under that key.
     airtel_pin_public_key: str | None = None
     airtel_disbursement_pin: SecretStr | None = None
+    # Callback authentication (Airtel's portal): the app's callback private key. Set, a callback
+    # from Airtel is taken only with a valid ``hash`` (HMAC-SHA256 under this key); unset, Airtel's
+    # callbacks are taken on their secret URL alone. The simulator always signs its callbacks.
+    airtel_callback_key: SecretStr | None = None
     # Where sandbox traffic (and live traffic with no base URL) goes; default {public_url}/_sim/airtel.
     airtel_simulator_url: str | None = None
     # Seconds the mounted simulator waits before the simulated payer answers (and it calls back).

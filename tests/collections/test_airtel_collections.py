@@ -5,12 +5,14 @@ after a 401; forged and mismatched callbacks that move nothing."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from malipo.collections.tasks import MAX_QUERIES
 from malipo.ledger.models import Journal
-from malipo.providers.registry import airtel_callback_path
+from malipo.providers.airtel.signing import callback_hash
+from malipo.providers.registry import airtel_callback_path, airtel_simulator_callback_key
 from tests.fixtures.world import (
     PAYS,
     SERVICE_FUNDS,
@@ -144,9 +146,16 @@ async def test_the_token_is_fetched_again_once_after_a_401(world: World, mailbox
     assert [(await world.collection(ref)).status for ref in (first, second)] == ["SUCCESS", "SUCCESS"]
 
 
-def _callback(transaction_id: str, status: str = "TS", **extra: Any) -> dict[str, Any]:
-    return {"transaction": {"id": transaction_id, "message": "forged", "status_code": status,
-                            "airtel_money_id": "MP000000.0000.X00000", **extra}}  # fmt: skip
+def _transaction(transaction_id: str, status: str = "TS", **extra: Any) -> dict[str, Any]:
+    return {"id": transaction_id, "message": "forged", "status_code": status,
+            "airtel_money_id": "MP000000.0000.X00000", **extra}  # fmt: skip
+
+
+def _callback(world: World, transaction_id: str, status: str = "TS", **extra: Any) -> dict[str, Any]:
+    """A callback as the simulator's address takes it: signed with the simulator's callback key."""
+    transaction = _transaction(transaction_id, status, **extra)
+    key = airtel_simulator_callback_key(world.settings)
+    return {"transaction": transaction, "hash": callback_hash(transaction, key)}
 
 
 async def test_forged_and_mismatched_callbacks_move_nothing(world: World) -> None:
@@ -156,28 +165,39 @@ async def test_forged_and_mismatched_callbacks_move_nothing(world: World) -> Non
     await world.final_status(mpesa)
     before = await world.balances()
     path = airtel_callback_path(world.settings, simulator=True)
+    key = airtel_simulator_callback_key(world.settings)
 
-    wrong_address = await world.http.post("/callbacks/airtel/not-the-token", json=_callback(reference))
+    wrong_address = await world.http.post("/callbacks/airtel/not-the-token", json=_callback(world, reference))
     assert wrong_address.status_code == 404
     airtels_own = airtel_callback_path(world.settings)  # Airtel itself is not configured: unknown
-    assert (await world.http.post(airtels_own, json=_callback(reference))).status_code == 404
-    unknown_id = await world.http.post(path, json=_callback("NOSUCHREF00"))
+    assert (await world.http.post(airtels_own, json=_callback(world, reference))).status_code == 404
+    unknown_id = await world.http.post(path, json=_callback(world, "NOSUCHREF00"))
     assert unknown_id.status_code == 404
-    other_network = await world.http.post(path, json=_callback(mpesa))
+    other_network = await world.http.post(path, json=_callback(world, mpesa))
     assert other_network.status_code == 404, "an M-Pesa collection is not Airtel's to settle"
-    not_json = await world.http.post(path, content=b"transaction=1", headers={"content-type": "text/plain"})
+    unsigned = await world.http.post(path, json={"transaction": _transaction(reference)})
+    assert unsigned.status_code == 401, "callback authentication is on for the simulator's address"
+    assert unsigned.json()["code"] == "callback_not_signed"
+    wrong_key = {"transaction": _transaction(reference), "hash": callback_hash(_transaction(reference), b"k")}
+    assert (await world.http.post(path, json=wrong_key)).status_code == 401
+    altered = _callback(world, reference)
+    altered["transaction"]["airtel_money_id"] = "MP999999.9999.X99999"
+    assert (await world.http.post(path, json=altered)).status_code == 401, "signed, then changed"
+    signed_text = json.dumps(_callback(world, reference)).encode()
+    not_json = await world.http.post(path, content=signed_text, headers={"content-type": "text/plain"})
     assert not_json.status_code == 415
-    malformed = await world.http.post(path, json={"transaction": {"id": reference}})
+    half = {"id": reference}
+    malformed = await world.http.post(path, json={"transaction": half, "hash": callback_hash(half, key)})
     assert malformed.status_code == 422
     assert "status_code" in malformed.text
     assert (await world.collection(reference)).status == "SENT"
 
-    wrong_amount = await world.http.post(path, json=_callback(reference, amount=1))
+    wrong_amount = await world.http.post(path, json=_callback(world, reference, amount=1))
     assert wrong_amount.status_code == 200, wrong_amount.text
     collection = await world.collection(reference)
     assert collection.status == "REVIEW", "paid, but not what was asked: held for an operator"
     assert collection.journal_id is None
-    again = await world.http.post(path, json=_callback(reference, amount=1000))
+    again = await world.http.post(path, json=_callback(world, reference, amount=1000))
     assert again.status_code == 200
     assert (await world.collection(reference)).status == "REVIEW", "a later callback changes nothing"
     after = await world.balances()
@@ -193,7 +213,7 @@ async def test_an_intermediate_callback_changes_nothing(world: World) -> None:
     reference = await _pay(world, TIMES_OUT)
     await eventually(lambda: _sent(world, reference), "the push to be sent")
     path = airtel_callback_path(world.settings, simulator=True)
-    reply = await world.http.post(path, json=_callback(reference, status="TIP"))
+    reply = await world.http.post(path, json=_callback(world, reference, status="TIP"))
     assert reply.status_code == 200
     assert (await world.collection(reference)).status == "SENT"
 

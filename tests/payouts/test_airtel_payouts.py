@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from malipo.providers.registry import airtel_callback_path
+from malipo.providers.airtel.signing import callback_hash
+from malipo.providers.registry import airtel_callback_path, airtel_simulator_callback_key
 from tests.fixtures.world import (
     Mailbox,
     StartMalipo,
@@ -129,14 +130,21 @@ async def test_a_mismatched_payout_callback_moves_nothing(world: World) -> None:
 
     await eventually(sent, "the payout to be sent")
     path = airtel_callback_path(world.settings, simulator=True)
-    forged = {"transaction": {"id": payout.originator_conversation_id, "status_code": "TS", "amount": 3000,
-                              "message": "forged", "airtel_money_id": "CI000000.0000.X00000"}}  # fmt: skip
-    reply = await world.http.post(path, json=forged)
+    key = airtel_simulator_callback_key(world.settings)
+    transaction = {"id": payout.originator_conversation_id, "status_code": "TS", "amount": 3000,
+                   "message": "forged", "airtel_money_id": "CI000000.0000.X00000"}  # fmt: skip
+    unsigned = await world.http.post(path, json={"transaction": transaction})
+    assert unsigned.status_code == 401, "the simulator's address takes signed callbacks only"
+    assert (await payout_by_reference(world, reference)).status == "SENT"
+    reply = await world.http.post(
+        path, json={"transaction": transaction, "hash": callback_hash(transaction, key)}
+    )
     assert reply.status_code == 200, reply.text
     held = await payout_by_reference(world, reference)
     assert held.status == "REVIEW", "paid, but not what was asked: both holds kept for an operator"
     assert held.journal_id is None
     assert await active_holds(world) == 2
-    unknown = {"transaction": {"id": "no-such-payout", "status_code": "TF"}}
+    nothing = {"id": "no-such-payout", "status_code": "TF"}
+    unknown = {"transaction": nothing, "hash": callback_hash(nothing, key)}
     assert (await world.http.post(path, json=unknown)).status_code == 404
     await world.verify_ledger()

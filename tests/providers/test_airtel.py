@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -32,6 +34,7 @@ from malipo.providers.airtel.connection import simulator_credentials
 from malipo.providers.airtel.mobile_money import AirtelMobileMoney, major_units, national_msisdn
 from malipo.providers.airtel.pin import InvalidPinKey, encrypt_pin, load_public_key
 from malipo.providers.airtel.sandbox import SANDBOX_PIN, SANDBOX_PIN_PRIVATE_KEY, SANDBOX_PIN_PUBLIC_KEY
+from malipo.providers.airtel.signing import callback_hash
 from malipo.providers.airtel.simulator import AirtelSimulator
 from malipo.providers.base import (
     MalformedCallback,
@@ -399,3 +402,43 @@ def test_secrets_stay_out_of_reprs(tmp_path: Path) -> None:
                          airtel_pin_public_key=SANDBOX_PIN_PUBLIC_KEY)  # fmt: skip
     assert "s3cr3t-value" not in repr(settings)
     assert "4321" not in repr(settings)
+
+
+def test_each_callback_address_takes_the_hash_its_key_makes(tmp_path: Path) -> None:
+    """The simulator's address needs the simulator's signature; Airtel's needs one only with
+    callback authentication on (``MALIPO_AIRTEL_CALLBACK_KEY``), and then under that key."""
+
+    def token(settings: Settings, *, simulator: bool) -> str:
+        return registry.airtel_callback_path(settings, simulator=simulator).rsplit("/", 1)[1]
+
+    transaction = {"id": "ABC123", "message": "paid", "status_code": "TS", "airtel_money_id": "MP1"}
+    plain = json.dumps({"transaction": transaction}).encode()
+
+    def signed(key: bytes, **spacing: Any) -> bytes:
+        return json.dumps(
+            {"transaction": transaction, "hash": callback_hash(transaction, key)}, **spacing
+        ).encode()
+
+    off = _settings(tmp_path, airtel_base_url="https://openapi.airtel.africa", airtel_client_id="id",
+                    airtel_client_secret="s")  # fmt: skip
+    assert registry.airtel_callback_authentic(off, token(off, simulator=False), plain)
+    simulator_key = registry.airtel_simulator_callback_key(off)
+    assert not registry.airtel_callback_authentic(off, token(off, simulator=True), plain)
+    assert registry.airtel_callback_authentic(off, token(off, simulator=True), signed(simulator_key))
+
+    on = _settings(tmp_path, airtel_base_url="https://openapi.airtel.africa", airtel_client_id="id",
+                   airtel_client_secret="s", airtel_callback_key="portal-private-key")  # fmt: skip
+    airtel = token(on, simulator=False)
+    assert not registry.airtel_callback_authentic(on, airtel, plain)
+    assert not registry.airtel_callback_authentic(on, airtel, signed(simulator_key))
+    assert registry.airtel_callback_authentic(on, airtel, signed(b"portal-private-key"))
+    assert registry.airtel_callback_authentic(
+        on, airtel, signed(b"portal-private-key", separators=(", ", ": "))
+    ), "the same transaction however it is spaced"
+    as_received = b'{ "transaction" : {"id":"ABC123" ,"status_code":"TS"}, "hash": "%s" }'
+    raw = b'{"id":"ABC123" ,"status_code":"TS"}'
+    raw_hash = base64.b64encode(hmac.digest(b"portal-private-key", raw, hashlib.sha256))
+    assert registry.airtel_callback_authentic(on, airtel, as_received % raw_hash), "over the bytes as sent"
+    for broken in (b"not json", b'{"transaction": 1, "hash": "%%%"}', b'{"hash": "AAAA"}', b"[]"):
+        assert not registry.airtel_callback_authentic(on, airtel, broken)
+    assert "portal-private-key" not in repr(on)

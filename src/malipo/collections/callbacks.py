@@ -23,18 +23,29 @@ from fastapi import APIRouter, Request
 
 from malipo.collections import service
 from malipo.config import Settings
-from malipo.core.errors import FieldError, MalipoError, ValidationFailed
+from malipo.core.errors import FieldError, MalipoError, Unauthorized, ValidationFailed
 from malipo.core.logging import get_logger
 from malipo.db import Database
 from malipo.http.deps import DatabaseDep, SettingsDep
 from malipo.http.tags import PROVIDER_CALLBACKS
 from malipo.providers.base import MalformedCallback, MobileMoney, PushOutcome, Status
-from malipo.providers.registry import AIRTEL, MPESA, airtel_callback_modes, mobile_money_for
+from malipo.providers.registry import (
+    AIRTEL,
+    MPESA,
+    airtel_callback_authentic,
+    airtel_callback_modes,
+    mobile_money_for,
+)
 from malipo.reviews.records import Received
 
 log = get_logger("malipo.callbacks")
 
 router = APIRouter(prefix="/callbacks", tags=[PROVIDER_CALLBACKS], include_in_schema=False)
+
+
+class CallbackNotSigned(Unauthorized):
+    code = "callback_not_signed"
+    title = "The callback is not signed with the callback key"
 
 
 class UnsupportedMediaType(MalipoError):
@@ -131,8 +142,13 @@ def on_app_callback(handler: AppCallbackHandler) -> None:
 async def airtel_callback(
     token: str, request: Request, db: DatabaseDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    """Airtel's callbacks, at the URL set once in its portal (``registry.airtel_callback_url``)."""
-    return await app_callback(AIRTEL, airtel_callback_modes(settings, token), request, db, settings)
+    """Airtel's callbacks, at the URL set once in its portal (``registry.airtel_callback_url``).
+    With callback authentication on, one without a valid ``hash`` is refused and changes nothing."""
+    modes = airtel_callback_modes(settings, token)
+    if modes and not airtel_callback_authentic(settings, token, await request.body()):
+        log.warning("callback.unauthenticated", provider="airtel")
+        raise CallbackNotSigned("the callback's hash is missing or was not made with the callback key")
+    return await app_callback(AIRTEL, modes, request, db, settings)
 
 
 async def app_callback(

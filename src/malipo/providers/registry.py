@@ -47,6 +47,7 @@ from malipo.core.crypto import derived_token
 from malipo.providers.africastalking.client import LIVE_BASE_URL as AT_LIVE_BASE_URL
 from malipo.providers.africastalking.client import AfricasTalkingClient
 from malipo.providers.airtel import payer as airtel_payer
+from malipo.providers.airtel import signing as airtel_signing
 from malipo.providers.airtel.connection import SIMULATOR_PATH as AIRTEL_SIMULATOR_PATH
 from malipo.providers.airtel.connection import airtel_simulator_url, uses_simulator
 from malipo.providers.airtel.mobile_money import AirtelMobileMoney
@@ -71,9 +72,12 @@ __all__ = [
     "WHATSAPP_SIMULATOR_PATH",
     "ProviderUnavailable",
     "UnknownNetwork",
+    "airtel_callback_authentic",
+    "airtel_callback_key",
     "airtel_callback_modes",
     "airtel_callback_path",
     "airtel_callback_url",
+    "airtel_simulator_callback_key",
     "airtel_simulator_url",
     "at_report_path",
     "at_report_token",
@@ -146,6 +150,27 @@ def mobile_money_for(
 
 def _airtel_token(settings: Settings, simulator: bool) -> str:
     return _derived_token(settings, "callbacks:airtel-simulator" if simulator else "callbacks:airtel")
+
+
+def airtel_callback_key(settings: Settings, token: str) -> bytes | None:
+    """The key a callback to ``token``'s address must be signed with (its ``hash``): the
+    simulator's, derived from ``MALIPO_SECRET_KEY``; Airtel's, ``MALIPO_AIRTEL_CALLBACK_KEY``
+    when callback authentication is on; None: the address alone is the credential."""
+    if hmac.compare_digest(token, _airtel_token(settings, simulator=True)):
+        return airtel_simulator_callback_key(settings)
+    key = settings.airtel_callback_key
+    return key.get_secret_value().encode() if key is not None else None
+
+
+def airtel_callback_authentic(settings: Settings, token: str, body: bytes) -> bool:
+    """Whether a callback to ``token``'s address is signed as it must be (always, when its
+    address needs no signature)."""
+    key = airtel_callback_key(settings, token)
+    return key is None or airtel_signing.hash_ok(body, key)
+
+
+def airtel_simulator_callback_key(settings: Settings) -> bytes:
+    return _derived_token(settings, "callbacks:airtel-simulator-hash").encode()
 
 
 def airtel_callback_path(settings: Settings, *, simulator: bool = False) -> str:

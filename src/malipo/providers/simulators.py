@@ -41,6 +41,7 @@ from malipo.providers.registry import (
     AT_SIMULATOR_PATH,
     WHATSAPP_SIMULATOR_PATH,
     airtel_callback_url,
+    airtel_simulator_callback_key,
     at_report_path,
     whatsapp_simulator_token,
     whatsapp_webhook_url,
@@ -141,6 +142,7 @@ class AirtelSimulatorMount:
             callback_url=airtel_callback_url(self.settings, simulator=True),
             callback_delay=self.settings.airtel_simulator_delay,
             credentials={client_id: secret},
+            callback_key=airtel_simulator_callback_key(self.settings),
         ).app
 
     @property

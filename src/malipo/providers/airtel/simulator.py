@@ -82,6 +82,7 @@ from starlette.routing import Route
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import configure_logging, get_logger
 from malipo.providers.airtel.sandbox import SANDBOX_PIN, SANDBOX_PIN_PRIVATE_KEY
+from malipo.providers.airtel.signing import callback_hash
 from malipo.providers.airtel.testnumbers import (
     COLLECTION_OUTCOMES,
     COLLECTION_PAID,
@@ -163,6 +164,7 @@ class AirtelSimulator(CallbackSender):
         credentials: Mapping[str, str] | None = None, token_ttl: int = 180, push_expiry: float = 60.0,
         disbursement_funds: Decimal | int = 10_000_000, pin: str = SANDBOX_PIN, callback_attempts: int = 3,
         callback_backoff: float = 0.2, callback_timeout: float = 5.0, clock: Clock | None = None,
+        callback_key: bytes | None = None,
     ) -> None:  # fmt: skip
         super().__init__(
             logger="malipo.providers.airtel.simulator", events="airtel_sim",
@@ -170,6 +172,8 @@ class AirtelSimulator(CallbackSender):
             callback_timeout=callback_timeout,
         )  # fmt: skip
         self.callback_url = callback_url
+        # Callback authentication on (as in Airtel's portal): each callback carries ``hash``.
+        self.callback_key = callback_key
         self.callback_delay = callback_delay
         self.credentials = dict(credentials) if credentials is not None else None
         self.token_ttl = token_ttl
@@ -319,8 +323,11 @@ class AirtelSimulator(CallbackSender):
     async def _callback(self, transaction_id: str, status: str, message: str, receipt: str | None) -> None:
         if self.callback_url is None:
             return
-        body = {"transaction": {"id": transaction_id, "message": message, "status_code": status,
-                                "airtel_money_id": receipt or ""}}  # fmt: skip
+        transaction = {"id": transaction_id, "message": message, "status_code": status,
+                       "airtel_money_id": receipt or ""}  # fmt: skip
+        body: dict[str, Any] = {"transaction": transaction}
+        if self.callback_key is not None:
+            body["hash"] = callback_hash(transaction, self.callback_key)
         await self._deliver(self.callback_url, body)
 
     def _settled_push(self, push: Push) -> Push:
