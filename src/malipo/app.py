@@ -16,6 +16,7 @@ from malipo.api.payhero import router as payhero_router
 from malipo.api.payhero.compat import JsonBodyByDefault
 from malipo.api.payhero.mode import ModeHeader
 from malipo.api.v1 import router as v1_router
+from malipo.collections.c2b.callbacks import router as c2b_callbacks_router
 from malipo.collections.callbacks import router as provider_callbacks_router
 from malipo.collections.service import callback_writer, collection_intake
 from malipo.config import Settings, load_settings
@@ -140,6 +141,7 @@ def create_app(
     # hot paths, few routes) before the many /api/v1 routes. No two routers share a path.
     app.include_router(health_router)
     app.include_router(provider_callbacks_router)
+    app.include_router(c2b_callbacks_router)
     app.include_router(payout_callbacks_router)
     app.include_router(transfer_callbacks_router)
     app.include_router(sms_callbacks_router)

@@ -8,6 +8,7 @@ from malipo.banks import models as bank_models
 from malipo.cards import models as card_models
 from malipo.checkout import models as checkout_models
 from malipo.collections import models as collection_models
+from malipo.collections.c2b import models as c2b_models
 from malipo.customers import models as customer_models
 from malipo.db import Base, idempotency_models
 from malipo.email import models as email_models
@@ -25,6 +26,7 @@ from malipo.worker import models as worker_models
 __all__ = [
     "Base",
     "bank_models",
+    "c2b_models",
     "card_models",
     "checkout_models",
     "collection_models",

@@ -22,6 +22,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -32,6 +33,7 @@ from malipo.app import create_app
 from malipo.cards.models import CardAuthorization, CardToken
 from malipo.checkout.models import CheckoutSession, PaymentLink
 from malipo.collections import service as collections
+from malipo.collections.c2b.models import PaymentRequest
 from malipo.collections.models import Collection
 from malipo.config import Settings
 from malipo.core.clock import FrozenClock
@@ -75,6 +77,11 @@ PUBLIC_ROUTES = {
     # Airtel sets one callback URL per app: its token (one for Airtel, one for the simulator, each
     # settling only its own modes' requests) authenticates it; the body names the request.
     ("POST", "/callbacks/airtel/{token}"): "Airtel Money collection and payout results, per-app token",
+    # M-Pesa C2B: the validation and confirmation URLs registered for a shortcode; the token (a
+    # merchant's own shortcode's, stored hashed, or the operator shortcode's, one per mode) is the
+    # credential, and the body's BusinessShortCode must be the one registered at that address.
+    ("POST", "/callbacks/daraja/c2b/{token}/validation"): "M-Pesa C2B validation, per-shortcode token",
+    ("POST", "/callbacks/daraja/c2b/{token}/confirmation"): "M-Pesa C2B confirmation, per-shortcode token",
     ("POST", "/callbacks/africastalking/{token}"): "SMS delivery reports, per-client callback token",
     ("POST", "/callbacks/bank/{token}"): "bank rail status reports, per-transfer callback token",
     ("GET", "/callbacks/whatsapp/{token}"): "Meta's webhook verification, per-session webhook token",
@@ -109,6 +116,11 @@ TENANT_OBJECTS = {
     "/api/v1/channels/{id}": {"id": "channel"},
     "/api/v1/channels/{id}/deactivate": {"id": "channel"},
     "/api/v1/channels/{id}/activate": {"id": "channel"},
+    "/api/v1/channels/{id}/register-c2b": {"id": "channel"},
+    "/api/v1/channels/{id}/c2b": {"id": "channel"},
+    "/api/v1/payment-requests/{id}": {"id": "payment_request"},
+    "/api/v1/payment-requests/{id}/cancel": {"id": "payment_request"},
+    "/api/v1/payment-requests/{id}/stk-push": {"id": "payment_request"},
     "/api/v1/clients/{id}/pricing": {"id": "client"},
     "/api/v1/clients/{id}/fraud-rules": {"id": "client"},
     "/api/v1/clients/{id}/fraud-blocklist": {"id": "client"},
@@ -138,6 +150,7 @@ SHARED_OBJECTS = {
 VALID_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/v1/api-users/{apiUserId}/permissions"): {"overrides": {}},
     ("PATCH", "/api/v1/payment-links/{linkId}"): {"isActive": False},
+    ("POST", "/api/v1/payment-requests/{id}/stk-push"): {"phoneNumber": "0712345678"},
 }
 
 
@@ -298,7 +311,13 @@ async def _build(
             amount=100_00, currency="KES", status="open", attempts=0, created_at=now, updated_at=now,
             expires_at=now,
         )  # fmt: skip
-        session.add_all([link, checkout_session])
+        payment_request = PaymentRequest(
+            id=uuid.uuid4(), client_id=client.id, mode="test", account_reference=f"REF-{tag}", amount=100_00,
+            currency="KES", paid_amount=0, overpaid_amount=0, status="open", created_at=now, updated_at=now,
+            expires_at=now + timedelta(days=1),
+        )  # fmt: skip
+        session.add_all([link, checkout_session, payment_request])
+        made[f"payment_request_{tag}"] = payment_request.id
         made[f"payment_link_{tag}"] = link.id
         made[f"checkout_session_{tag}"] = checkout_session.public_id
         api_user_id = made[f"api_user_mighty_{tag}"]
@@ -342,6 +361,7 @@ async def _build(
         "card_authorization": made["card_authorization_b"],
         "checkout_session": made["checkout_session_b"],
         "payment_link": made["payment_link_b"],
+        "payment_request": made["payment_request_b"],
         "email": made["email_b"],
         "email_batch": made["email_batch_b"],
         "whatsapp_session_name": "shop",

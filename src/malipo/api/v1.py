@@ -11,6 +11,7 @@ from malipo.banks import endpoints as banks
 from malipo.cards import endpoints as cards
 from malipo.checkout import endpoints as checkout
 from malipo.collections import endpoints as channels
+from malipo.collections.c2b import endpoints as c2b
 from malipo.customers import endpoints as customers
 from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
@@ -31,6 +32,7 @@ router.include_router(wallets.router, dependencies=protected)
 router.include_router(sms.router, dependencies=protected)
 router.include_router(whatsapp.router, dependencies=protected)
 router.include_router(channels.router, dependencies=protected)
+router.include_router(c2b.router, dependencies=protected)
 router.include_router(pricing.router, dependencies=protected)
 router.include_router(banks.router, dependencies=protected)
 router.include_router(reviews.router, dependencies=protected)

@@ -39,6 +39,7 @@ _MERCHANT_API = (
     "Whatsapp.*",
     "Email.*",
     "Channels.*",
+    "PaymentRequests.*",
     "MerchantWallets.*",
     "Payouts.*",
     "Transactions.*",

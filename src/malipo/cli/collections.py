@@ -16,9 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.cli.common import USAGE, console, fail, settings_or_exit
 from malipo.collections import service as collections
+from malipo.collections.c2b import service as c2b
+from malipo.collections.c2b.models import C2bRule
+from malipo.collections.c2b.tasks import register_channel_urls
 from malipo.collections.models import PaymentChannel
 from malipo.core.clock import SystemClock
 from malipo.core.errors import MalipoError, NotFound, ValidationFailed
+from malipo.core.http_client import http_client
+from malipo.core.money import Money
 from malipo.db import Database
 from malipo.identity import clients
 
@@ -195,3 +200,67 @@ def activate_command(
     """Accept collections to a channel again."""
     channel = _set_active(channel_id, True)
     typer.echo(f"channel {channel.id} activated")
+
+
+@channels_app.command("register-c2b")
+def register_c2b_command(
+    channel_id: Annotated[int, typer.Argument(metavar="CHANNEL_ID", help="The channel's id")],
+    rule: Annotated[
+        str, typer.Option("--rule", help="acceptAll, or requireKnownReference (an open payment request's)")
+    ] = "acceptAll",
+    min_amount: Annotated[str | None, typer.Option("--min", help="Refuse smaller payments (KES)")] = None,
+    max_amount: Annotated[str | None, typer.Option("--max", help="Refuse larger payments (KES)")] = None,
+    response_type: Annotated[
+        str, typer.Option("--response-type", help="Completed or Cancelled: M-Pesa's choice on a timeout")
+    ] = "Completed",
+    callback_url: Annotated[
+        str | None, typer.Option("--callback-url", help="Where each payment is posted (Pay Hero's shape)")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set a channel's C2B rules and register its validation and confirmation URLs with Daraja now
+    (the same as POST /api/v1/channels/{id}/register-c2b, without waiting for the worker)."""
+    if rule not in tuple(C2bRule):
+        raise fail(f"--rule must be acceptAll or requireKnownReference, not {rule}", USAGE)
+    if response_type not in ("Completed", "Cancelled"):
+        raise fail(f"--response-type must be Completed or Cancelled, not {response_type}", USAGE)
+    settings = settings_or_exit(existing=True)
+
+    def limit(raw: str | None, flag: str) -> int | None:
+        try:
+            return None if raw is None else Money.parse(raw, collections.CURRENCY, field=flag).amount
+        except ValidationFailed as exc:
+            raise fail(f"{flag}: {exc.errors[0].message if exc.errors else exc.detail}", USAGE) from None
+
+    rules = c2b.C2bRules(
+        C2bRule(rule), limit(min_amount, "--min"), limit(max_amount, "--max"), response_type, callback_url
+    )
+
+    async def work(session: AsyncSession) -> int:
+        channel = await collections.find_channel(session, channel_id)
+        await c2b.configure_c2b(session, settings, channel, rules, now=SystemClock().now())
+        return channel.id
+
+    _run(work)
+
+    async def register() -> bool | None:
+        db = Database.from_settings(settings)
+        try:
+            async with http_client(30.0, connections=2) as http:
+                return await register_channel_urls(db, settings, http, SystemClock(), channel_id)
+        finally:
+            await db.dispose()
+
+    try:
+        registered = asyncio.run(register())
+    except Exception as exc:  # a refusal Daraja may lift: the worker's queued job tries again
+        raise fail(f"Daraja did not answer the registration ({exc}); the worker will retry") from None
+    if as_json:
+        typer.echo(json.dumps({"channel_id": channel_id, "registered": bool(registered)}))
+    elif registered:
+        typer.echo(f"channel {channel_id}: C2B URLs registered")
+    else:
+        raise fail(
+            f"channel {channel_id}: Daraja refused the C2B registration "
+            f"(see GET /api/v1/channels/{channel_id}/c2b)"
+        )

@@ -81,6 +81,7 @@ class CollectionPurpose(StrEnum):
     PAYMENT = "payment"  # a merchant collecting from a payer
     TOP_UP = "top_up"  # a merchant topping up its own service wallet
     CHECKOUT = "checkout"  # a payer paying on a hosted checkout page or payment link
+    C2B = "c2b"  # a payer paying a paybill or till from their own phone (M-Pesa C2B)
 
 
 class Collection(Base):

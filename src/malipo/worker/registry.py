@@ -92,6 +92,7 @@ _KINDS: dict[str, JobKind] = {}
 BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "malipo.email.tasks",
     "malipo.collections.tasks",
+    "malipo.collections.c2b.tasks",
     "malipo.webhooks.tasks",
     "malipo.api.payhero.mappers",  # the Pay Hero bodies of merchant callbacks (webhook renderers)
     "malipo.payouts.tasks",

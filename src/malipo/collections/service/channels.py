@@ -171,6 +171,11 @@ async def find_channel(session: AsyncSession, channel_id: int) -> PaymentChannel
     return channel
 
 
+async def find_channel_or_none(session: AsyncSession, channel_id: int) -> PaymentChannel | None:
+    """Any merchant's channel by id, or None (a rail's callback names it: C2B's account number)."""
+    return await repository.any_channel(session, channel_id)
+
+
 async def active_channel_counts(session: AsyncSession) -> dict[tuple[uuid.UUID, str], int]:
     """Every merchant's active channels, counted by (client id, mode) (the operator's command line)."""
     return await repository.active_channel_counts(session)

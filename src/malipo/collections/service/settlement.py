@@ -237,6 +237,13 @@ async def _settled(session: AsyncSession, finishing: list[Collection], now: date
     await session.flush()
 
 
+async def book_collected(session: AsyncSession, collected: list[Collection], *, now: datetime) -> None:
+    """Book collections stored SUCCESS already (payments the payer started: C2B) as a success
+    callback books one: the money into the channel's account, the fee from its hold, the
+    listeners, the merchant's callback. Call once per collection, in the transaction that stored it."""
+    await _settled(session, collected, now)
+
+
 # What a collection rejected on review ends with (the code is malipo's, not Daraja's).
 REJECTED_ON_REVIEW = 9001
 

@@ -46,6 +46,8 @@ from malipo.providers.daraja.schemas import (
     B2BRequest,
     B2CReply,
     B2CRequest,
+    C2bRegisterReply,
+    C2bRegisterRequest,
     DarajaErrorBody,
     StkPushReply,
     StkPushRequest,
@@ -69,6 +71,7 @@ STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
 B2C_PATH = "/mpesa/b2c/v3/paymentrequest"
 B2B_PATH = "/mpesa/b2b/v1/paymentrequest"
 TRANSACTION_STATUS_PATH = "/mpesa/transactionstatus/v1/query"
+C2B_REGISTER_PATH = "/mpesa/c2b/v2/registerurl"
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 # STK query answers these while the customer has not yet answered the prompt.
@@ -403,6 +406,21 @@ class DarajaClient:
             Occasion=occasion,
         )
         return await self._call(TRANSACTION_STATUS_PATH, request, TransactionStatusReply)
+
+    async def register_c2b_urls(
+        self, *, short_code: str, response_type: str, validation_url: str, confirmation_url: str
+    ) -> C2bRegisterReply:
+        """Register a paybill's or till's C2B ValidationURL and ConfirmationURL (C2B v2).
+
+        ``response_type`` (``Completed`` or ``Cancelled``) is what M-Pesa does when the
+        validation URL does not answer in time. In production a shortcode registers once: a
+        second registration answers ``500.003.1001`` "Urls are already registered".
+        """
+        request = C2bRegisterRequest(
+            ShortCode=short_code, ResponseType=response_type, ConfirmationURL=confirmation_url,
+            ValidationURL=validation_url,
+        )  # fmt: skip
+        return await self._call(C2B_REGISTER_PATH, request, C2bRegisterReply)
 
     # ------------------------------------------------------------------ plumbing
 

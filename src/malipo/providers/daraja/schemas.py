@@ -512,3 +512,21 @@ class TransactionStatusRequest(_Wire):
 
 class TransactionStatusReply(B2CReply):
     """The synchronous acknowledgement; the answer arrives later at ``ResultURL``."""
+
+
+# --------------------------------------------------------------------------- C2B register URL (v2)
+
+
+class C2bRegisterRequest(BaseModel):
+    ShortCode: str
+    ResponseType: str  # Completed | Cancelled
+    ConfirmationURL: str
+    ValidationURL: str
+
+
+class C2bRegisterReply(_Wire):
+    # Daraja's samples spell it "OriginatorCoversationID"; accept both.
+    OriginatorCoversationID: str | None = None
+    OriginatorConversationID: str | None = None
+    ResponseCode: str
+    ResponseDescription: str | None = None

@@ -2,7 +2,8 @@
 
 Serves ``GET /oauth/v1/generate``, ``POST /mpesa/stkpush/v1/processrequest``,
 ``POST /mpesa/stkpushquery/v1/query``, ``POST /mpesa/b2c/v3/paymentrequest``,
-``POST /mpesa/b2b/v1/paymentrequest`` and ``POST /mpesa/transactionstatus/v1/query``. Every API
+``POST /mpesa/b2b/v1/paymentrequest``, ``POST /mpesa/transactionstatus/v1/query`` and C2B
+(``/mpesa/c2b/v{1,2}/registerurl`` and ``/simulate``: see ``simulator.c2b``). Every API
 call needs a Bearer token from the OAuth endpoint (a missing, unknown or expired one answers
 HTTP 404 ``404.001.03`` "Invalid Access Token", as Daraja does); invalid fields answer HTTP 400
 ``400.002.02`` "Bad Request - Invalid <Field>"; a wrong STK ``Password`` answers HTTP 500

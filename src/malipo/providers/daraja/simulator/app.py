@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from malipo.core.clock import Clock
 from malipo.core.logging import configure_logging, get_logger
+from malipo.providers.daraja.simulator.c2b import C2bHandlers
 from malipo.providers.daraja.simulator.outcomes import DEFAULT_PORT
 from malipo.providers.daraja.simulator.payments import PaymentHandlers
 from malipo.providers.daraja.simulator.status import StatusHandlers
@@ -20,7 +21,7 @@ from malipo.providers.daraja.simulator.stk import StkHandlers
 log = get_logger("malipo.providers.daraja.simulator")
 
 
-class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers):
+class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers, C2bHandlers):
     """The state and handlers behind the simulator app; see the module docstring for behaviour.
 
     ``credentials`` maps consumer keys to secrets (``None``: any non-empty pair is accepted).
