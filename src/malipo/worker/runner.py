@@ -552,6 +552,10 @@ class Worker:
             except UnknownJobKind:
                 base, cap = 2.0, 3600.0
             delay = backoff_delay(job.attempts, base, cap)
+            # A rail that asked to be left alone for a while (a rate limit) is: never sooner.
+            asked = getattr(exc, "retry_after", None)
+            if isinstance(asked, int | float) and asked > delay:
+                delay = float(asked)
             values.update(status=JobStatus.PENDING, run_at=now + timedelta(seconds=delay))
             log.info("job.retry_scheduled", job_id=str(job.id), kind=job.kind, delay_seconds=round(delay, 3))
         else:

@@ -34,6 +34,14 @@ from pydantic import BaseModel, ValidationError
 
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import get_logger
+from malipo.providers.daraja import codes
+from malipo.providers.daraja.commands import (
+    ACCOUNT_BALANCE_PATH,
+    REVERSAL_PATH,
+    AccountBalanceRequest,
+    CommandReply,
+    ReversalRequestWire,
+)
 from malipo.providers.daraja.schemas import (
     B2B_ACCOUNT_REFERENCE_MAX,
     BUSINESS_PAY_BILL,
@@ -94,9 +102,12 @@ class DarajaError(Exception):
         error_code: str | None = None,
         error_message: str | None = None,
         request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        # Seconds Daraja's rate limits ask us to wait (spike arrest, quota); None: no such ask.
+        self.retry_after = retry_after
         self.status = status
         self.error_code = error_code
         self.error_message = error_message
@@ -404,6 +415,43 @@ class DarajaClient:
         )
         return await self._call(TRANSACTION_STATUS_PATH, request, TransactionStatusReply)
 
+    # ------------------------------------------------------------------ reversal and balance
+
+    async def reversal(
+        self,
+        *,
+        transaction_id: str,
+        amount: int,
+        result_url: str,
+        queue_timeout_url: str,
+        remarks: str,
+        occasion: str = "",
+        receiver_party: str | None = None,
+    ) -> CommandReply:
+        """Reverse ``amount`` whole shillings of the M-Pesa receipt ``transaction_id`` received on
+        ``receiver_party`` (default the STK shortcode); the result comes to ``result_url``."""
+        request = ReversalRequestWire(
+            Initiator=self._b2c_initiator, SecurityCredential=self._b2c_security_credential,
+            TransactionID=transaction_id, Amount=amount, ReceiverParty=receiver_party or self._shortcode,
+            ResultURL=result_url, QueueTimeOutURL=queue_timeout_url, Remarks=remarks, Occasion=occasion or None,
+        )  # fmt: skip
+        return await self._call(REVERSAL_PATH, request, CommandReply)
+
+    async def account_balance(
+        self, *, party_a: str, result_url: str, queue_timeout_url: str, remarks: str = "Balance"
+    ) -> CommandReply:
+        """Ask the balance of the shortcode ``party_a``; the answer comes to ``result_url``."""
+        request = AccountBalanceRequest(
+            Initiator=self._b2c_initiator, SecurityCredential=self._b2c_security_credential, PartyA=party_a,
+            Remarks=remarks, QueueTimeOutURL=queue_timeout_url, ResultURL=result_url,
+        )  # fmt: skip
+        return await self._call(ACCOUNT_BALANCE_PATH, request, CommandReply)
+
+    @property
+    def shortcodes(self) -> list[str]:
+        """The shortcodes this client collects on and pays out from (one when they are the same)."""
+        return list(dict.fromkeys([self._shortcode, self._b2c_shortcode]))
+
     # ------------------------------------------------------------------ plumbing
 
     def _timestamp(self) -> str:
@@ -526,4 +574,5 @@ def _error_from(path: str, response: httpx.Response, body: Any) -> DarajaError:
         error_code=code,
         error_message=message,
         request_id=details.requestId,
+        retry_after=codes.RATE_LIMIT_BACKOFF.get(code or ""),
     )
