@@ -433,7 +433,8 @@ class DarajaClient:
         request = ReversalRequestWire(
             Initiator=self._b2c_initiator, SecurityCredential=self._b2c_security_credential,
             TransactionID=transaction_id, Amount=amount, ReceiverParty=receiver_party or self._shortcode,
-            ResultURL=result_url, QueueTimeOutURL=queue_timeout_url, Remarks=remarks, Occasion=occasion or None,
+            ResultURL=result_url, QueueTimeOutURL=queue_timeout_url, Remarks=remarks,
+            Occasion=occasion or None,
         )  # fmt: skip
         return await self._call(REVERSAL_PATH, request, CommandReply)
 

@@ -110,7 +110,7 @@ class CommandResult(_Wire):
     @field_validator("ResultCode", "ResultType", mode="before")
     @classmethod
     def _code(cls, value: Any) -> Any:
-        if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, bool | float):
             raise ValueError("a result code is an integer or a string")
         return value
 

@@ -189,7 +189,8 @@ class DarajaMobileMoney:
         try:
             reply = await self._client().reversal(
                 transaction_id=request.receipt, amount=_shillings(request.amount), result_url=url,
-                queue_timeout_url=url, remarks=request.remarks[:100].ljust(2, "."), occasion=request.reference,
+                queue_timeout_url=url, remarks=request.remarks[:100].ljust(2, "."),
+                occasion=request.reference,
             )  # fmt: skip
         except DarajaError as exc:
             raise _rail_error(

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from malipo.core.clock import Clock
 from malipo.core.logging import configure_logging, get_logger
+from malipo.providers.daraja.simulator.commands import CommandHandlers
 from malipo.providers.daraja.simulator.outcomes import DEFAULT_PORT
 from malipo.providers.daraja.simulator.payments import PaymentHandlers
 from malipo.providers.daraja.simulator.status import StatusHandlers
@@ -20,7 +21,7 @@ from malipo.providers.daraja.simulator.stk import StkHandlers
 log = get_logger("malipo.providers.daraja.simulator")
 
 
-class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers):
+class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers, CommandHandlers):
     """The state and handlers behind the simulator app; see the module docstring for behaviour.
 
     ``credentials`` maps consumer keys to secrets (``None``: any non-empty pair is accepted).
@@ -38,6 +39,8 @@ class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers):
             Route("/mpesa/b2c/v3/paymentrequest", self._b2c, methods=["POST"]),
             Route("/mpesa/b2b/v1/paymentrequest", self._b2b, methods=["POST"]),
             Route("/mpesa/transactionstatus/v1/query", self._transaction_status, methods=["POST"]),
+            Route("/mpesa/reversal/v1/request", self._reversal, methods=["POST"]),
+            Route("/mpesa/accountbalance/v1/query", self._account_balance, methods=["POST"]),
         ]
 
 
