@@ -14,6 +14,8 @@ from malipo.collections import endpoints as channels
 from malipo.customers import endpoints as customers
 from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
+from malipo.railbalances import endpoints as rail_balances
+from malipo.refunds import endpoints as refunds
 from malipo.reports import endpoints as reports
 from malipo.reviews import endpoints as reviews
 from malipo.sms import endpoints as sms
@@ -39,3 +41,5 @@ router.include_router(transfers.fraud_router, dependencies=protected)
 router.include_router(cards.router, dependencies=protected)
 router.include_router(checkout.router, dependencies=protected)
 router.include_router(reports.router, dependencies=protected)
+router.include_router(refunds.router, dependencies=protected)
+router.include_router(rail_balances.router, dependencies=protected)

@@ -48,6 +48,7 @@ from malipo.worker.registry import (
     PermanentJobError,
     UnknownJobKind,
     batched_kinds,
+    ensure_periodic,
     get_kind,
 )
 
@@ -148,6 +149,11 @@ class Worker:
     async def run(self) -> None:
         """Claim and run jobs until ``stop()``; then finish or release what is running."""
         log.info("worker.started", worker=self.name, concurrency=self.concurrency)
+        try:
+            async with self.db.transaction() as session:
+                await ensure_periodic(session, self.settings, self.clock.now())
+        except Exception:  # the database is away: the next worker start tries again
+            log.exception("worker.periodic_not_scheduled")
         self._http = http_client(
             httpx.Timeout(30.0, connect=10.0), connections=self.settings.http_connections
         )

@@ -91,6 +91,7 @@ class AirtelMobileMoney:
     name = "airtel"
     # Airtel pays phones only here: no business payments, so no account reference.
     account_reference_max = 0
+    reverses = False
 
     def __init__(self, settings: Settings, mode: str, http: httpx.AsyncClient | None = None) -> None:
         self._settings = settings

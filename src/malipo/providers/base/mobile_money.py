@@ -204,6 +204,8 @@ class MobileMoney(Protocol):
     name: str
     # The longest account reference a business payment may carry (a bank account number).
     account_reference_max: int
+    # Whether the rail can reverse (refund) a collection: ``reverse`` raises NotSupported if not.
+    reverses: bool
 
     async def push_collection(self, request: PushRequest) -> PushAccepted:
         """Raises :class:`RailError` when the push failed (see ``not_taken``)."""

@@ -73,6 +73,7 @@ class DarajaMobileMoney:
 
     name = "daraja"
     account_reference_max = B2B_ACCOUNT_REFERENCE_MAX
+    reverses = True
 
     def __init__(self, settings: Settings, mode: str, http: httpx.AsyncClient | None = None) -> None:
         self._settings = settings
