@@ -41,6 +41,7 @@ _MERCHANT_API = (
     "Channels.*",
     "MerchantWallets.*",
     "Payouts.*",
+    "Refunds.*",
     "Transactions.*",
     "Pricing.Read",
     "Webhooks.*",
@@ -62,6 +63,7 @@ DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
         "Reports.*",
         "Metrics.*",
         "Review.*",
+        "RailBalances.*",
         "FraudRules.*",
     ),
     "ClientAdmin": (
