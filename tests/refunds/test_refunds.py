@@ -79,11 +79,9 @@ async def test_a_partial_then_a_full_refund_take_the_money_back_through_the_clea
 
     first = await refunded(world, reference, 40)
     assert (first["status"], first["amount"], first["resultCode"]) == ("completed", "40.00", "0")
-    assert (
-        first["reversalReceipt"]
-        and first["conversationId"]
-        and first["mpesaReceipt"] == collection.mpesa_receipt
-    )
+    assert first["reversalReceipt"]
+    assert first["conversationId"]
+    assert first["mpesaReceipt"] == collection.mpesa_receipt
     middle = await world.balances()
     assert middle.payments == (60_00, 0), "the refund left the wallet and its hold is spent"
     assert middle.clearing - before.clearing == 40_00, "back to the rail's clearing account"
@@ -129,7 +127,7 @@ async def test_a_refund_over_what_was_collected_or_what_is_left_is_refused_and_h
     await refunded(world, reference, 60)
     over_left = await ask_refund(world, reference, amount=50)
     assert over_left.status_code == 422, over_left.text
-    assert "40.00" in over_left.text and "left to refund" in over_left.text
+    assert "40.00 left to refund" in over_left.json()["errors"][0]["message"]
     assert (await world.balances()).payments == (40_00, 0)
     cents = await ask_refund(world, reference, amount="10.50")
     assert cents.status_code == 422, cents.text
