@@ -88,7 +88,8 @@ def test_a_reversal_success_and_a_balance_string_are_read_by_key_and_position() 
         Status.SUCCEEDED, 100, "SKC82PACB8", "SKE52PAWR9",
     )  # fmt: skip
     lines = parse_balance_string(
-        "Working Account|KES|700000.00|700000.00|0.00|0.00&Charges Paid Account|KES|-1540.00|-1540.00|0.00|0.00"
+        "Working Account|KES|700000.00|700000.00|0.00|0.00"
+        "&Charges Paid Account|KES|-1540.00|-1540.00|0.00|0.00"
     )
     assert [(line.name, line.amounts) for line in lines] == [
         ("Working Account", (70_000_000, 70_000_000, 0, 0)),
@@ -116,7 +117,8 @@ def _gateway(code: str, message: str, status: int = 500) -> dict[str, Any]:
 
 async def test_being_processed_is_asked_again_never_failed(faulty_sim: tuple[Sim, Faults]) -> None:
     sim, faults = faulty_sim
-    faults.faults["/mpesa/stkpushquery/v1/query"] = Fault(500, _gateway(codes.BEING_PROCESSED, "The transaction is being processed"), after=False)  # fmt: skip
+    being_processed = _gateway(codes.BEING_PROCESSED, "The transaction is being processed")
+    faults.faults["/mpesa/stkpushquery/v1/query"] = Fault(500, being_processed, after=False)
     rail, http = _rail(sim)
     async with http:
         outcome = await rail.query_push("ws_CO_unknown")
