@@ -22,10 +22,8 @@ never appear in an error's text.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -64,6 +62,7 @@ from malipo.providers.daraja.schemas import (
     daraja_timestamp,
     stk_password,
 )
+from malipo.providers.oauth import ProviderCallError, TokenCache
 
 __all__ = ["DarajaClient", "DarajaError", "DarajaPending"]
 
@@ -85,12 +84,12 @@ _PENDING_RESULT_CODE = "4999"
 _DEFAULT_TOKEN_LIFETIME = 3599
 
 
-class DarajaError(Exception):
+class DarajaError(ProviderCallError):
     """A Daraja call that failed.
 
     ``status`` is the HTTP status (``None`` when no reply came back); ``error_code``,
     ``error_message`` and ``request_id`` are Daraja's ``errorCode``, ``errorMessage`` and
-    ``requestId`` when its reply carried them.
+    ``requestId`` when its reply carried them; ``retry_after`` the seconds a rate limit asks.
     """
 
     def __init__(
@@ -104,13 +103,10 @@ class DarajaError(Exception):
         request_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        # Seconds Daraja's rate limits ask us to wait (spike arrest, quota); None: no such ask.
-        self.retry_after = retry_after
-        self.status = status
+        super().__init__(
+            message, retryable=retryable, status=status, error_message=error_message, retry_after=retry_after
+        )
         self.error_code = error_code
-        self.error_message = error_message
         self.request_id = request_id
 
     def __repr__(self) -> str:
@@ -187,10 +183,9 @@ class DarajaClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
         self._clock: Clock = clock or SystemClock()
-        self._token_refresh_margin = token_refresh_margin
-        self._token: str | None = None
-        self._token_expires_at: datetime | None = None
-        self._token_lock = asyncio.Lock()
+        self._tokens = TokenCache(
+            self._fetch_token, name="daraja", clock=self._clock, refresh_margin=token_refresh_margin
+        )
 
     def __repr__(self) -> str:
         return f"DarajaClient(base_url={self._base_url!r}, shortcode={self._shortcode!r})"
@@ -211,46 +206,33 @@ class DarajaClient:
     # ------------------------------------------------------------------ OAuth
 
     async def access_token(self) -> str:
-        """A valid access token: the cached one, or a new one fetched once for all concurrent callers."""
-        token = self._cached_token()
-        if token is not None:
-            return token
-        async with self._token_lock:
-            token = self._cached_token()
-            if token is not None:  # another caller fetched it while we waited
-                return token
-            return await self._fetch_token()
+        """A valid access token: the cached one, or a new one fetched once for all concurrent callers.
+        Raises :class:`DarajaLoginFailed` when none can be had."""
+        return await self._tokens.token()
 
     def forget_token(self) -> None:
         """Drop the cached token; the next call fetches a new one."""
-        self._token = None
-        self._token_expires_at = None
+        self._tokens.forget()
 
-    def _cached_token(self) -> str | None:
-        if self._token is None or self._token_expires_at is None:
-            return None
-        if self._clock.now() >= self._token_expires_at:
-            return None
-        return self._token
-
-    async def _fetch_token(self) -> str:
-        response = await self._send(
-            "GET",
-            OAUTH_PATH,
-            params={"grant_type": "client_credentials"},
-            auth=httpx.BasicAuth(self._consumer_key, self._consumer_secret),
-        )
-        reply = self._read(OAUTH_PATH, response, AccessTokenReply)
+    async def _fetch_token(self) -> tuple[str, float]:
+        try:
+            response = await self._send(
+                "GET",
+                OAUTH_PATH,
+                params={"grant_type": "client_credentials"},
+                auth=httpx.BasicAuth(self._consumer_key, self._consumer_secret),
+            )
+            reply = self._read(OAUTH_PATH, response, AccessTokenReply)
+        except DarajaError as exc:  # no token: the request itself is not made
+            raise DarajaLoginFailed(
+                str(exc), retryable=exc.retryable, status=exc.status, error_code=exc.error_code,
+                error_message=exc.error_message, request_id=exc.request_id, retry_after=exc.retry_after,
+            ) from exc  # fmt: skip
         try:
             lifetime = int(reply.expires_in)
         except ValueError:
             lifetime = _DEFAULT_TOKEN_LIFETIME
-        # Refresh a margin early, but never keep a short-lived token for less than half its life.
-        keep_for = max(lifetime - self._token_refresh_margin, lifetime / 2)
-        self._token = reply.access_token
-        self._token_expires_at = self._clock.now() + timedelta(seconds=keep_for)
-        log.info("daraja.token.fetched", expires_in=lifetime)
-        return reply.access_token
+        return reply.access_token, float(lifetime)
 
     # ------------------------------------------------------------------ M-Pesa Express (STK)
 
@@ -461,23 +443,11 @@ class DarajaClient:
     async def _call(self, path: str, request: BaseModel, reply_type: type[_Reply]) -> _Reply:
         """POST ``request`` with the bearer token; on a rejected token, fetch a new one and try once more."""
         payload = request.model_dump(mode="json", exclude_none=True)
-        for attempt in (1, 2):
-            try:
-                token = await self.access_token()
-            except DarajaError as exc:  # no token: the request itself was not made (or was refused)
-                raise DarajaLoginFailed(
-                    str(exc), retryable=exc.retryable, status=exc.status, error_code=exc.error_code,
-                    error_message=exc.error_message, request_id=exc.request_id,
-                ) from exc  # fmt: skip
-            response = await self._send(
-                "POST", path, json=payload, headers={"Authorization": f"Bearer {token}"}
-            )
-            if attempt == 1 and _token_rejected(response):
-                log.info("daraja.token.rejected", path=path, status=response.status_code)
-                if self._token == token:  # a concurrent caller may already have replaced it
-                    self.forget_token()
-                continue
-            break
+
+        async def send(token: str) -> httpx.Response:
+            return await self._send("POST", path, json=payload, headers={"Authorization": f"Bearer {token}"})
+
+        response = await self._tokens.send(send, _token_rejected, what=path)
         reply = self._read(path, response, reply_type)
         code = getattr(reply, "ResponseCode", None)
         if code is not None and code != "0":
