@@ -42,6 +42,8 @@ from malipo.providers.simulators import (
     mount_airtel_simulator,
     mount_simulators,
 )
+from malipo.railbalances.callbacks import router as balance_callbacks_router
+from malipo.refunds.callbacks import router as refund_callbacks_router
 from malipo.sms.callbacks import router as sms_callbacks_router
 from malipo.transfers.callbacks import router as transfer_callbacks_router
 from malipo.web.checkout import PayerLimits
@@ -143,6 +145,8 @@ def create_app(
     app.include_router(provider_callbacks_router)
     app.include_router(c2b_callbacks_router)
     app.include_router(payout_callbacks_router)
+    app.include_router(refund_callbacks_router)
+    app.include_router(balance_callbacks_router)
     app.include_router(transfer_callbacks_router)
     app.include_router(sms_callbacks_router)
     app.include_router(whatsapp_callbacks_router)

@@ -8,6 +8,7 @@ malipo refuses to start unless every secret comes from the environment.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import secrets
@@ -126,6 +127,13 @@ class Settings(BaseSettings):
     daraja_simulator_url: str | None = None
     # Seconds the mounted simulator waits before it sends a callback.
     daraja_simulator_delay: float = 1.0
+    # Source addresses (comma-separated CIDRs) allowed to call /callbacks/daraja/...; empty: any.
+    daraja_callback_allow: str = ""
+    # The header your reverse proxy appends the client's address to (e.g. X-Forwarded-For); its
+    # right-most entry is then the source address. Empty: the socket peer.
+    trusted_proxy_header: str = ""
+    # Seconds between asks of each rail's balance (worker job); 0: never on its own.
+    rail_balance_interval_seconds: float = 3600.0
     # Airtel Money (Airtel Africa's Open API, docs/airtel-money.md), network code 63903. Base URL
     # unset: the built-in simulator, mounted at /_sim/airtel. Sandbox (mk_test_) keys always use
     # the simulator, whatever is set here. The callback URL to set in Airtel's portal is
@@ -204,6 +212,14 @@ class Settings(BaseSettings):
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @field_validator("daraja_callback_allow")
+    @classmethod
+    def _allow_list_of_networks(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part:
+                ipaddress.ip_network(part, strict=False)  # ValueError names the bad entry
         return value
 
     @field_validator("bank_paybills", mode="before")

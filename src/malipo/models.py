@@ -16,6 +16,8 @@ from malipo.identity import models as identity_models
 from malipo.ledger import models as ledger_models
 from malipo.payouts import models as payout_models
 from malipo.pricing import models as pricing_models
+from malipo.railbalances import models as rail_balance_models
+from malipo.refunds import models as refund_models
 from malipo.reviews import models as review_models
 from malipo.sms import models as sms_models
 from malipo.transfers import models as transfer_models
@@ -37,6 +39,8 @@ __all__ = [
     "ledger_models",
     "payout_models",
     "pricing_models",
+    "rail_balance_models",
+    "refund_models",
     "review_models",
     "sms_models",
     "transfer_models",

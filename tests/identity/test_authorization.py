@@ -56,7 +56,11 @@ from malipo.identity.models import (
 )
 from malipo.identity.permission_cache import DECISION_TTL
 from malipo.identity.principals import Audience
+from malipo.ledger import service as ledger
+from malipo.ledger.models import AccountKind
+from malipo.refunds.models import Refund
 from malipo.transfers.models import Transfer
+from tests.factories import make_funded_wallet
 from tests.fixtures.messaging import messaging_objects
 
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -74,6 +78,8 @@ PUBLIC_ROUTES = {
     ("POST", "/callbacks/daraja/{token}/result"): "Daraja B2C/B2B result, per-payout callback token",
     ("POST", "/callbacks/daraja/{token}/timeout"): "Daraja queue timeout, per-payout callback token",
     ("POST", "/callbacks/daraja/{token}/status"): "Daraja status query result, per-request token",
+    ("POST", "/callbacks/daraja/{token}/reversal"): "Daraja reversal result, per-refund callback token",
+    ("POST", "/callbacks/daraja/{token}/balance"): "Daraja account balance result, per-query token",
     # Airtel sets one callback URL per app: its token (one for Airtel, one for the simulator, each
     # settling only its own modes' requests) authenticates it; the body names the request.
     ("POST", "/callbacks/airtel/{token}"): "Airtel Money collection and payout results, per-app token",
@@ -132,6 +138,9 @@ TENANT_OBJECTS = {
     "/api/v2/whatspp/batches/{batch_id}": {"batch_id": "whatsapp_batch"},
     "/api/v2/whatsapp/batches/{batch_id}": {"batch_id": "whatsapp_batch"},
     "/api/v2/transaction-status": {"reference": "collection_reference"},
+    "/api/v1/collections/{id}/refund": {"id": "collection_reference"},
+    "/api/v1/collections/{id}/refunds": {"id": "collection_reference"},
+    "/api/v1/refunds/{id}": {"id": "refund"},
     "/mailer/status/{id}": {"id": "email"},
     "/mailer/mail_status": {"batch_id": "email_batch"},
     "/api/v1/reports/cards": {"clientId": "client"},
@@ -151,6 +160,7 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/v1/api-users/{apiUserId}/permissions"): {"overrides": {}},
     ("PATCH", "/api/v1/payment-links/{linkId}"): {"isActive": False},
     ("POST", "/api/v1/payment-requests/{id}/stk-push"): {"phoneNumber": "0712345678"},
+    ("POST", "/api/v1/collections/{id}/refund"): {"reason": "Order cancelled"},
 }
 
 
@@ -258,6 +268,7 @@ async def _build(
             )
         )  # fmt: skip
         made[f"collection_reference_{tag}"] = reference
+        made[f"refund_{tag}"] = await _refund_of(session, client.id, reference, now)
         # A transfer of each client (a client-to-client entry: no hold, no rail).
         transfer = Transfer(
             id=uuid.uuid4(), client_id=client.id, mode="test",
@@ -358,6 +369,7 @@ async def _build(
         "whatsapp_batch": made["whatsapp_batch_b"],
         "collection_reference": made["collection_reference_b"],
         "transfer": made["transfer_b"],
+        "refund": made["refund_b"],
         "card_authorization": made["card_authorization_b"],
         "checkout_session": made["checkout_session_b"],
         "payment_link": made["payment_link_b"],
@@ -370,6 +382,22 @@ async def _build(
         "range_to": "2026-02-01T00:00:00Z",
     }
     return made, tenant_b
+
+
+async def _refund_of(session: Any, client_id: uuid.UUID, reference: str, now: Any) -> uuid.UUID:
+    """A pending refund of the client's collection (its hold on a funded payments wallet)."""
+    await session.flush()
+    collection = await session.scalar(select(Collection).where(Collection.reference == reference))
+    wallet = await make_funded_wallet(session, client_id, 100_00, now=now, kind=AccountKind.PAYMENTS_WALLET)
+    hold = await ledger.place_hold(session, wallet.id, 10_00, reference=f"refund:{reference}", now=now)
+    refund = Refund(
+        client_id=client_id, mode="test", collection_id=collection.id, reference=f"RF{uuid.uuid4().hex[:10]}",
+        amount=10_00, currency="KES", reason="test", status="pending", hold_id=hold.id,
+        callback_token_hash=uuid.uuid4().hex + uuid.uuid4().hex, created_at=now, updated_at=now,
+    )  # fmt: skip
+    session.add(refund)
+    await session.flush()
+    return refund.id
 
 
 def _sign_in(url: str, email: str) -> Caller:

@@ -218,6 +218,8 @@ def _worker_process(db_url: str, tmp_path: Path, name: str, **env: str) -> subpr
         "MALIPO_JOB_MODULES": "tests.worker.handlers",
         "MALIPO_WORKER_POLL_SECONDS": "0.05",
         "MALIPO_LOG_LEVEL": "WARNING",
+        # No periodic job (the rails' balances) among the jobs these tests count.
+        "MALIPO_RAIL_BALANCE_INTERVAL_SECONDS": "0",
         "PYTHONPATH": str(ROOT),
         **env,
     }
@@ -402,3 +404,21 @@ async def test_batched_kinds_run_while_slow_single_jobs_fill_the_concurrency(
         assert not (tmp_path / "s2").exists(), "the concurrency of single jobs still holds"
     finally:
         await worker.stop()
+
+
+async def test_a_starting_worker_queues_each_periodic_job_once(db: Database) -> None:
+    from malipo.config import Settings
+    from malipo.core.clock import SystemClock
+    from malipo.worker.registry import ensure_periodic, load_job_modules
+
+    load_job_modules()
+    now = SystemClock().now()
+    settings = Settings(rail_balance_interval_seconds=60)
+    async with db.transaction() as session:
+        assert await ensure_periodic(session, settings, now) == ["rail_balance.refresh"]
+    async with db.transaction() as session:
+        assert await ensure_periodic(session, settings, now) == [], "one is waiting already"
+        [job] = (await session.scalars(select(Job).where(Job.kind == "rail_balance.refresh"))).all()
+    assert (job.run_at - now).total_seconds() == 60, "its first run after one interval"
+    async with db.transaction() as session:
+        assert await ensure_periodic(session, Settings(rail_balance_interval_seconds=0), now) == []

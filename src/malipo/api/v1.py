@@ -15,6 +15,8 @@ from malipo.collections.c2b import endpoints as c2b
 from malipo.customers import endpoints as customers
 from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
+from malipo.railbalances import endpoints as rail_balances
+from malipo.refunds import endpoints as refunds
 from malipo.reports import endpoints as reports
 from malipo.reviews import endpoints as reviews
 from malipo.sms import endpoints as sms
@@ -41,3 +43,5 @@ router.include_router(transfers.fraud_router, dependencies=protected)
 router.include_router(cards.router, dependencies=protected)
 router.include_router(checkout.router, dependencies=protected)
 router.include_router(reports.router, dependencies=protected)
+router.include_router(refunds.router, dependencies=protected)
+router.include_router(rail_balances.router, dependencies=protected)

@@ -42,6 +42,7 @@ _MERCHANT_API = (
     "PaymentRequests.*",
     "MerchantWallets.*",
     "Payouts.*",
+    "Refunds.*",
     "Transactions.*",
     "Pricing.Read",
     "Webhooks.*",
@@ -63,6 +64,7 @@ DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
         "Reports.*",
         "Metrics.*",
         "Review.*",
+        "RailBalances.*",
         "FraudRules.*",
     ),
     "ClientAdmin": (

@@ -26,6 +26,7 @@ from malipo.config import Settings
 from malipo.core.errors import FieldError, MalipoError, Unauthorized, ValidationFailed
 from malipo.core.logging import get_logger
 from malipo.db import Database
+from malipo.http.callback_sources import DarajaCallbackSource
 from malipo.http.deps import DatabaseDep, SettingsDep
 from malipo.http.tags import PROVIDER_CALLBACKS
 from malipo.providers.base import MalformedCallback, MobileMoney, PushOutcome, Status
@@ -99,7 +100,7 @@ async def _apply(request: Request, rail: MobileMoney, token: str, pushed: PushOu
     return rail.callback_reply()
 
 
-@router.post("/daraja/{token}", name="Callbacks.Daraja")
+@router.post("/daraja/{token}", name="Callbacks.Daraja", dependencies=[DarajaCallbackSource])
 async def daraja_callback(
     token: str, request: Request, db: DatabaseDep, settings: SettingsDep
 ) -> dict[str, Any]:

@@ -43,6 +43,8 @@ CARDS = "Cards"
 CHECKOUT = "Hosted checkout"
 PAYMENT_LINKS = "Payment links"
 REPORTS = "Reports"
+REFUNDS = "Refunds"
+RAIL_BALANCES = "Rail balances"
 # -- the Pay Hero-compatible API (/api/v2, /mailer) -----------------------------------------------
 PAYHERO_PAYMENTS = PAYHERO_PREFIX + "Payments"
 PAYHERO_WALLETS = PAYHERO_PREFIX + "Wallets"
@@ -174,6 +176,15 @@ TAGS: list[dict[str, str]] = [
     {
         "name": PAYHERO_WHATSAPP,
         "description": "Send WhatsApp texts, images and documents, one or many at a time." + _PAYHERO,
+    },
+    {
+        "name": REFUNDS,
+        "description": "Refund a collection (all or part) to the payer by M-Pesa's reversal, and follow it.",
+    },
+    {
+        "name": RAIL_BALANCES,
+        "description": "The float at each rail (M-Pesa shortcodes, Airtel) as the rail last reported it; "
+        "operator staff only.",
     },
     {
         "name": HEALTH,

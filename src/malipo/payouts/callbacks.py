@@ -25,6 +25,7 @@ from malipo.collections.callbacks import (
     unknown_callback,
 )
 from malipo.core.logging import get_logger
+from malipo.http.callback_sources import DarajaCallbackSource
 from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.tags import PROVIDER_CALLBACKS
 from malipo.payouts import service
@@ -56,7 +57,7 @@ def _refuse_malformed(payout: Payout, exc: MalformedCallback) -> Exception:
     return malformed(exc)
 
 
-@router.post("/daraja/{token}/result", name="Callbacks.DarajaResult")
+@router.post("/daraja/{token}/result", name="Callbacks.DarajaResult", dependencies=[DarajaCallbackSource])
 async def b2c_result(
     token: str, request: Request, session: Session, clock: ClockDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -69,7 +70,7 @@ async def b2c_result(
     return rail.callback_reply()
 
 
-@router.post("/daraja/{token}/timeout", name="Callbacks.DarajaTimeout")
+@router.post("/daraja/{token}/timeout", name="Callbacks.DarajaTimeout", dependencies=[DarajaCallbackSource])
 async def b2c_timeout(token: str, request: Request, session: Session, clock: ClockDep) -> dict[str, Any]:
     """The request timed out in the rail's queue before it was processed: nothing was paid."""
     payout, rail, body = await _payout(request, token, session)
@@ -84,7 +85,7 @@ async def b2c_timeout(token: str, request: Request, session: Session, clock: Clo
     return rail.callback_reply()
 
 
-@router.post("/daraja/{token}/status", name="Callbacks.DarajaStatus")
+@router.post("/daraja/{token}/status", name="Callbacks.DarajaStatus", dependencies=[DarajaCallbackSource])
 async def status_result(
     token: str, request: Request, session: Session, clock: ClockDep, settings: SettingsDep
 ) -> dict[str, Any]:

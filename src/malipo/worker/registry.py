@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.core.ids import new_id
@@ -101,6 +101,8 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "malipo.checkout.tasks",
     "malipo.sms.tasks",
     "malipo.whatsapp.tasks",
+    "malipo.refunds.tasks",
+    "malipo.railbalances.tasks",
 )
 
 
@@ -134,6 +136,39 @@ def batch_job_handler(
         return fn
 
     return register
+
+
+# Kinds that run again and again: each run enqueues the next itself; a worker that starts makes
+# sure one is waiting (``ensure_periodic``). The function gives the interval in seconds (0: off).
+_PERIODIC: dict[str, Callable[[Settings], float]] = {}
+
+
+def periodic_job(name: str, interval: Callable[[Settings], float]) -> None:
+    """Declare ``name`` (a registered kind) periodic, every ``interval(settings)`` seconds."""
+    _PERIODIC[name] = interval
+
+
+def periodic_interval(name: str, settings: Settings) -> float:
+    found = _PERIODIC.get(name)
+    return found(settings) if found is not None else 0.0
+
+
+async def ensure_periodic(session: AsyncSession, settings: Settings, now: datetime) -> list[str]:
+    """Enqueue one job of each periodic kind that has none waiting (first run after its interval)."""
+    added = []
+    for name, interval in sorted(_PERIODIC.items()):
+        seconds = interval(settings)
+        if seconds <= 0:
+            continue
+        waiting = await session.scalar(
+            select(Job.id)
+            .where(Job.kind == name, Job.status.in_([JobStatus.PENDING, JobStatus.RUNNING]))
+            .limit(1)
+        )
+        if waiting is None:
+            enqueue(session, name, {"periodic": True}, now=now, delay=timedelta(seconds=seconds))
+            added.append(name)
+    return added
 
 
 def get_kind(name: str) -> JobKind:

@@ -48,6 +48,7 @@ from malipo.worker.registry import (
     PermanentJobError,
     UnknownJobKind,
     batched_kinds,
+    ensure_periodic,
     get_kind,
 )
 
@@ -148,6 +149,11 @@ class Worker:
     async def run(self) -> None:
         """Claim and run jobs until ``stop()``; then finish or release what is running."""
         log.info("worker.started", worker=self.name, concurrency=self.concurrency)
+        try:
+            async with self.db.transaction() as session:
+                await ensure_periodic(session, self.settings, self.clock.now())
+        except Exception:  # the database is away: the next worker start tries again
+            log.exception("worker.periodic_not_scheduled")
         self._http = http_client(
             httpx.Timeout(30.0, connect=10.0), connections=self.settings.http_connections
         )
@@ -552,6 +558,10 @@ class Worker:
             except UnknownJobKind:
                 base, cap = 2.0, 3600.0
             delay = backoff_delay(job.attempts, base, cap)
+            # A rail that asked to be left alone for a while (a rate limit) is: never sooner.
+            asked = getattr(exc, "retry_after", None)
+            if isinstance(asked, int | float) and asked > delay:
+                delay = float(asked)
             values.update(status=JobStatus.PENDING, run_at=now + timedelta(seconds=delay))
             log.info("job.retry_scheduled", job_id=str(job.id), kind=job.kind, delay_seconds=round(delay, 3))
         else:

@@ -19,9 +19,7 @@ The client secret, the access token and the PIN never appear in a log or an erro
 
 from __future__ import annotations
 
-import asyncio
 import time
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -51,6 +49,7 @@ from malipo.providers.airtel.schemas import (
     collection_enquiry_path,
     disbursement_enquiry_path,
 )
+from malipo.providers.oauth import ProviderCallError, TokenCache
 
 __all__ = ["AirtelClient", "AirtelError", "AirtelLoginFailed", "surely_not_taken"]
 
@@ -61,7 +60,7 @@ _RETRYABLE_STATUSES = frozenset({408, 429})
 _INVALID_TOKEN = "invalid_token"  # noqa: S105 - the OAuth error code, not a secret
 
 
-class AirtelError(Exception):
+class AirtelError(ProviderCallError):
     """A call to Airtel that failed. ``status`` is the HTTP status (None: no reply came back);
     ``code``, ``result_code``, ``response_code`` and ``error_message`` are Airtel's ``status``
     envelope when its reply had one."""
@@ -69,14 +68,14 @@ class AirtelError(Exception):
     def __init__(
         self, message: str, *, retryable: bool, status: int | None = None, code: str | None = None,
         result_code: str | None = None, response_code: str | None = None, error_message: str | None = None,
+        retry_after: float | None = None,
     ) -> None:  # fmt: skip
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
+        super().__init__(
+            message, retryable=retryable, status=status, error_message=error_message, retry_after=retry_after
+        )
         self.code = code
         self.result_code = result_code
         self.response_code = response_code
-        self.error_message = error_message
 
     def __repr__(self) -> str:
         return (
@@ -132,11 +131,9 @@ class AirtelClient:
         self.currency = currency
         self._http = http
         self._clock: Clock = clock or SystemClock()
-        self._token_refresh_margin = token_refresh_margin
-        self._token: str | None = None
-        self._token_expires_at: datetime | None = None
-        self._token_lock = asyncio.Lock()
-        self.token_fetches = 0
+        self._tokens = TokenCache(
+            self._fetch_token, name="airtel", clock=self._clock, refresh_margin=token_refresh_margin
+        )
 
     def __repr__(self) -> str:
         return f"AirtelClient(base_url={self._base_url!r}, country={self.country!r})"
@@ -149,29 +146,16 @@ class AirtelClient:
 
     async def access_token(self) -> str:
         """A valid access token: the cached one, or a new one fetched once for all concurrent callers."""
-        token = self._cached_token()
-        if token is not None:
-            return token
-        async with self._token_lock:
-            token = self._cached_token()
-            if token is not None:
-                return token
-            return await self._fetch_token()
+        return await self._tokens.token()
 
     def forget_token(self) -> None:
-        self._token = None
-        self._token_expires_at = None
+        self._tokens.forget()
 
-    def _cached_token(self) -> str | None:
-        if (
-            self._token is None
-            or self._token_expires_at is None
-            or self._clock.now() >= self._token_expires_at
-        ):
-            return None
-        return self._token
+    @property
+    def token_fetches(self) -> int:
+        return self._tokens.fetches
 
-    async def _fetch_token(self) -> str:
+    async def _fetch_token(self) -> tuple[str, float]:
         body = TokenRequest(client_id=self._client_id, client_secret=self._client_secret)
         try:
             response = await self._send("POST", TOKEN_PATH, json=body.model_dump())
@@ -181,13 +165,7 @@ class AirtelClient:
                 f"no Airtel access token: {exc}", retryable=exc.retryable, status=exc.status,
                 code=exc.code, result_code=exc.result_code, error_message=exc.error_message,
             ) from exc  # fmt: skip
-        lifetime = reply.lifetime()
-        keep_for = max(lifetime - self._token_refresh_margin, lifetime / 2)
-        self._token = reply.access_token
-        self._token_expires_at = self._clock.now() + timedelta(seconds=keep_for)
-        self.token_fetches += 1
-        log.info("airtel.token.fetched", expires_in=lifetime)
-        return reply.access_token
+        return reply.access_token, float(reply.lifetime())
 
     # ------------------------------------------------------------------ collections
 
@@ -247,15 +225,11 @@ class AirtelClient:
     ) -> _Reply:  # fmt: skip
         """Call ``path`` with the bearer token; on a refused token, fetch a new one and try once more."""
         payload = None if request is None else request.model_dump(mode="json", exclude_none=True)
-        for attempt in (1, 2):
-            token = await self.access_token()
-            response = await self._send(method, path, json=payload, headers=self._headers(token))
-            if attempt == 1 and _token_rejected(response):
-                log.info("airtel.token.rejected", path=_safe(path), status=response.status_code)
-                if self._token == token:  # a concurrent caller may already have replaced it
-                    self.forget_token()
-                continue
-            break
+
+        async def send(token: str) -> httpx.Response:
+            return await self._send(method, path, json=payload, headers=self._headers(token))
+
+        response = await self._tokens.send(send, _token_rejected, what=_safe(path))
         return self._read(path, response, reply_type, envelope_decides=envelope_decides)
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -29,6 +29,7 @@ from malipo.providers.airtel.pin import InvalidPinKey, encrypt_pin, load_public_
 from malipo.providers.airtel.sandbox import SANDBOX_PIN, SANDBOX_PIN_PUBLIC_KEY
 from malipo.providers.airtel.schemas import AMBIGUOUS, FAILED, IN_PROGRESS, SUCCESS, TransactionReply
 from malipo.providers.base import (
+    BalanceLine,
     BalanceOutcome,
     BusinessPayment,
     CallbackProblem,
@@ -43,6 +44,8 @@ from malipo.providers.base import (
     PushOutcome,
     PushRequest,
     RailError,
+    ReversalAccepted,
+    ReversalOutcome,
     ReversalRequest,
     Status,
 )
@@ -88,6 +91,7 @@ class AirtelMobileMoney:
     name = "airtel"
     # Airtel pays phones only here: no business payments, so no account reference.
     account_reference_max = 0
+    reverses = False
 
     def __init__(self, settings: Settings, mode: str, http: httpx.AsyncClient | None = None) -> None:
         self._settings = settings
@@ -289,8 +293,11 @@ class AirtelMobileMoney:
 
     # ------------------------------------------------------------------ balance; not yet
 
-    async def balance(self) -> BalanceOutcome:
-        """The disbursement account's balance at Airtel, in minor units by currency."""
+    def balance_parties(self) -> list[str]:
+        return ["disbursement"]  # the one account Airtel's balance API answers for
+
+    async def balance(self, party: str | None = None, callback_token: str | None = None) -> BalanceOutcome:
+        """The disbursement account's balance at Airtel, in minor units by currency (in the reply)."""
         try:
             reply = await self._client().balance()
         except AirtelError as exc:
@@ -299,10 +306,22 @@ class AirtelMobileMoney:
         if data is None or data.balance is None:
             return BalanceOutcome()
         currency = (data.currency or self._currency).upper()
-        return BalanceOutcome({currency: Money.parse(data.balance, currency, allow_zero=True).amount})
+        amount = Money.parse(data.balance, currency, allow_zero=True).amount
+        line = BalanceLine("Disbursement", currency, (amount,))
+        return BalanceOutcome({currency: amount}, accounts=(line,), result_desc=data.account_status or "")
 
-    async def reverse(self, request: ReversalRequest) -> PayoutAccepted:
-        raise NotSupported("Airtel Money refunds come with their own issue")
+    def parse_balance_result(self, body: bytes) -> BalanceOutcome:
+        raise MalformedCallback(
+            "Airtel answers balances in their reply", 1, [CallbackProblem("body", "unexpected")]
+        )
+
+    async def reverse(self, request: ReversalRequest) -> ReversalAccepted:
+        raise NotSupported("Airtel Money has no reversal in malipo: its refund API is not in the reference")
+
+    def parse_reversal_result(self, body: bytes) -> ReversalOutcome:
+        raise MalformedCallback(
+            "Airtel sends no reversal results", 1, [CallbackProblem("body", "unexpected")]
+        )
 
 
 def _not_found(exc: AirtelError) -> bool:

@@ -47,6 +47,7 @@ from malipo.providers.base.messaging import (
     WhatsApp,
 )
 from malipo.providers.base.mobile_money import (
+    BalanceLine,
     BalanceOutcome,
     BusinessPayment,
     MobileMoney,
@@ -58,11 +59,14 @@ from malipo.providers.base.mobile_money import (
     PushAccepted,
     PushOutcome,
     PushRequest,
+    ReversalAccepted,
+    ReversalOutcome,
     ReversalRequest,
 )
 
 __all__ = [
     "AuthorisationOutcome",
+    "BalanceLine",
     "BalanceOutcome",
     "BankTransfer",
     "BusinessPayment",
@@ -91,6 +95,8 @@ __all__ = [
     "RailError",
     "RefundOutcome",
     "RefundRequest",
+    "ReversalAccepted",
+    "ReversalOutcome",
     "ReversalRequest",
     "Sms",
     "Status",

@@ -41,9 +41,18 @@ class RailError(Exception):
     """
 
     def __init__(
-        self, message: str, *, retryable: bool, not_taken: bool, result_code: int, result_desc: str
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        not_taken: bool,
+        result_code: int,
+        result_desc: str,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
+        # Seconds to wait before trying again, when the rail asked to be left alone (a rate limit).
+        self.retry_after = retry_after
         self.retryable = retryable
         self.not_taken = not_taken
         self.result_code = result_code

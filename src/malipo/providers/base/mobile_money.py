@@ -134,15 +134,67 @@ class PayoutStatusAnswer:
 
 @dataclass(frozen=True, slots=True)
 class ReversalRequest:
+    """Reverse (refund) ``amount`` (minor units) of the collection the rail knows by ``receipt``
+    (M-Pesa's receipt), for our ``reference``. ``callback_token`` is the secret in the result and
+    timeout addresses the provider hands the rail (the domain finds the refund by it)."""
+
     receipt: str
     amount: int
     reference: str
     callback_token: str
+    remarks: str = "Refund"
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalAccepted:
+    """The rail took the reversal; the result comes later at its result address. ``our_id`` is
+    the id it gave the request for us (Daraja: OriginatorConversationID), ``provider_reference``
+    its own (Daraja: ConversationID): the result must name them back."""
+
+    provider_reference: str
+    our_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalOutcome:
+    """A reversal's result. ``result_code`` is the rail's code as text (Daraja's failures are
+    strings: ``R000001``); ``receipt`` the reversal's own receipt, ``original_receipt`` and
+    ``amount`` what the rail says it reversed (None where it said nothing)."""
+
+    status: Status
+    result_code: str
+    result_desc: str
+    receipt: str | None = None
+    original_receipt: str | None = None
+    amount: int | None = None
+    our_id: str | None = None
+    provider_reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceLine:
+    """One account of a rail's balance answer: its name, currency and the amounts the rail
+    gives, in minor units, in the rail's order (Daraja: available, uncleared, reserved, and a
+    fourth whose meaning is not published)."""
+
+    name: str
+    currency: str
+    amounts: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class BalanceOutcome:
+    """A balance answer. ``amounts``: by currency (Airtel's one figure); ``accounts``: every
+    account the rail listed. ``result_code`` "0" is an answer; anything else a refusal.
+    ``our_id``/``provider_reference``: the ids of the query it answers (Daraja's)."""
+
     amounts: dict[str, int] = field(default_factory=dict)
+    accounts: tuple[BalanceLine, ...] = ()
+    result_code: str = "0"
+    result_desc: str = ""
+    our_id: str | None = None
+    provider_reference: str | None = None
+    answered_at: str | None = None
 
 
 @runtime_checkable
@@ -152,6 +204,8 @@ class MobileMoney(Protocol):
     name: str
     # The longest account reference a business payment may carry (a bank account number).
     account_reference_max: int
+    # Whether the rail can reverse (refund) a collection: ``reverse`` raises NotSupported if not.
+    reverses: bool
 
     async def push_collection(self, request: PushRequest) -> PushAccepted:
         """Raises :class:`RailError` when the push failed (see ``not_taken``)."""
@@ -200,10 +254,26 @@ class MobileMoney(Protocol):
         """What the rail expects back from a callback malipo took."""
         ...
 
-    async def reverse(self, request: ReversalRequest) -> PayoutAccepted:
-        """Raises :class:`NotSupported` until the provider's reversal exists."""
+    async def reverse(self, request: ReversalRequest) -> ReversalAccepted:
+        """Ask the rail to reverse a collection; the result comes to the callback. Raises
+        :class:`NotSupported` on a rail without reversals, :class:`RailError` when it failed."""
         ...
 
-    async def balance(self) -> BalanceOutcome:
-        """Raises :class:`NotSupported` until the provider's balance query exists."""
+    def parse_reversal_result(self, body: bytes) -> ReversalOutcome:
+        """The rail's reversal result (or queue timeout) → outcome; :class:`MalformedCallback`."""
+        ...
+
+    def balance_parties(self) -> list[str]:
+        """What :meth:`balance` can be asked about (Daraja: its shortcodes); [] none."""
+        ...
+
+    async def balance(
+        self, party: str | None = None, callback_token: str | None = None
+    ) -> BalanceOutcome | None:
+        """The rail's balance of ``party``: the answer when the reply gives it (Airtel), None when
+        it comes to the callback address of ``callback_token`` (Daraja); :class:`NotSupported`."""
+        ...
+
+    def parse_balance_result(self, body: bytes) -> BalanceOutcome:
+        """The rail's balance result callback → outcome; :class:`MalformedCallback`."""
         ...

@@ -68,7 +68,7 @@ def parse_stk_callback(body: bytes) -> PushOutcome:
     return PushOutcome(
         status=codes.status_of(callback.ResultCode),
         result_code=callback.ResultCode,
-        result_desc=callback.ResultDesc,
+        result_desc=codes.explain(callback.ResultCode, callback.ResultDesc),
         receipt=callback.mpesa_receipt_number,
         provider_reference=callback.CheckoutRequestID,
         provider_request_id=callback.MerchantRequestID,
@@ -86,7 +86,7 @@ def parse_payout_result(body: bytes, *, to_business: bool) -> PayoutOutcome:
     result = _result(body)
     if result.ResultCode != codes.SUCCESS:
         return PayoutOutcome(
-            Status.FAILED, result.ResultCode, result.ResultDesc,
+            Status.FAILED, result.ResultCode, codes.explain(result.ResultCode, result.ResultDesc),
             our_id=result.OriginatorConversationID, provider_reference=result.ConversationID,
         )  # fmt: skip
     receipt = result.TransactionID or result.parameter("TransactionReceipt")

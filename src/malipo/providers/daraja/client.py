@@ -22,10 +22,8 @@ never appear in an error's text.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -34,6 +32,14 @@ from pydantic import BaseModel, ValidationError
 
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import get_logger
+from malipo.providers.daraja import codes
+from malipo.providers.daraja.commands import (
+    ACCOUNT_BALANCE_PATH,
+    REVERSAL_PATH,
+    AccountBalanceRequest,
+    CommandReply,
+    ReversalRequestWire,
+)
 from malipo.providers.daraja.schemas import (
     B2B_ACCOUNT_REFERENCE_MAX,
     BUSINESS_PAY_BILL,
@@ -58,6 +64,7 @@ from malipo.providers.daraja.schemas import (
     daraja_timestamp,
     stk_password,
 )
+from malipo.providers.oauth import ProviderCallError, TokenCache
 
 __all__ = ["DarajaClient", "DarajaError", "DarajaPending"]
 
@@ -80,12 +87,12 @@ _PENDING_RESULT_CODE = "4999"
 _DEFAULT_TOKEN_LIFETIME = 3599
 
 
-class DarajaError(Exception):
+class DarajaError(ProviderCallError):
     """A Daraja call that failed.
 
     ``status`` is the HTTP status (``None`` when no reply came back); ``error_code``,
     ``error_message`` and ``request_id`` are Daraja's ``errorCode``, ``errorMessage`` and
-    ``requestId`` when its reply carried them.
+    ``requestId`` when its reply carried them; ``retry_after`` the seconds a rate limit asks.
     """
 
     def __init__(
@@ -97,12 +104,12 @@ class DarajaError(Exception):
         error_code: str | None = None,
         error_message: str | None = None,
         request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
+        super().__init__(
+            message, retryable=retryable, status=status, error_message=error_message, retry_after=retry_after
+        )
         self.error_code = error_code
-        self.error_message = error_message
         self.request_id = request_id
 
     def __repr__(self) -> str:
@@ -179,10 +186,9 @@ class DarajaClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
         self._clock: Clock = clock or SystemClock()
-        self._token_refresh_margin = token_refresh_margin
-        self._token: str | None = None
-        self._token_expires_at: datetime | None = None
-        self._token_lock = asyncio.Lock()
+        self._tokens = TokenCache(
+            self._fetch_token, name="daraja", clock=self._clock, refresh_margin=token_refresh_margin
+        )
 
     def __repr__(self) -> str:
         return f"DarajaClient(base_url={self._base_url!r}, shortcode={self._shortcode!r})"
@@ -203,46 +209,33 @@ class DarajaClient:
     # ------------------------------------------------------------------ OAuth
 
     async def access_token(self) -> str:
-        """A valid access token: the cached one, or a new one fetched once for all concurrent callers."""
-        token = self._cached_token()
-        if token is not None:
-            return token
-        async with self._token_lock:
-            token = self._cached_token()
-            if token is not None:  # another caller fetched it while we waited
-                return token
-            return await self._fetch_token()
+        """A valid access token: the cached one, or a new one fetched once for all concurrent callers.
+        Raises :class:`DarajaLoginFailed` when none can be had."""
+        return await self._tokens.token()
 
     def forget_token(self) -> None:
         """Drop the cached token; the next call fetches a new one."""
-        self._token = None
-        self._token_expires_at = None
+        self._tokens.forget()
 
-    def _cached_token(self) -> str | None:
-        if self._token is None or self._token_expires_at is None:
-            return None
-        if self._clock.now() >= self._token_expires_at:
-            return None
-        return self._token
-
-    async def _fetch_token(self) -> str:
-        response = await self._send(
-            "GET",
-            OAUTH_PATH,
-            params={"grant_type": "client_credentials"},
-            auth=httpx.BasicAuth(self._consumer_key, self._consumer_secret),
-        )
-        reply = self._read(OAUTH_PATH, response, AccessTokenReply)
+    async def _fetch_token(self) -> tuple[str, float]:
+        try:
+            response = await self._send(
+                "GET",
+                OAUTH_PATH,
+                params={"grant_type": "client_credentials"},
+                auth=httpx.BasicAuth(self._consumer_key, self._consumer_secret),
+            )
+            reply = self._read(OAUTH_PATH, response, AccessTokenReply)
+        except DarajaError as exc:  # no token: the request itself is not made
+            raise DarajaLoginFailed(
+                str(exc), retryable=exc.retryable, status=exc.status, error_code=exc.error_code,
+                error_message=exc.error_message, request_id=exc.request_id, retry_after=exc.retry_after,
+            ) from exc  # fmt: skip
         try:
             lifetime = int(reply.expires_in)
         except ValueError:
             lifetime = _DEFAULT_TOKEN_LIFETIME
-        # Refresh a margin early, but never keep a short-lived token for less than half its life.
-        keep_for = max(lifetime - self._token_refresh_margin, lifetime / 2)
-        self._token = reply.access_token
-        self._token_expires_at = self._clock.now() + timedelta(seconds=keep_for)
-        log.info("daraja.token.fetched", expires_in=lifetime)
-        return reply.access_token
+        return reply.access_token, float(lifetime)
 
     # ------------------------------------------------------------------ M-Pesa Express (STK)
 
@@ -421,6 +414,43 @@ class DarajaClient:
             ValidationURL=validation_url,
         )  # fmt: skip
         return await self._call(C2B_REGISTER_PATH, request, C2bRegisterReply)
+    # ------------------------------------------------------------------ reversal and balance
+
+    async def reversal(
+        self,
+        *,
+        transaction_id: str,
+        amount: int,
+        result_url: str,
+        queue_timeout_url: str,
+        remarks: str,
+        occasion: str = "",
+        receiver_party: str | None = None,
+    ) -> CommandReply:
+        """Reverse ``amount`` whole shillings of the M-Pesa receipt ``transaction_id`` received on
+        ``receiver_party`` (default the STK shortcode); the result comes to ``result_url``."""
+        request = ReversalRequestWire(
+            Initiator=self._b2c_initiator, SecurityCredential=self._b2c_security_credential,
+            TransactionID=transaction_id, Amount=amount, ReceiverParty=receiver_party or self._shortcode,
+            ResultURL=result_url, QueueTimeOutURL=queue_timeout_url, Remarks=remarks,
+            Occasion=occasion or None,
+        )  # fmt: skip
+        return await self._call(REVERSAL_PATH, request, CommandReply)
+
+    async def account_balance(
+        self, *, party_a: str, result_url: str, queue_timeout_url: str, remarks: str = "Balance"
+    ) -> CommandReply:
+        """Ask the balance of the shortcode ``party_a``; the answer comes to ``result_url``."""
+        request = AccountBalanceRequest(
+            Initiator=self._b2c_initiator, SecurityCredential=self._b2c_security_credential, PartyA=party_a,
+            Remarks=remarks, QueueTimeOutURL=queue_timeout_url, ResultURL=result_url,
+        )  # fmt: skip
+        return await self._call(ACCOUNT_BALANCE_PATH, request, CommandReply)
+
+    @property
+    def shortcodes(self) -> list[str]:
+        """The shortcodes this client collects on and pays out from (one when they are the same)."""
+        return list(dict.fromkeys([self._shortcode, self._b2c_shortcode]))
 
     # ------------------------------------------------------------------ plumbing
 
@@ -430,23 +460,11 @@ class DarajaClient:
     async def _call(self, path: str, request: BaseModel, reply_type: type[_Reply]) -> _Reply:
         """POST ``request`` with the bearer token; on a rejected token, fetch a new one and try once more."""
         payload = request.model_dump(mode="json", exclude_none=True)
-        for attempt in (1, 2):
-            try:
-                token = await self.access_token()
-            except DarajaError as exc:  # no token: the request itself was not made (or was refused)
-                raise DarajaLoginFailed(
-                    str(exc), retryable=exc.retryable, status=exc.status, error_code=exc.error_code,
-                    error_message=exc.error_message, request_id=exc.request_id,
-                ) from exc  # fmt: skip
-            response = await self._send(
-                "POST", path, json=payload, headers={"Authorization": f"Bearer {token}"}
-            )
-            if attempt == 1 and _token_rejected(response):
-                log.info("daraja.token.rejected", path=path, status=response.status_code)
-                if self._token == token:  # a concurrent caller may already have replaced it
-                    self.forget_token()
-                continue
-            break
+
+        async def send(token: str) -> httpx.Response:
+            return await self._send("POST", path, json=payload, headers={"Authorization": f"Bearer {token}"})
+
+        response = await self._tokens.send(send, _token_rejected, what=path)
         reply = self._read(path, response, reply_type)
         code = getattr(reply, "ResponseCode", None)
         if code is not None and code != "0":
@@ -544,4 +562,5 @@ def _error_from(path: str, response: httpx.Response, body: Any) -> DarajaError:
         error_code=code,
         error_message=message,
         request_id=details.requestId,
+        retry_after=codes.RATE_LIMIT_BACKOFF.get(code or ""),
     )

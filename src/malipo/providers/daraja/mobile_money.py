@@ -9,6 +9,7 @@ malipo records when it gives up (``codes``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,6 @@ from malipo.config import Settings
 from malipo.providers.base import (
     BalanceOutcome,
     BusinessPayment,
-    NotSupported,
     PayoutAccepted,
     PayoutOutcome,
     PayoutStatusAnswer,
@@ -28,10 +28,12 @@ from malipo.providers.base import (
     PushOutcome,
     PushRequest,
     RailError,
+    ReversalAccepted,
+    ReversalOutcome,
     ReversalRequest,
     Status,
 )
-from malipo.providers.daraja import callbacks, codes, urls
+from malipo.providers.daraja import callbacks, codes, commands, urls
 from malipo.providers.daraja.client import DarajaClient, DarajaError, DarajaPending, surely_not_taken
 from malipo.providers.daraja.connection import daraja_client
 from malipo.providers.daraja.schemas import B2B_ACCOUNT_REFERENCE_MAX
@@ -51,7 +53,7 @@ def _rail_error(exc: DarajaError, outcome: tuple[int, str], *, not_taken: bool |
     error = RailError(
         str(exc), retryable=exc.retryable,
         not_taken=surely_not_taken(exc) if not_taken is None else not_taken,
-        result_code=code, result_desc=desc,
+        result_code=code, result_desc=desc, retry_after=exc.retry_after,
     )  # fmt: skip
     error.__cause__ = exc
     return error
@@ -71,6 +73,7 @@ class DarajaMobileMoney:
 
     name = "daraja"
     account_reference_max = B2B_ACCOUNT_REFERENCE_MAX
+    reverses = True
 
     def __init__(self, settings: Settings, mode: str, http: httpx.AsyncClient | None = None) -> None:
         self._settings = settings
@@ -112,7 +115,9 @@ class DarajaMobileMoney:
             # No answer (Daraja down, or it no longer knows the push): ask again later.
             return PushOutcome(Status.UNKNOWN, codes.NO_ANSWER, codes.NO_ANSWER_FROM_MPESA, error=str(exc))
         code = int(answer.ResultCode)
-        return PushOutcome(codes.status_of(code), code, codes.stk_query_desc(answer.ResultDesc))
+        return PushOutcome(
+            codes.status_of(code), code, codes.explain(code, codes.stk_query_desc(answer.ResultDesc))
+        )
 
     def push_query_id(self, reference: str) -> str | None:
         return None  # only Daraja's reply gives the CheckoutRequestID
@@ -177,10 +182,50 @@ class DarajaMobileMoney:
     def callback_reply(self) -> dict[str, Any]:
         return dict(callbacks.ACCEPTED)
 
-    # ------------------------------------------------------------------ not yet
+    # ------------------------------------------------------------------ reversal and balance
 
-    async def reverse(self, request: ReversalRequest) -> PayoutAccepted:
-        raise NotSupported("M-Pesa reversals come with their own issue")
+    async def reverse(self, request: ReversalRequest) -> ReversalAccepted:
+        """Daraja's Reversal of the collection's receipt; the result comes to the reversal URL."""
+        url = urls.reversal_url(self._settings.public_url, request.callback_token)
+        try:
+            reply = await self._client().reversal(
+                transaction_id=request.receipt, amount=_shillings(request.amount), result_url=url,
+                queue_timeout_url=url, remarks=request.remarks[:100].ljust(2, "."),
+                occasion=request.reference,
+            )  # fmt: skip
+        except DarajaError as exc:
+            raise _rail_error(
+                exc, (codes.FAILED, f"M-Pesa refused the reversal: {exc.error_message or exc}")
+            ) from exc
+        return ReversalAccepted(reply.ConversationID, reply.OriginatorConversationID or None)
 
-    async def balance(self) -> BalanceOutcome:
-        raise NotSupported("M-Pesa account balance comes with its own issue")
+    def parse_reversal_result(self, body: bytes) -> ReversalOutcome:
+        outcome = commands.parse_reversal_result(body)
+        if outcome.status == Status.FAILED:
+            desc = codes.explain_reversal(outcome.result_code, outcome.result_desc)
+            return dataclasses.replace(outcome, result_desc=desc)
+        return outcome
+
+    def balance_parties(self) -> list[str]:
+        return self._client().shortcodes if self._http is not None else []
+
+    async def balance(
+        self, party: str | None = None, callback_token: str | None = None
+    ) -> BalanceOutcome | None:
+        """Daraja answers at the balance URL: None here."""
+        if callback_token is None:
+            raise ValueError("Daraja answers balances at a callback: give callback_token")
+        client = self._client()
+        url = urls.balance_url(self._settings.public_url, callback_token)
+        try:
+            await client.account_balance(
+                party_a=party or client.shortcodes[0], result_url=url, queue_timeout_url=url
+            )
+        except DarajaError as exc:
+            raise _rail_error(
+                exc, (codes.FAILED, f"M-Pesa refused the balance query: {exc.error_message or exc}")
+            ) from exc
+        return None
+
+    def parse_balance_result(self, body: bytes) -> BalanceOutcome:
+        return commands.parse_balance_result(body)

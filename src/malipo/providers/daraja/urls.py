@@ -24,3 +24,13 @@ def timeout_url(public_url: str, token: str) -> str:
 def status_url(public_url: str, token: str) -> str:
     """A transaction-status query's ResultURL and QueueTimeOutURL."""
     return f"{public_url}{CALLBACK_PREFIX}/{token}/status"
+
+
+def reversal_url(public_url: str, token: str) -> str:
+    """A reversal's ResultURL and QueueTimeOutURL (one address: the body says which it is)."""
+    return f"{public_url}{CALLBACK_PREFIX}/{token}/reversal"
+
+
+def balance_url(public_url: str, token: str) -> str:
+    """An account balance query's ResultURL and QueueTimeOutURL."""
+    return f"{public_url}{CALLBACK_PREFIX}/{token}/balance"

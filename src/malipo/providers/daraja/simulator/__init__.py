@@ -2,8 +2,10 @@
 
 Serves ``GET /oauth/v1/generate``, ``POST /mpesa/stkpush/v1/processrequest``,
 ``POST /mpesa/stkpushquery/v1/query``, ``POST /mpesa/b2c/v3/paymentrequest``,
-``POST /mpesa/b2b/v1/paymentrequest``, ``POST /mpesa/transactionstatus/v1/query`` and C2B
-(``/mpesa/c2b/v{1,2}/registerurl`` and ``/simulate``: see ``simulator.c2b``). Every API
+``POST /mpesa/b2b/v1/paymentrequest``, ``POST /mpesa/transactionstatus/v1/query``,
+``POST /mpesa/reversal/v1/request`` and ``POST /mpesa/accountbalance/v1/query`` (their outcomes:
+:mod:`malipo.providers.daraja.simulator.commands`), and C2B (``/mpesa/c2b/v{1,2}/registerurl``
+and ``/simulate``: see ``simulator.c2b``). Every API
 call needs a Bearer token from the OAuth endpoint (a missing, unknown or expired one answers
 HTTP 404 ``404.001.03`` "Invalid Access Token", as Daraja does); invalid fields answer HTTP 400
 ``400.002.02`` "Bad Request - Invalid <Field>"; a wrong STK ``Password`` answers HTTP 500
@@ -30,6 +32,7 @@ phone         code    what happens
 254700000006  0       paid, but the callback is lost: only STK query tells
 254700000007  1019    "Transaction has expired"; callback
 254700000008  1001    "Unable to lock subscriber, ..."; callback
+254700000009  0       paid as any other number; a reversal of its receipt times out in the queue
 ============  ======  =========================================================================
 
 Any other phone paying :data:`STK_INSUFFICIENT_FROM` shillings or more gets ResultCode 1.
@@ -91,6 +94,12 @@ so tests can move them. ``app.state.simulator`` is the :class:`DarajaSimulator` 
 """
 
 from malipo.providers.daraja.simulator.app import DarajaSimulator, create_simulator_app, main, run
+from malipo.providers.daraja.simulator.commands import (
+    ABOVE_ORIGINAL,
+    ALREADY_REVERSED,
+    REVERSAL_TIMEOUT_PHONE,
+    UNKNOWN_RECEIPT,
+)
 from malipo.providers.daraja.simulator.outcomes import (
     B2B_OUTCOMES,
     B2B_SUCCESS,
@@ -113,14 +122,18 @@ from malipo.providers.daraja.simulator.status import status_parameters
 from malipo.providers.simulation import CallbackDelivery
 
 __all__ = [
+    "ABOVE_ORIGINAL",
+    "ALREADY_REVERSED",
     "B2B_OUTCOMES",
     "B2B_SUCCESS",
     "B2C_OUTCOMES",
     "B2C_SUCCESS",
     "DEFAULT_PORT",
+    "REVERSAL_TIMEOUT_PHONE",
     "STK_INSUFFICIENT_FROM",
     "STK_OUTCOMES",
     "STK_SUCCESS",
+    "UNKNOWN_RECEIPT",
     "B2BPayment",
     "B2CPayment",
     "CallbackDelivery",

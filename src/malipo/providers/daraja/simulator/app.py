@@ -13,6 +13,7 @@ from starlette.routing import Route
 from malipo.core.clock import Clock
 from malipo.core.logging import configure_logging, get_logger
 from malipo.providers.daraja.simulator.c2b import C2bHandlers
+from malipo.providers.daraja.simulator.commands import CommandHandlers
 from malipo.providers.daraja.simulator.outcomes import DEFAULT_PORT
 from malipo.providers.daraja.simulator.payments import PaymentHandlers
 from malipo.providers.daraja.simulator.status import StatusHandlers
@@ -21,7 +22,7 @@ from malipo.providers.daraja.simulator.stk import StkHandlers
 log = get_logger("malipo.providers.daraja.simulator")
 
 
-class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers, C2bHandlers):
+class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers, C2bHandlers, CommandHandlers):
     """The state and handlers behind the simulator app; see the module docstring for behaviour.
 
     ``credentials`` maps consumer keys to secrets (``None``: any non-empty pair is accepted).
@@ -39,6 +40,8 @@ class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers, C2bHandlers)
             Route("/mpesa/b2c/v3/paymentrequest", self._b2c, methods=["POST"]),
             Route("/mpesa/b2b/v1/paymentrequest", self._b2b, methods=["POST"]),
             Route("/mpesa/transactionstatus/v1/query", self._transaction_status, methods=["POST"]),
+            Route("/mpesa/reversal/v1/request", self._reversal, methods=["POST"]),
+            Route("/mpesa/accountbalance/v1/query", self._account_balance, methods=["POST"]),
         ]
 
 
