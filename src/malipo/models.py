@@ -15,6 +15,7 @@ from malipo.identity import models as identity_models
 from malipo.ledger import models as ledger_models
 from malipo.payouts import models as payout_models
 from malipo.pricing import models as pricing_models
+from malipo.reconciliation import models as reconciliation_models
 from malipo.reviews import models as review_models
 from malipo.sms import models as sms_models
 from malipo.transfers import models as transfer_models
@@ -35,6 +36,7 @@ __all__ = [
     "ledger_models",
     "payout_models",
     "pricing_models",
+    "reconciliation_models",
     "review_models",
     "sms_models",
     "transfer_models",

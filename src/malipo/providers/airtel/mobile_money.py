@@ -14,6 +14,7 @@ domains hand over are not sent. Its callbacks name our id instead (``PushOutcome
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +44,7 @@ from malipo.providers.base import (
     PushOutcome,
     PushRequest,
     RailError,
+    RailTransaction,
     ReversalRequest,
     Status,
 )
@@ -303,6 +305,10 @@ class AirtelMobileMoney:
 
     async def reverse(self, request: ReversalRequest) -> PayoutAccepted:
         raise NotSupported("Airtel Money refunds come with their own issue")
+
+    async def statement(self, start: datetime, end: datetime) -> list[RailTransaction]:
+        # Airtel's Open API has no statement: reconciliation asks its enquiry about open items.
+        raise NotSupported("Airtel Money has no statement API; its open items are asked about one by one")
 
 
 def _not_found(exc: AirtelError) -> bool:

@@ -60,6 +60,7 @@ from malipo.providers.base.mobile_money import (
     PushRequest,
     ReversalRequest,
 )
+from malipo.providers.base.statement import RailTransaction, StatementUnavailable
 
 __all__ = [
     "AuthorisationOutcome",
@@ -89,10 +90,12 @@ __all__ = [
     "PushOutcome",
     "PushRequest",
     "RailError",
+    "RailTransaction",
     "RefundOutcome",
     "RefundRequest",
     "ReversalRequest",
     "Sms",
+    "StatementUnavailable",
     "Status",
     "TransferAccepted",
     "TransferOutcome",

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import get_logger
+from malipo.providers.daraja import pull
 from malipo.providers.daraja.schemas import (
     B2B_ACCOUNT_REFERENCE_MAX,
     BUSINESS_PAY_BILL,
@@ -403,6 +404,34 @@ class DarajaClient:
             Occasion=occasion,
         )
         return await self._call(TRANSACTION_STATUS_PATH, request, TransactionStatusReply)
+
+    # ------------------------------------------------------------------ Pull Transactions (§F)
+
+    async def pull_register(self, *, nominated_number: str, callback_url: str) -> pull.PullRegisterReply:
+        """Register the shortcode for Pull Transactions (one-time; ``1001``: already registered)."""
+        request = pull.PullRegisterRequest(
+            ShortCode=self._shortcode, NominatedNumber=nominated_number, CallBackURL=callback_url
+        )
+        return await self._call(pull.REGISTER_PATH, request, pull.PullRegisterReply)
+
+    async def pull_transactions(self, start: datetime, end: datetime) -> list[pull.PulledTransaction]:
+        """Every transaction the shortcode received from ``start`` to ``end``, page by page
+        (``OffSetValue`` 0, 100, …). Raises :class:`pull.PullWindowExpired` before asking when
+        ``start`` is older than Daraja's 48-hour window: the rail would refuse it."""
+        if start < self._clock.now() - pull.WINDOW:
+            raise pull.PullWindowExpired(
+                f"Pull Transactions keeps 48 hours only: {pull.kenya_time(start)} (EAT) is older"
+            )
+        found: list[pull.PulledTransaction] = []
+        while True:
+            request = pull.PullQueryRequest(
+                ShortCode=self._shortcode, StartDate=pull.kenya_time(start), EndDate=pull.kenya_time(end),
+                OffSetValue=str(len(found)),
+            )  # fmt: skip
+            page = (await self._call(pull.QUERY_PATH, request, pull.PullQueryReply)).transactions()
+            found.extend(page)
+            if len(page) < pull.PAGE_SIZE:
+                return found
 
     # ------------------------------------------------------------------ plumbing
 

@@ -14,13 +14,14 @@ from malipo.core.clock import Clock
 from malipo.core.logging import configure_logging, get_logger
 from malipo.providers.daraja.simulator.outcomes import DEFAULT_PORT
 from malipo.providers.daraja.simulator.payments import PaymentHandlers
+from malipo.providers.daraja.simulator.statement import StatementHandlers
 from malipo.providers.daraja.simulator.status import StatusHandlers
 from malipo.providers.daraja.simulator.stk import StkHandlers
 
 log = get_logger("malipo.providers.daraja.simulator")
 
 
-class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers):
+class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers, StatementHandlers):
     """The state and handlers behind the simulator app; see the module docstring for behaviour.
 
     ``credentials`` maps consumer keys to secrets (``None``: any non-empty pair is accepted).
