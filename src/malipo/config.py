@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     stk_query_after_seconds: float = 90.0
     # No B2C result this long after a payout was sent: the worker asks Daraja (transaction status).
     payout_query_after_seconds: float = 120.0
+    # Daily reconciliation against the rails: a day is a calendar day in this time zone; the
+    # worker reconciles the previous day at this hour of it (within Daraja's 48-hour window).
+    reconciliation_timezone: str = "Africa/Nairobi"
+    reconciliation_daily: bool = True
+    reconciliation_hour: int = Field(default=2, ge=0, le=23)
     # No status report this long after a bank transfer was sent: the worker asks the bank rail
     # (then again after twice as long, and so on).
     bank_query_after_seconds: float = 60.0

@@ -14,6 +14,7 @@ from malipo.collections import endpoints as channels
 from malipo.customers import endpoints as customers
 from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
+from malipo.reconciliation import endpoints as reconciliation
 from malipo.reports import endpoints as reports
 from malipo.reviews import endpoints as reviews
 from malipo.sms import endpoints as sms
@@ -39,3 +40,4 @@ router.include_router(transfers.fraud_router, dependencies=protected)
 router.include_router(cards.router, dependencies=protected)
 router.include_router(checkout.router, dependencies=protected)
 router.include_router(reports.router, dependencies=protected)
+router.include_router(reconciliation.router, dependencies=protected)

@@ -62,6 +62,7 @@ DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
         "Reports.*",
         "Metrics.*",
         "Review.*",
+        "Reconciliation.*",
         "FraudRules.*",
     ),
     "ClientAdmin": (

@@ -21,6 +21,7 @@ from malipo.cli.keys import keys_app
 from malipo.cli.ledger import ledger_app
 from malipo.cli.messaging import mail_app
 from malipo.cli.providers import sim_app
+from malipo.cli.reconcile import reconcile
 from malipo.core.clock import SystemClock
 from malipo.db import Database
 
@@ -38,6 +39,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(mail_app, name="mail")
 app.add_typer(sim_app, name="sim")
 app.add_typer(keys_app, name="keys")
+app.command("reconcile")(reconcile)
 
 
 def _version() -> str:

@@ -100,6 +100,7 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "malipo.checkout.tasks",
     "malipo.sms.tasks",
     "malipo.whatsapp.tasks",
+    "malipo.reconciliation.tasks",
 )
 
 

@@ -52,6 +52,7 @@ from malipo.collections.service.intake import (
     request_collection,
     request_collections,
 )
+from malipo.collections.service.reconciling import collections_in_period, left_unanswered
 from malipo.collections.service.settlement import (
     REJECTED_ON_REVIEW,
     CallbackAnswer,
@@ -106,6 +107,7 @@ __all__ = [
     "collection_for_reference",
     "collection_for_token",
     "collection_intake",
+    "collections_in_period",
     "create_channel",
     "find_by_reference",
     "find_channel",
@@ -114,6 +116,7 @@ __all__ = [
     "get_channel",
     "get_collections",
     "hold_fee",
+    "left_unanswered",
     "list_channels",
     "newest_collections",
     "not_sent_counts",
