@@ -138,6 +138,7 @@ SHARED_OBJECTS = {
 VALID_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/v1/api-users/{apiUserId}/permissions"): {"overrides": {}},
     ("PATCH", "/api/v1/payment-links/{linkId}"): {"isActive": False},
+    ("POST", "/api/v1/reconciliation/exceptions/{id}/resolve"): {"action": "write_off"},
 }
 
 

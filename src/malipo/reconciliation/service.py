@@ -83,8 +83,9 @@ async def reconcile_day(ctx: BatchContext, day: date, mode: str) -> RunResult:
     found: list[matching.Found] = []
     notes: dict[str, Any] = {}
     for network, rail_name in RAILS.items():
-        found.extend(await _failed_but_paid(ctx, mode, network, rail_name, period))
         statement_found, note = await _statement(ctx, mode, network, rail_name, period, start, end)
+        if statement_found is None:  # no statement on this rail: its open items, one by one
+            statement_found = await _failed_but_paid(ctx, mode, network, rail_name, period)
         found.extend(statement_found)
         if note:
             notes[rail_name] = note
@@ -100,18 +101,16 @@ async def reconcile_day(ctx: BatchContext, day: date, mode: str) -> RunResult:
 async def _failed_but_paid(
     ctx: BatchContext, mode: str, network: str, rail_name: str, period: list[Collection]
 ) -> list[matching.Found]:
-    """Collections malipo failed because its enquiries gave no answer: asked about again now. One
-    the rail says was paid is money that arrived with no record."""
+    """Collections malipo failed because nobody answered (the rail's no-answer code: its enquiries
+    ran out, or the prompt timed out): asked about again now. One the rail says was paid is money
+    that arrived with no record."""
     rail = mobile_money_for(ctx.settings, network, mode, ctx.http)
-    unanswered = rail.no_answer()
+    unanswered = rail.no_answer().result_code
     found = []
     for collection in period:
         if collection.network_code != network or collection.status != CollectionStatus.FAILED:
             continue
-        if (collection.result_code, collection.result_desc) != (
-            unanswered.result_code,
-            unanswered.result_desc,
-        ):
+        if collection.result_code != unanswered:
             continue
         query_id = collection.provider_checkout_request_id or rail.push_query_id(collection.reference)
         if query_id is None:
@@ -125,12 +124,14 @@ async def _failed_but_paid(
 async def _statement(
     ctx: BatchContext, mode: str, network: str, rail_name: str, period: list[Collection],
     start: datetime, end: datetime,
-) -> tuple[list[matching.Found], str | None]:  # fmt: skip
+) -> tuple[list[matching.Found] | None, str | None]:  # fmt: skip
+    """The rail's statement matched to the period's collections (None: the rail has no statement),
+    and why it could not be had (a note for the report)."""
     rail = mobile_money_for(ctx.settings, network, mode, ctx.http)
     try:
         statement = await rail.statement(start, end)
     except NotSupported:
-        return [], None  # no statement on this rail: its open items were asked about one by one
+        return None, None
     except StatementUnavailable as exc:
         log.warning("reconciliation.statement_unavailable", rail=rail_name, error=str(exc))
         return [], str(exc)
