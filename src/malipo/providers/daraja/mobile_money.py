@@ -193,8 +193,12 @@ class DarajaMobileMoney:
             raise StatementUnavailable(message, retryable=exc.retryable) from exc
         return [
             RailTransaction(
-                receipt=row.transactionId, amount=row.amount_minor(), currency="KES",
-                completed_at=row.completed_at(), party=row.msisdn, reference=row.billreference,
+                receipt=row.transactionId,
+                amount=row.amount_minor(),
+                currency="KES",
+                completed_at=row.completed_at(),
+                party=row.msisdn,
+                reference=row.billreference,
                 kind=row.transactiontype,
             )
             for row in rows
