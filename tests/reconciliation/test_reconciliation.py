@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from malipo.ledger.models import AccountKind, Journal
+from malipo.payouts.models import Payout
 from malipo.reconciliation.models import ItemKind, ItemStatus
-from tests.fixtures.world import PAYS, Sim, StartMalipo, World, eventually
+from tests.fixtures.world import PAYS, Sim, StartMalipo, World, eventually, fund_payments, payout_by_reference
 from tests.reconciliation.helpers import (
     backdate_push,
     operator,
@@ -246,8 +249,6 @@ async def test_only_operator_staff_see_or_resolve_it(start_malipo: StartMalipo, 
 async def test_a_day_older_than_the_rail_keeps_is_reported_as_not_reconciled(
     start_malipo: StartMalipo, own_sim: Sim
 ) -> None:
-    from datetime import timedelta
-
     world = await reconciling_world(start_malipo, own_sim)
     old = today(world) - timedelta(days=4)
     result = await run_day(world, old)
@@ -327,4 +328,33 @@ async def test_a_refund_is_pending_until_the_reversal_result_then_journals_suspe
 
     await eventually(refunded, "the reversal's result to journal suspense → clearing", timeout=15)
     assert len(await world.journals(kind="reconciliation_refund")) == 1
+    await world.verify_ledger()
+
+
+async def test_a_payout_left_without_a_result_is_settled_by_query_before_the_report(
+    start_malipo: StartMalipo, own_sim: Sim
+) -> None:
+    world = await reconciling_world(start_malipo, own_sim, payout_query_after_seconds=3600)
+    await fund_payments(world, 500_00)
+    body = {"amount": 300, "phone_number": "254733000014", "network_code": AIRTEL, "channel": "mobile"}
+    reply = await world.http.post("/api/v2/withdraw", json=body, headers=world.a.headers)
+    assert reply.status_code == 201, reply.text
+    reference = str(reply.json()["merchant_reference"])
+
+    async def paid_at_airtel() -> bool:
+        payout = await payout_by_reference(world, reference)
+        found = world.airtel.disbursements.get(payout.originator_conversation_id)
+        return payout.sent_at is not None and found is not None and found.status == "TS"
+
+    await eventually(paid_at_airtel, "Airtel to pay the payout (its callback is lost)")
+    payout = await payout_by_reference(world, reference)
+    assert payout.status == "SENT"
+    async with world.db.transaction() as session:  # its query delay long past
+        await session.execute(
+            update(Payout).where(Payout.id == payout.id).values(sent_at=payout.sent_at - timedelta(hours=2))
+        )
+
+    await run_day(world, today(world))
+    assert (await payout_by_reference(world, reference)).status == "SUCCESS"
+    assert (await world.balances()).payments[0] == 500_00 - 300_00
     await world.verify_ledger()

@@ -29,6 +29,8 @@ from malipo.core.logging import get_logger
 from malipo.ledger import service as ledger
 from malipo.ledger import statements
 from malipo.ledger.models import AccountKind
+from malipo.payouts import service as payouts
+from malipo.payouts import tasks as payout_tasks
 from malipo.providers.base import NotSupported, StatementUnavailable, Status
 from malipo.providers.registry import AIRTEL, MPESA, mobile_money_for
 from malipo.reconciliation import matching, repository
@@ -77,6 +79,10 @@ async def reconcile_day(ctx: BatchContext, day: date, mode: str) -> RunResult:
     left = [c.id for c in period if collections.left_unanswered(c, now=now, delay_seconds=delay)]
     for collection_id in left:  # settled by query before the report, as their own job would
         await collection_tasks.settle_by_query(ctx, collection_id)
+    async with ctx.db.transaction() as session:
+        open_payouts = await payouts.left_unanswered(session, ctx.settings, mode, start, now=now)
+    for payout_id in open_payouts:  # likewise: their status asked for (Airtel answers at once)
+        await payout_tasks.settle_by_query(ctx, payout_id)
     if left:
         async with ctx.db.transaction() as session:
             period = await collections.collections_in_period(session, mode, start, end)
