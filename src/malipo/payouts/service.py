@@ -571,7 +571,6 @@ def schedule_reconcile(
 reviews.register_resolver(ReviewKind.PAYOUT, reviews.Resolver(accept=accept_review, reject=reject_review))
 
 
-
 async def left_unanswered(
     session: AsyncSession, settings: Settings, mode: str, since: datetime, *, now: datetime
 ) -> list[uuid.UUID]:
