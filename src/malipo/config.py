@@ -14,6 +14,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -199,6 +200,15 @@ class Settings(BaseSettings):
     card_fee_fixed: str = "0"
     card_fee_min: str = "0"
     card_fee_max: str = "10000.00"
+
+    @field_validator("reconciliation_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. Africa/Nairobi)") from exc
+        return value
 
     @field_validator("job_modules", mode="before")
     @classmethod

@@ -88,15 +88,29 @@ async def reconcile_day(ctx: BatchContext, day: date, mode: str) -> RunResult:
             period = await collections.collections_in_period(session, mode, start, end)
     found: list[matching.Found] = []
     notes: dict[str, Any] = {}
+    with_statement: set[str] = set()
     for network, rail_name in RAILS.items():
         statement_found, note = await _statement(ctx, mode, network, rail_name, period, start, end)
         if statement_found is None:  # no statement on this rail: its open items, one by one
             statement_found = await _failed_but_paid(ctx, mode, network, rail_name, period)
+        elif not note:
+            with_statement.add(rail_name)
         found.extend(statement_found)
         if note:
             notes[rail_name] = note
     async with ctx.db.transaction() as session:
-        result = await store_run(session, day, mode, found, notes, period, start, end, now=ctx.clock.now())
+        result = await store_run(
+            session,
+            day,
+            mode,
+            found,
+            notes,
+            period,
+            start,
+            end,
+            now=ctx.clock.now(),
+            with_statement=with_statement,
+        )
     log.info(
         "reconciliation.run", day=day.isoformat(), mode=mode, items=len(result.items),
         exceptions=sum(i.kind != ItemKind.MATCHED for i in result.items), notes=list(notes),
@@ -154,6 +168,7 @@ def _credited_in(collection: Collection, start: datetime, end: datetime) -> bool
 async def store_run(
     session: AsyncSession, day: date, mode: str, found: list[matching.Found], notes: dict[str, Any],
     period: list[Collection], start: datetime, end: datetime, *, now: datetime,
+    with_statement: set[str] | None = None,
 ) -> RunResult:  # fmt: skip
     """Write (or update) the day's report: items by their match key, suspense journals for new
     missing-in-malipo receipts, and the totals."""
@@ -189,7 +204,7 @@ async def store_run(
     await session.flush()
     run.notes = notes
     run.status = "incomplete" if notes else "complete"
-    run.totals = await _totals(session, kept, period, mode, start, end, now)
+    run.totals = await _totals(session, kept, period, mode, start, end, now, with_statement or set())
     run.updated_at = now
     await session.flush()
     return RunResult(run, kept)
@@ -249,7 +264,7 @@ async def _book_suspense(
 
 async def _totals(
     session: AsyncSession, items: list[ReconciliationItem], period: list[Collection], mode: str,
-    start: datetime, end: datetime, now: datetime,
+    start: datetime, end: datetime, now: datetime, with_statement: set[str],
 ) -> dict[str, Any]:  # fmt: skip
     """Per currency: the items' figures, malipo's credited total, and the tie to the ledger."""
     credited = [c for c in period if _credited_in(c, start, end)]
@@ -267,12 +282,11 @@ async def _totals(
             journal_ids=tuple(i.suspense_journal_id for i in booked if i.suspense_journal_id),
         )  # fmt: skip
         expected = malipo_total + sum(i.rail_amount or 0 for i in booked)
-        statement_rails = {i.rail for i in items}
         figures["malipoTotal"] = malipo_total
         figures["notOnAStatement"] = sum(
             c.amount
             for c in credited
-            if c.currency == currency and RAILS.get(c.network_code) not in statement_rails
+            if c.currency == currency and RAILS.get(c.network_code) not in with_statement
         )
         figures["ledger"] = {"clearingIn": -movement, "expected": expected, "ties": -movement == expected}
         out[currency] = figures
