@@ -31,6 +31,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         database_url=db_url,
         inprocess_worker=False,
         log_json=True,
+        reconciliation_daily=False,  # the tests of the daily run turn it on
     ).require_secrets()
 
 

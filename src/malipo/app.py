@@ -44,6 +44,7 @@ from malipo.providers.simulators import (
 )
 from malipo.railbalances.callbacks import router as balance_callbacks_router
 from malipo.refunds.callbacks import router as refund_callbacks_router
+from malipo.reconciliation.tasks import ensure_daily as schedule_reconciliation
 from malipo.sms.callbacks import router as sms_callbacks_router
 from malipo.transfers.callbacks import router as transfer_callbacks_router
 from malipo.web.checkout import PayerLimits
@@ -85,6 +86,7 @@ def create_app(
             created = await sync_permissions(db, app.routes, clock.now())
             if created:
                 log.info("permissions.created", count=created)
+            await schedule_reconciliation(db, settings, clock)
         else:
             # Serve anyway, so /readyz can say why this instance is not ready.
             log.error("database.not_migrated", revision=revision, head=app.state.migration_head)

@@ -15,6 +15,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -160,6 +161,11 @@ class Settings(BaseSettings):
     stk_query_after_seconds: float = 90.0
     # No B2C result this long after a payout was sent: the worker asks Daraja (transaction status).
     payout_query_after_seconds: float = 120.0
+    # Daily reconciliation against the rails: a day is a calendar day in this time zone; the
+    # worker reconciles the previous day at this hour of it (within Daraja's 48-hour window).
+    reconciliation_timezone: str = "Africa/Nairobi"
+    reconciliation_daily: bool = True
+    reconciliation_hour: int = Field(default=2, ge=0, le=23)
     # No status report this long after a bank transfer was sent: the worker asks the bank rail
     # (then again after twice as long, and so on).
     bank_query_after_seconds: float = 60.0
@@ -206,6 +212,15 @@ class Settings(BaseSettings):
     card_fee_fixed: str = "0"
     card_fee_min: str = "0"
     card_fee_max: str = "10000.00"
+
+    @field_validator("reconciliation_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. Africa/Nairobi)") from exc
+        return value
 
     @field_validator("job_modules", mode="before")
     @classmethod

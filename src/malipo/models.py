@@ -18,6 +18,7 @@ from malipo.payouts import models as payout_models
 from malipo.pricing import models as pricing_models
 from malipo.railbalances import models as rail_balance_models
 from malipo.refunds import models as refund_models
+from malipo.reconciliation import models as reconciliation_models
 from malipo.reviews import models as review_models
 from malipo.sms import models as sms_models
 from malipo.transfers import models as transfer_models
@@ -41,6 +42,7 @@ __all__ = [
     "pricing_models",
     "rail_balance_models",
     "refund_models",
+    "reconciliation_models",
     "review_models",
     "sms_models",
     "transfer_models",

@@ -161,6 +161,7 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/v1/payment-links/{linkId}"): {"isActive": False},
     ("POST", "/api/v1/payment-requests/{id}/stk-push"): {"phoneNumber": "0712345678"},
     ("POST", "/api/v1/collections/{id}/refund"): {"reason": "Order cancelled"},
+    ("POST", "/api/v1/reconciliation/exceptions/{id}/resolve"): {"action": "write_off"},
 }
 
 

@@ -17,6 +17,7 @@ from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
 from malipo.railbalances import endpoints as rail_balances
 from malipo.refunds import endpoints as refunds
+from malipo.reconciliation import endpoints as reconciliation
 from malipo.reports import endpoints as reports
 from malipo.reviews import endpoints as reviews
 from malipo.sms import endpoints as sms
@@ -45,3 +46,4 @@ router.include_router(checkout.router, dependencies=protected)
 router.include_router(reports.router, dependencies=protected)
 router.include_router(refunds.router, dependencies=protected)
 router.include_router(rail_balances.router, dependencies=protected)
+router.include_router(reconciliation.router, dependencies=protected)

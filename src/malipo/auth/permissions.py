@@ -65,6 +65,7 @@ DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
         "Metrics.*",
         "Review.*",
         "RailBalances.*",
+        "Reconciliation.*",
         "FraudRules.*",
     ),
     "ClientAdmin": (

@@ -22,6 +22,7 @@ from malipo.cli.ledger import ledger_app
 from malipo.cli.messaging import mail_app
 from malipo.cli.providers import sim_app
 from malipo.cli.rails import rail_balances
+from malipo.cli.reconcile import reconcile
 from malipo.core.clock import SystemClock
 from malipo.db import Database
 
@@ -40,6 +41,7 @@ app.add_typer(mail_app, name="mail")
 app.add_typer(sim_app, name="sim")
 app.add_typer(keys_app, name="keys")
 app.command("rail-balances")(rail_balances)
+app.command("reconcile")(reconcile)
 
 
 def _version() -> str:

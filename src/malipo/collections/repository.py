@@ -289,3 +289,12 @@ def new_channel(
         account_number=account_number, description=description, is_active=True, created_at=now,
         updated_at=now,
     )  # fmt: skip
+
+
+async def in_period(session: AsyncSession, mode: str, start: datetime, end: datetime) -> list[Collection]:
+    """Every collection of ``mode`` asked for, or finished, in ``[start, end)`` (reconciliation's
+    malipo side of a day), any merchant's."""
+    asked = (Collection.created_at >= start) & (Collection.created_at < end)
+    finished = (Collection.completed_at >= start) & (Collection.completed_at < end)
+    query = select(Collection).where(Collection.mode == mode, asked | finished)
+    return list((await session.scalars(query.order_by(Collection.created_at))).all())

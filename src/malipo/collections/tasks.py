@@ -277,3 +277,10 @@ async def reconcile(ctx: BatchContext, payload: dict[str, Any]) -> None:
                 unanswered = rail.no_answer()
                 outcome = service.Outcome(unanswered.result_code, unanswered.result_desc)
         await service.finish(session, collection, outcome, now=ctx.clock.now())
+
+
+async def settle_by_query(ctx: BatchContext, collection_id: uuid.UUID) -> None:
+    """Ask the rail about a collection left SENT and settle it from the answer, as its reconcile job
+    does (reconciliation, before a day's report): a pending answer leaves it SENT, its next query
+    queued."""
+    await reconcile(ctx, {"collection_id": str(collection_id), "query": 1})

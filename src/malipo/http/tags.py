@@ -45,6 +45,7 @@ PAYMENT_LINKS = "Payment links"
 REPORTS = "Reports"
 REFUNDS = "Refunds"
 RAIL_BALANCES = "Rail balances"
+RECONCILIATION = "Reconciliation"
 # -- the Pay Hero-compatible API (/api/v2, /mailer) -----------------------------------------------
 PAYHERO_PAYMENTS = PAYHERO_PREFIX + "Payments"
 PAYHERO_WALLETS = PAYHERO_PREFIX + "Wallets"
@@ -147,6 +148,12 @@ TAGS: list[dict[str, str]] = [
         "description": "Card payments and checkout sessions for a client's portal users (their own client's) "
         "and operator staff (every client's, or one by `clientId`): lists by status and date, and summaries "
         "per currency. Amounts are decimal strings beside their currency.",
+    },
+    {
+        "name": RECONCILIATION,
+        "description": "Each day's reconciliation of malipo's books against the rails' own records (M-Pesa's "
+        "Pull Transactions, Airtel's enquiry): matched items and exceptions, totals that tie to the "
+        "ledger, and resolving an exception (attach, write off, refund). Operator staff only.",
     },
     {
         "name": FRAUD,

@@ -32,6 +32,8 @@ class AccountKind(StrEnum):
     SANDBOX_FUNDING = "sandbox_funding"  # where sandbox top-ups come from
     # Collections paid straight to a merchant's own till, paybill or bank account.
     EXTERNAL_SETTLEMENT = "external_settlement"
+    # Reconciliation differences written off (credit: money kept; debit: money lost).
+    WRITE_OFF = "write_off"
 
 
 SYSTEM_KINDS = (
@@ -42,6 +44,7 @@ SYSTEM_KINDS = (
     AccountKind.SUSPENSE,
     AccountKind.SANDBOX_FUNDING,
     AccountKind.EXTERNAL_SETTLEMENT,
+    AccountKind.WRITE_OFF,
 )
 
 

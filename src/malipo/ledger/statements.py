@@ -10,11 +10,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select
+from sqlalchemy import ColumnElement, Row, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.ledger import repository
-from malipo.ledger.models import Journal, LedgerAccount
+from malipo.ledger.models import Journal, LedgerAccount, Posting
 
 
 async def get_account(session: AsyncSession, account_id: uuid.UUID) -> LedgerAccount | None:
@@ -51,3 +51,26 @@ async def statement_page(
 ) -> list[Row[Any]]:
     """One page of ``statement_query``: the rows after ``after`` (created_at, posting id), by keyset."""
     return await repository.statement_page(session, query, after)
+
+
+async def account_movement(
+    session: AsyncSession, account_id: uuid.UUID, *, kinds: tuple[str, ...] = (),
+    start: datetime | None = None, end: datetime | None = None, journal_ids: tuple[uuid.UUID, ...] = (),
+) -> int:  # fmt: skip
+    """The net of ``account_id``'s postings in journals of ``kinds`` written in ``[start, end)``,
+    plus those in the journals ``journal_ids`` (counted once): how reconciliation ties a day's
+    report to the books."""
+    conditions = []
+    if kinds and start is not None and end is not None:
+        in_window = (Journal.created_at >= start) & (Journal.created_at < end)
+        conditions.append(Journal.kind.in_(kinds) & in_window)
+    if journal_ids:
+        conditions.append(Journal.id.in_(journal_ids))
+    if not conditions:
+        return 0
+    query = (
+        select(func.coalesce(func.sum(Posting.amount), 0))
+        .join(Journal, Journal.id == Posting.journal_id)
+        .where(Posting.account_id == account_id, or_(*conditions))
+    )
+    return int(await session.scalar(query) or 0)

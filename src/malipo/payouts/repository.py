@@ -137,3 +137,15 @@ async def store_conversation_id(
         .values(conversation_id=conversation_id, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+async def sent_before(
+    session: AsyncSession, mode: str, start: datetime, sent_by: datetime
+) -> list[uuid.UUID]:
+    """Payouts of ``mode`` asked for since ``start`` and still SENT, sent before ``sent_by``: their
+    result never came (reconciliation asks about them before its report)."""
+    query = select(Payout.id).where(
+        Payout.mode == mode, Payout.status == PayoutStatus.SENT, Payout.created_at >= start,
+        Payout.sent_at.is_not(None), Payout.sent_at <= sent_by,
+    )  # fmt: skip
+    return list((await session.scalars(query)).all())

@@ -569,3 +569,12 @@ def schedule_reconcile(
 
 
 reviews.register_resolver(ReviewKind.PAYOUT, reviews.Resolver(accept=accept_review, reject=reject_review))
+
+
+async def left_unanswered(
+    session: AsyncSession, settings: Settings, mode: str, since: datetime, *, now: datetime
+) -> list[uuid.UUID]:
+    """Payouts of ``mode`` asked for since ``since``, still SENT past their query delay
+    (``payout_query_after_seconds``): their result never came."""
+    sent_by = now - timedelta(seconds=settings.payout_query_after_seconds)
+    return await repository.sent_before(session, mode, since, sent_by)

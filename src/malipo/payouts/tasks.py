@@ -21,7 +21,7 @@ from malipo.providers.base import (
     ProviderUnavailable,
     RailError,
 )
-from malipo.worker.registry import JobContext, PermanentJobError, job_handler
+from malipo.worker.registry import BatchContext, JobContext, PermanentJobError, job_handler
 
 log = get_logger("malipo.payouts")
 
@@ -158,3 +158,11 @@ async def reconcile_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
         if payout is None or payout.status in PAYOUT_CLOSED_STATES:
             return
         await service.apply_status_answer(session, payout, answer, settings=ctx.settings, now=ctx.clock.now())
+
+
+async def settle_by_query(ctx: BatchContext, payout_id: uuid.UUID) -> None:
+    """Ask the rail about a payout whose result never came, as its reconcile job does
+    (reconciliation, before a day's report): Airtel's enquiry answers at once; Daraja's status
+    query at its callback."""
+    context = JobContext(payout_id, service.RECONCILE_JOB, 1, 1, ctx.db, ctx.clock, ctx.settings, ctx.http)
+    await reconcile_payout(context, {"payout_id": str(payout_id), "query": 1})

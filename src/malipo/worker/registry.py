@@ -103,6 +103,7 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "malipo.whatsapp.tasks",
     "malipo.refunds.tasks",
     "malipo.railbalances.tasks",
+    "malipo.reconciliation.tasks",
 )
 
 

@@ -64,6 +64,7 @@ from malipo.collections.service.refundable import (
     paid_into,
     payments_wallet_id,
 )
+from malipo.collections.service.reconciling import collections_in_period, left_unanswered
 from malipo.collections.service.settlement import (
     REJECTED_ON_REVIEW,
     CallbackAnswer,
@@ -125,6 +126,7 @@ __all__ = [
     "collection_for_token",
     "collection_intake",
     "collection_of",
+    "collections_in_period",
     "create_channel",
     "find_by_reference",
     "find_channel",
@@ -134,6 +136,7 @@ __all__ = [
     "get_channel",
     "get_collections",
     "hold_fee",
+    "left_unanswered",
     "list_channels",
     "locked_collection_of",
     "newest_collections",

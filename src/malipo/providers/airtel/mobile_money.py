@@ -14,6 +14,7 @@ domains hand over are not sent. Its callbacks name our id instead (``PushOutcome
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -46,6 +47,7 @@ from malipo.providers.base import (
     RailError,
     ReversalAccepted,
     ReversalOutcome,
+    RailTransaction,
     ReversalRequest,
     Status,
 )
@@ -322,6 +324,10 @@ class AirtelMobileMoney:
         raise MalformedCallback(
             "Airtel sends no reversal results", 1, [CallbackProblem("body", "unexpected")]
         )
+
+    async def statement(self, start: datetime, end: datetime) -> list[RailTransaction]:
+        # Airtel's Open API has no statement: reconciliation asks its enquiry about open items.
+        raise NotSupported("Airtel Money has no statement API; its open items are asked about one by one")
 
 
 def _not_found(exc: AirtelError) -> bool:

@@ -63,6 +63,7 @@ from malipo.providers.base.mobile_money import (
     ReversalOutcome,
     ReversalRequest,
 )
+from malipo.providers.base.statement import RailTransaction, StatementUnavailable
 
 __all__ = [
     "AuthorisationOutcome",
@@ -93,12 +94,14 @@ __all__ = [
     "PushOutcome",
     "PushRequest",
     "RailError",
+    "RailTransaction",
     "RefundOutcome",
     "RefundRequest",
     "ReversalAccepted",
     "ReversalOutcome",
     "ReversalRequest",
     "Sms",
+    "StatementUnavailable",
     "Status",
     "TransferAccepted",
     "TransferOutcome",

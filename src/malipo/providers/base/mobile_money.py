@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from malipo.providers.base.common import Status
+from malipo.providers.base.statement import RailTransaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,4 +278,10 @@ class MobileMoney(Protocol):
 
     def parse_balance_result(self, body: bytes) -> BalanceOutcome:
         """The rail's balance result callback → outcome; :class:`MalformedCallback`."""
+        ...
+
+    async def statement(self, start: datetime, end: datetime) -> list[RailTransaction]:
+        """What the rail moved between ``start`` and ``end`` (aware datetimes): raises
+        :class:`NotSupported` where the rail has no statement, :class:`StatementUnavailable` where
+        it refuses this one (Daraja's: older than its 48-hour window)."""
         ...

@@ -40,6 +40,7 @@ from malipo.providers.daraja.commands import (
     CommandReply,
     ReversalRequestWire,
 )
+from malipo.providers.daraja import pull
 from malipo.providers.daraja.schemas import (
     B2B_ACCOUNT_REFERENCE_MAX,
     BUSINESS_PAY_BILL,
@@ -451,6 +452,33 @@ class DarajaClient:
     def shortcodes(self) -> list[str]:
         """The shortcodes this client collects on and pays out from (one when they are the same)."""
         return list(dict.fromkeys([self._shortcode, self._b2c_shortcode]))
+    # ------------------------------------------------------------------ Pull Transactions (§F)
+
+    async def pull_register(self, *, nominated_number: str, callback_url: str) -> pull.PullRegisterReply:
+        """Register the shortcode for Pull Transactions (one-time; ``1001``: already registered)."""
+        request = pull.PullRegisterRequest(
+            ShortCode=self._shortcode, NominatedNumber=nominated_number, CallBackURL=callback_url
+        )
+        return await self._call(pull.REGISTER_PATH, request, pull.PullRegisterReply)
+
+    async def pull_transactions(self, start: datetime, end: datetime) -> list[pull.PulledTransaction]:
+        """Every transaction the shortcode received from ``start`` to ``end``, page by page
+        (``OffSetValue`` 0, 100, …). Raises :class:`pull.PullWindowExpired` before asking when
+        ``start`` is older than Daraja's 48-hour window: the rail would refuse it."""
+        if start < self._clock.now() - pull.WINDOW:
+            raise pull.PullWindowExpired(
+                f"Pull Transactions keeps 48 hours only: {pull.kenya_time(start)} (EAT) is older"
+            )
+        found: list[pull.PulledTransaction] = []
+        while True:
+            request = pull.PullQueryRequest(
+                ShortCode=self._shortcode, StartDate=pull.kenya_time(start), EndDate=pull.kenya_time(end),
+                OffSetValue=str(len(found)),
+            )  # fmt: skip
+            page = (await self._call(pull.QUERY_PATH, request, pull.PullQueryReply)).transactions()
+            found.extend(page)
+            if len(page) < pull.PAGE_SIZE:
+                return found
 
     # ------------------------------------------------------------------ plumbing
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -30,10 +31,12 @@ from malipo.providers.base import (
     RailError,
     ReversalAccepted,
     ReversalOutcome,
+    RailTransaction,
     ReversalRequest,
+    StatementUnavailable,
     Status,
 )
-from malipo.providers.daraja import callbacks, codes, commands, urls
+from malipo.providers.daraja import callbacks, codes, commands, pull, urls
 from malipo.providers.daraja.client import DarajaClient, DarajaError, DarajaPending, surely_not_taken
 from malipo.providers.daraja.connection import daraja_client
 from malipo.providers.daraja.schemas import B2B_ACCOUNT_REFERENCE_MAX
@@ -181,6 +184,31 @@ class DarajaMobileMoney:
 
     def callback_reply(self) -> dict[str, Any]:
         return dict(callbacks.ACCEPTED)
+
+    # ------------------------------------------------------------------ statement (Pull Transactions)
+
+    async def statement(self, start: datetime, end: datetime) -> list[RailTransaction]:
+        """What the shortcode received from ``start`` to ``end``, by Pull Transactions."""
+        try:
+            rows = await self._client().pull_transactions(start, end)
+        except pull.PullWindowExpired as exc:
+            raise StatementUnavailable(str(exc), window_expired=True) from exc
+        except DarajaError as exc:
+            message = f"M-Pesa's statement is unavailable: {exc}"
+            raise StatementUnavailable(message, retryable=exc.retryable) from exc
+        return [
+            RailTransaction(
+                receipt=row.transactionId,
+                amount=row.amount_minor(),
+                currency="KES",
+                completed_at=row.completed_at(),
+                party=row.msisdn,
+                reference=row.billreference,
+                kind=row.transactiontype,
+            )
+            for row in rows
+        ]
+
 
     # ------------------------------------------------------------------ reversal and balance
 

@@ -16,13 +16,14 @@ from malipo.providers.daraja.simulator.c2b import C2bHandlers
 from malipo.providers.daraja.simulator.commands import CommandHandlers
 from malipo.providers.daraja.simulator.outcomes import DEFAULT_PORT
 from malipo.providers.daraja.simulator.payments import PaymentHandlers
+from malipo.providers.daraja.simulator.statement import StatementHandlers
 from malipo.providers.daraja.simulator.status import StatusHandlers
 from malipo.providers.daraja.simulator.stk import StkHandlers
 
 log = get_logger("malipo.providers.daraja.simulator")
 
 
-class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers, C2bHandlers, CommandHandlers):
+class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers, C2bHandlers, CommandHandlers, StatementHandlers):
     """The state and handlers behind the simulator app; see the module docstring for behaviour.
 
     ``credentials`` maps consumer keys to secrets (``None``: any non-empty pair is accepted).

@@ -147,6 +147,10 @@ class StkHandlers(SimulatorBase):
         push.completed_at = self._now()
         if outcome.succeeded:
             push.receipt = _receipt()
+            self.statement.record_incoming(
+                shortcode=push.shortcode, receipt=push.receipt, amount=push.amount, msisdn=push.phone,
+                completed_at=push.completed_at, bill_reference=push.account_reference,
+            )  # fmt: skip
         if outcome.delivery is Delivery.RESULT:
             await self._deliver(push.callback_url, self._stk_callback(push))
 

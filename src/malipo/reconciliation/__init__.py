@@ -1,0 +1,1 @@
+"""Daily reconciliation of malipo's books against the rails' own records."""
