@@ -43,8 +43,8 @@ from malipo.providers.simulators import (
     mount_simulators,
 )
 from malipo.railbalances.callbacks import router as balance_callbacks_router
-from malipo.refunds.callbacks import router as refund_callbacks_router
 from malipo.reconciliation.tasks import ensure_daily as schedule_reconciliation
+from malipo.refunds.callbacks import router as refund_callbacks_router
 from malipo.sms.callbacks import router as sms_callbacks_router
 from malipo.transfers.callbacks import router as transfer_callbacks_router
 from malipo.web.checkout import PayerLimits

@@ -17,8 +17,8 @@ from malipo.ledger import models as ledger_models
 from malipo.payouts import models as payout_models
 from malipo.pricing import models as pricing_models
 from malipo.railbalances import models as rail_balance_models
-from malipo.refunds import models as refund_models
 from malipo.reconciliation import models as reconciliation_models
+from malipo.refunds import models as refund_models
 from malipo.reviews import models as review_models
 from malipo.sms import models as sms_models
 from malipo.transfers import models as transfer_models
@@ -41,8 +41,8 @@ __all__ = [
     "payout_models",
     "pricing_models",
     "rail_balance_models",
-    "refund_models",
     "reconciliation_models",
+    "refund_models",
     "review_models",
     "sms_models",
     "transfer_models",

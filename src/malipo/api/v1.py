@@ -16,8 +16,8 @@ from malipo.customers import endpoints as customers
 from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
 from malipo.railbalances import endpoints as rail_balances
-from malipo.refunds import endpoints as refunds
 from malipo.reconciliation import endpoints as reconciliation
+from malipo.refunds import endpoints as refunds
 from malipo.reports import endpoints as reports
 from malipo.reviews import endpoints as reviews
 from malipo.sms import endpoints as sms

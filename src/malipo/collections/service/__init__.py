@@ -54,6 +54,7 @@ from malipo.collections.service.intake import (
     request_collection,
     request_collections,
 )
+from malipo.collections.service.reconciling import collections_in_period, left_unanswered
 from malipo.collections.service.refundable import (
     OWN_CHANNEL,
     PAYMENTS_WALLET,
@@ -64,7 +65,6 @@ from malipo.collections.service.refundable import (
     paid_into,
     payments_wallet_id,
 )
-from malipo.collections.service.reconciling import collections_in_period, left_unanswered
 from malipo.collections.service.settlement import (
     REJECTED_ON_REVIEW,
     CallbackAnswer,
@@ -142,8 +142,8 @@ __all__ = [
     "newest_collections",
     "not_sent_counts",
     "on_finished",
-    "payer_message",
     "paid_into",
+    "payer_message",
     "payer_phone",
     "payments_wallet_id",
     "reconcile_delay",

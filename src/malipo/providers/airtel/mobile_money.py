@@ -45,9 +45,9 @@ from malipo.providers.base import (
     PushOutcome,
     PushRequest,
     RailError,
+    RailTransaction,
     ReversalAccepted,
     ReversalOutcome,
-    RailTransaction,
     ReversalRequest,
     Status,
 )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from malipo.core.clock import Clock, SystemClock
 from malipo.core.logging import get_logger
-from malipo.providers.daraja import codes
+from malipo.providers.daraja import codes, pull
 from malipo.providers.daraja.commands import (
     ACCOUNT_BALANCE_PATH,
     REVERSAL_PATH,
@@ -40,7 +41,6 @@ from malipo.providers.daraja.commands import (
     CommandReply,
     ReversalRequestWire,
 )
-from malipo.providers.daraja import pull
 from malipo.providers.daraja.schemas import (
     B2B_ACCOUNT_REFERENCE_MAX,
     BUSINESS_PAY_BILL,
@@ -415,6 +415,7 @@ class DarajaClient:
             ValidationURL=validation_url,
         )  # fmt: skip
         return await self._call(C2B_REGISTER_PATH, request, C2bRegisterReply)
+
     # ------------------------------------------------------------------ reversal and balance
 
     async def reversal(
@@ -452,6 +453,7 @@ class DarajaClient:
     def shortcodes(self) -> list[str]:
         """The shortcodes this client collects on and pays out from (one when they are the same)."""
         return list(dict.fromkeys([self._shortcode, self._b2c_shortcode]))
+
     # ------------------------------------------------------------------ Pull Transactions (§F)
 
     async def pull_register(self, *, nominated_number: str, callback_url: str) -> pull.PullRegisterReply:

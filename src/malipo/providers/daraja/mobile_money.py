@@ -29,9 +29,9 @@ from malipo.providers.base import (
     PushOutcome,
     PushRequest,
     RailError,
+    RailTransaction,
     ReversalAccepted,
     ReversalOutcome,
-    RailTransaction,
     ReversalRequest,
     StatementUnavailable,
     Status,
@@ -208,7 +208,6 @@ class DarajaMobileMoney:
             )
             for row in rows
         ]
-
 
     # ------------------------------------------------------------------ reversal and balance
 

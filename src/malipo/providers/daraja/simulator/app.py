@@ -23,7 +23,9 @@ from malipo.providers.daraja.simulator.stk import StkHandlers
 log = get_logger("malipo.providers.daraja.simulator")
 
 
-class DarajaSimulator(StkHandlers, PaymentHandlers, StatusHandlers, C2bHandlers, CommandHandlers, StatementHandlers):
+class DarajaSimulator(
+    StkHandlers, PaymentHandlers, StatusHandlers, C2bHandlers, CommandHandlers, StatementHandlers
+):
     """The state and handlers behind the simulator app; see the module docstring for behaviour.
 
     ``credentials`` maps consumer keys to secrets (``None``: any non-empty pair is accepted).
