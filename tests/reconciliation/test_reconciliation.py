@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import update
 
 from malipo.ledger.models import AccountKind, Journal
@@ -302,7 +301,6 @@ async def test_an_airtel_collection_failed_after_its_enquiries_that_airtel_says_
     await world.verify_ledger()
 
 
-@pytest.mark.skip(reason="enable at merge with the refunds branch: Daraja's reversal (MobileMoney.reverse)")
 async def test_a_refund_is_pending_until_the_reversal_result_then_journals_suspense_to_clearing(
     start_malipo: StartMalipo, own_sim: Sim
 ) -> None:

@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from malipo.reconciliation.models import ReconciliationItem, ReconciliationRun
+from malipo.reconciliation.models import ItemStatus, ReconciliationItem, ReconciliationRun, Resolution
 
 
 async def run_for(
@@ -38,3 +38,11 @@ async def item_by_id(session: AsyncSession, item_id: uuid.UUID) -> Reconciliatio
 
 async def run_by_id(session: AsyncSession, run_id: uuid.UUID) -> ReconciliationRun | None:
     return await session.get(ReconciliationRun, run_id)
+
+
+async def refunds_in_flight(session: AsyncSession) -> list[ReconciliationItem]:
+    """Items whose refund to the payer was asked of the rail and has no result yet (a handful)."""
+    query = select(ReconciliationItem).where(
+        ReconciliationItem.status == ItemStatus.PENDING, ReconciliationItem.resolution == Resolution.REFUND
+    )
+    return list((await session.scalars(query)).all())

@@ -14,6 +14,7 @@ on the item with who, when and why; an item is resolved once.
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from datetime import datetime
 
@@ -27,10 +28,12 @@ from malipo.identity.clients import client_by_id
 from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
-from malipo.providers.base import MobileMoney, NotSupported, ReversalRequest
+from malipo.providers.base import ReversalOutcome, ReversalRequest, Status
 from malipo.providers.registry import AIRTEL, MPESA, mobile_money_for
 from malipo.reconciliation import repository
 from malipo.reconciliation.models import ItemKind, ItemStatus, ReconciliationItem, Resolution
+from malipo.refunds import callbacks as refund_callbacks
+from malipo.refunds.service import ResultMismatch
 from malipo.worker.registry import enqueue
 
 REVERSE_JOB = "reconciliation.reverse"
@@ -172,20 +175,43 @@ async def _write_off(session: AsyncSession, item: ReconciliationItem, now: datet
 def _reversal(item: ReconciliationItem, settings: Settings) -> ReversalRequest:
     return ReversalRequest(
         receipt=item.receipt or "", amount=item.rail_amount or 0, reference=f"recon-{item.id.hex[:12]}",
-        callback_token=collections.callback_token(settings, item.id, purpose="reconciliation-reversal"),
+        callback_token=_reversal_token(settings, item.id), remarks="Reconciliation refund",
     )  # fmt: skip
 
 
-async def reversal_available(rail: MobileMoney, request: ReversalRequest) -> bool:
-    """Whether the rail has a reversal at all, asked without reaching it: a rail built without an
-    HTTP client raises NotSupported when it has none, and cannot call out when it has one."""
-    try:
-        await rail.reverse(request)
-    except NotSupported:
-        return False
-    except Exception:  # it would have called the rail: it has a reversal
-        return True
-    return True
+def _reversal_token(settings: Settings, item_id: uuid.UUID) -> str:
+    return collections.callback_token(settings, item_id, purpose="reconciliation-reversal")
+
+
+async def item_for_reversal_token(
+    session: AsyncSession, settings: Settings, token: str
+) -> ReconciliationItem | None:
+    """The item waiting for the reversal whose result address carries ``token``, if any."""
+    for item in await repository.refunds_in_flight(session):
+        if hmac.compare_digest(token, _reversal_token(settings, item.id)):
+            return item
+    return None
+
+
+async def apply_reversal_result(
+    session: AsyncSession, item: ReconciliationItem, result: ReversalOutcome, now: datetime
+) -> None:
+    """The rail's reversal result for ``item``, checked against what was asked (the rail's id
+    for the request, the receipt, the amount) before money moves; a repeat changes nothing."""
+    wrong = []
+    if item.resolution_reference is not None and result.provider_reference not in (
+        None,
+        item.resolution_reference,
+    ):
+        wrong.append("ConversationID")
+    if result.status == Status.SUCCEEDED:
+        if result.amount is not None and result.amount != item.rail_amount:
+            wrong.append("Amount")
+        if result.original_receipt is not None and result.original_receipt != item.receipt:
+            wrong.append("OriginalTransactionID")
+    if wrong:
+        raise ResultMismatch(f"the callback's {' and '.join(wrong)} is not this reconciliation refund's")
+    await complete_refund(session, item.id, succeeded=result.status == Status.SUCCEEDED, now=now)
 
 
 async def _ask_refund(
@@ -195,7 +221,7 @@ async def _ask_refund(
         raise ActionNotAllowed("only a receipt received with no record (held in suspense) can be refunded")
     mode = await _mode_of(session, item)
     rail = mobile_money_for(settings, NETWORKS.get(item.rail, MPESA), mode)  # no HTTP: nothing is sent
-    if not await reversal_available(rail, _reversal(item, settings)):
+    if not rail.reverses:
         raise ReversalNotAvailable("reversal not available on this rail")
     # The reversal goes out from the worker, after this commits (outbox).
     enqueue(session, REVERSE_JOB, {"item_id": str(item.id)}, now=now)
@@ -243,3 +269,8 @@ async def reversal_to_send(
     if item is None or item.status != ItemStatus.PENDING or item.resolution_reference is not None:
         return None
     return NETWORKS.get(item.rail, MPESA), await _mode_of(session, item), _reversal(item, settings)
+
+
+refund_callbacks.on_reversal_result(
+    refund_callbacks.ReversalReceiver(find=item_for_reversal_token, apply=apply_reversal_result)
+)

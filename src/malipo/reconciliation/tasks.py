@@ -15,7 +15,7 @@ from malipo.config import Settings
 from malipo.core.clock import Clock
 from malipo.core.logging import get_logger
 from malipo.db import Database
-from malipo.providers.base import NotSupported, RailError, Status
+from malipo.providers.base import NotSupported, RailError
 from malipo.providers.registry import mobile_money_for
 from malipo.reconciliation import resolutions, service
 from malipo.worker.models import Job
@@ -106,6 +106,3 @@ async def send_reversal(ctx: JobContext, payload: dict[str, Any]) -> None:
         raise PermanentJobError(f"the rail refused the reversal: {exc}") from exc
     async with ctx.db.transaction() as session:
         await resolutions.record_refund_sent(session, item_id, accepted.provider_reference, ctx.clock.now())
-        if accepted.outcome is not None:
-            succeeded = accepted.outcome.status == Status.SUCCEEDED
-            await resolutions.complete_refund(session, item_id, succeeded=succeeded, now=ctx.clock.now())

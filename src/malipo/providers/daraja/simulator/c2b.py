@@ -250,3 +250,11 @@ class C2bHandlers(SimulatorBase):
         receipt.org_account_balance = balance
         receipt.completed = True
         receipt.completed_at = self._now()
+        statement = getattr(self, "statement", None)  # the shortcode's statement (reconciliation, reversal)
+        if statement is not None:
+            kind = "Pay Bill" if receipt.command_id == "CustomerPayBillOnline" else "Buy Goods"
+            statement.record_incoming(
+                shortcode=receipt.short_code, receipt=receipt.trans_id, amount=receipt.amount,
+                msisdn=receipt.msisdn, completed_at=receipt.completed_at,
+                bill_reference=receipt.bill_ref_number, kind=kind,
+            )  # fmt: skip

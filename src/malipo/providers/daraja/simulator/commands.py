@@ -52,7 +52,6 @@ from malipo.providers.daraja.simulator.checks import (
     _url,
 )
 from malipo.providers.daraja.simulator.outcomes import _B2C_ACCEPTED, _CUSTOMER_NAME, _PAYBILL_NAME
-from malipo.providers.daraja.simulator.records import StkPush
 
 log = get_logger("malipo.providers.daraja.simulator")
 
@@ -92,6 +91,14 @@ class BalanceQuery:
     party_a: str
     result_url: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A payment a shortcode received (an STK push, a C2B payment, a planted statement row)."""
+
+    amount: int  # whole shillings
+    phone: str
 
 
 class CommandHandlers(SimulatorBase):
@@ -140,15 +147,22 @@ class CommandHandlers(SimulatorBase):
         log.info("daraja_sim.reversal.accepted", receipt=receipt, amount=amount)
         return self._ack(reversal.originator_conversation_id, reversal.conversation_id)
 
-    def _paid_push(self, receipt: str, shortcode: str) -> StkPush | None:
+    def _received(self, receipt: str, shortcode: str) -> Received | None:
+        """The payment ``shortcode`` received as ``receipt``: a paid STK push, or any row of the
+        shortcode's statement (C2B payments, and rows planted there)."""
         for push in list(self.stk_pushes.values()):
             if push.receipt == receipt and push.result is not None and push.result.succeeded:
-                return push if shortcode in (push.shortcode, push.party_b) else None
-        return None
+                ours = shortcode in (push.shortcode, push.party_b)
+                return Received(push.amount, push.phone) if ours else None
+        statement = getattr(self, "statement", None)
+        row = statement.rows.get(receipt) if statement is not None else None
+        if row is None or row.shortcode != shortcode:
+            return None
+        return Received(int(row.amount), row.msisdn)
 
     async def _settle_reversal(self, reversal: Reversal) -> None:
         await asyncio.sleep(self.callback_delay)
-        push = self._paid_push(reversal.receipt, reversal.receiver_party)
+        push = self._received(reversal.receipt, reversal.receiver_party)
         if push is not None and push.phone == REVERSAL_TIMEOUT_PHONE:
             reversal.result_code, reversal.result_desc = "1", "The service request has timed out."
             await self._deliver(
@@ -179,7 +193,7 @@ class CommandHandlers(SimulatorBase):
         return expected is not None and secrets.compare_digest(expected.encode(), credential.encode())
 
     def _reversal_result(
-        self, reversal: Reversal, push: StkPush | None, result_type: int = 0
+        self, reversal: Reversal, push: Received | None, result_type: int = 0
     ) -> dict[str, Any]:
         result: dict[str, Any] = {
             "ResultType": result_type,
