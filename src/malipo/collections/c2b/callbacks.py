@@ -19,6 +19,7 @@ from malipo.collections.c2b import service
 from malipo.collections.callbacks import UnsupportedMediaType, is_json, malformed, unknown_callback
 from malipo.collections.service import UnknownCallbackToken
 from malipo.core.logging import get_logger
+from malipo.http.callback_sources import DarajaCallbackSource
 from malipo.http.deps import ClockDep, DatabaseDep, SettingsDep
 from malipo.http.tags import PROVIDER_CALLBACKS
 from malipo.providers.base import MalformedCallback
@@ -44,7 +45,11 @@ async def _address(request: Request, db: DatabaseDep, settings: SettingsDep, tok
     return address
 
 
-@router.post(f"{C2B_PREFIX}/{{token}}/validation", name="Callbacks.DarajaC2bValidation")
+@router.post(
+    f"{C2B_PREFIX}/{{token}}/validation",
+    name="Callbacks.DarajaC2bValidation",
+    dependencies=[DarajaCallbackSource],
+)
 async def c2b_validation(
     token: str, request: Request, db: DatabaseDep, settings: SettingsDep, clock: ClockDep
 ) -> dict[str, Any]:
@@ -61,7 +66,11 @@ async def c2b_validation(
     return validation_reply(verdict)
 
 
-@router.post(f"{C2B_PREFIX}/{{token}}/confirmation", name="Callbacks.DarajaC2bConfirmation")
+@router.post(
+    f"{C2B_PREFIX}/{{token}}/confirmation",
+    name="Callbacks.DarajaC2bConfirmation",
+    dependencies=[DarajaCallbackSource],
+)
 async def c2b_confirmation(
     token: str, request: Request, db: DatabaseDep, settings: SettingsDep, clock: ClockDep
 ) -> dict[str, Any]:
