@@ -3,14 +3,13 @@ staff only (rules in ``malipo.reconciliation.service`` and ``resolutions``)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
+from malipo.http.csvfiles import csv_response, csv_text
 from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.permissions import OP, CurrentPrincipal, callers
 from malipo.http.tags import RECONCILIATION
@@ -30,24 +29,12 @@ _CSV_REPLY: dict[int | str, dict[str, Any]] = {
         "description": "JSON, or CSV (`format=csv`)",
     }
 }
-# A cell starting with one of these is a formula to spreadsheet programs (CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv(items: list[ItemOut], day: date, mode: str) -> Response:
     header = [info.alias or name for name, info in ItemOut.model_fields.items()]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    for item in items:
-        values = item.model_dump(mode="json", by_alias=True)
-        cells = ["" if values[c] is None else str(values[c]) for c in header]
-        writer.writerow("'" + cell if cell.startswith(_FORMULA_STARTS) else cell for cell in cells)
-    name = f"reconciliation-{day.isoformat()}-{mode}.csv"
-    return Response(
-        buffer.getvalue(), media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )  # fmt: skip
+    rows = (item.model_dump(mode="json", by_alias=True) for item in items)
+    return csv_response(csv_text(header, rows), f"reconciliation-{day.isoformat()}-{mode}.csv")
 
 
 @router.get(

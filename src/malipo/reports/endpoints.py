@@ -7,8 +7,6 @@ portal user sees its own client's rows; operator staff every client's, or one cl
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -20,6 +18,7 @@ from pydantic import BaseModel
 from malipo.cards import service as cards
 from malipo.checkout import service as checkout
 from malipo.core.money import Money
+from malipo.http.csvfiles import csv_response, csv_text
 from malipo.http.deps import Session
 from malipo.http.permissions import CA, OP, CurrentPrincipal, callers
 from malipo.http.schemas import IsoDateTime, PageQuery, page_size_query
@@ -81,8 +80,6 @@ _CSV_REPLY: dict[int | str, dict[str, Any]] = {
         "description": "JSON, or CSV (`format=csv`)",
     }
 }
-# A cell starting with one of these is a formula to spreadsheet programs (CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _money(amount: int, currency: str) -> str:
@@ -91,19 +88,8 @@ def _money(amount: int, currency: str) -> str:
 
 def _csv(rows: Sequence[BaseModel], columns: Iterable[str], name: str) -> Response:
     """The rows as CSV (their JSON field names as the header), cells safe for spreadsheets."""
-    header = list(columns)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        values = row.model_dump(mode="json", by_alias=True)
-        cells = ["" if values[c] is None else str(values[c]) for c in header]
-        writer.writerow("'" + cell if cell.startswith(_FORMULA_STARTS) else cell for cell in cells)
-    return Response(
-        buffer.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-    )
+    values = (row.model_dump(mode="json", by_alias=True) for row in rows)
+    return csv_response(csv_text(list(columns), values), f"{name}.csv")
 
 
 def _columns(model: type[BaseModel]) -> list[str]:

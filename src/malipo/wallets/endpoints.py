@@ -7,14 +7,13 @@ Money routes take an ``Idempotency-Key`` and answer 201 with the journal referen
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
+from malipo.http.csvfiles import csv_chunks, csv_stream
 from malipo.http.deps import ClockDep, DatabaseDep, Session
 from malipo.http.idempotency import IdempotencyKey
 from malipo.http.permissions import CurrentPrincipal, callers
@@ -42,8 +41,6 @@ router = APIRouter(tags=[WALLET])
 # Bytes gathered before a chunk is sent: few writes, little memory.
 _FLUSH_BYTES = 64 * 1024
 _CSV_COLUMNS = ("date", "reference", "kind", "type", "description", "amount", "balance", "currency")
-# A cell starting with one of these is a formula to spreadsheet programs (CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _movement(movement: wallets.Movement) -> dict[str, object]:
@@ -160,24 +157,9 @@ async def _json_body(head: StatementOut, lines: AsyncIterator[wallets.StatementL
     yield (buffer + "]}").encode()
 
 
-def _csv_cell(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-async def _csv_body(lines: AsyncIterator[wallets.StatementLine]) -> AsyncIterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(_CSV_COLUMNS)
+async def _csv_rows(lines: AsyncIterator[wallets.StatementLine]) -> AsyncIterator[dict[str, object]]:
     async for line in lines:
-        entry = _entry(line).model_dump(mode="json", by_alias=True)
-        writer.writerow(_csv_cell(entry[column]) for column in _CSV_COLUMNS)
-        if buffer.tell() >= _FLUSH_BYTES:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
+        yield _entry(line).model_dump(mode="json", by_alias=True)
 
 
 @router.get(
@@ -215,11 +197,7 @@ async def read_statement(
     lines = wallets.statement_lines(db, window, entry_type=entry_type)
     if output == "csv":
         name = f"statement-{start_date or 'start'}-{end_date or 'now'}.csv"
-        return StreamingResponse(
-            _csv_body(lines),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        return csv_stream(csv_chunks(_CSV_COLUMNS, _csv_rows(lines), flush_bytes=_FLUSH_BYTES), name)
     head = StatementOut(
         customer_id=window.customer_id,
         currency=window.currency,
