@@ -137,7 +137,10 @@ def create_app(
 
     install_error_handlers(app)
     app.add_middleware(JsonBodyByDefault)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
+        large_bodies={"/api/v1/disbursements/batches": settings.disbursement_max_body_bytes},
+    )  # fmt: skip
     # Outermost: the mode goes on every Pay Hero reply, the last-resort 500 included.
     app.add_middleware(ModeHeader)
 

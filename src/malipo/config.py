@@ -166,6 +166,16 @@ class Settings(BaseSettings):
     reconciliation_timezone: str = "Africa/Nairobi"
     reconciliation_daily: bool = True
     reconciliation_hour: int = Field(default=2, ge=0, le=23)
+    # Disbursement batches (docs/disbursements.md): items per batch at most; batches up to
+    # `inline` items are processed in the request, larger ones by the worker `chunk` items per
+    # transaction; a batch whose total is above the threshold (whole shillings) waits for a second
+    # person's approval (unset: none does).
+    disbursement_max_items: int = Field(default=100_000, ge=1, le=1_000_000)
+    disbursement_inline_items: int = Field(default=200, ge=0, le=10_000)
+    disbursement_chunk: int = Field(default=500, ge=1, le=10_000)
+    disbursement_approval_threshold: int | None = Field(default=None, ge=0)
+    # The body limit of a batch's submission (JSON, CSV or an upload), instead of max_body_bytes.
+    disbursement_max_body_bytes: int = Field(default=64 * 1_048_576, ge=1024)
     # No status report this long after a bank transfer was sent: the worker asks the bank rail
     # (then again after twice as long, and so on).
     bank_query_after_seconds: float = 60.0

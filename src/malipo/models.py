@@ -11,6 +11,7 @@ from malipo.collections import models as collection_models
 from malipo.collections.c2b import models as c2b_models
 from malipo.customers import models as customer_models
 from malipo.db import Base, idempotency_models
+from malipo.disbursements import models as disbursement_models
 from malipo.email import models as email_models
 from malipo.identity import models as identity_models
 from malipo.ledger import models as ledger_models
@@ -34,6 +35,7 @@ __all__ = [
     "checkout_models",
     "collection_models",
     "customer_models",
+    "disbursement_models",
     "email_models",
     "idempotency_models",
     "identity_models",

@@ -13,6 +13,7 @@ from malipo.checkout import endpoints as checkout
 from malipo.collections import endpoints as channels
 from malipo.collections.c2b import endpoints as c2b
 from malipo.customers import endpoints as customers
+from malipo.disbursements import endpoints as disbursements
 from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
 from malipo.railbalances import endpoints as rail_balances
@@ -47,3 +48,5 @@ router.include_router(reports.router, dependencies=protected)
 router.include_router(refunds.router, dependencies=protected)
 router.include_router(rail_balances.router, dependencies=protected)
 router.include_router(reconciliation.router, dependencies=protected)
+router.include_router(disbursements.router, dependencies=protected)
+router.include_router(disbursements.reports_router, dependencies=protected)

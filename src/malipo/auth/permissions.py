@@ -31,6 +31,8 @@ _MERCHANT_API = (
     "Payments.*",
     "Banks.Read*",
     "Disbursements.*",
+    # A merchant's API reads its own batches' reports (`malipo disburse` prints the reconciliation).
+    "Reports.Disbursement*",
     "Cards.*",
     "Checkout.*",
     "PaymentLinks.*",

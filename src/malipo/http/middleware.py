@@ -5,7 +5,8 @@ A pure ASGI middleware (no BaseHTTPMiddleware): it sits on every request, so it
 must cost little.
 
 - A body over ``max_body_bytes`` is a 413, whether its size was declared (Content-Length) or
-  not (chunked).
+  not (chunked); a path under one of ``large_bodies``' prefixes has that prefix's limit instead
+  (a disbursement batch of 100,000 items is several megabytes).
 - JSON numbers are read exactly: Python (and FastAPI) read a JSON number with a fraction or
   an exponent as a float, which silently rounds ``1.0000000000000000000000001`` to ``1.0`` and
   ``1e400`` to infinity. A JSON body of the API is checked first: a number that the float it
@@ -59,9 +60,18 @@ _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = 1_048_576) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int = 1_048_576, large_bodies: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.large_bodies = tuple((large_bodies or {}).items())
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.large_bodies:
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,9 +106,10 @@ class RequestContextMiddleware:
             structlog.contextvars.clear_contextvars()
             return
 
+        limit = self._limit(path)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            response = render_error(path, request_id, _too_large(self.max_body_bytes))
+        if declared is not None and declared > limit:
+            response = render_error(path, request_id, _too_large(limit))
             await response(scope, receive, send_with_id)
             self._record(scope, path, status, started)
             return
@@ -106,10 +117,10 @@ class RequestContextMiddleware:
         app_receive: Receive
         if _is_api_json(scope, path):
             # Read whole (FastAPI reads a JSON body whole anyway) and checked before the route.
-            body = await self._read_body(receive)
+            body = await self._read_body(receive, limit)
             refusal: PayloadTooLarge | ValidationFailed | None = None
             if body is None:
-                refusal = _too_large(self.max_body_bytes)
+                refusal = _too_large(limit)
             else:
                 errors = inexact_json_numbers(body)
                 if errors:
@@ -129,8 +140,8 @@ class RequestContextMiddleware:
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
-                        raise BodyTooLarge(self.max_body_bytes)
+                    if received > limit:
+                        raise BodyTooLarge(limit)
                 return message
 
             app_receive = limited_receive
@@ -149,7 +160,7 @@ class RequestContextMiddleware:
             self._record(scope, path, status, started)
             structlog.contextvars.clear_contextvars()
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
+    async def _read_body(self, receive: Receive, limit: int) -> bytes | None:
         """The whole request body, or None as soon as it passes the limit."""
         chunks: list[bytes] = []
         size = 0
@@ -159,7 +170,7 @@ class RequestContextMiddleware:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):

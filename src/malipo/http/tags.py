@@ -46,6 +46,7 @@ REPORTS = "Reports"
 REFUNDS = "Refunds"
 RAIL_BALANCES = "Rail balances"
 RECONCILIATION = "Reconciliation"
+DISBURSEMENTS = "Disbursement batches"
 # -- the Pay Hero-compatible API (/api/v2, /mailer) -----------------------------------------------
 PAYHERO_PAYMENTS = PAYHERO_PREFIX + "Payments"
 PAYHERO_WALLETS = PAYHERO_PREFIX + "Wallets"
@@ -148,6 +149,13 @@ TAGS: list[dict[str, str]] = [
         "description": "Card payments and checkout sessions for a client's portal users (their own client's) "
         "and operator staff (every client's, or one by `clientId`): lists by status and date, and summaries "
         "per currency. Amounts are decimal strings beside their currency.",
+    },
+    {
+        "name": DISBURSEMENTS,
+        "description": "Bulk payouts as batches of up to 100,000 items (JSON, a CSV body, or a CSV or Excel "
+        "upload): each item checked on its own, then processed (held and paid through M-Pesa, to phones or "
+        "to banks' paybills), followed item by item, retried, approved by a second person above a threshold, "
+        "and reconciled against the ledger (the reports under Reports).",
     },
     {
         "name": RECONCILIATION,

@@ -342,3 +342,19 @@ async def account_totals(session: AsyncSession) -> Iterable[Row[Any]]:
         .outerjoin(holds, holds.c.account_id == LedgerAccount.id)
         .order_by(LedgerAccount.created_at)
     )
+
+
+async def keyed_totals(session: AsyncSession, keys: list[str]) -> dict[str, int]:
+    """Per account kind, the sum of the postings of the journals with these idempotency keys."""
+    totals: dict[str, int] = {}
+    for start in range(0, len(keys), 5000):
+        rows = await session.execute(
+            select(LedgerAccount.kind, func.coalesce(func.sum(Posting.amount), 0))
+            .join(Posting, Posting.account_id == LedgerAccount.id)
+            .join(Journal, Journal.id == Posting.journal_id)
+            .where(Journal.idempotency_key.in_(keys[start : start + 5000]))
+            .group_by(LedgerAccount.kind)
+        )
+        for kind, amount in rows:
+            totals[kind] = totals.get(kind, 0) + int(amount)
+    return totals

@@ -582,3 +582,9 @@ async def balance_of(session: AsyncSession, account_id: uuid.UUID) -> tuple[int,
     if found is None:
         raise NotFound(f"no ledger account {account_id}")
     return found
+
+
+async def keyed_totals(session: AsyncSession, keys: list[str]) -> dict[str, int]:
+    """Per account kind, what the journals posted under these idempotency keys add up to
+    (minor units; money out of an account is negative): how a domain ties its records to the books."""
+    return await repository.keyed_totals(session, keys)

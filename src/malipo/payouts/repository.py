@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout, PayoutStatus
@@ -39,6 +39,12 @@ async def by_reference(
             (Payout.reference == reference) | (Payout.originator_conversation_id == reference),
         )
     )
+
+
+async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """New payouts, one multi-row INSERT."""
+    if rows:
+        await session.execute(insert(Payout.__table__), rows)
 
 
 async def by_our_id(session: AsyncSession, our_id: str) -> Payout | None:

@@ -96,6 +96,7 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "malipo.webhooks.tasks",
     "malipo.api.payhero.mappers",  # the Pay Hero bodies of merchant callbacks (webhook renderers)
     "malipo.payouts.tasks",
+    "malipo.disbursements.tasks",
     "malipo.transfers.tasks",
     "malipo.cards.tasks",
     "malipo.checkout.tasks",

@@ -316,6 +316,20 @@ async def _hold_fees(
     return refused
 
 
+async def hold_fees(
+    session: AsyncSession, client_id: uuid.UUID, mode: str, fees: list[tuple[Money, str]], now: datetime
+) -> list[uuid.UUID | ServiceWalletTooLow | None]:
+    """Hold many transactions' fees (amount, reference) on the merchant's service wallet, locked
+    once: each its hold's id, ServiceWalletTooLow for one the wallet no longer covers, or None
+    for a fee of zero (nothing held)."""
+    rows: list[tuple[int, dict[str, Any]]] = [
+        (index, {"client_id": client_id, "mode": mode, "fee": fee.amount, "reference": reference})
+        for index, (fee, reference) in enumerate(fees)
+    ]
+    refused = await _hold_fees(session, rows, now)
+    return [refused.get(index, row.get("fee_hold_id")) for index, row in rows]
+
+
 async def hold_fee(
     session: AsyncSession, client_id: uuid.UUID, mode: str, fee: Money, reference: str, now: datetime
 ) -> uuid.UUID:

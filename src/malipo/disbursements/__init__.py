@@ -1,0 +1,1 @@
+"""Bulk disbursement batches: many payouts submitted as one batch, processed, retried, reconciled."""

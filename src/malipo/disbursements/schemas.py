@@ -1,0 +1,237 @@
+"""Request and reply bodies of the disbursement routes (camelCase)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field, WithJsonSchema
+
+from malipo.http.schemas import CamelModel
+
+_ITEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["destination", "amount"],
+    "properties": {
+        "destination": {"type": "string", "description": "A Kenyan mobile number, or a bank account number",
+                        "examples": ["254712345678"]},
+        "amount": {"type": "integer", "description": "Whole shillings, 10 to 250,000", "examples": [1500]},
+        "destinationType": {"type": "string", "enum": ["mobile", "bank"],
+                            "description": "Absent: bank when bankCode is given, else mobile"},
+        "bankCode": {"type": "string", "description": "The bank's code (GET /api/v1/banks); bank only",
+                     "examples": ["01"]},
+        "narration": {"type": "string", "maxLength": 140},
+        "reference": {"type": "string", "maxLength": 100, "description": "Your own reference for the item"},
+    },
+}  # fmt: skip
+# Each item is checked on its own (a bad one is listed under `rejected`, the others kept), so the
+# body takes any object per item and documents the shape.
+ItemIn = Annotated[dict[str, Any], WithJsonSchema(_ITEM_SCHEMA)]
+
+
+class BatchIn(CamelModel):
+    batch_name: str = Field(min_length=1, max_length=100, description="A name for the batch, for people")
+    items: list[ItemIn] = Field(min_length=1, description="The payments: each checked on its own")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "batchName": "December salaries",
+                    "items": [
+                        {"destination": "254712345678", "amount": 1500, "narration": "Salary"},
+                        {"destination": "1234567890", "destinationType": "bank", "bankCode": "01",
+                         "amount": 25000, "reference": "EMP-0042"},
+                    ],
+                }
+            ]
+        }
+    }  # fmt: skip
+
+
+class RejectedOut(CamelModel):
+    row: int = Field(
+        description="The item's place: 1 for a JSON body's first item; a file's own row (header = 1)"
+    )
+    field: str
+    reason: str
+    destination: str
+
+
+class SubmitBatchResult(CamelModel):
+    batch_id: uuid.UUID
+    batch_name: str
+    status: str = Field(
+        description="Ready, or AwaitingApproval when the total is over the approval threshold"
+    )
+    item_count: int
+    accepted_count: int
+    rejected_count: int
+    total_amount: str
+    currency: str
+    approval_required: bool
+    item_ids: list[uuid.UUID] = Field(description="The accepted items' ids, in the order submitted")
+    rejected: list[RejectedOut]
+
+
+class ItemRef(CamelModel):
+    item_id: uuid.UUID
+    reason: str
+
+
+class SkippedOut(CamelModel):
+    item_id: uuid.UUID
+    status: str
+    reason: str
+
+
+class ProcessResult(CamelModel):
+    batch_id: uuid.UUID
+    status: str
+    processed: list[uuid.UUID] = Field(description="Items whose payout was made now (held and queued)")
+    failed: list[ItemRef] = Field(description="Items that could not be paid now (e.g. the wallet ran short)")
+    skipped: list[SkippedOut] = Field(description="Items not Pending (at most 1,000 listed)")
+    skipped_count: int
+    queued: int = Field(
+        description="Pending items the worker is paying (a batch too large to pay in the request)"
+    )
+
+
+class RetryIn(CamelModel):
+    batch_id: uuid.UUID
+    item_ids: list[uuid.UUID] = Field(min_length=1, max_length=1000)
+
+
+class Counts(CamelModel):
+    pending: int
+    processing: int
+    processed: int
+    failed: int
+
+
+class BatchOut(CamelModel):
+    batch_id: uuid.UUID
+    batch_name: str
+    status: str = Field(description="AwaitingApproval, Ready, Processing or Completed")
+    item_count: int
+    rejected_count: int
+    counts: Counts
+    total_amount: str
+    paid_amount: str
+    fees: str
+    currency: str
+    source: str
+    approval_required: bool
+    approved_by: uuid.UUID | None
+    approved_at: datetime | None
+    created_at: datetime
+    processing_started_at: datetime | None
+
+
+class BatchPage(CamelModel):
+    page: int
+    page_size: int
+    total: int
+    batches: list[BatchOut]
+
+
+class ItemOut(CamelModel):
+    item_id: uuid.UUID
+    batch_id: uuid.UUID
+    row: int
+    destination_type: str
+    destination: str
+    bank_code: str | None
+    amount: str
+    currency: str
+    narration: str | None
+    reference: str | None
+    status: str = Field(description="Pending, Processing, Processed or Failed")
+    attempts: int
+    fee: str | None
+    paid_amount: str | None
+    provider_reference: str | None
+    result_code: str | None
+    result_desc: str | None
+    payout_id: uuid.UUID | None
+    completed_at: datetime | None
+    updated_at: datetime
+
+
+class ItemPage(CamelModel):
+    batch_id: uuid.UUID | None = Field(
+        description="The batch (null in the failed-items report, which spans batches)"
+    )
+    page: int
+    page_size: int
+    total: int
+    items: list[ItemOut]
+
+
+class AttemptOut(CamelModel):
+    attempt_id: uuid.UUID
+    batch_id: uuid.UUID
+    item_id: uuid.UUID
+    number: int
+    destination: str
+    amount: str
+    status: str
+    payout_id: uuid.UUID | None
+    result_code: str | None
+    result_desc: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class AttemptPage(CamelModel):
+    page: int
+    page_size: int
+    total: int
+    attempts: list[AttemptOut]
+
+
+class ReconciliationTotals(CamelModel):
+    items: int
+    requested: str
+    paid: str
+    fees: str
+    ledger_paid: str = Field(
+        description="What the ledger moved out of the payments wallet for the batch's payouts"
+    )
+    ledger_fees: str = Field(description="The batch's payout fees the ledger booked as fee revenue")
+    ties: bool = Field(description="paid = ledgerPaid and fees = ledgerFees")
+
+
+class ReconciliationLine(CamelModel):
+    item_id: uuid.UUID
+    row: int
+    destination: str
+    requested: str
+    paid: str
+    fee: str
+    provider_reference: str | None
+    state: str
+    attempts: int
+
+
+class ReconciliationOut(CamelModel):
+    batch_id: uuid.UUID
+    batch_name: str
+    status: str
+    currency: str
+    totals: ReconciliationTotals
+    counts: Counts
+    items: list[ReconciliationLine]
+
+
+class ThresholdIn(CamelModel):
+    approval_threshold: int | None = Field(
+        ge=0, le=10**12, description="Whole shillings: a batch totalling more waits for approval; null: never"
+    )
+
+
+class ThresholdOut(CamelModel):
+    client_id: uuid.UUID
+    approval_threshold: int | None
+    source: str = Field(description="client (set for this client) or default (the gateway's setting)")
