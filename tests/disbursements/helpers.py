@@ -29,7 +29,9 @@ def bank(account: str, amount: int, code: str = KCB, **extra: Any) -> dict[str, 
     return {"destination": account, "amount": amount, "destinationType": "bank", "bankCode": code, **extra}
 
 
-async def submit(world: World, items: list[dict[str, Any]], name: str = "Payroll", **kw: Any) -> httpx.Response:
+async def submit(
+    world: World, items: list[dict[str, Any]], name: str = "Payroll", **kw: Any
+) -> httpx.Response:
     headers = kw.pop("headers", world.a.headers)
     return await world.http.post(BATCHES, json={"batchName": name, "items": items}, headers=headers)
 
@@ -61,6 +63,8 @@ async def settled(world: World, batch_id: str, timeout: float = 30.0) -> dict[st
 async def items(world: World, batch_id: str) -> list[DisbursementItem]:
     async with world.db.transaction() as session:
         rows = await session.scalars(
-            select(DisbursementItem).where(DisbursementItem.batch_id == uuid.UUID(batch_id)).order_by(DisbursementItem.row)
+            select(DisbursementItem)
+            .where(DisbursementItem.batch_id == uuid.UUID(batch_id))
+            .order_by(DisbursementItem.row)
         )
         return list(rows)

@@ -52,7 +52,8 @@ async def test_a_batch_is_checked_per_item_stored_then_paid_and_ties_to_the_ledg
     assert processed.status_code == 200, processed.text
     result = processed.json()
     assert sorted(result["processed"]) == sorted(body["itemIds"])
-    assert result["skipped"] == [] and result["queued"] == 0
+    assert result["skipped"] == []
+    assert result["queued"] == 0
 
     done = await settled(world, body["batchId"])
     assert done["status"] == "Completed"
@@ -63,7 +64,8 @@ async def test_a_batch_is_checked_per_item_stored_then_paid_and_ties_to_the_ledg
     assert [r.status for r in rows] == [ItemStatus.PROCESSED] * 3
     assert all(r.completed_at is not None and r.provider_reference for r in rows)
     assert [r.destination for r in rows] == [PAID, "254712345678", ACCOUNT]
-    assert rows[0].narration == "Salary" and rows[0].reference == "EMP-1"
+    assert rows[0].narration == "Salary"
+    assert rows[0].reference == "EMP-1"
 
     after = await world.balances()
     assert after.payments == (before.payments[0] - 1350_00, 0)
@@ -97,11 +99,13 @@ async def test_a_failed_item_is_retried_as_a_new_attempt_and_processing_again_pa
     done = await settled(world, body["batchId"])
     assert done["counts"] == {"pending": 0, "processing": 0, "processed": 1, "failed": 1}
     paid, failed = await items(world, body["batchId"])
-    assert failed.status == ItemStatus.FAILED and failed.result_code == "2001"
+    assert failed.status == ItemStatus.FAILED
+    assert failed.result_code == "2001"
 
     again = await process(world, body["batchId"])
     assert again.status_code == 200
-    assert again.json()["processed"] == [] and again.json()["skippedCount"] == 2
+    assert again.json()["processed"] == []
+    assert again.json()["skippedCount"] == 2
 
     # The failed phone is fixed at the rail's end (here: retried to the same number, which the
     # simulator fails again), and a Processed item is never retried.
@@ -122,7 +126,9 @@ async def test_a_failed_item_is_retried_as_a_new_attempt_and_processing_again_pa
     assert [(a["itemId"], a["number"], a["status"]) for a in retries.json()["attempts"]] == [
         (str(failed.id), 2, "Failed")
     ]
-    failed_report = await world.http.get("/api/v1/reports/disbursements/failed-items", headers=world.a.headers)
+    failed_report = await world.http.get(
+        "/api/v1/reports/disbursements/failed-items", headers=world.a.headers
+    )
     assert [i["itemId"] for i in failed_report.json()["items"]] == [str(failed.id)]
 
     after = await world.balances()
@@ -143,7 +149,8 @@ async def test_a_batch_the_wallet_cannot_cover_pays_what_it_can_and_fails_the_re
     [(failed)] = result["failed"]
     assert "insufficient balance" in failed["reason"]
     done = await settled(world, body["batchId"])
-    assert done["counts"]["processed"] == 2 and done["counts"]["failed"] == 1
+    assert done["counts"]["processed"] == 2
+    assert done["counts"]["failed"] == 1
     assert (await world.balances()).payments == (50_00, 0)
     await world.verify_ledger()
 
@@ -153,7 +160,8 @@ async def test_a_large_batch_is_processed_by_the_worker_in_chunks(start_malipo) 
     await fund_payments(world, 10_000_00)
     body = (await submit(world, [mobile(PAID, 10 + n) for n in range(8)])).json()
     result = (await process(world, body["batchId"])).json()
-    assert result["processed"] == [] and result["queued"] == 8
+    assert result["processed"] == []
+    assert result["queued"] == 8
     done = await settled(world, body["batchId"])
     assert done["counts"]["processed"] == 8
     assert done["paidAmount"] == f"{sum(10 + n for n in range(8))}.00"

@@ -39,6 +39,7 @@ from malipo.config import Settings
 from malipo.core.clock import FrozenClock
 from malipo.customers import service as customers
 from malipo.db import Database
+from malipo.disbursements.models import DisbursementBatch
 from malipo.email.models import Mailer, MerchantEmail
 from malipo.http.errors import is_payhero_path
 from malipo.http.permissions import CALLERS_KEY, is_protected, protected_routes, route_callers
@@ -148,6 +149,17 @@ TENANT_OBJECTS = {
     "/api/v1/reports/cards/summary": {"clientId": "client"},
     "/api/v1/reports/checkout/sessions": {"clientId": "client"},
     "/api/v1/reports/checkout/summary": {"clientId": "client"},
+    "/api/v1/disbursements/batches/{batchId}": {"batchId": "disbursement_batch"},
+    "/api/v1/disbursements/batches/{batchId}/process": {"batchId": "disbursement_batch"},
+    "/api/v1/disbursements/batches/{batchId}/approve": {"batchId": "disbursement_batch"},
+    "/api/v1/disbursements/batches/{batchId}/items": {"batchId": "disbursement_batch"},
+    "/api/v1/disbursements/batches/{batchId}/retry": {"batchId": "disbursement_batch"},
+    "/api/v1/disbursements/settings/{clientId}": {"clientId": "client"},
+    "/api/v1/reports/disbursements/batches": {"clientId": "client"},
+    "/api/v1/reports/disbursements/batches/{batchId}": {"batchId": "disbursement_batch"},
+    "/api/v1/reports/disbursements/batches/{batchId}/reconciliation": {"batchId": "disbursement_batch"},
+    "/api/v1/reports/disbursements/retries": {"clientId": "client"},
+    "/api/v1/reports/disbursements/failed-items": {"clientId": "client"},
     # A WhatsApp session is named by the caller: client B's "shop" is not client A's.
     "/api/v1/whatsapp/bulk-csv": {"session": "whatsapp_session_name", "message": "greeting"},
 }
@@ -162,6 +174,11 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/payment-requests/{id}/stk-push"): {"phoneNumber": "0712345678"},
     ("POST", "/api/v1/collections/{id}/refund"): {"reason": "Order cancelled"},
     ("POST", "/api/v1/reconciliation/exceptions/{id}/resolve"): {"action": "write_off"},
+    ("POST", "/api/v1/disbursements/batches/{batchId}/retry"): {
+        "batchId": "01900000-0000-7000-8000-000000000000",
+        "itemIds": ["01900000-0000-7000-8000-000000000001"],
+    },
+    ("PUT", "/api/v1/disbursements/settings/{clientId}"): {"approvalThreshold": 100000},
 }
 
 
@@ -331,6 +348,15 @@ async def _build(
         session.add_all([link, checkout_session, payment_request])
         made[f"payment_request_{tag}"] = payment_request.id
         made[f"payment_link_{tag}"] = link.id
+        disbursement = DisbursementBatch(
+            id=uuid.uuid4(), client_id=client.id, mode="test", name="Payroll", status="Ready", currency="KES",
+            item_count=0, total_amount=0, rejected_count=0, source="json",
+            submitted_by=made[f"api_user_mighty_{tag}"], submitted_by_kind="api_user",
+            approval_required=False,
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        session.add(disbursement)
+        made[f"disbursement_batch_{tag}"] = disbursement.id
         made[f"checkout_session_{tag}"] = checkout_session.public_id
         api_user_id = made[f"api_user_mighty_{tag}"]
         mailer = Mailer(
@@ -375,6 +401,7 @@ async def _build(
         "checkout_session": made["checkout_session_b"],
         "payment_link": made["payment_link_b"],
         "payment_request": made["payment_request_b"],
+        "disbursement_batch": made["disbursement_batch_b"],
         "email": made["email_b"],
         "email_batch": made["email_batch_b"],
         "whatsapp_session_name": "shop",

@@ -14,6 +14,7 @@ from malipo.collections import endpoints as channels
 from malipo.collections.c2b import endpoints as c2b
 from malipo.customers import endpoints as customers
 from malipo.disbursements import endpoints as disbursements
+from malipo.disbursements import reports as disbursement_reports
 from malipo.http.permissions import authorize
 from malipo.pricing import endpoints as pricing
 from malipo.railbalances import endpoints as rail_balances
@@ -49,4 +50,4 @@ router.include_router(refunds.router, dependencies=protected)
 router.include_router(rail_balances.router, dependencies=protected)
 router.include_router(reconciliation.router, dependencies=protected)
 router.include_router(disbursements.router, dependencies=protected)
-router.include_router(disbursements.reports_router, dependencies=protected)
+router.include_router(disbursement_reports.reports_router, dependencies=protected)

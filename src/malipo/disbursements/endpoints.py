@@ -8,31 +8,24 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import IO, Annotated, Any, Literal
+from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Path, Query, Request, status
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from malipo.core.errors import ValidationFailed
 from malipo.core.money import Money
 from malipo.disbursements import intake, repository, service
-from malipo.disbursements.models import DisbursementAttempt, DisbursementBatch, DisbursementItem, ItemStatus
-from malipo.disbursements.repository import Owner
+from malipo.disbursements.models import DisbursementBatch, DisbursementItem, ItemStatus
 from malipo.disbursements.schemas import (
-    AttemptOut,
-    AttemptPage,
     BatchIn,
     BatchOut,
-    BatchPage,
     Counts,
     ItemOut,
     ItemPage,
     ItemRef,
     ProcessResult,
-    ReconciliationLine,
-    ReconciliationOut,
-    ReconciliationTotals,
     RejectedOut,
     RetryIn,
     SkippedOut,
@@ -40,40 +33,23 @@ from malipo.disbursements.schemas import (
     ThresholdIn,
     ThresholdOut,
 )
-from malipo.http.csvfiles import csv_chunks, csv_stream
-from malipo.http.deps import ClockDep, DatabaseDep, Session, SettingsDep
+from malipo.http.deps import ClockDep, Session, SettingsDep
 from malipo.http.idempotency import IdempotencyKey
 from malipo.http.permissions import CA, KEY, OP, CurrentPrincipal, callers
 from malipo.http.schemas import PageQuery, page_size_query
-from malipo.http.tags import DISBURSEMENTS, REPORTS
-from malipo.identity.principals import Principal
+from malipo.http.tags import DISBURSEMENTS
 
 router = APIRouter(prefix="/disbursements", tags=[DISBURSEMENTS])
-reports_router = APIRouter(prefix="/reports/disbursements", tags=[REPORTS])
 
 PageSize = page_size_query(1000, alias="pageSize")
 BatchPath = Annotated[
     uuid.UUID, Path(alias="batchId", description="The batch's id (SubmitBatchResult.batchId)")
 ]
 ItemStatusQuery = Annotated[ItemStatus | None, Query(description="Only items in this state")]
-ClientFilter = Annotated[
-    uuid.UUID | None,
-    Query(alias="clientId", description="Operators: only this client's batches (default: every client's)"),
-]
-Mode = Annotated[
-    Literal["live", "test"] | None, Query(description="Reports: only live or only sandbox (test) batches")
-]
-Format = Annotated[Literal["json", "csv"], Query(alias="format", description="json (default) or csv")]
 _SPOOL = 8 * 1_048_576  # an upload or CSV body is kept in memory up to this size, then on disk
-_CSV_REPLY: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {"text/csv": {"schema": {"type": "string"}}},
-        "description": "JSON, or CSV (`format=csv`)",
-    }
-}
 
 
-def _money(amount: int | None, currency: str) -> str:
+def money(amount: int | None, currency: str) -> str:
     return Money(amount or 0, currency).format()
 
 
@@ -82,7 +58,7 @@ def _submitted(result: service.Submitted) -> SubmitBatchResult:
     return SubmitBatchResult(
         batch_id=batch.id, batch_name=batch.name, status=batch.status, item_count=batch.item_count,
         accepted_count=len(result.item_ids), rejected_count=len(result.rejected),
-        total_amount=_money(batch.total_amount, batch.currency), currency=batch.currency,
+        total_amount=money(batch.total_amount, batch.currency), currency=batch.currency,
         approval_required=batch.approval_required, item_ids=result.item_ids,
         rejected=[RejectedOut(row=r.row, field=r.field, reason=r.reason, destination=r.destination)
                   for r in result.rejected],
@@ -153,7 +129,9 @@ async def submit_batch_csv(
     session: Session,
     clock: ClockDep,
     settings: SettingsDep,
-    batch_name: Annotated[str, Query(alias="batchName", min_length=1, max_length=100)],
+    batch_name: Annotated[
+        str | None, Query(alias="batchName", min_length=1, max_length=100, description="Default: the time")
+    ] = None,
 ) -> SubmitBatchResult:
     """The body is a CSV file (UTF-8) whose first row names the columns: `destination` and `amount`
     at least, and `destinationType`, `bankCode`, `narration`, `reference`. Rows are read one at a
@@ -164,9 +142,10 @@ async def submit_batch_csv(
         raise ValidationFailed.for_field("Content-Type", "must be text/csv")
     spool = await _spooled(request)
     try:
+        now = clock.now()
         result = await service.submit(
-            session, who, name=batch_name, records=intake.csv_records(spool), source="csv", settings=settings,
-            now=clock.now(),
+            session, who, name=batch_name or f"CSV batch of {now:%Y-%m-%d %H:%M} UTC",
+            records=intake.csv_records(spool), source="csv", settings=settings, now=now,
         )  # fmt: skip
     finally:
         spool.close()
@@ -178,37 +157,69 @@ def _is_workbook(upload: UploadFile, head: bytes) -> bool:
     return head.startswith(b"PK\x03\x04") or name.endswith(".xlsx")
 
 
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file", "batchName"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary",
+                             "description": "A .csv (UTF-8) or .xlsx file, columns as for /batches/csv"},
+                    "batchName": {"type": "string", "minLength": 1, "maxLength": 100},
+                },
+            },
+            "example": {"file": "destination,amount\r\n254712345678,1500\r\n", "batchName": "Salaries"},
+        }
+    },
+}  # fmt: skip
+
+
+async def _upload_form(request: Request) -> tuple[UploadFile, str]:
+    """The form's ``file`` and ``batchName``, or a 422 naming the missing or wrong one."""
+    try:
+        form = await request.form(max_files=1, max_fields=5)
+    except (AssertionError, ValueError, HTTPException) as exc:  # not a form python-multipart can read
+        raise ValidationFailed.for_field("file", f"send a multipart/form-data form: {exc}") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ValidationFailed.for_field("file", "is required: the batch's .csv or .xlsx file")
+    name = form.get("batchName")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:
+        raise ValidationFailed.for_field("batchName", "is required: 1 to 100 characters")
+    return upload, name
+
+
 @router.post(
     "/batches/upload", response_model=SubmitBatchResult, status_code=status.HTTP_201_CREATED,
     name="Disbursements.Upload", summary="Submit a batch of payouts (a CSV or Excel file upload)",
-    openapi_extra=callers(CA, KEY),
+    openapi_extra={**callers(CA, KEY), "requestBody": _UPLOAD_BODY},
 )  # fmt: skip
 async def upload_batch(
-    who: CurrentPrincipal,
-    idem: IdempotencyKey,
-    session: Session,
-    clock: ClockDep,
+    request: Request, who: CurrentPrincipal, idem: IdempotencyKey, session: Session, clock: ClockDep,
     settings: SettingsDep,
-    file: Annotated[
-        UploadFile, File(description="A .csv (UTF-8) or .xlsx file, columns as for /batches/csv")
-    ],
-    batch_name: Annotated[str, Form(alias="batchName", min_length=1, max_length=100)],
-) -> SubmitBatchResult:
+) -> SubmitBatchResult:  # fmt: skip
     """A multipart form with `file` (CSV or XLSX: the first sheet is read, row by row) and
     `batchName`. Otherwise as `POST /api/v1/disbursements/batches/csv`."""
-    stream = file.file
+    # Read here, after the Idempotency-Key's check has read (and kept) the body.
+    upload, batch_name = await _upload_form(request)
+    stream = upload.file
     head = stream.read(4)
     stream.seek(0)
-    workbook = _is_workbook(file, head)
+    workbook = _is_workbook(upload, head)
     records = intake.xlsx_records(stream) if workbook else intake.csv_records(stream)
-    result = await service.submit(
-        session, who, name=batch_name, records=records, source="xlsx" if workbook else "csv",
-        settings=settings, now=clock.now(),
-    )  # fmt: skip
+    try:
+        result = await service.submit(
+            session, who, name=batch_name, records=records, source="xlsx" if workbook else "csv",
+            settings=settings, now=clock.now(),
+        )  # fmt: skip
+    finally:
+        await upload.close()
     return await _submit_reply(result, idem, session)
 
 
-def _counts(progress: service.Progress) -> Counts:
+def counts_out(progress: service.Progress) -> Counts:
     return Counts(
         pending=progress.count[ItemStatus.PENDING], processing=progress.count[ItemStatus.PROCESSING],
         processed=progress.count[ItemStatus.PROCESSED], failed=progress.count[ItemStatus.FAILED],
@@ -222,10 +233,10 @@ def batch_out(batch: DisbursementBatch, progress: service.Progress) -> BatchOut:
         status=service.shown_status(batch, progress),
         item_count=batch.item_count,
         rejected_count=batch.rejected_count,
-        counts=_counts(progress),
-        total_amount=_money(batch.total_amount, batch.currency),
-        paid_amount=_money(progress.paid, batch.currency),
-        fees=_money(progress.fees, batch.currency),
+        counts=counts_out(progress),
+        total_amount=money(batch.total_amount, batch.currency),
+        paid_amount=money(progress.paid, batch.currency),
+        fees=money(progress.fees, batch.currency),
         currency=batch.currency,
         source=batch.source,
         approval_required=batch.approval_required,
@@ -236,7 +247,7 @@ def batch_out(batch: DisbursementBatch, progress: service.Progress) -> BatchOut:
     )
 
 
-async def _batch_view(session: Any, batch: DisbursementBatch) -> BatchOut:
+async def batch_view(session: Any, batch: DisbursementBatch) -> BatchOut:
     progress = (await service.progress(session, [batch.id]))[batch.id]
     return batch_out(batch, progress)
 
@@ -254,7 +265,7 @@ def _processed(result: service.Processed) -> ProcessResult:
 
 
 @router.post(
-    "/batches/{batchId}/process", response_model=ProcessResult, name="Disbursements.Process",
+    "/batches/{batchId:uuid}/process", response_model=ProcessResult, name="Disbursements.Process",
     summary="Process a batch's Pending items", openapi_extra=callers(CA, KEY),
 )  # fmt: skip
 async def process_batch(
@@ -274,7 +285,7 @@ async def process_batch(
 
 
 @router.post(
-    "/batches/{batchId}/approve", response_model=BatchOut, name="Disbursements.Approve",
+    "/batches/{batchId:uuid}/approve", response_model=BatchOut, name="Disbursements.Approve",
     summary="Approve a batch over the approval threshold", openapi_extra=callers(CA, KEY),
 )  # fmt: skip
 async def approve_batch(
@@ -285,17 +296,17 @@ async def approve_batch(
     someone else of your company — another API user or a portal user holding
     `Disbursements.Approve` — approves it. Its submitter cannot (403)."""
     batch = await service.approve(session, who, batch_id, now=clock.now())
-    return await _batch_view(session, batch)
+    return await batch_view(session, batch)
 
 
 @router.get(
-    "/batches/{batchId}", response_model=BatchOut, name="Disbursements.Read",
+    "/batches/{batchId:uuid}", response_model=BatchOut, name="Disbursements.Read",
     summary="A batch and its progress", openapi_extra=callers(CA, KEY),
 )  # fmt: skip
 async def read_batch(batch_id: BatchPath, who: CurrentPrincipal, session: Session) -> BatchOut:
     """The batch, with how many items are Pending, Processing, Processed and Failed at this moment."""
     batch = await service.get_batch(session, service.owner_of(who), batch_id)
-    return await _batch_view(session, batch)
+    return await batch_view(session, batch)
 
 
 def item_out(item: DisbursementItem) -> ItemOut:
@@ -307,14 +318,14 @@ def item_out(item: DisbursementItem) -> ItemOut:
         destination_type=item.destination_type,
         destination=item.destination,
         bank_code=item.bank_code,
-        amount=_money(item.amount, currency),
+        amount=money(item.amount, currency),
         currency=currency,
         narration=item.narration,
         reference=item.reference,
         status=item.status,
         attempts=item.attempts,
-        fee=None if item.fee is None else _money(item.fee, currency),
-        paid_amount=None if item.paid_amount is None else _money(item.paid_amount, currency),
+        fee=None if item.fee is None else money(item.fee, currency),
+        paid_amount=None if item.paid_amount is None else money(item.paid_amount, currency),
         provider_reference=item.provider_reference,
         result_code=item.result_code,
         result_desc=item.result_desc,
@@ -325,7 +336,7 @@ def item_out(item: DisbursementItem) -> ItemOut:
 
 
 @router.get(
-    "/batches/{batchId}/items", response_model=ItemPage, name="Disbursements.Items",
+    "/batches/{batchId:uuid}/items", response_model=ItemPage, name="Disbursements.Items",
     summary="The status of every item of a batch", openapi_extra=callers(CA, KEY),
 )  # fmt: skip
 async def batch_items(
@@ -346,7 +357,7 @@ async def batch_items(
 
 
 @router.post(
-    "/batches/{batchId}/retry", response_model=ProcessResult, name="Disbursements.Retry",
+    "/batches/{batchId:uuid}/retry", response_model=ProcessResult, name="Disbursements.Retry",
     summary="Retry failed items of a batch", openapi_extra=callers(CA, KEY),
 )  # fmt: skip
 async def retry_items(
@@ -356,6 +367,7 @@ async def retry_items(
     """Each named Failed item gets a new attempt (a new payout: held and queued now); items not
     Failed are listed as skipped. `batchId` in the body must be the path's. Send an
     `Idempotency-Key`."""
+    await service.get_batch(session, service.owner_of(who), batch_id)  # another's batch: a 404 first
     if body.batch_id != batch_id:
         raise ValidationFailed.for_field("batchId", "must be the batch named in the path")
     result = await service.retry(session, who, batch_id, body.item_ids, settings=settings, now=clock.now())
@@ -368,7 +380,7 @@ async def retry_items(
 
 
 @router.get(
-    "/settings/{clientId}", response_model=ThresholdOut, name="Disbursements.ReadSettings",
+    "/settings/{clientId:uuid}", response_model=ThresholdOut, name="Disbursements.ReadSettings",
     summary="A client's approval threshold", openapi_extra=callers(OP, CA),
 )  # fmt: skip
 async def read_threshold(
@@ -384,7 +396,7 @@ async def read_threshold(
 
 
 @router.put(
-    "/settings/{clientId}", response_model=ThresholdOut, name="Disbursements.SetApprovalThreshold",
+    "/settings/{clientId:uuid}", response_model=ThresholdOut, name="Disbursements.SetApprovalThreshold",
     summary="Set a client's approval threshold", openapi_extra=callers(OP, CA),
 )  # fmt: skip
 async def set_threshold(
@@ -396,169 +408,3 @@ async def set_threshold(
     await service.set_approval_threshold(session, who, client_id, body.approval_threshold, now=clock.now())
     threshold, source = await service.approval_threshold(session, settings, client_id)
     return ThresholdOut(client_id=client_id, approval_threshold=threshold, source=source)
-
-
-# --------------------------------------------------------------------------- reports
-
-
-def _report_owner(who: Principal, client_id: uuid.UUID | None, mode: str | None) -> Owner:
-    if not who.is_operator and client_id is not None and client_id != who.client_id:
-        raise service.BatchNotFound(f"no client {client_id}")
-    if who.audience == KEY:
-        return service.owner_of(who)  # an API key reads its own mode's batches
-    return Owner(who.report_scope(client_id), mode)
-
-
-@reports_router.get(
-    "/batches", response_model=BatchPage, name="Reports.DisbursementBatches",
-    summary="All disbursement batches, newest first", openapi_extra=callers(OP, CA, KEY),
-)  # fmt: skip
-async def report_batches(
-    who: CurrentPrincipal, session: Session, client_id: ClientFilter = None, mode: Mode = None,
-    page: PageQuery = 1, page_size: PageSize = 50,
-) -> BatchPage:  # fmt: skip
-    """Each batch with its counts by state, total, amount paid and fees."""
-    owner = _report_owner(who, client_id, mode)
-    rows, total = await repository.batches(session, owner, offset=(page - 1) * page_size, limit=page_size)
-    found = await service.progress(session, [b.id for b in rows])
-    return BatchPage(
-        page=page, page_size=page_size, total=total, batches=[batch_out(b, found[b.id]) for b in rows]
-    )
-
-
-@reports_router.get(
-    "/batches/{batchId}", response_model=BatchOut, name="Reports.DisbursementBatch",
-    summary="One disbursement batch", openapi_extra=callers(OP, CA, KEY),
-)  # fmt: skip
-async def report_batch(batch_id: BatchPath, who: CurrentPrincipal, session: Session) -> BatchOut:
-    """The batch's status, its counts by state, total, amount paid and fees."""
-    batch = await service.get_batch(session, _report_owner(who, None, None), batch_id)
-    return await _batch_view(session, batch)
-
-
-def _attempt_out(attempt: DisbursementAttempt, item: DisbursementItem) -> AttemptOut:
-    return AttemptOut(
-        attempt_id=attempt.id, batch_id=attempt.batch_id, item_id=attempt.item_id, number=attempt.number,
-        destination=item.destination, amount=_money(item.amount, item.currency), status=attempt.status,
-        payout_id=attempt.payout_id, result_code=attempt.result_code, result_desc=attempt.result_desc,
-        created_at=attempt.created_at, completed_at=attempt.completed_at,
-    )  # fmt: skip
-
-
-@reports_router.get(
-    "/retries", response_model=AttemptPage, name="Reports.DisbursementRetries",
-    summary="Every retry attempt, newest first", openapi_extra=callers(OP, CA, KEY),
-)  # fmt: skip
-async def report_retries(
-    who: CurrentPrincipal, session: Session, client_id: ClientFilter = None, mode: Mode = None,
-    page: PageQuery = 1, page_size: PageSize = 50,
-) -> AttemptPage:  # fmt: skip
-    """The attempts after an item's first (`number` 2 and up), with their outcome."""
-    owner = _report_owner(who, client_id, mode)
-    rows, total = await repository.attempts(
-        session, owner, retries_only=True, offset=(page - 1) * page_size, limit=page_size
-    )
-    return AttemptPage(
-        page=page, page_size=page_size, total=total, attempts=[_attempt_out(a, i) for a, i in rows]
-    )
-
-
-@reports_router.get(
-    "/failed-items", response_model=ItemPage, name="Reports.DisbursementFailedItems",
-    summary="Failed items of every batch", openapi_extra=callers(OP, CA, KEY),
-)  # fmt: skip
-async def report_failed_items(
-    who: CurrentPrincipal, session: Session, client_id: ClientFilter = None, mode: Mode = None,
-    page: PageQuery = 1, page_size: PageSize = 50,
-) -> ItemPage:  # fmt: skip
-    """Items now Failed, most recent first, with why (they may be retried)."""
-    owner = _report_owner(who, client_id, mode)
-    rows, total = await repository.failed_items(
-        session, owner, offset=(page - 1) * page_size, limit=page_size
-    )
-    return ItemPage(
-        batch_id=None, page=page, page_size=page_size, total=total, items=[item_out(r) for r in rows]
-    )
-
-
-_RECONCILIATION_COLUMNS = [
-    "itemId", "row", "destination", "requested", "paid", "fee", "providerReference", "state", "attempts"
-]  # fmt: skip
-
-
-def _line(item: DisbursementItem) -> ReconciliationLine:
-    return ReconciliationLine(
-        item_id=item.id,
-        row=item.row,
-        destination=item.destination,
-        requested=_money(item.amount, item.currency),
-        paid=_money(item.paid_amount, item.currency),
-        fee=_money(item.fee if item.paid_amount else 0, item.currency),
-        provider_reference=item.provider_reference,
-        state=item.status,
-        attempts=item.attempts,
-    )
-
-
-_FLUSH_BYTES = 65536
-
-
-async def _json_body(
-    head: ReconciliationOut, lines: AsyncIterator[ReconciliationLine]
-) -> AsyncIterator[bytes]:
-    opening = head.model_dump_json(by_alias=True)
-    assert opening.endswith('"items":[]}')
-    buffer, separator = opening[:-2], ""
-    async for line in lines:
-        buffer += separator + line.model_dump_json(by_alias=True)
-        separator = ","
-        if len(buffer) >= _FLUSH_BYTES:
-            yield buffer.encode()
-            buffer = ""
-    yield (buffer + "]}").encode()
-
-
-@reports_router.get(
-    "/batches/{batchId}/reconciliation",
-    response_model=ReconciliationOut,
-    name="Reports.DisbursementReconciliation",
-    summary="A batch's reconciliation",
-    openapi_extra=callers(OP, CA, KEY),
-    responses=_CSV_REPLY,
-)
-async def report_reconciliation(
-    batch_id: BatchPath, who: CurrentPrincipal, session: Session, db: DatabaseDep, output: Format = "json"
-) -> Response:
-    """Per item: requested, paid, fee, the rail's reference and its state; the totals, and what
-    the ledger booked for the batch's payouts (`ledgerPaid`, `ledgerFees`): `ties` says they are
-    equal. `format=csv`: the items as CSV, then the totals as rows whose `itemId` is `total`.
-    Streamed as it is read: a batch of 100,000 items never loads into memory."""
-    found = await service.reconcile(session, _report_owner(who, None, None), batch_id)
-    batch, currency = found.batch, found.batch.currency
-    totals = ReconciliationTotals(
-        items=batch.item_count, requested=_money(batch.total_amount, currency),
-        paid=_money(found.progress.paid, currency), fees=_money(found.progress.fees, currency),
-        ledger_paid=_money(found.ledger_paid, currency), ledger_fees=_money(found.ledger_fees, currency),
-        ties=found.ties,
-    )  # fmt: skip
-
-    async def lines() -> AsyncIterator[ReconciliationLine]:
-        async for item in service.batch_items(db, batch.id):
-            yield _line(item)
-
-    if output == "csv":
-
-        async def rows() -> AsyncIterator[Mapping[str, object]]:
-            async for line in lines():
-                yield line.model_dump(mode="json", by_alias=True)
-            blank = dict.fromkeys(_RECONCILIATION_COLUMNS, "")
-            for name, value in totals.model_dump(mode="json", by_alias=True).items():
-                yield blank | {"itemId": "total", "row": name, "destination": value}
-
-        chunks = csv_chunks(_RECONCILIATION_COLUMNS, rows(), flush_bytes=_FLUSH_BYTES)
-        return csv_stream(chunks, f"disbursement-{batch.id}-reconciliation.csv")
-    head = ReconciliationOut(
-        batch_id=batch.id, batch_name=batch.name, status=service.shown_status(batch, found.progress),
-        currency=currency, totals=totals, counts=_counts(found.progress), items=[],
-    )  # fmt: skip
-    return StreamingResponse(_json_body(head, lines()), media_type="application/json")

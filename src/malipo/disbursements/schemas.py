@@ -102,6 +102,17 @@ class RetryIn(CamelModel):
     batch_id: uuid.UUID
     item_ids: list[uuid.UUID] = Field(min_length=1, max_length=1000)
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "batchId": "0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b",
+                    "itemIds": ["0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6c"],
+                }
+            ]
+        }
+    }
+
 
 class Counts(CamelModel):
     pending: int
@@ -229,6 +240,8 @@ class ThresholdIn(CamelModel):
     approval_threshold: int | None = Field(
         ge=0, le=10**12, description="Whole shillings: a batch totalling more waits for approval; null: never"
     )
+
+    model_config = {"json_schema_extra": {"examples": [{"approvalThreshold": 500000}]}}
 
 
 class ThresholdOut(CamelModel):

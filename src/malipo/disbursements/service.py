@@ -44,6 +44,7 @@ from malipo.disbursements.repository import Owner
 from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
+from malipo.payouts import bulk as payouts_bulk
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout, PayoutStatus
 from malipo.providers.registry import MPESA
@@ -264,7 +265,7 @@ async def pay_items(
     if not items:
         return [], []
     api_user = batch.submitted_by if batch.submitted_by_kind == "api_user" else None
-    answers = await payouts.request_payouts(
+    answers = await payouts_bulk.request_payouts(
         session, [_payout_request(item) for item in items], client_id=batch.client_id, mode=batch.mode,
         api_user_id=api_user, settings=settings, now=now,
     )  # fmt: skip

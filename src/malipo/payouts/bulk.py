@@ -1,0 +1,133 @@
+"""Many payouts of one merchant at once (a disbursement batch's chunk): ``request_payout``'s
+guarantees for each, with the wallets locked once and each table written once."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from malipo.collections import service as collections
+from malipo.config import Settings
+from malipo.core.crypto import sha256_hex
+from malipo.core.errors import FieldError, MalipoError
+from malipo.core.ids import new_id, new_reference
+from malipo.core.logging import get_logger
+from malipo.core.money import Money
+from malipo.ledger import service as ledger
+from malipo.ledger.models import AccountKind
+from malipo.payouts import repository
+from malipo.payouts.models import Payout, PayoutStatus
+from malipo.payouts.service import (
+    CURRENCY,
+    SEND_JOB,
+    Destination,
+    InsufficientBalance,
+    PayoutRequest,
+    callback_token,
+    check_request,
+)
+from malipo.pricing import service as pricing
+from malipo.pricing.models import PricingKind
+from malipo.worker.registry import enqueue_many
+
+log = get_logger("malipo.payouts")
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A request of ``request_payouts`` that holds nothing, and why."""
+
+    error: MalipoError
+
+
+async def request_payouts(
+    session: AsyncSession,
+    requests: list[PayoutRequest],
+    *,
+    client_id: uuid.UUID,
+    mode: str,
+    api_user_id: uuid.UUID | None,
+    settings: Settings,
+    now: datetime,
+) -> list[Payout | Refused]:
+    """``request_payout`` for many requests of one merchant (a disbursement batch's chunk), in
+    order, with the same guarantees for each: its amount and fee held and its send job queued in
+    this transaction, or Refused (a rule, or the wallets no longer cover it) holding nothing. The
+    wallets are locked once and each table written once, however many; no external references
+    and no named channel."""
+    answers: list[Payout | Refused | None] = [None] * len(requests)
+    tariff = await pricing.tariff_for(session, settings, client_id, PricingKind.PAYOUT, CURRENCY)
+    wanted: list[tuple[int, Destination, Money, Money, str]] = []
+    for index, body in enumerate(requests):
+        try:
+            destination = check_request(settings, body, mode=mode)
+        except MalipoError as exc:
+            answers[index] = Refused(exc)
+            continue
+        amount = Money.parse(body.amount, CURRENCY)
+        fee = tariff.fee(amount)
+        wanted.append((index, destination, amount, fee, new_reference()))
+    wallet = await ledger.merchant_wallet(
+        session, client_id, AccountKind.PAYMENTS_WALLET, CURRENCY, mode, now
+    )
+    holds = await ledger.place_holds(
+        session,
+        wallet.id,
+        [ledger.HoldRequest(a.amount, f"payout:{r}") for _i, _d, a, _f, r in wanted],
+        now=now,
+    )
+    placed: list[tuple[int, Destination, Money, Money, str, uuid.UUID]] = []
+    for (index, destination, amount, fee, reference), hold in zip(wanted, holds, strict=True):
+        if isinstance(hold, ledger.InsufficientFunds):
+            available = hold.extensions.get("available")
+            answers[index] = Refused(
+                InsufficientBalance(
+                    f"insufficient balance: the payments wallet has {CURRENCY} {available} available, "
+                    f"{amount} requested",
+                    errors=[FieldError("amount", f"more than the {CURRENCY} {available} available")],
+                )
+            )
+        else:
+            placed.append((index, destination, amount, fee, reference, hold.id))
+    fee_holds = await collections.hold_fees(
+        session, client_id, mode, [(fee, reference) for _i, _d, _a, fee, reference, _h in placed], now
+    )
+    released: list[uuid.UUID] = []
+    rows: list[dict[str, Any]] = []
+    jobs: list[dict[str, Any]] = []
+    for (index, destination, amount, fee, reference, hold_id), fee_hold in zip(
+        placed, fee_holds, strict=True
+    ):
+        if isinstance(fee_hold, MalipoError):
+            answers[index] = Refused(fee_hold)
+            released.append(hold_id)
+            continue
+        payout_id = new_id()
+        row = {
+            "id": payout_id, "client_id": client_id, "mode": mode, "api_user_id": api_user_id,
+            "reference": reference, "external_reference": None, "channel": destination.channel,
+            "network_code": requests[index].network_code, "phone": destination.phone,
+            "account_number": destination.account, "amount": amount.amount, "currency": CURRENCY,
+            "fee": fee.amount, "hold_id": hold_id, "fee_hold_id": fee_hold, "callback_url": None,
+            "status": PayoutStatus.QUEUED.value,
+            "callback_token_hash": sha256_hex(callback_token(settings, payout_id)),
+            "originator_conversation_id": str(uuid.uuid4()), "conversation_id": None,
+            "transaction_id": None, "result_code": None, "result_desc": None, "journal_id": None,
+            "created_at": now, "updated_at": now, "sent_at": None, "completed_at": None,
+        }  # fmt: skip
+        rows.append(row)
+        job: dict[str, Any] = {"payout_id": str(payout_id)}
+        if destination.paybill is not None:
+            job["paybill"] = destination.paybill
+        jobs.append(job)
+        answers[index] = Payout(**row)
+    if released:
+        await ledger.release_holds(session, released, now=now)
+    await repository.insert_many(session, rows)
+    await enqueue_many(session, SEND_JOB, jobs, now=now)
+    log.info("payouts.queued_many", mode=mode, queued=len(rows), refused=len(requests) - len(rows))
+    return [answer for answer in answers if answer is not None]
