@@ -34,7 +34,7 @@ async def test_a_batch_is_checked_per_item_stored_then_paid_and_ties_to_the_ledg
             mobile("12345", 100),  # not a phone number
             mobile(PAID, 5),  # below M-Pesa's smallest payment
             bank(ACCOUNT, 100, code="16"),  # a bank with no paybill known
-            {"destination": PAID, "amount": True},  # a boolean is not an amount
+            mobile(PAID, "-100"),  # a negative amount
         ],
     )
     assert reply.status_code == 201, reply.text
@@ -47,6 +47,10 @@ async def test_a_batch_is_checked_per_item_stored_then_paid_and_ties_to_the_ledg
         (4, "destination"), (5, "amount"), (6, "bankCode"), (7, "amount"),
     ]  # fmt: skip
     assert after_submit_nothing_moved(await world.balances(), before)
+    # A wrong type is a mistake in the request, not in the data: a 422 naming it, nothing stored.
+    refused = await submit(world, [mobile(PAID, 100), {"destination": PAID, "amount": True}])
+    assert refused.status_code == 422, refused.text
+    assert next(e["field"] for e in refused.json()["errors"]).startswith("items.1.amount")
 
     processed = await process(world, body["batchId"])
     assert processed.status_code == 200, processed.text

@@ -88,7 +88,7 @@ async def submit_batch(
     settings: SettingsDep,
 ) -> SubmitBatchResult:  # fmt: skip
     result = await service.submit(
-        session, who, name=body.batch_name, records=intake.json_records(body.items), source="json",
+        session, who, name=body.batch_name, records=intake.json_records(body.item_dicts()), source="json",
         settings=settings, now=clock.now(),
     )  # fmt: skip
     return await _submit_reply(result, idem, session)

@@ -3,36 +3,45 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any, Literal
 
-from pydantic import Field, WithJsonSchema
+from pydantic import Field, StrictInt, StrictStr
 
 from malipo.http.schemas import CamelModel
 
-_ITEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["destination", "amount"],
-    "properties": {
-        "destination": {"type": "string", "description": "A Kenyan mobile number, or a bank account number",
-                        "examples": ["254712345678"]},
-        "amount": {"type": "integer", "description": "Whole shillings, 10 to 250,000", "examples": [1500]},
-        "destinationType": {"type": "string", "enum": ["mobile", "bank"],
-                            "description": "Absent: bank when bankCode is given, else mobile"},
-        "bankCode": {"type": "string", "description": "The bank's code (GET /api/v1/banks); bank only",
-                     "examples": ["01"]},
-        "narration": {"type": "string", "maxLength": 140},
-        "reference": {"type": "string", "maxLength": 100, "description": "Your own reference for the item"},
-    },
-}  # fmt: skip
-# Each item is checked on its own (a bad one is listed under `rejected`, the others kept), so the
-# body takes any object per item and documents the shape.
-ItemIn = Annotated[dict[str, Any], WithJsonSchema(_ITEM_SCHEMA)]
+
+class BatchItemIn(CamelModel):
+    """One payment of a batch. Types are checked with the request (a wrong type is a 422 naming
+    the field); what the values mean — the number, the amount's limits, the bank — is checked per
+    item, and an item that fails is listed under `rejected` while the others are kept."""
+
+    destination: StrictStr | StrictInt = Field(
+        description="A Kenyan mobile number (07…, 2547…, +2547…), or a bank account number",
+        examples=["254712345678"],
+    )
+    amount: StrictInt | StrictStr = Field(description="Whole shillings, 10 to 250,000", examples=[1500])
+    destination_type: Literal["mobile", "bank"] | None = Field(
+        default=None, description="Absent: bank when bankCode is given, else mobile"
+    )
+    bank_code: StrictStr | None = Field(
+        default=None,
+        max_length=10,
+        description="The bank's code (GET /api/v1/banks); bank only",
+        examples=["01"],
+    )
+    narration: StrictStr | None = Field(default=None, max_length=140)
+    reference: StrictStr | None = Field(default=None, max_length=100, description="Your own reference")
 
 
 class BatchIn(CamelModel):
     batch_name: str = Field(min_length=1, max_length=100, description="A name for the batch, for people")
-    items: list[ItemIn] = Field(min_length=1, description="The payments: each checked on its own")
+    items: list[BatchItemIn] = Field(min_length=1, description="The payments: each checked on its own")
+
+    def item_dicts(self) -> Iterator[dict[str, Any]]:
+        """The items as a file's rows are read: their JSON names, absent fields left out."""
+        return (item.model_dump(by_alias=True, exclude_none=True) for item in self.items)
 
     model_config = {
         "json_schema_extra": {
