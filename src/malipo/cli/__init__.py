@@ -16,6 +16,7 @@ from rich.table import Table
 
 from malipo.cli.collections import channels_app
 from malipo.cli.common import MalipoTyper, console, require_secrets, settings_or_exit, state
+from malipo.cli.disburse import disburse
 from malipo.cli.identity import clients_app
 from malipo.cli.keys import keys_app
 from malipo.cli.ledger import ledger_app
@@ -42,6 +43,7 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(keys_app, name="keys")
 app.command("rail-balances")(rail_balances)
 app.command("reconcile")(reconcile)
+app.command("disburse")(disburse)
 
 
 def _version() -> str:

@@ -25,7 +25,7 @@ from malipo.disbursements.endpoints import (
     item_out,
     money,
 )
-from malipo.disbursements.models import DisbursementAttempt, DisbursementItem
+from malipo.disbursements.models import DisbursementAttempt, DisbursementItem, ItemStatus
 from malipo.disbursements.repository import Owner
 from malipo.disbursements.schemas import (
     AttemptOut,
@@ -189,7 +189,15 @@ async def _json_body(
     responses=_CSV_REPLY,
 )
 async def report_reconciliation(
-    batch_id: BatchPath, who: CurrentPrincipal, session: Session, db: DatabaseDep, output: Format = "json"
+    batch_id: BatchPath,
+    who: CurrentPrincipal,
+    session: Session,
+    db: DatabaseDep,
+    output: Format = "json",
+    which: Annotated[
+        Literal["all", "failed", "none"],
+        Query(alias="items", description="Which items to list: all (default), only the failed, or none"),
+    ] = "all",
 ) -> Response:
     """Per item: requested, paid, fee, the rail's reference and its state; the totals, and what
     the ledger booked for the batch's payouts (`ledgerPaid`, `ledgerFees`): `ties` says they are
@@ -205,8 +213,11 @@ async def report_reconciliation(
     )  # fmt: skip
 
     async def lines() -> AsyncIterator[ReconciliationLine]:
+        if which == "none":
+            return
         async for item in service.batch_items(db, batch.id):
-            yield _line(item)
+            if which == "all" or item.status == ItemStatus.FAILED:
+                yield _line(item)
 
     if output == "csv":
 
