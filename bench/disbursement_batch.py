@@ -487,7 +487,10 @@ def _malipo(
             cpu = {pid: (lib.process_cpu_seconds(pid) or 0.0) - before for pid, before in cpu_before.items()}
             other = other_cpu(busy_before, sum(cpu.values()), time.monotonic() - clock_before)
             status, reconciliation = _http(
-                "GET", base + RECONCILIATION.format(batch_id=batch_id), headers=auth, timeout=300
+                "GET",
+                base + RECONCILIATION.format(batch_id=batch_id) + "?items=none",
+                headers=auth,
+                timeout=300,
             )
     finally:
         for worker in workers:
@@ -509,7 +512,9 @@ def _malipo(
         "simulator_undelivered_callbacks": _undelivered(sim_log),
         "reconciliation_status": status,
         "reconciliation": reconciliation,
-        "ties": status == 200 and isinstance(reconciliation, dict) and reconciliation.get("ties") is True,
+        "ties": status == 200
+        and isinstance(reconciliation, dict)
+        and reconciliation.get("totals", {}).get("ties") is True,
     }
 
 
