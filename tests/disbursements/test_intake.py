@@ -344,3 +344,29 @@ async def test_another_merchant_can_neither_see_nor_touch_a_batch(world: World) 
     assert stored["counts"]["pending"] == 1, "B's process touched none of A's items"
     assert (await world.balances(), await world.balances(world.b)) == before
     assert await world.count(Payout) == 0
+
+
+async def test_a_file_sent_again_with_the_same_idempotency_key_is_one_batch(world: World) -> None:
+    body = csv_text(f"{PAID},100,,,,", "0712345678,200,,,,")
+    csv_key = world.a.headers | {"Idempotency-Key": "csv-payroll-1"}
+    first = await submit_csv(world, body, headers=csv_key)
+    again = await submit_csv(world, body, headers=csv_key)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    other = await submit_csv(world, csv_text(f"{PAID},999,,,,"), headers=csv_key)
+    assert other.status_code == 422, other.text
+    assert other.json()["code"] == "idempotency_key_reused"
+
+    # Each sending of a form has a new multipart boundary: the same file is still the same request.
+    upload_key = world.a.headers | {"Idempotency-Key": "upload-payroll-1"}
+    book = workbook([COLUMNS, [254712345678, 1500]])
+    first = await upload(world, ("payroll.xlsx", book, XLSX), headers=upload_key)
+    again = await upload(world, ("payroll.xlsx", book, XLSX), headers=upload_key)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["batchId"] == first.json()["batchId"]
+    other = await upload(world, ("payroll.xlsx", book, XLSX), name="Another name", headers=upload_key)
+    assert other.status_code == 422, other.text
+    assert other.json()["code"] == "idempotency_key_reused"
+    assert await batch_count(world) == 2
