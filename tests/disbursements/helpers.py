@@ -3,13 +3,17 @@ ledger figures they check."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
-from malipo.disbursements.models import DisbursementItem
+from malipo.core.clock import SystemClock
+from malipo.disbursements.models import DisbursementBatch, DisbursementItem
+from malipo.identity.models import Client
+from tests.factories import Merchant, make_api_user
 from tests.fixtures.world import World, eventually
 
 BATCHES = "/api/v1/disbursements/batches"
@@ -68,3 +72,70 @@ async def items(world: World, batch_id: str) -> list[DisbursementItem]:
             .order_by(DisbursementItem.row)
         )
         return list(rows)
+
+
+# -- files: CSV bodies, uploads, workbooks -------------------------------------------------
+
+CSV_HEADER = "destination,amount,destinationType,bankCode,narration,reference"
+
+
+def csv_text(*lines: str, newline: str = "\r\n", bom: bool = False, header: str = CSV_HEADER) -> bytes:
+    """A CSV file: ``header`` then ``lines``, each ended by ``newline``, UTF-8 (a BOM first if asked)."""
+    text = "".join(f"{line}{newline}" for line in (header, *lines))
+    return ("\ufeff" if bom else "").encode() + text.encode()
+
+
+async def submit_csv(
+    world: World,
+    body: bytes,
+    name: str | None = "CSV payroll",
+    content_type: str = "text/csv",
+    headers: Any = None,
+) -> httpx.Response:
+    params = {"batchName": name} if name is not None else {}
+    sent = dict(headers or world.a.headers) | {"Content-Type": content_type}
+    return await world.http.post(f"{BATCHES}/csv", params=params, content=body, headers=sent)
+
+
+async def upload(
+    world: World,
+    file: tuple[str, bytes, str] | None,
+    name: str | None = "Uploaded payroll",
+    headers: Any = None,
+) -> httpx.Response:
+    """A multipart form: ``file`` (filename, content, media type) and ``batchName``, either left
+    out when None."""
+    files = {"file": file} if file is not None else {"other": ("x.txt", b"x", "text/plain")}
+    data = {"batchName": name} if name is not None else {}
+    return await world.http.post(
+        f"{BATCHES}/upload", files=files, data=data, headers=headers or world.a.headers
+    )
+
+
+def workbook(rows: list[list[Any]]) -> bytes:
+    """An .xlsx workbook whose first sheet holds ``rows`` (numbers stay numeric cells)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+async def batch_count(world: World) -> int:
+    return await world.count(DisbursementBatch)
+
+
+async def second_api_user(world: World, tag: str, role: str = "Developer") -> Merchant:
+    """Another API user of merchant A (its own sandbox key), with ``role``."""
+    async with world.db.transaction() as session:
+        client = await session.get(Client, world.a.client_id)
+        assert client is not None
+        return await make_api_user(session, client, tag, now=SystemClock().now(), live_key=False, role=role)

@@ -8,7 +8,7 @@ request's ``Session`` before returning:
   live 24 hours. The reply is stored in the same transaction as the money it
   moved, so a reply exists exactly when the movement committed.
 - The same key with the same method, path and body (compared as parsed JSON: another key
-  order or whitespace is the same body) replays the stored status and
+  order or whitespace is the same body; a multipart form without its boundary) replays the stored status and
   JSON body with ``Idempotent-Replayed: true``; with another request it is a 422
   ``idempotency_key_reused``; while the first request still runs it is a 409
   ``idempotency_key_in_flight`` with ``Retry-After: 1`` (PostgreSQL; on SQLite the
@@ -140,10 +140,26 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def canonical_body(body: bytes) -> bytes:
+def _multipart_boundary(content_type: str | None) -> bytes | None:
+    media, _, params = (content_type or "").partition(";")
+    if media.strip().lower() != "multipart/form-data":
+        return None
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        value = value.strip().strip('"')
+        if name.strip().lower() == "boundary" and value:
+            return value.encode("latin-1", errors="replace")
+    return None
+
+
+def canonical_body(body: bytes, content_type: str | None = None) -> bytes:
     """A JSON body as its canonical text (keys sorted, no insignificant whitespace): two bodies
-    that say the same thing in another key order or layout give the same bytes. A body that is
-    not JSON is its own canonical form."""
+    that say the same thing in another key order or layout give the same bytes. A multipart form
+    is compared without its boundary (a client makes a new one each time it sends the form). Any
+    other body is its own canonical form."""
+    boundary = _multipart_boundary(content_type)
+    if boundary is not None:
+        return body.replace(b"--" + boundary, b"--<boundary>")
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -151,9 +167,9 @@ def canonical_body(body: bytes) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def canonical_fingerprint(method: str, path: str, body: bytes) -> str:
+def canonical_fingerprint(method: str, path: str, body: bytes, content_type: str | None = None) -> str:
     """``request_fingerprint`` of the canonical body: what a key is claimed with."""
-    return request_fingerprint(method, path, canonical_body(body))
+    return request_fingerprint(method, path, canonical_body(body, content_type))
 
 
 def idempotency_scope(request: Request) -> str:
@@ -200,7 +216,7 @@ async def idempotency(
         return
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     body = await request.body()
-    fingerprint = canonical_fingerprint(request.method, path, body)
+    fingerprint = canonical_fingerprint(request.method, path, body, request.headers.get("content-type"))
     # Records claimed before bodies were compared canonically hold the raw body's fingerprint.
     raw = request_fingerprint(request.method, path, body)
     record_id = await _claim(session, scope, key, fingerprint, clock.now(), also=raw)
