@@ -69,6 +69,8 @@ DEFAULT_GRANTS: dict[str, tuple[str, ...]] = {
         "RailBalances.*",
         "Reconciliation.*",
         "FraudRules.*",
+        "Disbursements.ReadSettings",
+        "Disbursements.SetApprovalThreshold",
     ),
     "ClientAdmin": (
         "Account.*",

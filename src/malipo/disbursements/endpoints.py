@@ -389,8 +389,7 @@ async def read_threshold(
 ) -> ThresholdOut:  # fmt: skip
     """The threshold above which a batch of this client waits for approval: its own, or the
     gateway's default (`MALIPO_DISBURSEMENT_APPROVAL_THRESHOLD`)."""
-    if not who.sees_client(client_id):
-        raise service.BatchNotFound(f"no client {client_id}")
+    await service.visible_client(session, who, client_id)
     threshold, source = await service.approval_threshold(session, settings, client_id)
     return ThresholdOut(client_id=client_id, approval_threshold=threshold, source=source)
 

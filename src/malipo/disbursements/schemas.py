@@ -246,7 +246,7 @@ class ReconciliationOut(CamelModel):
 
 
 class ThresholdIn(CamelModel):
-    approval_threshold: int | None = Field(
+    approval_threshold: StrictInt | None = Field(
         ge=0, le=10**12, description="Whole shillings: a batch totalling more waits for approval; null: never"
     )
 

@@ -41,6 +41,7 @@ from malipo.disbursements.models import (
     ItemStatus,
 )
 from malipo.disbursements.repository import Owner
+from malipo.identity import clients
 from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
@@ -213,9 +214,14 @@ async def set_approval_threshold(
     session: AsyncSession, who: Principal, client_id: uuid.UUID, threshold: int | None, *, now: datetime
 ) -> None:
     """The client's own threshold (None: no batch of it needs approval)."""
-    if not who.sees_client(client_id):
-        raise NotFound(f"no client {client_id}")
+    await visible_client(session, who, client_id)
     await repository.save_settings(session, client_id, threshold, who.id, now)
+
+
+async def visible_client(session: AsyncSession, who: Principal, client_id: uuid.UUID) -> None:
+    """NotFound unless ``client_id`` is a client ``who`` may see (operators: any that exists)."""
+    if not who.sees_client(client_id) or await clients.client_by_id(session, client_id) is None:
+        raise NotFound(f"no client {client_id}")
 
 
 # --------------------------------------------------------------------------- approve
