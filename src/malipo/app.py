@@ -29,6 +29,7 @@ from malipo.http.permissions import sync_permissions
 from malipo.identity.audit import AuditRecorder
 from malipo.identity.sessions import LoginRateLimiter
 from malipo.migrate import current_revision, head_revision
+from malipo.payouts.bulk import result_writer as payout_result_writer
 from malipo.payouts.callbacks import router as payout_callbacks_router
 from malipo.providers.bankrail.simulator import BankRailSimulator
 from malipo.providers.bankrail.simulator import create_simulator_app as create_bank_simulator
@@ -81,6 +82,7 @@ def create_app(
         app.state.db = db
         app.state.collection_intake = collection_intake(db, settings, clock)
         app.state.collection_callbacks = callback_writer(db, clock)
+        app.state.payout_results = payout_result_writer(db, settings, clock)
         revision = await current_revision(db.engine)
         if revision == app.state.migration_head:
             created = await sync_permissions(db, app.routes, clock.now())

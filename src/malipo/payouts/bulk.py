@@ -11,15 +11,19 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.collections import service as collections
+from malipo.collections.service import CallbackMismatch
 from malipo.config import Settings
+from malipo.core.clock import Clock
 from malipo.core.crypto import sha256_hex
 from malipo.core.errors import FieldError, MalipoError
 from malipo.core.ids import new_id, new_reference
 from malipo.core.logging import get_logger
 from malipo.core.money import Money
+from malipo.db import Database
+from malipo.db.group_commit import GroupCommit
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
-from malipo.payouts import repository
+from malipo.payouts import repository, service
 from malipo.payouts.models import Payout, PayoutStatus
 from malipo.payouts.service import (
     CURRENCY,
@@ -32,6 +36,8 @@ from malipo.payouts.service import (
 )
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
+from malipo.providers.base import MalformedCallback, MobileMoney
+from malipo.providers.registry import MPESA, mobile_money_for
 from malipo.worker.registry import enqueue_many
 
 log = get_logger("malipo.payouts")
@@ -131,3 +137,49 @@ async def request_payouts(
     await enqueue_many(session, SEND_JOB, jobs, now=now)
     log.info("payouts.queued_many", mode=mode, queued=len(rows), refused=len(requests) - len(rows))
     return [answer for answer in answers if answer is not None]
+
+
+# --------------------------------------------------------------------------- results, many a commit
+
+ResultAnswer = bool | BaseException
+ResultWriter = GroupCommit[tuple[str, bytes], ResultAnswer]
+
+
+async def apply_results(
+    session: AsyncSession,
+    results: list[tuple[str, bytes]],
+    *,
+    rail: MobileMoney,
+    settings: Settings,
+    now: datetime,
+) -> list[ResultAnswer]:
+    """The rail's results (the token of each payout's result address, and the body), each as
+    ``service.apply_result`` applies one: True if it finished the payout, False if the payout was
+    final already; or the refusal, and nothing of that result is written — UnknownPayoutToken,
+    MalformedCallback, CallbackMismatch (it names another request)."""
+    hashes = [sha256_hex(token) for token, _body in results]
+    found = {p.callback_token_hash: p for p in await repository.by_token_hashes(session, hashes)}
+    answers: list[ResultAnswer] = []
+    for token_hash, (_token, body) in zip(hashes, results, strict=True):
+        payout = found.get(token_hash)
+        if payout is None:
+            answers.append(service.UnknownPayoutToken("no payout has this callback address"))
+            continue
+        try:
+            result = rail.parse_payout_result(body, to_business=payout.channel == "bank")
+            answers.append(await service.apply_result(session, payout, result, settings=settings, now=now))
+        except (MalformedCallback, CallbackMismatch) as exc:  # raised before anything is written
+            answers.append(exc)
+    return answers
+
+
+def result_writer(db: Database, settings: Settings, clock: Clock) -> ResultWriter:
+    """The process's Daraja payout results, applied many to a transaction (``apply_results``):
+    each settlement of a merchant's payouts locks the same wallet rows, so one commit for many
+    keeps them from queueing on each other. A batch that fails is applied again one by one."""
+
+    async def apply(session: AsyncSession, results: list[tuple[str, bytes]]) -> list[ResultAnswer]:
+        rail = mobile_money_for(settings, MPESA, "live")
+        return await apply_results(session, results, rail=rail, settings=settings, now=clock.now())
+
+    return GroupCommit(db, apply, name="payout results", max_batch=256, alone_after_failure=True)

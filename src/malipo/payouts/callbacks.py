@@ -26,9 +26,9 @@ from malipo.collections.callbacks import (
 )
 from malipo.core.logging import get_logger
 from malipo.http.callback_sources import DarajaCallbackSource
-from malipo.http.deps import ClockDep, Session, SettingsDep
+from malipo.http.deps import ClockDep, DatabaseDep, Session, SettingsDep
 from malipo.http.tags import PROVIDER_CALLBACKS
-from malipo.payouts import service
+from malipo.payouts import bulk, service
 from malipo.payouts.models import Payout
 from malipo.providers.base import MalformedCallback, MobileMoney, Status
 
@@ -58,15 +58,21 @@ def _refuse_malformed(payout: Payout, exc: MalformedCallback) -> Exception:
 
 
 @router.post("/daraja/{token}/result", name="Callbacks.DarajaResult", dependencies=[DarajaCallbackSource])
-async def b2c_result(
-    token: str, request: Request, session: Session, clock: ClockDep, settings: SettingsDep
-) -> dict[str, Any]:
-    payout, rail, body = await _payout(request, token, session)
+async def b2c_result(token: str, request: Request, db: DatabaseDep) -> dict[str, Any]:
+    """Applied with the other results arriving meanwhile, in one transaction (``bulk.result_writer``)."""
+    rail = daraja_rail(request.app.state.settings)
+    if not is_json(request):
+        async with db.transaction() as session:  # an unknown address is refused as such first
+            await _payout(request, token, session)
+    writer: bulk.ResultWriter = request.app.state.payout_results
     try:
-        result = rail.parse_payout_result(body, to_business=payout.channel == "bank")
+        await writer.submit((token, await request.body()))
+    except service.UnknownPayoutToken:
+        unknown_callback(request, "daraja", kind="payout")
+        raise
     except MalformedCallback as exc:
-        raise _refuse_malformed(payout, exc) from None
-    await service.apply_result(session, payout, result, settings=settings, now=clock.now())
+        log.warning("callback.malformed", provider="daraja", kind="payout")
+        raise malformed(exc) from None
     return rail.callback_reply()
 
 

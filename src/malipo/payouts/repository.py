@@ -57,6 +57,13 @@ async def by_token_hash(session: AsyncSession, token_hash: str) -> Payout | None
     return await session.scalar(select(Payout).where(Payout.callback_token_hash == token_hash))
 
 
+async def by_token_hashes(session: AsyncSession, hashes: list[str]) -> list[Payout]:
+    """The payouts whose result addresses carry the tokens of these hashes."""
+    if not hashes:
+        return []
+    return list((await session.scalars(select(Payout).where(Payout.callback_token_hash.in_(hashes)))).all())
+
+
 async def by_id(session: AsyncSession, payout_id: uuid.UUID) -> Payout | None:
     """A payout by id: for jobs, reviews and renderers, which carry ids malipo made itself."""
     return await session.get(Payout, payout_id)
