@@ -177,7 +177,9 @@ async def request_payout(
     if body.channel_id is not None:
         await _check_source_channel(session, who, body.channel_id, now)
     if body.external_reference:
-        earlier = await _by_external_reference(session, who.client_id, mode, body.external_reference)
+        earlier = await repository.by_external_reference(
+            session, who.client_id, mode, body.external_reference
+        )
         if earlier is not None:
             return earlier, False
     amount = Money.parse(body.amount, CURRENCY)
@@ -206,7 +208,9 @@ async def request_payout(
             session.add(payout)
             await session.flush()
     except IntegrityError:  # a concurrent payout with the same external_reference won
-        earlier = await _by_external_reference(session, who.client_id, mode, body.external_reference or "")
+        earlier = await repository.by_external_reference(
+            session, who.client_id, mode, body.external_reference or ""
+        )
         if earlier is None:
             raise
         return earlier, False
@@ -266,12 +270,6 @@ async def _hold_amount(
             errors=[FieldError("amount", f"more than the {available} available")],
         ) from None
     return hold.id
-
-
-async def _by_external_reference(
-    session: AsyncSession, client_id: uuid.UUID, mode: str, external_reference: str
-) -> Payout | None:
-    return await repository.by_external_reference(session, client_id, mode, external_reference)
 
 
 async def find_by_reference(session: AsyncSession, who: Principal, reference: str) -> Payout | None:
@@ -447,33 +445,35 @@ async def _settle_or_release(
         clearing_kind = (
             AccountKind.MOBILE_MONEY_CLEARING if payout.channel == "mobile" else AccountKind.BANK_CLEARING
         )
-        clearing = await ledger.system_account(session, clearing_kind, payout.currency, payout.mode, now)
-        legs = [ledger.Leg(clearing.id, payout.amount, payout.currency)]
+        clearing = await ledger.system_account_id(session, clearing_kind, payout.currency, payout.mode, now)
+        legs = [ledger.Leg(clearing, payout.amount, payout.currency)]
         if held is not None and held > payout.amount:
             wallet = await ledger.merchant_wallet(
                 session, payout.client_id, AccountKind.PAYMENTS_WALLET, payout.currency, payout.mode, now
             )
             legs.append(ledger.Leg(wallet.id, held - payout.amount, payout.currency))
-        posted = await ledger.settle_hold(
-            session, payout.hold_id, legs,
-            kind="payout", mode=payout.mode,
-            description=f"Payout {payout.reference} to {payout_destination(payout)}",
-            now=now, client_id=payout.client_id, idempotency_key=f"payout:{payout.id}",
-        )  # fmt: skip
-        payout.journal_id = posted.journal.id
+        settlements = [
+            ledger.Settlement(
+                payout.hold_id, legs, "payout", f"Payout {payout.reference} to {payout_destination(payout)}",
+                payout.mode, payout.client_id, f"payout:{payout.id}",
+            )
+        ]  # fmt: skip
         if payout.fee_hold_id is not None:
-            revenue = await ledger.system_account(
+            revenue = await ledger.system_account_id(
                 session, AccountKind.FEE_REVENUE, payout.currency, payout.mode, now
             )
-            await ledger.settle_hold(
-                session, payout.fee_hold_id, [ledger.Leg(revenue.id, payout.fee, payout.currency)],
-                kind="payout_fee", description=f"Withdrawal fee {payout.reference}", mode=payout.mode,
-                now=now, client_id=payout.client_id, idempotency_key=f"payout-fee:{payout.id}",
+            settlements.append(
+                ledger.Settlement(
+                    payout.fee_hold_id, [ledger.Leg(revenue, payout.fee, payout.currency)], "payout_fee",
+                    f"Withdrawal fee {payout.reference}", payout.mode, payout.client_id,
+                    f"payout-fee:{payout.id}",
+                )
             )  # fmt: skip
+        posted = await ledger.settle_holds(session, settlements, now=now)
+        payout.journal_id = posted[0].journal.id
     else:
-        await ledger.release_hold(session, payout.hold_id, now=now)
-        if payout.fee_hold_id is not None:
-            await ledger.release_hold(session, payout.fee_hold_id, now=now)
+        holds = [payout.hold_id] + ([payout.fee_hold_id] if payout.fee_hold_id is not None else [])
+        await ledger.release_holds(session, holds, now=now)
     if payout.callback_url:
         webhooks.queue(
             session, client_id=payout.client_id, mode=payout.mode, event=f"payout.{status.lower()}",
