@@ -10,7 +10,7 @@ from typing import Any
 from malipo.collections.service import CallbackMismatch
 from malipo.core.logging import get_logger
 from malipo.payouts import banks, repository, service
-from malipo.payouts.models import PAYOUT_CLOSED_STATES
+from malipo.payouts.models import PAYOUT_CLOSED_STATES, PayoutStatus
 from malipo.providers.base import (
     BusinessPayment,
     MobileMoney,
@@ -39,6 +39,10 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
     now = ctx.clock.now()
     async with ctx.db.transaction() as session:
         row = await repository.claim_queued(session, payout_id, now)
+        if row is not None:
+            # Asked about later whatever happens next: a worker that dies mid-send (the request
+            # sent, or not) leaves a payout that this query settles, never one left SENT for good.
+            service.schedule_reconcile(session, payout_id, 1, settings=ctx.settings, now=now)
     if row is None:
         return
     paybill: str | None = None
@@ -63,9 +67,7 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
             # Sending again could pay twice, failing could release money already paid out: it
             # stays SENT; the result (found by its token) or a transaction-status query decides.
             log.warning("payout.send_unconfirmed", reference=row.reference, error=str(exc))
-            async with ctx.db.transaction() as session:
-                service.schedule_reconcile(session, payout_id, 1, settings=ctx.settings, now=ctx.clock.now())
-            return
+            return  # its status query is queued already
         if exc.retryable and ctx.attempt < ctx.max_attempts:
             async with ctx.db.transaction() as session:  # the rail never had it: try again later
                 await repository.requeue_sent(session, payout_id)
@@ -78,7 +80,6 @@ async def send_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
         return
     async with ctx.db.transaction() as session:
         await repository.store_conversation_id(session, payout_id, reply.provider_reference, ctx.clock.now())
-        service.schedule_reconcile(session, payout_id, 1, settings=ctx.settings, now=ctx.clock.now())
     log.info("payout.sent", reference=row.reference, conversation=reply.provider_reference)
     if reply.outcome is not None:
         await _apply_at_once(ctx, payout_id, reply.outcome)
@@ -134,7 +135,8 @@ async def reconcile_payout(ctx: JobContext, payload: dict[str, Any]) -> None:
     token = str(payload.get("token") or service.callback_token(ctx.settings, payout_id))
     async with ctx.db.transaction() as session:
         payout = await repository.by_id(session, payout_id)
-        if payout is None or payout.status in PAYOUT_CLOSED_STATES:
+        # QUEUED: put back after the rail refused to take it; its next send queues its own query.
+        if payout is None or payout.status in PAYOUT_CLOSED_STATES or payout.status == PayoutStatus.QUEUED:
             return
         try:
             rail = service.payout_rail(
