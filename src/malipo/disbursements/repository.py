@@ -155,12 +155,13 @@ async def not_pending(
     return [(row[0], row[1]) for row in rows], total
 
 
-async def pending_count(session: AsyncSession, batch_id: uuid.UUID) -> int:
+async def pending_count(session: AsyncSession, batch_id: uuid.UUID, status: str = ItemStatus.PENDING) -> int:
+    """How many of the batch's items are in ``status`` (Pending unless said)."""
     return (
         await session.scalar(
             select(func.count())
             .select_from(DisbursementItem)
-            .where(DisbursementItem.batch_id == batch_id, DisbursementItem.status == ItemStatus.PENDING)
+            .where(DisbursementItem.batch_id == batch_id, DisbursementItem.status == status)
         )
         or 0
     )

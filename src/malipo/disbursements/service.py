@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,6 +58,10 @@ CURRENCY = intake.CURRENCY
 INSERT_CHUNK = 1000
 SHOWN_SKIPPED = 1000  # a reply lists at most this many skipped items (and counts them all)
 MAX_RETRY_ITEMS = 1000
+# The worker holds and queues a batch's next chunk only while fewer than this many chunks' items
+# are in flight (held, waiting to be sent or for M-Pesa's result); else it looks again after a pause.
+IN_FLIGHT_CHUNKS = 4
+PACE_DELAY = timedelta(seconds=1)
 
 
 class BatchNotFound(NotFound):
@@ -354,6 +358,11 @@ async def process_chunk(
     batch = await repository.batch_by_id(session, batch_id)
     if batch is None or batch.status != BatchStatus.PROCESSING:
         return 0, False
+    in_flight = await repository.pending_count(session, batch.id, ItemStatus.PROCESSING)
+    if in_flight >= IN_FLIGHT_CHUNKS * settings.disbursement_chunk:
+        # Paced to what the senders carry: holding more only lengthens the send queue.
+        enqueue(session, PROCESS_JOB, {"batch_id": str(batch.id)}, now=now, delay=PACE_DELAY)
+        return 0, True
     items = await repository.claim_pending(session, batch.id, settings.disbursement_chunk)
     await pay_items(session, batch, items, expect=ItemStatus.PENDING, settings=settings, now=now)
     more = len(items) == settings.disbursement_chunk and await repository.pending_count(session, batch.id) > 0
