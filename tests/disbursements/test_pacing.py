@@ -38,3 +38,15 @@ async def test_a_batch_never_has_more_than_a_few_chunks_in_flight(
         assert (await batch(world, body["batchId"]))["counts"]["processing"] == cap
 
     await world.verify_ledger()  # the held items' amounts and fees are held, nothing else
+    # Mid-flight the report ties too: nothing paid or charged yet, on either side.
+    report = await world.http.get(
+        f"/api/v1/reports/disbursements/batches/{body['batchId']}/reconciliation",
+        params={"items": "none"}, headers=world.a.headers,
+    )  # fmt: skip
+    totals = report.json()["totals"]
+    assert (totals["paid"], totals["fees"], totals["ledgerFees"], totals["ties"]) == (
+        "0.00",
+        "0.00",
+        "0.00",
+        True,
+    )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -34,7 +35,7 @@ from malipo.disbursements.schemas import (
     ThresholdOut,
 )
 from malipo.http.deps import ClockDep, Session, SettingsDep
-from malipo.http.idempotency import IdempotencyKey
+from malipo.http.idempotency import Idempotency, IdempotencyKey
 from malipo.http.permissions import CA, KEY, OP, CurrentPrincipal, callers
 from malipo.http.schemas import PageQuery, page_size_query
 from malipo.http.tags import DISBURSEMENTS
@@ -65,7 +66,9 @@ def _submitted(result: service.Submitted) -> SubmitBatchResult:
     )  # fmt: skip
 
 
-async def _submit_reply(result: service.Submitted, idem: Any, session: Any) -> SubmitBatchResult:
+async def _submit_reply(
+    result: service.Submitted, idem: Idempotency, session: AsyncSession
+) -> SubmitBatchResult:
     reply = _submitted(result)
     await idem.complete(session, status.HTTP_201_CREATED, reply)
     return reply
@@ -247,7 +250,7 @@ def batch_out(batch: DisbursementBatch, progress: service.Progress) -> BatchOut:
     )
 
 
-async def batch_view(session: Any, batch: DisbursementBatch) -> BatchOut:
+async def batch_view(session: AsyncSession, batch: DisbursementBatch) -> BatchOut:
     progress = (await service.progress(session, [batch.id]))[batch.id]
     return batch_out(batch, progress)
 
@@ -367,10 +370,9 @@ async def retry_items(
     """Each named Failed item gets a new attempt (a new payout: held and queued now); items not
     Failed are listed as skipped. `batchId` in the body must be the path's. Send an
     `Idempotency-Key`."""
-    await service.get_batch(session, service.owner_of(who), batch_id)  # another's batch: a 404 first
-    if body.batch_id != batch_id:
-        raise ValidationFailed.for_field("batchId", "must be the batch named in the path")
-    result = await service.retry(session, who, batch_id, body.item_ids, settings=settings, now=clock.now())
+    result = await service.retry(
+        session, who, batch_id, body.item_ids, named=body.batch_id, settings=settings, now=clock.now()
+    )
     reply = _processed(result)
     await idem.complete(session, status.HTTP_200_OK, reply)
     return reply

@@ -41,13 +41,6 @@ _COLUMNS = {
     "reference": "reference", "destinationtype": "destinationType", "type": "destinationType",
     "bankcode": "bankCode", "bank": "bankCode",
 }  # fmt: skip
-_FIELDS = {
-    "destination": "destination", "amount": "amount", "narration": "narration",
-    "reference": "reference", "destinationType": "destinationType", "bankCode": "bankCode",
-    # What payouts call them.
-    "phone_number": "destination", "account_number": "destination", "network_code": "bankCode",
-    "channel": "destinationType",
-}  # fmt: skip
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -159,11 +152,7 @@ def check_item(raw: Mapping[str, Any], row: int, *, settings: Settings, mode: st
 def json_records(items: Iterable[Any]) -> Iterator[tuple[int, Mapping[str, Any]]]:
     """A JSON body's items, numbered from 1; one that is not an object checks as empty."""
     for index, item in enumerate(items, start=1):
-        yield index, _renamed(item) if isinstance(item, Mapping) else {}
-
-
-def _renamed(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {_FIELDS.get(key, key): value for key, value in item.items()}
+        yield index, item if isinstance(item, Mapping) else {}
 
 
 def _header(cells: Iterable[Any]) -> list[str | None]:

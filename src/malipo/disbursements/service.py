@@ -380,16 +380,20 @@ async def retry(
     batch_id: uuid.UUID,
     item_ids: list[uuid.UUID],
     *,
+    named: uuid.UUID,
     settings: Settings,
     now: datetime,
 ) -> Processed:
-    """A new attempt for each named Failed item; the others are listed as skipped."""
+    """A new attempt for each named Failed item; the others are listed as skipped. ``named``: the
+    batch the request body names, which must be ``batch_id`` (checked once the batch is found)."""
     if not item_ids:
         raise ValidationFailed.for_field("itemIds", "name at least one item")
     if len(item_ids) > MAX_RETRY_ITEMS:
         raise ValidationFailed.for_field("itemIds", f"at most {MAX_RETRY_ITEMS:,} items per retry")
     owner = owner_of(who)
     batch = await get_batch(session, owner, batch_id, lock=True)
+    if named != batch_id:
+        raise ValidationFailed.for_field("batchId", "must be the batch named in the path")
     if batch.status == BatchStatus.AWAITING_APPROVAL:
         raise ApprovalRequired(f"batch {batch_id} needs approval first")
     wanted = list(dict.fromkeys(item_ids))
@@ -465,7 +469,8 @@ async def progress(session: AsyncSession, batch_ids: list[uuid.UUID]) -> dict[uu
         count = {s.value: by_status.get(s.value, (0, 0, 0, 0))[0] for s in ItemStatus}
         amount = {s.value: by_status.get(s.value, (0, 0, 0, 0))[1] for s in ItemStatus}
         paid = sum(v[2] for v in by_status.values())
-        fees = sum(v[3] for v in by_status.values())
+        # Charged: the fees of paid items (an item in flight only holds its fee; a failed one none).
+        fees = by_status.get(ItemStatus.PROCESSED.value, (0, 0, 0, 0))[3]
         answer[batch_id] = Progress(count, amount, paid, fees)
     return answer
 
