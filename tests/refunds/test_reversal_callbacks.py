@@ -7,7 +7,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import update
+
 from malipo.refunds import service
+from malipo.refunds.models import Refund
 from tests.fixtures.world import PAYS, Sim, StartMalipo, World, eventually
 from tests.refunds.test_refunds import active_refund_holds, ask_refund, collected
 
@@ -89,3 +92,27 @@ async def test_a_result_for_another_request_amount_or_receipt_changes_nothing_th
     assert malformed.status_code == 422
     text = await world.http.post(url, content=b"x", headers={"content-type": "text/plain"})
     assert text.status_code == 415
+
+
+async def test_a_result_that_arrives_before_the_acknowledgement_is_recorded_keeps_its_conversation_ids(
+    start_malipo: StartMalipo, faulty_sim: tuple[Sim, Any]
+) -> None:
+    """M-Pesa's result can reach malipo before the worker has stored the acknowledgement's ids."""
+    sim, _faults = faulty_sim
+    world = await start_malipo(sim=sim)
+    refund, receipt, token = await _pending(world, sim)
+    async with world.db.transaction() as session:  # as if the worker had not yet recorded the ack
+        await session.execute(
+            update(Refund)
+            .where(Refund.id == refund.id)
+            .values(conversation_id=None, originator_conversation_id=None)
+        )
+    reply = await world.http.post(
+        f"/callbacks/daraja/{token}/reversal", json=_result(refund, receipt, amount=40.0)
+    )
+    assert reply.status_code == 200, reply.text
+    view = (await world.http.get(f"/api/v1/refunds/{refund.id}", headers=world.a.headers)).json()
+    assert view["status"] == "completed"
+    assert view["conversationId"] == refund.conversation_id
+    assert view["originatorConversationId"] == refund.originator_conversation_id
+    assert (await world.balances()).payments == (60_00, 0)

@@ -220,15 +220,28 @@ async def apply_result(
     return await finish(
         session, refund, succeeded=succeeded, result_code=result.result_code, result_desc=result.result_desc,
         receipt=result.receipt if succeeded else None, now=now,
+        conversation_id=result.provider_reference, originator_conversation_id=result.our_id,
     )  # fmt: skip
 
 
 async def finish(
     session: AsyncSession, refund: Refund, *, succeeded: bool, result_code: str, result_desc: str,
-    now: datetime, receipt: str | None = None,
+    now: datetime, receipt: str | None = None, conversation_id: str | None = None,
+    originator_conversation_id: str | None = None,
 ) -> bool:  # fmt: skip
-    """PENDING → COMPLETED (journal, hold spent) or FAILED (hold released), once."""
+    """PENDING → COMPLETED (journal, hold spent) or FAILED (hold released), once.
+
+    A result's conversation ids are kept where none is stored yet: M-Pesa's result can arrive before the
+    worker has recorded the acknowledgement that carried them.
+    """
     status = RefundStatus.COMPLETED if succeeded else RefundStatus.FAILED
+    known_ids: dict[str, Any] = {}
+    if conversation_id:
+        known_ids["conversation_id"] = func.coalesce(Refund.conversation_id, conversation_id[:60])
+    if originator_conversation_id:
+        known_ids["originator_conversation_id"] = func.coalesce(
+            Refund.originator_conversation_id, originator_conversation_id[:100]
+        )
     moved = await session.execute(
         update(Refund)
         .where(Refund.id == refund.id, Refund.status == RefundStatus.PENDING)
@@ -239,6 +252,7 @@ async def finish(
             reversal_receipt=receipt,
             updated_at=now,
             completed_at=now,
+            **known_ids,
         )
         .execution_options(synchronize_session=False)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 
 from malipo.collections.models import Collection
 from malipo.core.logging import get_logger
@@ -72,8 +72,11 @@ async def send_reversal(ctx: JobContext, payload: dict[str, Any]) -> None:
         await session.execute(
             update(Refund)
             .where(Refund.id == refund_id)
-            .values(conversation_id=accepted.provider_reference, originator_conversation_id=accepted.our_id,
-                    updated_at=ctx.clock.now())
+            .values(  # the result may have recorded them first
+                conversation_id=func.coalesce(Refund.conversation_id, accepted.provider_reference),
+                originator_conversation_id=func.coalesce(Refund.originator_conversation_id, accepted.our_id),
+                updated_at=ctx.clock.now(),
+            )
             .execution_options(synchronize_session=False)
         )  # fmt: skip
     log.info("refund.sent", refund_id=str(refund_id), conversation=accepted.provider_reference)
