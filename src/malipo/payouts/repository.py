@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout, PayoutStatus
@@ -108,14 +108,15 @@ async def newest(
 # -- the send job (by id: the worker acts on ids malipo made itself) ---------------------------
 
 
-async def claim_queued(session: AsyncSession, payout_id: uuid.UUID, now: datetime) -> Row[Any] | None:
-    """QUEUED → SENT (sent_at now) in one UPDATE … RETURNING what the send needs; None if it was
-    not QUEUED."""
+async def claim_queued(session: AsyncSession, ids: list[uuid.UUID], now: datetime) -> list[Row[Any]]:
+    """QUEUED → SENT (sent_at now) for those of ``ids`` still QUEUED, in one UPDATE … RETURNING what
+    each send needs."""
     claimed = await session.execute(
         update(Payout)
-        .where(Payout.id == payout_id, Payout.status == PayoutStatus.QUEUED)
+        .where(Payout.id.in_(ids), Payout.status == PayoutStatus.QUEUED)
         .values(status=PayoutStatus.SENT, sent_at=now, updated_at=now)
         .returning(
+            Payout.id,
             Payout.channel,
             Payout.network_code,
             Payout.phone,
@@ -127,7 +128,7 @@ async def claim_queued(session: AsyncSession, payout_id: uuid.UUID, now: datetim
         )
         .execution_options(synchronize_session=False)
     )
-    return claimed.first()
+    return list(claimed.all())
 
 
 async def requeue_sent(session: AsyncSession, payout_id: uuid.UUID) -> None:
@@ -140,16 +141,28 @@ async def requeue_sent(session: AsyncSession, payout_id: uuid.UUID) -> None:
     )
 
 
-async def store_conversation_id(
-    session: AsyncSession, payout_id: uuid.UUID, conversation_id: str, now: datetime
+_STORE_CONVERSATION_ID = (
+    update(Payout.__table__)
+    .where(Payout.__table__.c.id == bindparam("b_id"))
+    .values(conversation_id=bindparam("b_conversation"), updated_at=bindparam("b_now"))
+)
+
+
+async def store_conversation_ids(
+    session: AsyncSession, stored: list[tuple[uuid.UUID, str]], now: datetime
 ) -> None:
-    """The rail's id of the payment it accepted."""
+    """The rail's ids of the payments it accepted, (payout id, ConversationID) each: one executemany."""
     await session.execute(
-        update(Payout)
-        .where(Payout.id == payout_id)
-        .values(conversation_id=conversation_id, updated_at=now)
-        .execution_options(synchronize_session=False)
+        _STORE_CONVERSATION_ID,
+        [{"b_id": payout_id, "b_conversation": ref, "b_now": now} for payout_id, ref in stored],
     )
+
+
+async def awaiting_result(session: AsyncSession, ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``ids`` sent and still without their result (neither closed nor put back QUEUED)."""
+    answered = [*PAYOUT_CLOSED_STATES, PayoutStatus.QUEUED]
+    query = select(Payout.id).where(Payout.id.in_(ids), Payout.status.not_in(answered))
+    return set(await session.scalars(query))
 
 
 async def sent_before(

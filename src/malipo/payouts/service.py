@@ -51,7 +51,7 @@ from malipo.providers.registry import MPESA, mobile_money_for
 from malipo.reviews import records as reviews
 from malipo.reviews.models import ReviewKind
 from malipo.webhooks import service as webhooks
-from malipo.worker.registry import enqueue
+from malipo.worker.registry import enqueue, enqueue_many
 
 log = get_logger("malipo.payouts")
 
@@ -585,6 +585,17 @@ def schedule_reconcile(
         session, RECONCILE_JOB, {"payout_id": str(payout_id), "query": query},
         now=now, delay=timedelta(seconds=settings.payout_query_after_seconds),
     )  # fmt: skip
+
+
+async def schedule_reconciles(
+    session: AsyncSession, payout_ids: list[uuid.UUID], *, settings: Settings, now: datetime
+) -> None:
+    """Each payout's first status query, queued with its claim (one statement for all)."""
+    if payout_ids:
+        await enqueue_many(
+            session, RECONCILE_JOB, [{"payout_id": str(payout_id), "query": 1} for payout_id in payout_ids],
+            now=now, delays=[timedelta(seconds=settings.payout_query_after_seconds)] * len(payout_ids),
+        )  # fmt: skip
 
 
 reviews.register_resolver(ReviewKind.PAYOUT, reviews.Resolver(accept=accept_review, reject=reject_review))
