@@ -201,28 +201,70 @@ def _param(name: str) -> Any:
     return bindparam(f"p_{name}")
 
 
-async def finish_item(
-    session: AsyncSession, payout_id: uuid.UUID, values: dict[str, Any]
-) -> uuid.UUID | None:
-    """The item being paid by this payout takes ``values`` (its final state); its id, or None if
-    no item in flight is paid by it (a payout of no batch)."""
-    found = await session.execute(
-        update(DisbursementItem)
-        .where(DisbursementItem.payout_id == payout_id, DisbursementItem.status == ItemStatus.PROCESSING)
-        .values(**values)
-        .returning(DisbursementItem.id)
-        .execution_options(synchronize_session=False)
+async def items_paid_by(session: AsyncSession, payout_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """The items in flight paid by these payouts: item id by payout id (payouts of no batch are not
+    there)."""
+    if not payout_ids:
+        return {}
+    rows = await session.execute(
+        select(DisbursementItem.payout_id, DisbursementItem.id).where(
+            DisbursementItem.payout_id.in_(payout_ids), DisbursementItem.status == ItemStatus.PROCESSING
+        )
     )
-    return found.scalar_one_or_none()
+    return {payout_id: item_id for payout_id, item_id in rows if payout_id is not None}
 
 
-async def finish_attempt(session: AsyncSession, payout_id: uuid.UUID, values: dict[str, Any]) -> None:
+_ITEMS = DisbursementItem.__table__
+_FINISH_ITEM = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("b_id"), _ITEMS.c.status == ItemStatus.PROCESSING.value)
+    .values(
+        status=bindparam("b_status"), paid_amount=bindparam("b_paid"), fee=bindparam("b_fee"),
+        provider_reference=bindparam("b_receipt"), completed_at=bindparam("b_completed"),
+        updated_at=bindparam("b_now"), result_code=bindparam("b_code"), result_desc=bindparam("b_desc"),
+    )
+)  # fmt: skip
+_ATTEMPTS = DisbursementAttempt.__table__
+_FINISH_ATTEMPT = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.payout_id == bindparam("b_payout"))
+    .values(
+        status=bindparam("b_status"), completed_at=bindparam("b_now"), result_code=bindparam("b_code"),
+        result_desc=bindparam("b_desc"),
+    )
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The final state of an item in flight, from its payout."""
+
+    item_id: uuid.UUID
+    payout_id: uuid.UUID
+    status: str
+    paid_amount: int | None
+    fee: int
+    provider_reference: str | None
+    result_code: str | None
+    result_desc: str | None
+    completed_at: datetime | None
+
+
+async def finish_items(session: AsyncSession, results: list[ItemResult], now: datetime) -> None:
+    """Items in flight take their final state, and their attempts too: one executemany each."""
+    if not results:
+        return
     await session.execute(
-        update(DisbursementAttempt)
-        .where(DisbursementAttempt.payout_id == payout_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+        _FINISH_ITEM,
+        [{"b_id": r.item_id, "b_status": r.status, "b_paid": r.paid_amount, "b_fee": r.fee,
+          "b_receipt": r.provider_reference, "b_completed": r.completed_at, "b_now": now,
+          "b_code": r.result_code, "b_desc": r.result_desc} for r in results],
+    )  # fmt: skip
+    await session.execute(
+        _FINISH_ATTEMPT,
+        [{"b_payout": r.payout_id, "b_status": r.status, "b_now": now, "b_code": r.result_code,
+          "b_desc": r.result_desc} for r in results],
+    )  # fmt: skip
 
 
 async def attempts(

@@ -423,25 +423,29 @@ async def retry(
 # --------------------------------------------------------------------------- following payouts
 
 
-async def _payout_finished(session: AsyncSession, payout: Payout, now: datetime) -> None:
-    """A batch item's payout settled or failed: the item and its attempt say so too."""
-    success = payout.status == PayoutStatus.SUCCESS
-    result = {"result_code": None if payout.result_code is None else str(payout.result_code)[:20],
-              "result_desc": (payout.result_desc or "")[:300] or None}  # fmt: skip
-    status = ItemStatus.PROCESSED if success else ItemStatus.FAILED
-    values = {
-        "status": status.value, "paid_amount": payout.amount if success else None,
-        "fee": payout.fee if success else 0, "provider_reference": payout.transaction_id,
-        "completed_at": now if success else None, "updated_at": now, **result,
-    }  # fmt: skip
-    if await repository.finish_item(session, payout.id, values) is None:
-        return
-    await repository.finish_attempt(
-        session, payout.id, {"status": status.value, "completed_at": now, **result}
-    )
+async def _payouts_finished(session: AsyncSession, finished: list[Payout], now: datetime) -> None:
+    """Batch items' payouts settled or failed: the items and their attempts say so too."""
+    items = await repository.items_paid_by(session, [payout.id for payout in finished])
+    results = []
+    for payout in finished:
+        item_id = items.get(payout.id)
+        if item_id is None:
+            continue
+        success = payout.status == PayoutStatus.SUCCESS
+        results.append(
+            repository.ItemResult(
+                item_id=item_id, payout_id=payout.id,
+                status=(ItemStatus.PROCESSED if success else ItemStatus.FAILED).value,
+                paid_amount=payout.amount if success else None, fee=payout.fee if success else 0,
+                provider_reference=payout.transaction_id,
+                result_code=None if payout.result_code is None else str(payout.result_code)[:20],
+                result_desc=(payout.result_desc or "")[:300] or None, completed_at=now if success else None,
+            )
+        )  # fmt: skip
+    await repository.finish_items(session, results, now)
 
 
-payouts.on_finished(_payout_finished)
+payouts.on_finished(_payouts_finished)
 
 
 # --------------------------------------------------------------------------- reading

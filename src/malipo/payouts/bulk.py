@@ -158,19 +158,25 @@ async def apply_results(
     final already; or the refusal, and nothing of that result is written — UnknownPayoutToken,
     MalformedCallback, CallbackMismatch (it names another request)."""
     hashes = [sha256_hex(token) for token, _body in results]
-    found = {p.callback_token_hash: p for p in await repository.by_token_hashes(session, hashes)}
-    answers: list[ResultAnswer] = []
-    for token_hash, (_token, body) in zip(hashes, results, strict=True):
+    found = await repository.locked_by_token_hashes(session, set(hashes))
+    answers: list[ResultAnswer | None] = [None] * len(results)
+    known: list[tuple[Payout, service.Outcome]] = []
+    known_at: list[int] = []
+    for index, (token_hash, (_token, body)) in enumerate(zip(hashes, results, strict=True)):
         payout = found.get(token_hash)
         if payout is None:
-            answers.append(service.UnknownPayoutToken("no payout has this callback address"))
+            answers[index] = service.UnknownPayoutToken("no payout has this callback address")
             continue
         try:
             result = rail.parse_payout_result(body, to_business=payout.channel == "bank")
-            answers.append(await service.apply_result(session, payout, result, settings=settings, now=now))
-        except (MalformedCallback, CallbackMismatch) as exc:  # raised before anything is written
-            answers.append(exc)
-    return answers
+            known.append((payout, service.result_outcome(payout, result, settings=settings)))
+        except (MalformedCallback, CallbackMismatch) as exc:  # nothing of it is written
+            answers[index] = exc
+            continue
+        known_at.append(index)
+    for index, moved in zip(known_at, await service.finish_locked(session, known, now=now), strict=True):
+        answers[index] = moved
+    return [answer for answer in answers if answer is not None]
 
 
 def result_writer(db: Database, settings: Settings, clock: Clock) -> ResultWriter:

@@ -57,13 +57,6 @@ async def by_token_hash(session: AsyncSession, token_hash: str) -> Payout | None
     return await session.scalar(select(Payout).where(Payout.callback_token_hash == token_hash))
 
 
-async def by_token_hashes(session: AsyncSession, hashes: list[str]) -> list[Payout]:
-    """The payouts whose result addresses carry the tokens of these hashes."""
-    if not hashes:
-        return []
-    return list((await session.scalars(select(Payout).where(Payout.callback_token_hash.in_(hashes)))).all())
-
-
 async def by_id(session: AsyncSession, payout_id: uuid.UUID) -> Payout | None:
     """A payout by id: for jobs, reviews and renderers, which carry ids malipo made itself."""
     return await session.get(Payout, payout_id)
@@ -82,15 +75,31 @@ async def fresh(session: AsyncSession, payout_id: uuid.UUID) -> Payout | None:
     )
 
 
-async def move_if_open(session: AsyncSession, payout_id: uuid.UUID, values: dict[str, Any]) -> bool:
-    """Set ``values`` on the payout unless it is closed already; whether it moved."""
-    moved = await session.execute(
-        update(Payout)
-        .where(Payout.id == payout_id, Payout.status.not_in(list(PAYOUT_CLOSED_STATES)))
-        .values(**values)
-        .execution_options(synchronize_session=False)
+async def locked(session: AsyncSession, payout_id: uuid.UUID) -> Payout | None:
+    """The payout, locked and read afresh."""
+    return await session.scalar(
+        select(Payout)
+        .where(Payout.id == payout_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
-    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def locked_by_token_hashes(session: AsyncSession, hashes: set[str]) -> dict[str, Payout]:
+    """The payouts whose result addresses carry the tokens of these hashes, locked and read afresh,
+    by hash."""
+    if not hashes:
+        return {}
+    return {
+        payout.callback_token_hash: payout
+        for payout in await session.scalars(
+            select(Payout)
+            .where(Payout.callback_token_hash.in_(hashes))
+            .order_by(Payout.id)  # locked in one order: concurrent batches never deadlock
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
 
 
 async def newest(

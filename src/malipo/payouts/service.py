@@ -43,7 +43,7 @@ from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.payouts import banks, repository
-from malipo.payouts.models import Payout, PayoutStatus
+from malipo.payouts.models import PAYOUT_CLOSED_STATES, Payout, PayoutStatus
 from malipo.pricing import service as pricing
 from malipo.pricing.models import PricingKind
 from malipo.providers.base import MobileMoney, PayoutOutcome, PayoutStatusAnswer, Status
@@ -70,10 +70,10 @@ MAX_AMOUNT = 250_000
 BANK_CODES = banks.BANK_CODES
 
 
-# Called, in the same transaction, with every payout that has just become SUCCESS or FAILED (after
-# its books): a higher domain that pays through payouts (transfers' bulk mobile entries) registers
-# one to follow its own rows.
-FinishListener = Callable[[AsyncSession, Payout, datetime], Awaitable[None]]
+# Called, in the same transaction, with the payouts that have just become SUCCESS or FAILED (after
+# their books): a higher domain that pays through payouts (transfers' bulk mobile entries,
+# disbursement batches) registers one to follow its own rows.
+FinishListener = Callable[[AsyncSession, list[Payout], datetime], Awaitable[None]]
 _finish_listeners: list[FinishListener] = []
 
 
@@ -362,13 +362,18 @@ async def apply_result(
 ) -> bool:
     """A rail's final result for ``payout`` (a callback, or its reply to the send): its ids checked
     first, a success compared with what was asked; then ``finish``."""
+    return await finish(session, payout, result_outcome(payout, result, settings=settings), now=now)
+
+
+def result_outcome(payout: Payout, result: PayoutOutcome, *, settings: Settings) -> Outcome:
+    """The outcome a rail's final result gives ``payout``: CallbackMismatch (nothing changes) when
+    it names another request; a success states what was paid, to be compared with what was asked."""
     check_result_ids(payout, result)
     stated = result.status == Status.SUCCEEDED and result.states_payment
     received = received_of(settings, payout, result) if stated else None
-    outcome = Outcome(
+    return Outcome(
         result.result_code, result.result_desc, result.receipt, result.provider_reference, received=received
     )
-    return await finish(session, payout, outcome, now=now)
 
 
 async def apply_status_answer(
@@ -403,36 +408,53 @@ async def apply_status_answer(
 async def finish(session: AsyncSession, payout: Payout, outcome: Outcome, *, now: datetime) -> bool:
     """Settle (SUCCESS) or release (FAILED) once; False if the payout was final already (or held
     for review). A success that is not what was asked goes to REVIEW: the holds stay."""
-    status = PayoutStatus.SUCCESS if outcome.result_code == 0 else PayoutStatus.FAILED
-    differs: list[str] = []
-    if status == PayoutStatus.SUCCESS and outcome.received is not None:
-        differs = reviews.differences(payout.amount, payout.phone, outcome.received)
-        if differs:
-            status = PayoutStatus.REVIEW
-    values: dict[str, Any] = {
-        "status": status, "result_code": outcome.result_code, "result_desc": outcome.result_desc[:300],
-        "transaction_id": outcome.transaction_id, "updated_at": now,
-    }  # fmt: skip
-    if status != PayoutStatus.REVIEW:
-        values["completed_at"] = now
-    if outcome.conversation_id:
-        values["conversation_id"] = outcome.conversation_id
-    if not await repository.move_if_open(session, payout.id, values):
-        log.info("payout.already_final", reference=payout.reference, result_code=outcome.result_code)
+    locked = await repository.locked(session, payout.id)
+    if locked is None:
         return False
-    await session.refresh(payout)
-    if status == PayoutStatus.REVIEW:
-        assert outcome.received is not None
-        reviews.open_review(
-            session, kind=ReviewKind.PAYOUT, subject_id=payout.id, client_id=payout.client_id,
-            mode=payout.mode, reference=payout.reference, asked_amount=payout.amount,
-            currency=payout.currency, asked_party=payout.phone or payout.account_number,
-            received=outcome.received, receipt=outcome.transaction_id, reason="; ".join(differs), now=now,
-        )  # fmt: skip
-        await session.flush()
-        return True
-    await _settle_or_release(session, payout, now=now)
-    return True
+    (moved,) = await finish_locked(session, [(locked, outcome)], now=now)
+    return moved
+
+
+async def finish_locked(
+    session: AsyncSession, outcomes: list[tuple[Payout, Outcome]], *, now: datetime
+) -> list[bool]:
+    """``finish`` for payouts locked and read afresh: whether each moved. Their state changes are
+    written by the session's flush, their books with one ledger statement of each kind for all.
+    A payout twice in the list moves once: its first outcome counts."""
+    moved: list[bool] = []
+    finishing: list[Payout] = []
+    for payout, outcome in outcomes:
+        if payout.status in PAYOUT_CLOSED_STATES:
+            log.info("payout.already_final", reference=payout.reference, result_code=outcome.result_code)
+            moved.append(False)
+            continue
+        moved.append(True)
+        status = PayoutStatus.SUCCESS if outcome.result_code == 0 else PayoutStatus.FAILED
+        differs: list[str] = []
+        if status == PayoutStatus.SUCCESS and outcome.received is not None:
+            differs = reviews.differences(payout.amount, payout.phone, outcome.received)
+        payout.result_code = outcome.result_code
+        payout.result_desc = outcome.result_desc[:300]
+        payout.transaction_id = outcome.transaction_id
+        payout.updated_at = now
+        if outcome.conversation_id:
+            payout.conversation_id = outcome.conversation_id
+        if differs:
+            payout.status = PayoutStatus.REVIEW
+            assert outcome.received is not None
+            reviews.open_review(
+                session, kind=ReviewKind.PAYOUT, subject_id=payout.id, client_id=payout.client_id,
+                mode=payout.mode, reference=payout.reference, asked_amount=payout.amount,
+                currency=payout.currency, asked_party=payout.phone or payout.account_number,
+                received=outcome.received, receipt=outcome.transaction_id, reason="; ".join(differs), now=now,
+            )  # fmt: skip
+            continue
+        payout.status = status
+        payout.completed_at = now
+        finishing.append(payout)
+    await _settled(session, finishing, now=now)
+    await session.flush()
+    return moved
 
 
 async def _settle_or_release(
@@ -440,24 +462,42 @@ async def _settle_or_release(
 ) -> None:
     """The books and the merchant's callback of a payout just made SUCCESS or FAILED; ``held``:
     the amount held, when more than ``payout.amount`` left (the rest goes back to the wallet)."""
-    status = payout.status
-    if status == PayoutStatus.SUCCESS:
+    await _settled(session, [payout], now=now, held={payout.id: held} if held is not None else None)
+
+
+async def _settled(
+    session: AsyncSession, payouts: list[Payout], *, now: datetime, held: dict[uuid.UUID, int] | None = None
+) -> None:
+    """The books, the merchant's callbacks and the listeners of payouts just made SUCCESS or
+    FAILED: the successes' holds spent in one ``settle_holds``, the failures' released in one
+    ``release_holds``."""
+    if not payouts:
+        return
+    settlements: list[ledger.Settlement] = []
+    journal_of: list[tuple[Payout, int]] = []  # each success and its amount's settlement
+    released: list[uuid.UUID] = []
+    for payout in payouts:
+        if payout.status != PayoutStatus.SUCCESS:
+            released += [payout.hold_id] + ([payout.fee_hold_id] if payout.fee_hold_id is not None else [])
+            continue
         clearing_kind = (
             AccountKind.MOBILE_MONEY_CLEARING if payout.channel == "mobile" else AccountKind.BANK_CLEARING
         )
         clearing = await ledger.system_account_id(session, clearing_kind, payout.currency, payout.mode, now)
         legs = [ledger.Leg(clearing, payout.amount, payout.currency)]
-        if held is not None and held > payout.amount:
+        was_held = (held or {}).get(payout.id)
+        if was_held is not None and was_held > payout.amount:
             wallet = await ledger.merchant_wallet(
                 session, payout.client_id, AccountKind.PAYMENTS_WALLET, payout.currency, payout.mode, now
             )
-            legs.append(ledger.Leg(wallet.id, held - payout.amount, payout.currency))
-        settlements = [
+            legs.append(ledger.Leg(wallet.id, was_held - payout.amount, payout.currency))
+        journal_of.append((payout, len(settlements)))
+        settlements.append(
             ledger.Settlement(
                 payout.hold_id, legs, "payout", f"Payout {payout.reference} to {payout_destination(payout)}",
                 payout.mode, payout.client_id, f"payout:{payout.id}",
             )
-        ]  # fmt: skip
+        )  # fmt: skip
         if payout.fee_hold_id is not None:
             revenue = await ledger.system_account_id(
                 session, AccountKind.FEE_REVENUE, payout.currency, payout.mode, now
@@ -469,21 +509,25 @@ async def _settle_or_release(
                     f"payout-fee:{payout.id}",
                 )
             )  # fmt: skip
+    if settlements:
         posted = await ledger.settle_holds(session, settlements, now=now)
-        payout.journal_id = posted[0].journal.id
-    else:
-        holds = [payout.hold_id] + ([payout.fee_hold_id] if payout.fee_hold_id is not None else [])
-        await ledger.release_holds(session, holds, now=now)
-    if payout.callback_url:
-        webhooks.queue(
-            session, client_id=payout.client_id, mode=payout.mode, event=f"payout.{status.lower()}",
-            subject_reference=payout.reference, url=payout.callback_url,
-            subject=(CALLBACK_SUBJECT, payout.id), now=now,
-        )  # fmt: skip
+        for payout, index in journal_of:
+            payout.journal_id = posted[index].journal.id
+    if released:
+        await ledger.release_holds(session, released, now=now)
+    for payout in payouts:
+        if payout.callback_url:
+            webhooks.queue(
+                session, client_id=payout.client_id, mode=payout.mode,
+                event=f"payout.{payout.status.lower()}", subject_reference=payout.reference,
+                url=payout.callback_url, subject=(CALLBACK_SUBJECT, payout.id), now=now,
+            )  # fmt: skip
     await session.flush()
     for listener in _finish_listeners:
-        await listener(session, payout, now)
-    log.info("payout.finished", reference=payout.reference, status=status, result_code=payout.result_code)
+        await listener(session, payouts, now)
+    for payout in payouts:
+        code = payout.result_code
+        log.info("payout.finished", reference=payout.reference, status=payout.status, result_code=code)
 
 
 REJECTED_ON_REVIEW = 9001  # malipo's code for a payout an operator rejected on review

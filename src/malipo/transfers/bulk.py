@@ -186,19 +186,19 @@ async def bulk_mobile(
 _PAYOUT_STATES = {PayoutStatus.SUCCESS: TransferStatus.COMPLETED, PayoutStatus.FAILED: TransferStatus.FAILED}
 
 
-async def _payout_finished(session: AsyncSession, payout: Payout, now: datetime) -> None:
-    """A bulk mobile entry's payout has settled or failed: the entry says so too."""
-    status = _PAYOUT_STATES.get(PayoutStatus(payout.status))
-    transfer = await repository.by_payout(session, payout.id)
-    if status is None or transfer is None:
-        return
-    values = {
-        "status": status, "completed_at": now, "updated_at": now, "journal_id": payout.journal_id,
-        "amount": payout.amount, "provider_reference": payout.transaction_id,
-        "reason_code": None if status == TransferStatus.COMPLETED else str(payout.result_code),
-        "result_desc": (payout.result_desc or "")[:300] or None,
-    }  # fmt: skip
-    await repository.move(session, transfer.id, [TransferStatus.PROCESSING], values)
+async def _payout_finished(session: AsyncSession, finished: list[Payout], now: datetime) -> None:
+    """Bulk mobile entries' payouts have settled or failed: the entries say so too."""
+    paid = {payout.id: payout for payout in finished if payout.status in _PAYOUT_STATES}
+    for transfer in await repository.by_payouts(session, list(paid)):
+        payout = paid[transfer.payout_id]
+        status = _PAYOUT_STATES[PayoutStatus(payout.status)]
+        values = {
+            "status": status, "completed_at": now, "updated_at": now, "journal_id": payout.journal_id,
+            "amount": payout.amount, "provider_reference": payout.transaction_id,
+            "reason_code": None if status == TransferStatus.COMPLETED else str(payout.result_code),
+            "result_desc": (payout.result_desc or "")[:300] or None,
+        }  # fmt: skip
+        await repository.move(session, transfer.id, [TransferStatus.PROCESSING], values)
 
 
 payouts.on_finished(_payout_finished)

@@ -212,9 +212,11 @@ async def unclaim(session: AsyncSession, transfer_id: uuid.UUID) -> None:
     )
 
 
-async def by_payout(session: AsyncSession, payout_id: uuid.UUID) -> Transfer | None:
-    """The bulk mobile entry a payout pays (the payout's id is malipo's own)."""
-    return await session.scalar(select(Transfer).where(Transfer.payout_id == payout_id))
+async def by_payouts(session: AsyncSession, payout_ids: list[uuid.UUID]) -> list[Transfer]:
+    """The bulk mobile entries these payouts pay (the payouts' ids are malipo's own)."""
+    if not payout_ids:
+        return []
+    return list((await session.scalars(select(Transfer).where(Transfer.payout_id.in_(payout_ids)))).all())
 
 
 async def incoming_page(
