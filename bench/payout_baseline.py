@@ -14,7 +14,7 @@ retries, no status queries, nothing stored but a dict in memory). Per item:
    (the whole batch in one request): each item gets an id and goes on a queue; the reply, 201
    ``{"batchId", "itemCount", "itemIds"}``, is given at once;
 2. a sender (one of a fixed pool of tasks draining that queue: no task per item) POSTs the payout
-   to the Daraja simulator with one shared ``httpx.AsyncClient`` (the OAuth token fetched once
+   to the Daraja simulator with one shared client, malipo's ``http_client`` (the OAuth token fetched once
    and cached), in the body malipo's Daraja client sends: M-Pesa B2C v3
    (``/mpesa/b2c/v3/paymentrequest``) for a ``mobile`` item, B2B Business Pay Bill
    (``/mpesa/b2b/v1/paymentrequest``) to the bank's paybill with the account number as
@@ -55,6 +55,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 # The Daraja constants and the bank paybill table malipo uses too (plain values; none of its logic).
+from malipo.core.http_client import http_client
 from malipo.payouts.banks import BANK_PAYBILLS
 from malipo.providers.daraja.schemas import BUSINESS_PAY_BILL, SANDBOX_SHORTCODE, SHORTCODE_IDENTIFIER
 
@@ -145,11 +146,9 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        # As malipo's worker: httpx with a 30 s timeout, one kept-alive connection per sender.
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, connect=10.0),
-            limits=httpx.Limits(max_connections=self.senders, max_keepalive_connections=self.senders),
-        )
+        # malipo's worker's own client (httpx over aiohttp, core/http_client.py) with a 30 s
+        # timeout, one kept-alive connection per sender.
+        self._http = http_client(httpx.Timeout(30.0, connect=10.0), connections=self.senders)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._sender()) for _ in range(self.senders)]
         try:

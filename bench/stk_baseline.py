@@ -16,7 +16,7 @@ a dict in memory). Per collection:
    queue and answer 201 ``{"success": true, "status": "QUEUED", "reference", "CheckoutRequestID"}``
    at once;
 2. a push sender (one of a fixed pool of tasks draining that queue: no task per request) POSTs
-   the STK push to the Daraja simulator with one shared ``httpx.AsyncClient`` (the OAuth token
+   the STK push to the Daraja simulator with malipo's shared ``http_client`` (the OAuth token
    fetched once and cached), ``CallBackURL`` = ``<public URL>/callbacks/daraja/<random token>``;
 3. ``POST /callbacks/daraja/{token}``: read Daraja's ``{"Body": {"stkCallback": …}}``, answer
    ``{"ResultCode": 0, "ResultDesc": "Accepted"}`` and queue the merchant's callback;
@@ -27,11 +27,9 @@ Configured by environment variables: ``BENCH_STK_BASELINE_SIMULATOR_URL`` (Daraj
 ``BENCH_STK_BASELINE_PUBLIC_URL`` (this app's own base URL, for ``CallBackURL``),
 ``BENCH_STK_BASELINE_ARRIVALS`` (the arrivals file) and ``BENCH_STK_BASELINE_SENDERS`` (tasks per
 sender pool, default 8: 16 requests in flight at most, as malipo's worker runs 16 jobs at once by
-default; the httpx pool keeps a connection alive per sender). Keep the pools small: httpcore's
-connection pool scans every connection and every waiting request on each request and release, so
-its CPU per request grows with the requests in flight (on the 2-vCPU VM this gateway spent
-3 to 4 ms of CPU per collection with 4 or 8 senders per pool, ~6 ms with 16, ~9 ms with 32, ~12 ms
-with 64, and carried fewer collections end to end with more senders, not more). The
+default; the client keeps a connection alive per sender). The pools were kept small while the
+client was httpcore's, whose pool scans every connection and waiting request on each request (3 to
+4 ms of CPU per collection with 4 or 8 senders per pool, ~12 ms with 64, on the 2-vCPU VM). The
 simulator's default credentials apply: any consumer key and secret, the public sandbox shortcode
 and passkey. ``GET /healthz`` answers ok; ``GET /stats`` counts what was done and what failed.
 """
@@ -58,6 +56,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 # The Daraja constants malipo sends too (plain values; nothing of malipo's logic is used).
+from malipo.core.http_client import http_client
 from malipo.providers.daraja.schemas import (
     EAT,
     PAYBILL,
@@ -149,12 +148,9 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self._arrivals = self.arrivals_path.open("a", buffering=1)
-        # As malipo's Daraja client and worker: httpx with a 30 s timeout; the pool keeps one
-        # connection alive per sender task, so no sender opens a connection per request.
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, connect=10.0),
-            limits=httpx.Limits(max_connections=2 * self.senders, max_keepalive_connections=2 * self.senders),
-        )
+        # malipo's own client (httpx over aiohttp, core/http_client.py) with a 30 s timeout: the
+        # same exchanges cost the same in both; one kept-alive connection per sender task.
+        self._http = http_client(httpx.Timeout(30.0, connect=10.0), connections=2 * self.senders)
         loop = asyncio.get_running_loop()
         for _ in range(self.senders):
             self._tasks.append(loop.create_task(self._push_sender()))

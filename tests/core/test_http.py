@@ -59,3 +59,32 @@ async def test_requests_beyond_the_connections_wait_their_turn_and_all_are_answe
 
             # A turn lost would leave fewer than 4 and, after 12 of them, none: this would hang.
             assert await asyncio.wait_for(after_failures(), timeout=10) == {200}
+
+
+async def _drop_after_reading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A peer that reads the whole request, then closes the connection without a reply."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        ),
+        0,
+    )
+    await reader.readexactly(length)
+    writer.close()
+
+
+async def test_a_peer_that_took_the_request_and_dropped_the_connection_is_not_a_connect_error() -> None:
+    """malipo's rails send again only after a connect error (the rail never had the request): a
+    request that went out and got no reply must not look like one, or a payment could go twice."""
+    server = await asyncio.start_server(_drop_after_reading, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, http_client(5.0, connections=2) as client:
+        with pytest.raises(httpx.TransportError) as raised:
+            await client.post(f"http://127.0.0.1:{port}/pay", json={"amount": 100})
+        assert not isinstance(raised.value, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        # Whereas nothing listening is a connect error: the request never went out.
+        with pytest.raises(httpx.ConnectError):
+            await client.post(f"http://127.0.0.1:{_closed_port()}/pay", json={"amount": 100})
