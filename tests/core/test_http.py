@@ -88,3 +88,19 @@ async def test_a_peer_that_took_the_request_and_dropped_the_connection_is_not_a_
         # Whereas nothing listening is a connect error: the request never went out.
         with pytest.raises(httpx.ConnectError):
             await client.post(f"http://127.0.0.1:{_closed_port()}/pay", json={"amount": 100})
+
+
+async def test_requests_waiting_for_a_connection_do_not_time_out() -> None:
+    """A burst far beyond the connections waits its turn, however long the queue: only the time on
+    a connection counts against the timeout (a simulator's burst of callbacks must not fail)."""
+
+    async def slow(request: Request) -> PlainTextResponse:
+        await asyncio.sleep(0.05)
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/", slow, methods=["POST"])])
+    with LiveServer(app) as live:
+        # 40 requests of 50 ms over 2 connections queue for ~1 s: twice the whole timeout.
+        async with http_client(httpx.Timeout(0.5), connections=2) as client:
+            replies = await asyncio.gather(*(client.post(live.url, json={}) for _ in range(40)))
+    assert {reply.status_code for reply in replies} == {200}
