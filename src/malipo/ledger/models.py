@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Identity, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from malipo.core.ids import new_id
@@ -103,8 +103,14 @@ class Posting(Base):
     # The account's balance right after this posting: statements read running balances from it.
     balance_after: Mapped[int]
     created_at: Mapped[datetime]
+    # The order postings were written in, assigned by the database (not the caller's clock, which
+    # may go back): statements and an account's latest posting follow it. An account's postings
+    # are written under its row lock, so their seq order is the order of their balance_after.
+    # PostgreSQL: an identity column. SQLite has none for a column that is not the key:
+    # repository.insert_postings sets MAX(seq) + n in the INSERT, under SQLite's single writer.
+    seq: Mapped[int] = mapped_column(Identity(), unique=True)
 
-    __table_args__ = (Index("ix_ledger_postings_account_id_created_at", "account_id", "created_at"),)
+    __table_args__ = (Index("ix_ledger_postings_account_id_seq", "account_id", "seq"),)
 
 
 class Hold(Base):

@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     update,
@@ -186,12 +187,28 @@ async def insert_journals(session: AsyncSession, rows: list[dict[str, Any]]) -> 
 
 
 _INSERT_POSTINGS = insert(_POSTINGS).returning(_POSTINGS.c.id)
+# SQLite has no identity for a column that is not the key: each row's seq is the highest so far
+# plus its place in the list. The rows of one INSERT all see the MAX from before it (MAX+1, MAX+2,
+# …; were a row to see those before it, the numbers would still rise, with gaps); a later page of
+# a long list sees the earlier pages' rows. Writers queue on ``BEGIN IMMEDIATE``: no other
+# transaction writes between the MAX and the INSERT (the unique index would refuse it if one did).
+_LAST_SEQ = select(func.coalesce(func.max(_POSTINGS.c.seq), literal_column("0"))).scalar_subquery()
+_INSERT_POSTINGS_SQLITE = (
+    insert(_POSTINGS)
+    .values(seq=_LAST_SEQ + bindparam("seq_place", type_=BigInteger))
+    .returning(_POSTINGS.c.id)
+)
 
 
 async def insert_postings(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert posting rows, in order: the database gives each the next ``seq``."""
     # With RETURNING, SQLAlchemy sends these rows as one multi-row INSERT ("insertmanyvalues")
     # from a cached statement: one round trip, nothing compiled per journal.
-    await session.execute(_INSERT_POSTINGS, rows)
+    if session.get_bind().dialect.name == "sqlite":
+        places = [{**row, "seq_place": place} for place, row in enumerate(rows, start=1)]
+        await session.execute(_INSERT_POSTINGS_SQLITE, places)
+    else:
+        await session.execute(_INSERT_POSTINGS, rows)
 
 
 async def get_journal(session: AsyncSession, journal_id: uuid.UUID) -> Journal | None:
