@@ -88,6 +88,28 @@ def test_a_statement_lists_every_entry_with_its_running_balance(served: Served) 
     assert books(served).problems == []
 
 
+def test_entries_keep_the_order_they_were_written_in_when_the_clock_goes_back(served: Served) -> None:
+    me = served.customer(served.a.test_key)
+    steps = [
+        (DAY1, lambda: served.top_up(me, "100", "salary")),
+        # The clock goes back between movements.
+        (DAY1 - timedelta(hours=5), lambda: served.pay(me, "30", "INV-1", "groceries")),
+        (DAY1 - timedelta(hours=1), lambda: served.top_up(me, "50", "bonus")),
+    ]
+    for when, step in steps:
+        served.clock.set(when)
+        served.relogin(served.a.test_key, me)
+        assert step().status_code == 201
+    statement = _statement(served, me)
+    assert [(e["description"], e["type"], e["amount"], e["balance"]) for e in statement["entries"]] == [
+        ("salary", "credit", "100.00", "100.00"),
+        ("groceries", "debit", "30.00", "70.00"),
+        ("bonus", "credit", "50.00", "120.00"),
+    ]
+    assert statement["closingBalance"] == served.balance(me) == "120.00"
+    assert [row["balance"] for row in _csv(served, me)] == ["100.00", "70.00", "120.00"]
+
+
 def test_json_and_csv_statements_agree(served: Served) -> None:
     me, _friend = _history(served)
     for params in ({}, {"startDate": "2026-03-02", "endDate": "2026-03-03"}, {"type": "debit"}):

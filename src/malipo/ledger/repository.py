@@ -17,14 +17,12 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
-    and_,
     bindparam,
     case,
     func,
     insert,
     literal,
     literal_column,
-    or_,
     select,
     update,
 )
@@ -216,7 +214,9 @@ async def get_journal(session: AsyncSession, journal_id: uuid.UUID) -> Journal |
 
 
 async def journal_postings(session: AsyncSession, journal_id: uuid.UUID) -> list[Posting]:
-    return list((await session.scalars(select(Posting).where(Posting.journal_id == journal_id))).all())
+    """The journal's postings, in the order they were written."""
+    query = select(Posting).where(Posting.journal_id == journal_id).order_by(Posting.seq)
+    return list((await session.scalars(query)).all())
 
 
 async def journal_by_key(session: AsyncSession, idempotency_key: str) -> Journal | None:
@@ -230,21 +230,24 @@ async def journal_by_key(session: AsyncSession, idempotency_key: str) -> Journal
 
 
 async def balance_before(session: AsyncSession, account_id: uuid.UUID, moment: datetime | None) -> int:
-    """The account's balance after its last posting before ``moment`` (now when None); 0 if none."""
+    """The account's balance after its last posting (by ``seq``, the order they were written in)
+    dated before ``moment`` (its latest posting when None); 0 if none."""
     query = select(Posting.balance_after).where(Posting.account_id == account_id)
     if moment is not None:
         query = query.where(Posting.created_at < moment)
-    found = await session.scalar(query.order_by(Posting.created_at.desc(), Posting.id.desc()).limit(1))
+    found = await session.scalar(query.order_by(Posting.seq.desc()).limit(1))
     return int(found or 0)
 
 
 def statement_query(
     account_id: uuid.UUID, *, start: datetime | None, end: datetime | None, entry_type: str | None, chunk: int
 ) -> Any:
-    """The account's postings in [start, end), oldest first, with their journals, ``chunk`` a page."""
+    """The account's postings dated in [start, end), in the order they were written (``seq``),
+    with their journals, ``chunk`` a page."""
     query = (
         select(
             Posting.id,
+            Posting.seq,
             Posting.created_at,
             Posting.amount,
             Posting.balance_after,
@@ -254,7 +257,7 @@ def statement_query(
         )
         .join(Journal, Journal.id == Posting.journal_id)
         .where(Posting.account_id == account_id)
-        .order_by(Posting.created_at, Posting.id)
+        .order_by(Posting.seq)
         .limit(chunk)
     )
     if start is not None:
@@ -268,14 +271,10 @@ def statement_query(
     return query
 
 
-async def statement_page(
-    session: AsyncSession, query: Any, after: tuple[datetime, uuid.UUID] | None
-) -> list[Row[Any]]:
-    """One page of ``statement_query``: the rows after ``after`` (created_at, id), by keyset."""
+async def statement_page(session: AsyncSession, query: Any, after: int | None) -> list[Row[Any]]:
+    """One page of ``statement_query``: the rows after the posting whose ``seq`` is ``after``, by keyset."""
     if after is not None:
-        query = query.where(
-            or_(Posting.created_at > after[0], and_(Posting.created_at == after[0], Posting.id > after[1]))
-        )
+        query = query.where(Posting.seq > after)
     return list((await session.execute(query)).all())
 
 

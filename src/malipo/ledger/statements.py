@@ -34,22 +34,22 @@ async def journal_by_key(session: AsyncSession, idempotency_key: str) -> Journal
 
 
 async def balance_before(session: AsyncSession, account_id: uuid.UUID, moment: datetime | None) -> int:
-    """The account's balance after its last posting before ``moment`` (now when None); 0 if none."""
+    """The account's balance after its last posting dated before ``moment`` (its latest posting
+    when None); 0 if none. "Last" is in the order postings were written, whatever their dates say."""
     return await repository.balance_before(session, account_id, moment)
 
 
 def statement_query(
     account_id: uuid.UUID, *, start: datetime | None, end: datetime | None, entry_type: str | None, chunk: int
 ) -> Any:
-    """The account's postings in [start, end) (``entry_type`` "credit" or "debit" keeps one side),
-    oldest first, with their journals' reference, kind and description, ``chunk`` rows a page."""
+    """The account's postings dated in [start, end) (``entry_type`` "credit" or "debit" keeps one
+    side), in the order they were written (by ``seq``, never by the writer's clock), with their
+    ``seq`` and their journals' reference, kind and description, ``chunk`` rows a page."""
     return repository.statement_query(account_id, start=start, end=end, entry_type=entry_type, chunk=chunk)
 
 
-async def statement_page(
-    session: AsyncSession, query: Any, after: tuple[datetime, uuid.UUID] | None
-) -> list[Row[Any]]:
-    """One page of ``statement_query``: the rows after ``after`` (created_at, posting id), by keyset."""
+async def statement_page(session: AsyncSession, query: Any, after: int | None) -> list[Row[Any]]:
+    """One page of ``statement_query``: the rows after the one whose ``seq`` is ``after``, by keyset."""
     return await repository.statement_page(session, query, after)
 
 

@@ -337,7 +337,7 @@ async def statement_window(
 async def statement_lines(
     db: Database, window: StatementWindow, *, entry_type: EntryType | None, chunk: int = STATEMENT_CHUNK
 ) -> AsyncIterator[StatementLine]:
-    """The window's entries, oldest first, each with the wallet's balance right after it.
+    """The window's entries in the order they were written, each with the wallet's balance right after it.
 
     Opens its own session (a request's is closed once the endpoint returns) and reads
     ``chunk`` rows at a time by keyset, each chunk in a short transaction: memory stays
@@ -347,7 +347,7 @@ async def statement_lines(
         window.account_id, start=window.start, end=window.end, entry_type=entry_type, chunk=chunk
     )
     currency = window.currency
-    after: tuple[datetime, uuid.UUID] | None = None
+    after: int | None = None  # the last row's seq
     async with db.sessionmaker() as session:
         while True:
             async with session.begin():
@@ -364,4 +364,4 @@ async def statement_lines(
                 )
             if len(rows) < chunk:
                 return
-            after = (rows[-1].created_at, rows[-1].id)
+            after = rows[-1].seq
