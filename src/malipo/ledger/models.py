@@ -110,7 +110,13 @@ class Posting(Base):
     # repository.insert_postings sets MAX(seq) + n in the INSERT, under SQLite's single writer.
     seq: Mapped[int] = mapped_column(Identity(), unique=True)
 
-    __table_args__ = (Index("ix_ledger_postings_account_id_seq", "account_id", "seq"),)
+    # Statements read an account's postings in seq order; the created_at index stays for a date
+    # window of a large account (the planner starts at the window rather than walking the account
+    # from its first posting).
+    __table_args__ = (
+        Index("ix_ledger_postings_account_id_created_at", "account_id", "created_at"),
+        Index("ix_ledger_postings_account_id_seq", "account_id", "seq"),
+    )
 
 
 class Hold(Base):

@@ -4,7 +4,8 @@
   on PostgreSQL; on SQLite the INSERT sets it), unique; statements and an account's latest
   posting follow it instead of ``created_at``, which is the writer's clock and may go back.
   Postings written before are numbered in (created_at, id) order, the order statements showed.
-- The index (account_id, created_at) becomes (account_id, seq), the order statements read in.
+- An index (account_id, seq), the order statements read in; (account_id, created_at) stays, for
+  a date window of a large account.
 
 The postings are append-only (triggers refuse UPDATE and DELETE): they are set aside while the
 existing rows are numbered. SQLite copies the table to make ``seq`` NOT NULL, which drops its
@@ -81,7 +82,6 @@ def upgrade() -> None:
         if not _postgres():
             batch_op.alter_column("seq", existing_type=sa.BigInteger(), nullable=False)
         batch_op.create_unique_constraint(batch_op.f("uq_ledger_postings_seq"), ["seq"])
-        batch_op.drop_index("ix_ledger_postings_account_id_created_at")
         batch_op.create_index("ix_ledger_postings_account_id_seq", ["account_id", "seq"], unique=False)
     if not _postgres():
         _make_sqlite_triggers()
@@ -92,9 +92,6 @@ def downgrade() -> None:
         _drop_sqlite_triggers()
     with op.batch_alter_table("ledger_postings", schema=None) as batch_op:
         batch_op.drop_index("ix_ledger_postings_account_id_seq")
-        batch_op.create_index(
-            "ix_ledger_postings_account_id_created_at", ["account_id", "created_at"], unique=False
-        )
         batch_op.drop_constraint(batch_op.f("uq_ledger_postings_seq"), type_="unique")
         batch_op.drop_column("seq")
     if not _postgres():
