@@ -46,8 +46,11 @@ async def test_a_worker_killed_mid_batch_resumes_without_paying_twice(
     sim, gate = faulty_sim
     gate.held.add(B2C_PATH)  # M-Pesa takes each payment, but the worker never hears its reply
     gate.limit = 300.0
+    # Four connections: four payments go out and their replies never come, so the sends after them
+    # wait and the batch cannot finish before the worker is killed (its results still arrive).
     env = {"MALIPO_DISBURSEMENT_CHUNK": str(CHUNK), "MALIPO_PAYOUT_QUERY_AFTER_SECONDS": "0.5",
-           "MALIPO_RAIL_BALANCE_INTERVAL_SECONDS": "0", "MALIPO_RECONCILIATION_DAILY": "false"}  # fmt: skip
+           "MALIPO_RAIL_BALANCE_INTERVAL_SECONDS": "0", "MALIPO_RECONCILIATION_DAILY": "false",
+           "MALIPO_HTTP_CONNECTIONS": "4"}  # fmt: skip
     world = await start_malipo(
         sim=sim, inprocess_worker=False, disbursement_inline_items=0, disbursement_chunk=CHUNK,
         payout_query_after_seconds=0.5,

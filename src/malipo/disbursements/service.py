@@ -14,7 +14,7 @@ What callers can rely on:
   (``PROCESS_JOB``, one chunk per transaction, each chunk queuing the next). An item the wallets
   no longer cover fails at once with the reason, and may be retried.
 - When an item's payout settles the item becomes Processed with CompletedAt, or Failed with the
-  rail's result (``payouts.on_finished``, in the payout's own transaction).
+  rail's result (``payouts.settlement.on_finished``, in the payout's own transaction).
 - ``retry`` makes a new attempt (a new payout) for each named Failed item.
 """
 
@@ -47,6 +47,7 @@ from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.payouts import bulk as payouts_bulk
 from malipo.payouts import service as payouts
+from malipo.payouts import settlement as payout_settlement
 from malipo.payouts.models import Payout, PayoutStatus
 from malipo.providers.registry import MPESA
 from malipo.worker.registry import enqueue
@@ -445,7 +446,7 @@ async def _payouts_finished(session: AsyncSession, finished: list[Payout], now: 
     await repository.finish_items(session, results, now)
 
 
-payouts.on_finished(_payouts_finished)
+payout_settlement.on_finished(_payouts_finished)
 
 
 # --------------------------------------------------------------------------- reading

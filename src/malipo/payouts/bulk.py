@@ -23,7 +23,7 @@ from malipo.db import Database
 from malipo.db.group_commit import GroupCommit
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
-from malipo.payouts import repository, service
+from malipo.payouts import repository, service, settlement
 from malipo.payouts.models import Payout, PayoutStatus
 from malipo.payouts.service import (
     CURRENCY,
@@ -174,7 +174,7 @@ async def apply_results(
             answers[index] = exc
             continue
         known_at.append(index)
-    for index, moved in zip(known_at, await service.finish_locked(session, known, now=now), strict=True):
+    for index, moved in zip(known_at, await settlement.finish_locked(session, known, now=now), strict=True):
         answers[index] = moved
     return [answer for answer in answers if answer is not None]
 

@@ -39,6 +39,7 @@ from malipo.identity.principals import Principal
 from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.payouts import service as payouts
+from malipo.payouts import settlement as payout_settlement
 from malipo.payouts.models import Payout, PayoutStatus
 from malipo.providers.registry import MPESA
 from malipo.transfers import fraud, repository, service
@@ -201,7 +202,7 @@ async def _payout_finished(session: AsyncSession, finished: list[Payout], now: d
         await repository.move(session, transfer.id, [TransferStatus.PROCESSING], values)
 
 
-payouts.on_finished(_payout_finished)
+payout_settlement.on_finished(_payout_finished)
 
 
 # --------------------------------------------------------------------------- client to client

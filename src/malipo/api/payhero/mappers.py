@@ -16,6 +16,7 @@ from malipo.collections import service as collections
 from malipo.collections.models import Collection, CollectionStatus
 from malipo.core.money import Money
 from malipo.payouts import service as payouts
+from malipo.payouts import settlement as payout_settlement
 from malipo.payouts.models import Payout, PayoutStatus
 from malipo.webhooks import service as webhooks
 
@@ -90,7 +91,7 @@ async def _payout_callbacks(session: AsyncSession, ids: list[uuid.UUID]) -> dict
 def register_renderers() -> None:
     """Let the webhook job render collections' and payouts' callbacks in Pay Hero's shapes."""
     webhooks.register_renderer(collections.CALLBACK_SUBJECT, _collection_callbacks)
-    webhooks.register_renderer(payouts.CALLBACK_SUBJECT, _payout_callbacks)
+    webhooks.register_renderer(payout_settlement.CALLBACK_SUBJECT, _payout_callbacks)
 
 
 # Importing this module (the app does; the worker's job modules name it) registers them.

@@ -29,6 +29,7 @@ from malipo.ledger import service as ledger
 from malipo.ledger.models import AccountKind
 from malipo.payouts import service as payouts
 from malipo.payouts.models import Payout
+from malipo.payouts.settlement import payout_destination
 
 router = APIRouter(prefix="/api/v2")
 
@@ -408,7 +409,7 @@ def _payout_row(p: Payout) -> dict[str, Any]:
         "id": str(p.id),
         "account_id": str(p.client_id),
         "transaction_type": "outbound_payment",
-        "description": f"KES {whole_shillings(p.amount)} to {payouts.payout_destination(p)}",
+        "description": f"KES {whole_shillings(p.amount)} to {payout_destination(p)}",
         "amount": -whole_shillings(p.amount),
         "cost": whole_shillings(p.fee),
         "transaction_reference": p.reference,
