@@ -59,6 +59,27 @@ async def hang_first(ctx: JobContext, payload: dict[str, Any]) -> None:
     append_line(payload["path"], str(ctx.job_id))
 
 
+@job_handler("test.gated", max_attempts=3)
+async def gated(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Announces itself (a file named after the job), then waits for the ``gate`` file to appear."""
+    Path(payload["started"], str(ctx.job_id)).touch()
+    while not Path(payload["gate"]).exists():  # noqa: ASYNC110  (another process makes the file)
+        await asyncio.sleep(0.02)
+    append_line(payload["path"], str(ctx.job_id))
+
+
+@job_handler("test.stubborn", max_attempts=3)
+async def stubborn(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Announces itself and ignores its cancellation, as a badly written handler may, until the
+    ``gate`` file appears (never, in a process the test stops)."""
+    Path(payload["started"]).touch()
+    while not Path(payload["gate"]).exists():
+        try:
+            await asyncio.sleep(0.02)
+        except asyncio.CancelledError:
+            continue
+
+
 @batch_job_handler("test.batch", max_attempts=2)
 async def batch(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.UUID, BaseException]:
     """Appends one line per call with every job's id; ``fail`` / ``permanent`` payloads fail."""

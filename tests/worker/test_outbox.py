@@ -207,6 +207,35 @@ async def test_shutdown_finishes_short_jobs_and_releases_long_ones(
     assert attempt.outcome == AttemptOutcome.RELEASED
 
 
+async def test_shutdown_leaves_a_job_that_ignores_its_cancellation_to_its_lease(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    worker = Worker(db, settings, poll_seconds=0.05, shutdown_grace_seconds=0.2)
+    gate = tmp_path / "gate"
+    async with db.transaction() as session:
+        job = enqueue(
+            session,
+            "test.stubborn",
+            {"started": str(tmp_path / "started"), "gate": str(gate)},
+            now=worker.clock.now(),
+        )
+    await worker.start()
+    try:
+        for _ in range(200):
+            if (tmp_path / "started").exists():
+                break
+            await asyncio.sleep(0.05)
+        assert (tmp_path / "started").exists(), "the worker never ran the job"
+        await asyncio.wait_for(worker.stop(), 60)  # only a hang reaches the bound
+        [held] = [row for row in await _jobs(db) if row.id == job.id]
+        assert (held.status, held.attempts) == (JobStatus.RUNNING, 1), "left claimed, for its lease to end"
+        [attempt] = await _attempts(db, job.id)
+        assert attempt.outcome is None
+    finally:
+        gate.touch()  # let the handler end, so that it does not outlive the test
+        await asyncio.gather(*worker._running, return_exceptions=True)
+
+
 # -- real worker processes --------------------------------------------------------------------
 
 

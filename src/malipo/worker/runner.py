@@ -10,7 +10,8 @@ Guarantees:
 - A failing job is retried with exponential backoff and jitter up to its kind's
   limit, then marked dead. ``PermanentJobError`` marks it dead at once.
 - On shutdown the worker stops claiming, lets running jobs finish within a
-  grace period, and puts the rest back in the queue.
+  grace period, and puts the rest back in the queue (one whose handler ignores
+  its cancellation is left to its lease, so that it cannot hold the shutdown).
 - Successes are written in batches (every few milliseconds, one transaction for
   all the jobs that finished meanwhile), and claims wait a few milliseconds after
   a wake-up to take several jobs at once. A worker that dies between a handler's
@@ -69,6 +70,8 @@ MAX_ERROR_CHARS = 2000
 # queued; and how often finished jobs are written (one transaction per batch).
 CLAIM_WINDOW_SECONDS = 0.005
 SUCCESS_FLUSH_SECONDS = 0.01
+# How long a stopping worker waits for its cancelled jobs to put their claims back.
+RELEASE_SECONDS = 2.0
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -193,7 +196,7 @@ class Worker:
             await self._flush_successes()
             if listener is not None:
                 with contextlib.suppress(Exception):
-                    await listener.close()
+                    await listener.close(timeout=RELEASE_SECONDS)
             renewer.cancel()
             await self._http.aclose()
             log.info("worker.stopped", worker=self.name)
@@ -277,8 +280,13 @@ class Worker:
         _done, pending = await asyncio.wait(tasks, timeout=self.grace)
         for task in pending:
             task.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        if not pending:
+            return
+        # A cancelled job releases its claim; one that ignores its cancellation is left running
+        # rather than holding the shutdown: its lease, no longer renewed, runs out.
+        _released, stuck = await asyncio.wait(pending, timeout=RELEASE_SECONDS)
+        if stuck:
+            log.error("worker.jobs_not_released", worker=self.name, jobs=len(stuck))
 
     # -- claiming ----------------------------------------------------------------
 
