@@ -101,11 +101,14 @@ def create_app(
         # Always: enqueue() checks the job kind even where no worker runs in this process.
         load_job_modules(settings.job_modules)
         if settings.inprocess_worker:
-            worker = Worker(db, settings, clock=clock)
+            # Its running jobs get the server's grace period at most (see stop_taking_work).
+            grace = min(settings.worker_shutdown_grace_seconds, settings.shutdown_grace_seconds)
+            worker = Worker(db, settings, clock=clock, shutdown_grace_seconds=grace)
             db.on_jobs_committed(worker.wake)
             await worker.start()
         elif db.dialect == "postgresql":
             db.notify_outbox = True  # wake the `malipo worker` processes
+        app.state.worker = worker
         _log_started(settings, db.dialect, inprocess_worker=worker is not None)
         try:
             yield
@@ -203,6 +206,15 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def stop_taking_work(app: FastAPI) -> None:
+    """The server is stopping (SIGTERM): the in-process worker stops claiming jobs now and starts
+    finishing or releasing those it runs, while the requests in flight finish (the lifespan's end
+    then waits for it). Jobs that those requests queue wait for the next worker."""
+    worker: Worker | None = getattr(app.state, "worker", None)
+    if worker is not None:
+        worker.request_stop()
 
 
 def _log_started(settings: Settings, database: str, *, inprocess_worker: bool) -> None:

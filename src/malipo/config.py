@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     port: int = 8000
     # Whether public_url was derived from host and port (so it follows where serve binds).
     _public_url_derived: bool = PrivateAttr(default=False)
+    # On SIGTERM `malipo serve` stops listening and gives the requests in flight (and the in-process
+    # worker's running jobs) this long to finish; then it cuts them short (jobs go back to the queue),
+    # writes what it buffers and exits. A shutdown still stuck 5 s later is forced (exit code 1).
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0)
 
     secret_key: SecretStr | None = None
     encryption_key: SecretStr | None = None

@@ -83,8 +83,10 @@ def serve(
     """Serve the API, pages and (unless MALIPO_INPROCESS_WORKER=false) the outbox worker.
 
     Without MALIPO_PUBLIC_URL, callback URLs and links in mails follow the port it listens on.
+    SIGTERM stops it gracefully within MALIPO_SHUTDOWN_GRACE_SECONDS.
     """
-    from malipo.app import create_app
+    from malipo.app import create_app, stop_taking_work
+    from malipo.cli.server import GracefulServer
     from malipo.config import local_url
     from malipo.core.logging import get_logger
 
@@ -97,16 +99,19 @@ def serve(
     get_logger("malipo.serve").info(
         "serve.listening", url=local_url(settings.host, settings.port), public_url=settings.public_url
     )
+    application = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        application,
         host=settings.host,
         port=settings.port,
         access_log=False,  # the request middleware logs each request, with its id
         log_config=None,  # keep the JSON logging configured above
         server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # then requests are cut short
     )
+    server = GracefulServer(config, on_signal=lambda: stop_taking_work(application))
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()
 
