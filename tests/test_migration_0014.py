@@ -5,28 +5,17 @@ delivery's subject, and going back down drops only the deliveries the narrower c
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from malipo.db import Database, create_engine
 from malipo.identity import service as identity
 from malipo.identity.models import ClientStatus, ClientType
-from malipo.migrate import downgrade, upgrade
 from malipo.webhooks.models import WebhookAttempt, WebhookDelivery
+from tests.fixtures.migrations import fresh_database, migrate_to
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SESSION_ID = "cs_" + "k" * 24  # a checkout session's public id: 27 characters
-
-
-async def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    engine = create_engine(url)
-    try:
-        await (downgrade if down else upgrade)(engine, revision)
-    finally:
-        await engine.dispose()
 
 
 def _delivery(client_id: uuid.UUID, subject: str) -> WebhookDelivery:
@@ -44,22 +33,11 @@ def _attempt(delivery_id: uuid.UUID, number: int) -> WebhookAttempt:
     )  # fmt: skip
 
 
-@asynccontextmanager
-async def _database(url: str) -> AsyncIterator[Database]:
-    """A fresh connection pool per step: PostgreSQL's prepared statements do not outlive a
-    migration of their table."""
-    db = Database.from_url(url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
-
-
 Rows = tuple[list[tuple[str, uuid.UUID]], list[tuple[uuid.UUID, int, datetime]]]
 
 
 async def _rows(url: str) -> Rows:
-    async with _database(url) as db, db.transaction() as session:
+    async with fresh_database(url) as db, db.transaction() as session:
         deliveries = (
             await session.execute(select(WebhookDelivery.subject_reference, WebhookDelivery.id))
         ).all()
@@ -75,8 +53,8 @@ async def _rows(url: str) -> Rows:
 
 async def test_0014_keeps_callbacks_and_takes_a_checkout_session_id(databases: object) -> None:
     url = databases.empty()  # type: ignore[attr-defined]
-    await _migrate(url, "0013")
-    async with _database(url) as db, db.transaction() as session:
+    await migrate_to(url, "0013")
+    async with fresh_database(url) as db, db.transaction() as session:
         client = await identity.create_client(
             session, name="Old shop", client_type=ClientType.COMPANY, email="old@shop.example",
             status=ClientStatus.ACTIVE, now=NOW,
@@ -89,9 +67,9 @@ async def test_0014_keeps_callbacks_and_takes_a_checkout_session_id(databases: o
     before = await _rows(url)
     assert len(before[1]) == 2
 
-    await _migrate(url, "head")
+    await migrate_to(url, "head")
     assert await _rows(url) == before, "the deliveries and their attempts are kept as they were"
-    async with _database(url) as db, db.transaction() as session:
+    async with fresh_database(url) as db, db.transaction() as session:
         checkout = _delivery(client_id, SESSION_ID)
         session.add(checkout)
         await session.flush()
@@ -99,5 +77,5 @@ async def test_0014_keeps_callbacks_and_takes_a_checkout_session_id(databases: o
     subjects = [subject for subject, _id in (await _rows(url))[0]]
     assert subjects == ["OLDREF0001", SESSION_ID]
 
-    await _migrate(url, "0013", down=True)
+    await migrate_to(url, "0013", down=True)
     assert await _rows(url) == before, "only what the narrower column cannot hold is dropped"

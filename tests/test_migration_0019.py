@@ -6,8 +6,6 @@ down keeps every posting."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,11 +13,10 @@ from sqlalchemy import MetaData, Table, func, insert, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from malipo.core.ids import new_id
-from malipo.db import Database, create_engine
 from malipo.ledger import service as ledger
 from malipo.ledger import statements
 from malipo.ledger.models import AccountKind, Journal, LedgerAccount, Posting
-from malipo.migrate import downgrade, upgrade
+from tests.fixtures.migrations import fresh_database, migrate_to
 
 NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 # ledger_postings as 0018 left it: no seq to give.
@@ -28,25 +25,6 @@ POSTINGS_0018 = Table(
     MetaData(),
     *(column._copy() for column in Posting.__table__.c if column.key != "seq"),
 )
-
-
-async def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    engine = create_engine(url)
-    try:
-        await (downgrade if down else upgrade)(engine, revision)
-    finally:
-        await engine.dispose()
-
-
-@asynccontextmanager
-async def _database(url: str) -> AsyncIterator[Database]:
-    """A fresh connection pool per step: PostgreSQL's prepared statements do not outlive a
-    migration of their table."""
-    db = Database.from_url(url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 def _account(owner: str, kind: AccountKind, allow_negative: bool) -> dict[str, object]:
@@ -82,7 +60,7 @@ async def _old_books(url: str) -> tuple[uuid.UUID, uuid.UUID, list[tuple[datetim
             )  # fmt: skip
             written.append((when, posting_id))
     funding["balance"], wallet["balance"] = -600, 600
-    async with _database(url) as db, db.transaction() as session:
+    async with fresh_database(url) as db, db.transaction() as session:
         await session.execute(insert(LedgerAccount.__table__), [funding, wallet])
         await session.execute(insert(Journal.__table__), journals)
         await session.execute(insert(POSTINGS_0018), postings)
@@ -92,7 +70,7 @@ async def _old_books(url: str) -> tuple[uuid.UUID, uuid.UUID, list[tuple[datetim
 async def _refusals(url: str) -> list[str]:
     """What the database says to an UPDATE and a DELETE of postings."""
     said = []
-    async with _database(url) as db:
+    async with fresh_database(url) as db:
         for statement in ("UPDATE ledger_postings SET amount = amount + 1", "DELETE FROM ledger_postings"):
             with pytest.raises(DBAPIError) as refused:
                 async with db.transaction() as session:
@@ -103,7 +81,7 @@ async def _refusals(url: str) -> list[str]:
 
 async def _shape(url: str) -> tuple[set[str], set[str], int]:
     """ledger_postings' columns, its indexes and how many postings it holds."""
-    async with _database(url) as db, db.engine.connect() as conn:
+    async with fresh_database(url) as db, db.engine.connect() as conn:
         columns, indexes = await conn.run_sync(
             lambda c: (inspect(c).get_columns("ledger_postings"), inspect(c).get_indexes("ledger_postings"))
         )
@@ -113,17 +91,17 @@ async def _shape(url: str) -> tuple[set[str], set[str], int]:
 
 async def test_0019_numbers_old_postings_by_date_and_new_ones_after_them(databases: object) -> None:
     url = databases.empty()  # type: ignore[attr-defined]
-    await _migrate(url, "0018")
+    await migrate_to(url, "0018")
     funding_id, wallet_id, written = await _old_books(url)
 
-    await _migrate(url, "head")
-    async with _database(url) as db, db.transaction() as session:
+    await migrate_to(url, "head")
+    async with fresh_database(url) as db, db.transaction() as session:
         numbered = (await session.execute(select(Posting.id, Posting.seq).order_by(Posting.seq))).all()
     assert [seq for _id, seq in numbered] == [1, 2, 3, 4, 5, 6]
     assert [posting_id for posting_id, _seq in numbered] == [posting for _when, posting in sorted(written)]
     assert await _refusals(url) == ["append-only", "append-only"]
     if databases.backend == "postgresql":  # type: ignore[attr-defined]
-        async with _database(url) as db, db.engine.connect() as conn:
+        async with fresh_database(url) as db, db.engine.connect() as conn:
             triggers = await conn.execute(
                 text(
                     "SELECT tgname, tgenabled::text FROM pg_trigger "
@@ -132,7 +110,7 @@ async def test_0019_numbers_old_postings_by_date_and_new_ones_after_them(databas
             )
             assert triggers.all() == [("ledger_postings_append_only", "O"), ("ledger_postings_balanced", "O")]
 
-    async with _database(url) as db:
+    async with fresh_database(url) as db:
         async with db.transaction() as session:  # dated before every other, written after them
             await ledger.post_journal(
                 session, [ledger.Leg(wallet_id, -50, "KES"), ledger.Leg(funding_id, 50, "KES")],
@@ -150,7 +128,7 @@ async def test_0019_numbers_old_postings_by_date_and_new_ones_after_them(databas
             assert await ledger.verify_ledger(session) == []
             assert await session.scalar(select(func.count()).select_from(Posting)) == 8
 
-    await _migrate(url, "0018", down=True)
+    await migrate_to(url, "0018", down=True)
     columns, indexes, count = await _shape(url)
     assert "seq" not in columns
     assert "ix_ledger_postings_account_id_created_at" in indexes
@@ -158,6 +136,6 @@ async def test_0019_numbers_old_postings_by_date_and_new_ones_after_them(databas
     assert count == 8, "going down keeps every posting"
     assert await _refusals(url) == ["append-only", "append-only"]
 
-    await _migrate(url, "head")
+    await migrate_to(url, "head")
     columns, indexes, count = await _shape(url)
     assert ("seq" in columns, "ix_ledger_postings_account_id_seq" in indexes, count) == (True, True, 8)
