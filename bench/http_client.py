@@ -93,7 +93,7 @@ async def _round(name: str, url: str, args: argparse.Namespace) -> dict[str, Any
     return {"client": name, "req/s": args.requests / seconds, "cpu ms/req": 1000 * cpu / args.requests}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "bench.http_client:peer", "--port", str(port),
             "--log-level", "warning", "--no-access-log"]  # fmt: skip
@@ -122,7 +122,8 @@ def main() -> None:
     for row in rows[1:]:
         print(f"{row['client']}: CPU per request x{row['cpu ms/req'] / base:.2f} of httpcore's")
     write_json("http_client", {"args": vars(args), "rows": rows, "runs": runs})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
