@@ -60,13 +60,10 @@ async def send_payouts(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid.U
     async with ctx.db.transaction() as session:
         rows = await repository.claim_queued(session, list(wanted), now)
         await service.schedule_reconciles(session, [row.id for row in rows], settings=ctx.settings, now=now)
-    slots = asyncio.Semaphore(max(1, ctx.settings.http_connections))
-
-    async def send(row: Any) -> PayoutAccepted | None:
-        async with slots:
-            return await _send_one(ctx, wanted[row.id], row)
-
-    replies = await asyncio.gather(*(send(row) for row in rows), return_exceptions=True)
+    # All at once: the worker's HTTP client lets as many in as it has connections, the rest wait.
+    replies = await asyncio.gather(
+        *(_send_one(ctx, wanted[row.id], row) for row in rows), return_exceptions=True
+    )
     accepted: list[tuple[Any, PayoutAccepted]] = []
     for row, reply in zip(rows, replies, strict=True):
         if isinstance(reply, BaseException):
@@ -180,13 +177,9 @@ async def reconcile_many(ctx: BatchContext, items: list[BatchItem]) -> dict[uuid
     async with ctx.db.transaction() as session:
         awaited = await repository.awaiting_result(session, set(wanted.values()))
     pending = [item for item in items if wanted.get(item.job_id) in awaited]
-    slots = asyncio.Semaphore(max(1, ctx.settings.http_connections))
-
-    async def ask(item: BatchItem) -> None:
-        async with slots:
-            await reconcile_payout(ctx, item.payload)
-
-    results = await asyncio.gather(*(ask(item) for item in pending), return_exceptions=True)
+    results = await asyncio.gather(
+        *(reconcile_payout(ctx, item.payload) for item in pending), return_exceptions=True
+    )
     for item, result in zip(pending, results, strict=True):
         if isinstance(result, BaseException):
             failed[item.job_id] = result
